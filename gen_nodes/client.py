@@ -1,0 +1,274 @@
+"""The HTTP client: one ``requests.Session``, GEN's auth header, retries, typed errors.
+
+:class:`GenClient` knows nothing of actions. It sends a request, retries what is
+safe to retry, reads every answer variant GEN documents (204 or 200, with or
+without a body; JSON or a proxy's HTML error page) and turns failures into the
+typed errors of ``errors.py``. Whether a request is safe to repeat is the
+caller's word (``safe_to_retry``): a request that is not is retried only when the
+server cannot have seen it, and otherwise ends in :class:`OutcomeUnknown`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import os
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import requests
+
+from . import __version__
+from .errors import (
+    AuthenticationError,
+    ConnectionFailed,
+    GenError,
+    OutcomeUnknown,
+    RateLimited,
+    RequestTimeout,
+    error_for_status,
+)
+from .redact import Secret
+
+log = logging.getLogger("gen_nodes.http")
+
+DEFAULT_BASE_URL = "https://api.gen.pro/v1"
+#: (connect, read) seconds.
+DEFAULT_TIMEOUT = (5.0, 30.0)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how long to wait before trying a request again."""
+
+    #: Total tries, the first included.
+    attempts: int = 4
+    #: First back-off in seconds, doubled on each retry, capped at ``max_backoff``.
+    backoff: float = 0.5
+    max_backoff: float = 8.0
+    #: Honour a server's ``Retry-After`` up to this many seconds; longer, give up at once.
+    max_retry_after: float = 60.0
+    #: Statuses worth another try (only 429 for requests not safe to repeat).
+    statuses: frozenset[int] = field(default=frozenset({429, 502, 503, 504}))
+
+    def delay(self, retry_number: int) -> float:
+        """Exponential back-off with jitter: half fixed, half random."""
+        full = min(self.max_backoff, self.backoff * (2 ** (retry_number - 1)))
+        return full / 2 + random.uniform(0, full / 2)
+
+
+NO_RETRY = RetryPolicy(attempts=1)
+
+
+@dataclass
+class ApiResponse:
+    """A successful answer: status, headers and the decoded JSON body (None if empty)."""
+
+    status: int
+    headers: Mapping[str, str]
+    data: Any
+    text: str
+
+
+class GenClient:
+    """A connection to GEN's API (or the sandbox), reused across calls.
+
+    ``api_key`` defaults to ``$GEN_API_KEY``, ``base_url`` to ``$GEN_BASE_URL`` or
+    ``https://api.gen.pro/v1``. ``timeout`` is seconds, or a ``(connect, read)`` pair.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        *,
+        timeout: float | tuple[float, float] | None = None,
+        retry: RetryPolicy | None = None,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get("GEN_API_KEY")
+        self._api_key = Secret(key) if key else None
+        self.base_url = (base_url or os.environ.get("GEN_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self.timeout = timeout if timeout is not None else DEFAULT_TIMEOUT
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = f"gen-nodes/{__version__} python-requests/{requests.__version__}"
+        self.session.headers["Accept"] = "application/json"
+
+    def __repr__(self) -> str:
+        key = repr(self._api_key) if self._api_key else "None"
+        return f"GenClient(base_url={self.base_url!r}, api_key={key})"
+
+    def __enter__(self) -> "GenClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.session.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        safe_to_retry: bool = True,
+    ) -> ApiResponse:
+        """Send one request (retrying as the policy allows) and return the answer or raise."""
+        if not self._api_key:
+            raise AuthenticationError(
+                "No GEN API key given.",
+                hint="Set the GEN_API_KEY environment variable (or pass api_key= / --api-key); "
+                "create a key in the GEN dashboard, or try `gen-nodes --sandbox ...` for a local one.",
+            )
+        url = self.base_url + path
+        headers = {"X-API-Key": str.__str__(self._api_key)}
+        attempts = max(1, self.retry.attempts)
+        for attempt in range(1, attempts + 1):
+            last = attempt == attempts
+            started = time.perf_counter()
+            try:
+                resp = self.session.request(
+                    method, url, params=params, json=json, headers=headers, timeout=self.timeout
+                )
+            except requests.RequestException as exc:
+                error = self._transport_error(exc, method, path, safe_to_retry, attempt)
+                if error is None and not last:
+                    self._wait(self.retry.delay(attempt), method, path, attempt, type(exc).__name__)
+                    continue
+                raise (error or self._gave_up(exc, attempt)) from None
+            log.debug(
+                "%s %s -> %s in %.1f ms (attempt %d)",
+                method, path, resp.status_code, (time.perf_counter() - started) * 1000, attempt,
+            )
+            if resp.status_code < 400:
+                return _success(resp)
+            error = _http_error(resp, attempt)
+            if not safe_to_retry and resp.status_code >= 500:
+                raise OutcomeUnknown(
+                    f"GEN answered {resp.status_code} to a {method} that is not safe to repeat; "
+                    "it may or may not have been carried out.",
+                    status=resp.status_code,
+                    error_code=error.error_code,
+                    server_message=error.message,
+                )
+            if last or not (resp.status_code in self.retry.statuses and (safe_to_retry or resp.status_code == 429)):
+                raise error
+            retry_after = _retry_after(resp.headers.get("Retry-After"))
+            if retry_after is not None and retry_after > self.retry.max_retry_after:
+                raise error
+            delay = retry_after if retry_after is not None else self.retry.delay(attempt)
+            self._wait(delay, method, path, attempt, str(resp.status_code))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wait(self, delay: float, method: str, path: str, attempt: int, why: str) -> None:
+        log.info("retrying %s %s in %.2fs after %s (attempt %d of %d)",
+                 method, path, delay, why, attempt + 1, self.retry.attempts)
+        self._sleep(delay)
+
+    def _transport_error(
+        self, exc: requests.RequestException, method: str, path: str, safe: bool, attempt: int
+    ) -> GenError | None:
+        """None if the failure may be retried; else the error to raise."""
+        if safe or _never_sent(exc):
+            return None
+        return OutcomeUnknown(
+            f"The connection failed after the {method} {path} request was sent "
+            f"({type(exc).__name__}); GEN may or may not have carried it out.",
+            attempts=attempt,
+        )
+
+    def _gave_up(self, exc: requests.RequestException, attempt: int) -> GenError:
+        if isinstance(exc, requests.Timeout):
+            return RequestTimeout(
+                f"GEN did not answer within the timeout ({self.timeout}s) after {attempt} attempt(s).",
+                attempts=attempt,
+            )
+        return ConnectionFailed(
+            f"Could not connect to {self.base_url} after {attempt} attempt(s) ({type(exc).__name__}).",
+            attempts=attempt,
+        )
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """True when the request cannot have reached the server: the connection never opened."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+    seen: set[int] = set()
+    stack: list[Any] = [exc]
+    while stack:
+        item = stack.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, (NewConnectionError, ConnectTimeoutError)):
+            return True
+        stack.extend([getattr(item, "reason", None), item.__cause__, item.__context__])
+        stack.extend(arg for arg in getattr(item, "args", ()) if isinstance(arg, BaseException))
+    return False
+
+
+def _success(resp: requests.Response) -> ApiResponse:
+    text = resp.text if resp.content else ""
+    data = None
+    if text.strip():
+        try:
+            data = resp.json()
+        except ValueError:
+            data = None
+    return ApiResponse(resp.status_code, resp.headers, data, text)
+
+
+_TAGS = re.compile(r"<[^>]+>")
+_SPACE = re.compile(r"\s+")
+
+
+def _http_error(resp: requests.Response, attempt: int) -> GenError:
+    """The typed error for an error answer, tolerant of any body."""
+    status = resp.status_code
+    message, code = None, None
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        raw = body.get("error") or body.get("message")
+        if isinstance(raw, dict):  # some gateways nest {"error": {"message", "code"}}
+            code = raw.get("code")
+            raw = raw.get("message")
+        message = str(raw) if raw else None
+        code = body.get("error_code") or code
+    if not message:
+        snippet = _SPACE.sub(" ", _TAGS.sub(" ", resp.text or "")).strip()[:200]
+        message = f"GEN answered {status} {resp.reason or ''}".rstrip()
+        if snippet:
+            message += f" (not a GEN error body: {snippet!r})"
+    cls = error_for_status(status)
+    details: dict[str, Any] = {"status": status, "error_code": code, "attempts": attempt}
+    if cls is RateLimited:
+        details["retry_after"] = _retry_after(resp.headers.get("Retry-After"))
+    return cls(message, **details)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

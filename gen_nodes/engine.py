@@ -1,0 +1,181 @@
+"""The engine: runs any :class:`~gen_nodes.spec.ActionSpec` with a :class:`~gen_nodes.client.GenClient`.
+
+One generic path for every action: validate the input against its schema (refused
+locally, with JSON paths, before anything is sent), place each field where the
+declaration says (path, query, body, envelope, client-side filter), send, shape
+the answer into the declared output, check it against the output schema, and
+wrap secrets so they print masked. Lookups (``spec.preview``, ``spec.orphans``)
+run another declared action, found through ``resolve``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Mapping
+from urllib.parse import quote
+
+from .client import ApiResponse, GenClient
+from .errors import GenError, InvalidInput, OutcomeUnknown
+from .redact import hide_secrets, masked_copy
+from .schemas import problems
+from .spec import ActionSpec, Input, Lookup
+
+log = logging.getLogger("gen_nodes.engine")
+
+Resolve = Callable[[str], ActionSpec]
+
+#: Clock difference tolerated between us and GEN when looking for keys made "since" a request.
+CLOCK_SKEW = timedelta(minutes=2)
+
+
+def validate_input(spec: ActionSpec, arguments: Any) -> dict[str, Any]:
+    """Return ``arguments`` if they satisfy the input schema; else raise :class:`InvalidInput`."""
+    found = problems(spec.input_schema, arguments)
+    if found:
+        summary = "; ".join(f"{p['path']}: {p['message']}" for p in found[:5])
+        raise InvalidInput(f"Invalid input for {spec.id}: {summary}", errors=found, action=spec.id)
+    return dict(arguments)
+
+
+def execute(spec: ActionSpec, arguments: Any, client: GenClient, *, resolve: Resolve | None = None) -> dict[str, Any]:
+    """Run ``spec`` and return its output. ``resolve`` finds the actions that lookups name."""
+    args = validate_input(spec, arguments)
+    started = datetime.now(timezone.utc)
+    try:
+        response = client.request(
+            spec.method,
+            _path(spec, args),
+            params={f: args[f] for f in spec.fields_at("query") if f in args} or None,
+            json=_body(spec, args),
+            safe_to_retry=spec.hints.safe_to_retry,
+        )
+    except OutcomeUnknown as exc:
+        if spec.orphans is not None and resolve is not None:
+            _attach_orphans(exc, spec.orphans, args, client, resolve, started)
+        raise
+    output = _shape(spec, args, response)
+    _check_output(spec, output)
+    return hide_secrets(output)
+
+
+def lookup(look: Lookup, args: Mapping[str, Any], client: GenClient, resolve: Resolve,
+           since: datetime | None = None) -> list[dict[str, Any]]:
+    """The items of ``look.action``'s output that match ``look`` for these input ``args``."""
+    listed = execute(resolve(look.action), {}, client, resolve=resolve)
+    return [item for item in listed.get(look.items, []) if _matches(item, look, args, since)]
+
+
+def preview(spec: ActionSpec, arguments: Any, client: GenClient, resolve: Resolve) -> list[dict[str, Any]] | None:
+    """What ``spec`` would affect (validated input, nothing changed); None if it declares no preview."""
+    args = validate_input(spec, arguments)
+    if spec.preview is None:
+        return None
+    return lookup(spec.preview, args, client, resolve)
+
+
+def _path(spec: ActionSpec, args: Mapping[str, Any]) -> str:
+    values = {f: quote(str(args[f]), safe="") for f in spec.fields_at("path")}
+    return spec.path.format(**values)
+
+
+def _body(spec: ActionSpec, args: Mapping[str, Any]) -> dict[str, Any] | None:
+    body = {f: args[f] for f in spec.fields_at("body") if f in args}
+    if not body and spec.method in ("GET", "DELETE"):
+        return None
+    return {spec.body_envelope: body} if spec.body_envelope else body
+
+
+def _shape(spec: ActionSpec, args: Mapping[str, Any], response: ApiResponse) -> dict[str, Any]:
+    shape = spec.response
+    data = response.data
+    if shape.template is not None:
+        out = {k: (args.get(v.name) if isinstance(v, Input) else v) for k, v in shape.template.items()}
+        if isinstance(data, dict):
+            out.update({k: data[k] for k in shape.keep if data.get(k) is not None})
+        return out
+    if shape.wrap:
+        if isinstance(data, dict) and isinstance(data.get(shape.wrap), list):
+            data = data[shape.wrap]
+        if isinstance(data, list):
+            items = [item for item in data if _passes_filters(spec, item, args)]
+            return {shape.wrap: items}
+    if isinstance(data, dict):
+        return data
+    raise GenError(
+        f"GEN answered {spec.id} with status {response.status} but "
+        f"{'no body' if data is None else 'an unexpected body'}; expected a JSON object.",
+        status=response.status,
+        hint="This looks like a change in GEN's API or a proxy in the way; check GEN_BASE_URL and report it.",
+    )
+
+
+def _passes_filters(spec: ActionSpec, item: Any, args: Mapping[str, Any]) -> bool:
+    return all(
+        isinstance(item, dict) and str(item.get(f)) == str(args[f])
+        for f in spec.fields_at("filter") if f in args
+    )
+
+
+def _check_output(spec: ActionSpec, output: dict[str, Any]) -> None:
+    """Warn, never fail, when GEN's answer strays from the schema: the data must not be lost."""
+    found = problems(spec.output_schema, output)
+    if found:
+        log.warning(
+            "GEN's answer to %s does not match its output schema at %s; returning it as it is",
+            spec.id, ", ".join(p["path"] for p in found[:5]),
+        )
+
+
+def _matches(item: Any, look: Lookup, args: Mapping[str, Any], since: datetime | None) -> bool:
+    if not isinstance(item, dict):
+        return False
+    for field, expected in look.match.items():
+        value = args.get(expected.name) if isinstance(expected, Input) else expected
+        actual = item.get(field)
+        if (value is None) != (actual is None) or (value is not None and str(actual) != str(value)):
+            return False
+    if any(item.get(field) is not None for field in look.unset):
+        return False
+    if look.created_since and since is not None:
+        when = _parse_time(item.get(look.created_since))
+        if when is None or when < since - CLOCK_SKEW:
+            return False
+    return True
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def _attach_orphans(exc: OutcomeUnknown, look: Lookup, args: Mapping[str, Any], client: GenClient,
+                    resolve: Resolve, started: datetime) -> None:
+    """Add to ``exc`` the objects the uncertain request may have created, found by listing."""
+    try:
+        found = lookup(look, args, client, resolve, since=started)
+    except GenError as lookup_error:
+        exc.details["candidates"] = None
+        exc.hint = (
+            f"{exc.hint} Listing to find a possible duplicate failed too ({lookup_error.type}); "
+            "run list_api_keys yourself once GEN answers again."
+        )
+        return
+    exc.details["candidates"] = masked_copy(found)
+    if found:
+        ids = ", ".join(str(item.get("id")) for item in found)
+        exc.hint = (
+            f"The request may have succeeded: {len(found)} matching key(s) created since it began and never "
+            f"used: id {ids}. Its secret is lost, so revoke it with revoke_api_key (id {ids}) and create a "
+            "new one; do not simply retry."
+        )
+    else:
+        exc.hint = (
+            "No matching key shows up in list_api_keys yet, so the request most likely did not take effect; "
+            "check list_api_keys once more before creating again."
+        )

@@ -1,0 +1,131 @@
+"""JSON Schema files: finding, loading, ``$ref`` resolution and compiled validators.
+
+The schema files live in the repository's top-level ``schemas/`` folder; the wheel
+carries them as ``gen_nodes/schemas`` (see ``pyproject.toml``), so an installed
+copy finds them from any directory. ``$ref`` is resolved only through a
+``referencing`` registry of the files we ship (plus those a plugin adds): never
+over the network. Each validator is built once and reused.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+_SOURCE_TREE = Path(__file__).resolve().parent.parent / "schemas"
+
+
+def schema_dir() -> Path:
+    """The folder of the built-in schema files (packaged copy first, then the source tree)."""
+    packaged = Path(str(resources.files("gen_nodes") / "schemas"))
+    return packaged if packaged.is_dir() else _SOURCE_TREE
+
+
+@lru_cache(maxsize=None)
+def _load_file(path: str) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def load_schema(name: str, folder: str | Path | None = None) -> dict[str, Any]:
+    """Load ``name`` (e.g. ``"get_me.input"``) from ``folder`` (default: the built-in schemas).
+
+    Every schema with an ``$id`` that is loaded becomes resolvable by ``$ref``.
+    """
+    base = Path(folder) if folder is not None else schema_dir()
+    filename = name if name.endswith(".json") else name + ".json"
+    schema = _load_file(str(base / filename))
+    if "$id" in schema:
+        _EXTRA[schema["$id"]] = schema
+    return schema
+
+
+# Schemas registered by load_schema (built-ins and plugins alike), by $id.
+_EXTRA: dict[str, dict[str, Any]] = {}
+
+
+def _ref_registry():
+    """A ``referencing`` registry of every loaded schema, rebuilt only when one was added."""
+    global _REGISTRY
+    # The shared definitions are always resolvable, even before any action is loaded.
+    for name in ("common", "api_key"):
+        load_schema(name)
+    if _REGISTRY is None or _REGISTRY[0] != len(_EXTRA):
+        from referencing import Registry, Resource
+
+        resources_ = [(uri, Resource.from_contents(schema)) for uri, schema in _EXTRA.items()]
+        _REGISTRY = (len(_EXTRA), Registry().with_resources(resources_))
+    return _REGISTRY[1]
+
+
+_REGISTRY = None
+
+
+def validator(schema: Mapping[str, Any]):
+    """A compiled Draft 2020-12 validator for ``schema``, built once per schema."""
+    key = id(schema)
+    hit = _VALIDATORS.get(key)
+    if hit is None or hit[0] is not schema:
+        from jsonschema import Draft202012Validator
+
+        hit = (schema, Draft202012Validator(schema, registry=_ref_registry()))
+        _VALIDATORS[key] = hit
+    return hit[1]
+
+
+_VALIDATORS: dict[int, tuple[Mapping[str, Any], Any]] = {}
+
+
+def problems(schema: Mapping[str, Any], instance: Any) -> list[dict[str, str]]:
+    """Every way ``instance`` fails ``schema``, as ``{"path": "$.field", "message": ...}``."""
+    out = []
+    for error in sorted(validator(schema).iter_errors(instance), key=lambda e: list(e.path)):
+        message = error.message
+        described = error.schema.get("description") if isinstance(error.schema, dict) else None
+        if error.validator in ("anyOf", "oneOf") and described:
+            message = f"{message}. Expected: {described}"
+        elif error.validator == "additionalProperties":
+            allowed = sorted(error.schema.get("properties", {}))
+            message = f"{message}. Allowed fields: {', '.join(allowed) or 'none'}"
+        out.append({"path": error.json_path, "message": message})
+    return out
+
+
+def bundled(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """``schema`` with every ``$ref`` replaced by what it points to: one self-contained object.
+
+    Tool formats (MCP, OpenAI, Anthropic) want a schema with no outside references.
+    A ``$ref`` with sibling keywords is merged: properties and required are united,
+    other siblings win.
+    """
+    return _bundle(copy.deepcopy(dict(schema)), _ref_registry().resolver())
+
+
+def _bundle(node: Any, resolver) -> Any:
+    if isinstance(node, list):
+        return [_bundle(item, resolver) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        ref = node.pop("$ref")
+        resolved = resolver.lookup(ref)
+        target = _bundle(copy.deepcopy(resolved.contents), resolved.resolver)
+        node = _merge(target, _bundle(node, resolver))
+    else:
+        node = {k: _bundle(v, resolver) for k, v in node.items()}
+    node.pop("$id", None)
+    node.pop("$defs", None)
+    return node
+
+
+def _merge(target: dict[str, Any], siblings: dict[str, Any]) -> dict[str, Any]:
+    merged = {**target, **siblings}
+    if "properties" in target and "properties" in siblings:
+        merged["properties"] = {**target["properties"], **siblings["properties"]}
+    if "required" in target and "required" in siblings:
+        merged["required"] = list(dict.fromkeys(target["required"] + siblings["required"]))
+    return merged

@@ -1,0 +1,106 @@
+"""What an action is: one GEN endpoint declared as data.
+
+An :class:`ActionSpec` says everything the generic engine (``engine.py``) needs:
+the HTTP method and path template, where each input field goes, how the answer
+becomes the output, JSON Schemas for input and output, and hints for the tools
+that load it. Nothing here sends a request. The built-in declarations live in
+``actions.py``; a plugin declares its own the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+#: Where an input field goes. ``filter`` fields are not sent: they select the
+#: items of a list answer client-side (item field of the same name must equal the value).
+Location = Literal["path", "query", "body", "filter"]
+
+
+@dataclass(frozen=True)
+class Input:
+    """A reference to an input field, used inside templates and matches."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Hints:
+    """How the action behaves, for tool runners and for the retry policy."""
+
+    read_only: bool = False
+    destructive: bool = False
+    idempotent: bool = False
+    #: Talks to a service outside this process (always true for GEN endpoints).
+    open_world: bool = True
+
+    @property
+    def safe_to_retry(self) -> bool:
+        """Repeating the request cannot do anything the first one did not."""
+        return self.read_only or self.idempotent
+
+
+@dataclass(frozen=True)
+class Response:
+    """How GEN's answer becomes the action's output."""
+
+    #: Put the decoded body under this key (a list answer becomes ``{wrap: [...]}``).
+    wrap: str | None = None
+    #: Output built from this template instead of the body, for answers that carry
+    #: no object (204, or 200 with only a message). Values may be :class:`Input` refs.
+    template: Mapping[str, Any] | None = None
+    #: With ``template``: fields copied from a JSON-object body when present.
+    keep: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """Objects found by running a read-only action and matching its items.
+
+    Used to preview what a destructive action would touch, and to find what a
+    create whose outcome is unknown may have left behind.
+    """
+
+    action: str
+    #: The output field of ``action`` that holds the item list.
+    items: str
+    #: Item field -> value it must equal (an :class:`Input` ref or a constant);
+    #: compared as strings, since GEN sends ids both as numbers and as strings.
+    match: Mapping[str, Any] = field(default_factory=dict)
+    #: Only items whose timestamp field is at or after the request's start.
+    created_since: str | None = None
+    #: Only items where this field is null (e.g. a key never used).
+    unset: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """One GEN endpoint as data. See ``actions.py`` for the built-in ones."""
+
+    id: str
+    title: str
+    description: str
+    method: str
+    #: Path template below the base URL; ``{name}`` is filled from a ``path`` input.
+    path: str
+    input_schema: Mapping[str, Any]
+    output_schema: Mapping[str, Any]
+    hints: Hints
+    #: Input field -> where it goes. Fields not named here go in the JSON body.
+    inputs: Mapping[str, Location] = field(default_factory=dict)
+    #: Wrap the body fields in an object under this key, e.g. ``persisted_token``.
+    body_envelope: str | None = None
+    response: Response = field(default_factory=Response)
+    #: What a destructive action would affect, shown before asking to confirm.
+    preview: Lookup | None = None
+    #: For a create that is not safe to retry: how to find keys it may have made.
+    orphans: Lookup | None = None
+    #: Short words for chat and command lines, e.g. ("keys", "revoke").
+    command: tuple[str, ...] = ()
+
+    def fields_at(self, location: Location) -> list[str]:
+        """Names of the input fields declared for ``location``."""
+        if location == "body":
+            props = self.input_schema.get("properties", {})
+            return [name for name in props if name not in self.inputs or self.inputs[name] == "body"]
+        return [name for name, loc in self.inputs.items() if loc == location]
