@@ -43,7 +43,7 @@ class Registry:
     def discover(cls, group: str = GROUP) -> "Registry":
         """A registry of every action the installed distributions declare under ``group``."""
         registry = cls()
-        for ep in sorted(entry_points(group=group), key=lambda e: (e.dist.name if e.dist else "", e.name)):
+        for ep in sorted(entry_points(group=group), key=lambda e: e.dist.name if e.dist else ""):
             origin = f"{ep.name} = {ep.value} (from {ep.dist.name if ep.dist else 'an unknown distribution'})"
             try:
                 specs = _as_specs(ep.load())

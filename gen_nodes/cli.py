@@ -1,0 +1,221 @@
+"""The ``gen-nodes`` command line: list, describe and run actions; start the sandbox; the demo.
+
+Every command works on the registry, so a plugin's actions show up here too.
+``run`` prints the action's output as JSON on stdout; on failure it prints
+``{"error": {...}}`` on stderr and exits with the error's code (see ``errors.py``
+and the README). Heavy modules are imported only by the commands that need them,
+so listing actions starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Sequence
+
+from .errors import ConfirmationRequired, GenError, InvalidInput
+
+GLOBAL_HELP = {
+    "--base-url": "GEN API base URL (default: $GEN_BASE_URL or https://api.gen.pro/v1)",
+    "--api-key": "GEN API key (prefer $GEN_API_KEY: a command-line argument is visible to other local users)",
+    "--timeout": "read timeout in seconds (default 30; connect timeout 5)",
+    "--sandbox": "run against a local sandbox whose state persists in a file (see `gen-nodes sandbox --help`)",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.handler(args) or 0
+    except GenError as exc:
+        print(json.dumps({"error": exc.to_dict()}, indent=2, default=str), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gen-nodes", description="GEN's API-key endpoints as ready-made actions.")
+    _add_globals(parser, argparse_default=None)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("actions", help="list the installed actions with their hints")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(handler=cmd_actions)
+
+    p = sub.add_parser("describe", help="print an action's description, hints and schemas as JSON")
+    p.add_argument("action")
+    p.set_defaults(handler=cmd_describe)
+
+    p = sub.add_parser("run", help="run an action and print its JSON output")
+    p.add_argument("action")
+    p.add_argument("--input", "-i", default="{}", metavar="JSON",
+                   help="the input: JSON text, @FILE to read a file, or - to read stdin (default {})")
+    p.add_argument("--yes", "-y", action="store_true", help="confirm a destructive action without asking")
+    _add_globals(p, argparse_default=argparse.SUPPRESS)
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser(
+        "sandbox",
+        help="run the local GEN sandbox in the foreground",
+        description="Serve a local, faithful GEN API on loopback. The first output line is JSON with "
+        "base_url and a bootstrap api_key. --reset instead deletes the state that --sandbox uses.",
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765, help="0 picks a free port (default 8765)")
+    p.add_argument("--db", default=":memory:", help="SQLite file for the state (default: in memory)")
+    p.add_argument("--variant", choices=["reference", "openapi"], default="reference",
+                   help="answer as GEN's reference page (int ids, 204) or its OpenAPI file (string ids, 200)")
+    p.add_argument("--reset", action="store_true",
+                   help="delete the persistent state behind --sandbox ($GEN_NODES_SANDBOX_DIR, by default "
+                   "$XDG_STATE_HOME/gen-nodes/sandbox or ~/.local/state/gen-nodes/sandbox) and exit")
+    p.set_defaults(handler=cmd_sandbox)
+
+    p = sub.add_parser("demo", help="walk through the whole API-key lifecycle against an embedded sandbox")
+    p.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def _add_globals(parser: argparse.ArgumentParser, argparse_default: Any) -> None:
+    # Given again on `run` (with SUPPRESS) so they may follow the action too.
+    parser.add_argument("--base-url", default=argparse_default, help=GLOBAL_HELP["--base-url"])
+    parser.add_argument("--api-key", default=argparse_default, help=GLOBAL_HELP["--api-key"])
+    parser.add_argument("--timeout", type=float, default=argparse_default, help=GLOBAL_HELP["--timeout"])
+    parser.add_argument("--sandbox", action="store_true", default=argparse_default or False,
+                        help=GLOBAL_HELP["--sandbox"])
+
+
+def _registry():
+    from .registry import default_registry
+
+    return default_registry()
+
+
+def cmd_actions(args: argparse.Namespace) -> int:
+    specs = list(_registry())
+    if args.json:
+        rows = [{"id": s.id, "title": s.title, "description": s.description, "hints": _hints(s)} for s in specs]
+        print(json.dumps(rows, indent=2))
+        return 0
+    width = max(len(s.id) for s in specs)
+    for s in specs:
+        flags = [name for name, on in _hints(s).items() if on and name != "open_world"] or ["-"]
+        print(f"{s.id:<{width}}  {s.title:<22}  {', '.join(flags)}")
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    from .schemas import bundled
+
+    spec = _registry().get(args.action)
+    print(json.dumps({
+        "id": spec.id,
+        "title": spec.title,
+        "description": spec.description,
+        "method": spec.method,
+        "path": spec.path,
+        "hints": _hints(spec),
+        "input_schema": bundled(spec.input_schema),
+        "output_schema": bundled(spec.output_schema),
+    }, indent=2))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    registry = _registry()
+    spec = registry.get(args.action)
+    arguments = _read_input(args.input)
+    registry.validate(spec.id, arguments)
+    with _client(args) as client:
+        if spec.hints.destructive and not args.yes:
+            _confirm(spec, arguments, client, registry, stdin_used=args.input == "-")
+        output = registry.run(spec.id, arguments, client=client)
+    print(json.dumps(output, indent=2))
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    if args.reset:
+        from .sandbox.persistent import reset
+
+        print(f"removed {reset()}")
+        return 0
+    from .sandbox import Sandbox
+
+    sandbox = Sandbox(db_path=args.db, host=args.host, port=args.port, variant=args.variant)
+    sandbox.bind()
+    print(json.dumps({"base_url": sandbox.base_url, "api_key": sandbox.api_key}), flush=True)
+    print(f"GEN sandbox on {sandbox.base_url} ({args.variant} variant); Ctrl-C stops it.", file=sys.stderr, flush=True)
+    sandbox.serve_forever()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo()
+
+
+def _hints(spec) -> dict[str, bool]:
+    h = spec.hints
+    return {"read_only": h.read_only, "destructive": h.destructive, "idempotent": h.idempotent,
+            "open_world": h.open_world}
+
+
+def _read_input(raw: str) -> Any:
+    source = "--input"
+    try:
+        if raw == "-":
+            source, raw = "stdin", sys.stdin.read()
+        elif raw.startswith("@"):
+            source = raw[1:]
+            with open(raw[1:], encoding="utf-8") as fh:
+                raw = fh.read()
+        return json.loads(raw)
+    except OSError as exc:
+        raise InvalidInput(f"Cannot read the input file: {exc.strerror}: {source}",
+                           errors=[{"path": "$", "message": f"cannot read {source}"}]) from None
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(
+            f"The input from {source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            errors=[{"path": "$", "message": f"not JSON: {exc.msg}"}],
+            hint='Give the input as a JSON object, e.g. --input \'{"name": "ci"}\'; no request was sent.',
+        ) from None
+
+
+def _client(args: argparse.Namespace):
+    from .client import DEFAULT_TIMEOUT, GenClient
+
+    timeout = (DEFAULT_TIMEOUT[0], args.timeout) if args.timeout else None
+    if args.sandbox:
+        from .sandbox.persistent import open_client
+
+        return open_client(timeout=timeout)
+    return GenClient(api_key=args.api_key, base_url=args.base_url, timeout=timeout)
+
+
+def _confirm(spec, arguments: Any, client, registry, *, stdin_used: bool) -> None:
+    """Ask a person on a terminal; without one, refuse: nothing is sent."""
+    interactive = not stdin_used and sys.stdin.isatty() and sys.stderr.isatty()
+    if not interactive:
+        raise ConfirmationRequired(
+            f"{spec.id} is destructive and needs confirmation; nothing was sent.",
+            hint="Re-run with --yes to confirm (check the ids with `gen-nodes run list_api_keys` first).",
+            action=spec.id,
+        )
+    affected = registry.preview(spec.id, arguments, client=client) or []
+    print(f"{spec.title}: {spec.description}", file=sys.stderr)
+    for item in affected:
+        print(f"  - id {item.get('id')}: {item.get('name')!s} ({item.get('status')})", file=sys.stderr)
+    if not affected:
+        print("  (no matching key found: GEN will answer whether it exists)", file=sys.stderr)
+    print("Type 'yes' to go ahead: ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline()
+    if answer.strip().lower() not in ("y", "yes"):
+        raise ConfirmationRequired(f"{spec.id} was not confirmed; nothing was changed.", action=spec.id)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""The file-backed sandbox behind ``gen-nodes --sandbox``: state that outlives one command.
+
+Each command starts the sandbox on a free loopback port, backed by
+``sandbox.sqlite3`` in :func:`state_dir`, and signs in with the key kept in
+``bootstrap-key`` beside it (mode 0600; the database itself holds only hashes).
+When that key no longer works (say, after ``revoke_all_api_keys``), a new one is
+made for the same user. ``gen-nodes sandbox --reset`` deletes both files.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+DB_FILE = "sandbox.sqlite3"
+KEY_FILE = "bootstrap-key"
+
+
+def state_dir() -> Path:
+    """``$GEN_NODES_SANDBOX_DIR``, else ``$XDG_STATE_HOME/gen-nodes/sandbox``, else ``~/.local/state/...``."""
+    explicit = os.environ.get("GEN_NODES_SANDBOX_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base) / "gen-nodes" / "sandbox"
+
+
+def reset() -> Path:
+    """Delete the persistent sandbox state; return the folder it lived in."""
+    folder = state_dir()
+    for name in (DB_FILE, KEY_FILE):
+        (folder / name).unlink(missing_ok=True)
+    return folder
+
+
+@contextmanager
+def open_client(**client_options: Any) -> Iterator[Any]:
+    """A :class:`GenClient` signed in to the persistent sandbox, running for the block's duration."""
+    from ..client import GenClient
+    from . import Sandbox
+
+    folder = state_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    key_path = folder / KEY_FILE
+    stored = key_path.read_text().strip() if key_path.exists() else None
+    sandbox = Sandbox(db_path=str(folder / DB_FILE), api_key=stored).start()
+    try:
+        if sandbox.api_key != stored:
+            _write_private(key_path, sandbox.api_key)
+        with GenClient(api_key=sandbox.api_key, base_url=sandbox.base_url, **client_options) as client:
+            yield client
+    finally:
+        sandbox.stop()
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text + "\n")
