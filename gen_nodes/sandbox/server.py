@@ -1,0 +1,571 @@
+"""A local, faithful fake of GEN's API-key REST endpoints, served over real HTTP.
+
+``Sandbox`` runs a ThreadingHTTPServer on loopback with the routes of GEN's
+"API Keys" reference under ``/v1``, backed by ``Store``. Two response variants
+cover where GEN's documents disagree ("reference" and "openapi"), a control
+endpoint ``POST /_sandbox/users`` creates more users, and ``inject_fault`` makes
+the next matching requests fail the way a network or a proxy would.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+import json
+import logging
+import re
+import socket
+import socketserver
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+from urllib.parse import urlsplit
+
+from .store import MAX_ID, Store, ValidationError
+
+logger = logging.getLogger("gen_nodes.sandbox")
+
+VARIANTS = ("reference", "openapi")
+API_PREFIX = "/v1"
+BOOTSTRAP_KEY_NAME = "sandbox bootstrap"
+MAX_BODY = 1 << 20
+# How often serve_forever checks for shutdown; the default 0.5 s makes stop() slow.
+POLL_INTERVAL = 0.05
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    headers: dict = field(default_factory=dict)
+
+
+def json_response(status: int, payload: object, headers: dict | None = None) -> Response:
+    body = json.dumps(payload).encode("utf-8")
+    return Response(status, body, {"Content-Type": "application/json", **(headers or {})})
+
+
+def error(status: int, code: str, message: str, headers: dict | None = None) -> Response:
+    return json_response(status, {"error": message, "error_code": code}, headers)
+
+
+def not_found(message: str = "Not found") -> Response:
+    return error(404, "not_found", message)
+
+
+TOKEN_NOT_FOUND = "Token not found"
+
+
+# -- faults -------------------------------------------------------------------
+
+
+@dataclass
+class Fault:
+    status: int | None
+    times: int
+    body: object
+    headers: dict
+    method: str | None
+    path: str | None
+    delay: float
+    drop: bool
+    after: bool
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method and self.method.upper() != method:
+            return False
+        return self.path is None or fnmatch.fnmatchcase(path, self.path)
+
+    def response(self) -> Response:
+        if isinstance(self.body, (dict, list)):
+            return json_response(self.status, self.body, self.headers)
+        if isinstance(self.body, str):
+            headers = {"Content-Type": "text/html; charset=utf-8", **self.headers}
+            return Response(self.status, self.body.encode("utf-8"), headers)
+        return Response(self.status, b"", dict(self.headers))
+
+
+class FaultQueue:
+    """Faults waiting for matching requests, first queued first used."""
+
+    def __init__(self):
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()
+
+    def add(self, fault: Fault) -> None:
+        with self._lock:
+            self._faults.append(fault)
+
+    def take(self, method: str, path: str) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.matches(method, path):
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+
+# -- routing and endpoint logic -------------------------------------------------
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    headers: object  # http.client.HTTPMessage: case-insensitive .get()
+    body: bytes
+    client_host: str
+    params: dict = field(default_factory=dict)
+    user_id: int | None = None
+    key_id: int | None = None
+
+
+@dataclass
+class Route:
+    pattern: re.Pattern
+    methods: dict  # HTTP method -> Api method name
+    authenticated: bool = True  # also: subject to faults
+
+    def handler_for(self, method: str) -> str | None:
+        return self.methods.get(method)
+
+
+ROUTES = [
+    Route(re.compile(r"/v1/me"), {"GET": "me"}),
+    Route(re.compile(r"/v1/persisted_tokens"), {"GET": "list_keys", "POST": "create_key"}),
+    Route(re.compile(r"/v1/persisted_tokens/revoke_all"), {"DELETE": "revoke_all"}),
+    Route(re.compile(r"/v1/persisted_tokens/(?P<id>[^/]+)/revoke"), {"DELETE": "revoke_key"}),
+    Route(re.compile(r"/v1/persisted_tokens/(?P<id>[^/]+)"), {"PATCH": "rename_key"}),
+    Route(re.compile(r"/_sandbox/users"), {"POST": "control_create_user"}, authenticated=False),
+]
+
+
+class Api:
+    """Endpoint behaviour, independent of the HTTP transport."""
+
+    def __init__(self, store: Store, variant: str, on_new_user: Callable[[int], str]):
+        self.store = store
+        self.variant = variant
+        self._bootstrap_key = on_new_user
+
+    def resolve(self, method: str, path: str) -> tuple[Route, dict] | Response:
+        """Pick the route for method and path, or the 404/405 answer."""
+        allowed = set()
+        for route in ROUTES:
+            match = route.pattern.fullmatch(path)
+            if not match:
+                continue
+            if route.handler_for(method):
+                return route, match.groupdict()
+            allowed.update(route.methods)
+        if not allowed:
+            return not_found()
+        return error(405, "method_not_allowed", f"Method {method} not allowed",
+                     {"Allow": ", ".join(sorted(allowed))})
+
+    def execute(self, route: Route, request: Request) -> Response:
+        if route.authenticated:
+            denied = self._authenticate(request)
+            if denied:
+                return denied
+        try:
+            return getattr(self, route.handler_for(request.method))(request)
+        except ValidationError as exc:
+            return error(422, "validation_error", str(exc))
+
+    def _authenticate(self, request: Request) -> Response | None:
+        plain = request.headers.get("X-API-Key")
+        if not plain:
+            return error(401, "unauthorized", "Missing API key: send it in the X-API-Key header")
+        identity = self.store.authenticate(plain)
+        if identity is None:
+            return error(401, "unauthorized", "Invalid, revoked or expired API key")
+        request.user_id, request.key_id = identity
+        return None
+
+    # -- endpoints ----------------------------------------------------------
+
+    def me(self, request: Request) -> Response:
+        return json_response(200, self._user_out(self.store.get_user(request.user_id)))
+
+    def list_keys(self, request: Request) -> Response:
+        return json_response(200, [self._key_out(k) for k in self.store.list_keys(request.user_id)])
+
+    def create_key(self, request: Request) -> Response:
+        body = parse_object(request.body)
+        if isinstance(body, Response):
+            return body
+        key, plain = self.store.create_key(request.user_id, body.get("name"), body.get("expires_in"))
+        out = self._key_out(key)
+        # Same field order as the reference example: token right after name.
+        return json_response(201, {"id": out.pop("id"), "name": out.pop("name"), "token": plain, **out})
+
+    def rename_key(self, request: Request) -> Response:
+        key_id = parse_id(request.params["id"])
+        body = parse_object(request.body)
+        if isinstance(body, Response):
+            return body
+        if key_id is None or self.store.get_key(request.user_id, key_id) is None:
+            return not_found(TOKEN_NOT_FOUND)
+        fields = body.get("persisted_token", body)
+        if not isinstance(fields, dict) or "name" not in fields:
+            raise ValidationError("name is required")
+        return json_response(200, self._key_out(self.store.rename_key(request.user_id, key_id, fields["name"])))
+
+    def revoke_key(self, request: Request) -> Response:
+        key_id = parse_id(request.params["id"])
+        if key_id is None or self.store.revoke_key(request.user_id, key_id) is None:
+            return not_found(TOKEN_NOT_FOUND)
+        if self.variant == "openapi":
+            return json_response(200, {"message": "Token revoked"})
+        return Response(204)
+
+    def revoke_all(self, request: Request) -> Response:
+        count = self.store.revoke_all(request.user_id)
+        if self.variant == "openapi":
+            return json_response(200, {"message": f"Successfully revoked {count} tokens"})
+        return Response(204)
+
+    def control_create_user(self, request: Request) -> Response:
+        if not is_loopback(request.client_host):
+            return error(403, "forbidden", "The sandbox control endpoint only answers loopback clients")
+        body = parse_object(request.body)
+        if isinstance(body, Response):
+            return body
+        user = self.store.create_user(body.get("email"), body.get("name"))
+        api_key = self._bootstrap_key(user["id"])
+        return json_response(201, {"user": self._user_out(user), "api_key": api_key})
+
+    # -- serialisation per variant -----------------------------------------
+
+    def _key_out(self, key: dict) -> dict:
+        return {**key, "id": str(key["id"])} if self.variant == "openapi" else dict(key)
+
+    def _user_out(self, user: dict) -> dict:
+        return {**user, "id": str(user["id"])} if self.variant == "openapi" else dict(user)
+
+
+def parse_object(raw: bytes) -> dict | Response:
+    """The request body as a JSON object ({} when empty), or the error answer."""
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except ValueError:  # also UnicodeDecodeError and JSONDecodeError
+        return error(400, "bad_request", "Request body is not valid JSON")
+    if not isinstance(body, dict):
+        return error(422, "validation_error", "Request body must be a JSON object")
+    return body
+
+
+def parse_id(text: str) -> int | None:
+    if not (text.isascii() and text.isdigit()):
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_ID else None
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# -- HTTP transport -------------------------------------------------------------
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "gen-sandbox/0.1"
+    sys_version = ""
+    # Idle keep-alive connections give up after this many seconds.
+    timeout = 300
+    # Headers and body go out in two writes; with Nagle on, a kept-alive
+    # client would wait for a delayed ACK (~40 ms) on every answer.
+    disable_nagle_algorithm = True
+
+    server: "_Server"
+
+    def setup(self):
+        super().setup()
+        self.server.track(self.connection)
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            self.server.untrack(self.connection)
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format, *args):  # noqa: A002 - signature of the base class
+        # Only the request line and status reach here, never headers.
+        logger.debug("%s - " + format, self.client_address[0], *args)
+
+    def _serve(self):
+        body = self._read_body()
+        if body is None:
+            return
+        path = urlsplit(self.path).path
+        api = self.server.api
+        resolved = api.resolve(self.command, path)
+        if isinstance(resolved, Response):
+            return self._send(resolved)
+        route, params = resolved
+        request = Request(self.command, path, self.headers, body, self.client_address[0], params)
+        fault = self._fault_for(route, path)
+        if fault is None:
+            return self._send(self._execute(route, request))
+        self._apply_fault(fault, lambda: self._execute(route, request))
+
+    def _execute(self, route: Route, request: Request) -> Response:
+        try:
+            return self.server.api.execute(route, request)
+        except Exception:
+            logger.exception("sandbox endpoint failed: %s %s", request.method, request.path)
+            return error(500, "internal_error", "Internal server error")
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
+
+    def _fault_for(self, route: Route, path: str) -> Fault | None:
+        if not route.authenticated:
+            return None
+        return self.server.faults.take(self.command, path[len(API_PREFIX):])
+
+    def _apply_fault(self, fault: Fault, execute: Callable[[], Response]) -> None:
+        response = execute() if fault.after else None
+        # A sandbox stopping mid-delay answers nothing, like a server going away.
+        stopping = bool(fault.delay) and self.server.stopping.wait(fault.delay)
+        if fault.drop or stopping:
+            self.close_connection = True  # the server then closes the socket unanswered
+            return
+        if fault.status is not None:
+            response = fault.response()
+        self._send(response if response is not None else execute())
+
+    def _read_body(self) -> bytes | None:
+        """The whole request body (so keep-alive stays in sync), or None after an error answer."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked()
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            self._send(error(400, "bad_request", "Invalid Content-Length"))
+            return None
+        if length > MAX_BODY:
+            self.close_connection = True
+            self._send(error(413, "payload_too_large", "Request body is too large"))
+            return None
+        return self.rfile.read(length)
+
+    def _read_chunked(self) -> bytes | None:
+        chunks, total = [], 0
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            total += size
+            if total > MAX_BODY:
+                self.close_connection = True
+                self._send(error(413, "payload_too_large", "Request body is too large"))
+                return None
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(chunks)
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
+
+    def _send(self, response: Response) -> None:
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            self.send_header(name, str(value))
+        # RFC 9110: a 204 carries no Content-Length; clients know it has no body.
+        if response.status != 204:
+            self.send_header("Content-Length", str(len(response.body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD" and response.status != 204:
+            self.wfile.write(response.body)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # listen() backlog; the default 5 makes bursts of parallel clients wait on SYN retries.
+    request_queue_size = 128
+
+    def __init__(self, address, api: Api, faults: FaultQueue):
+        self.api = api
+        self.faults = faults
+        self.stopping = threading.Event()
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def server_bind(self):
+        # HTTPServer.server_bind calls socket.getfqdn(), a DNS lookup that can stall.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+    def handle_error(self, request, client_address):
+        # Mostly clients hanging up mid-answer; keep it off stderr.
+        logger.debug("connection from %s failed", client_address[0], exc_info=True)
+
+    def track(self, conn: socket.socket) -> None:
+        with self._connections_lock:
+            self._connections.add(conn)
+
+    def untrack(self, conn: socket.socket) -> None:
+        with self._connections_lock:
+            self._connections.discard(conn)
+
+    def close_connections(self) -> None:
+        """End kept-alive connections so a stopped sandbox really stops answering."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+# -- public entry point --------------------------------------------------------------
+
+
+class Sandbox:
+    """A running fake GEN API; use as a context manager or start()/stop().
+
+    Each start mints a new bootstrap key (``api_key``) for the first user,
+    unless ``api_key`` names a key of the store that still works: then that one
+    is reused (for a file DB whose key was kept between runs).
+    """
+
+    def __init__(self, db_path: str = ":memory:", host: str = "127.0.0.1", port: int = 0,
+                 variant: str = "reference", clock=None, api_key: str | None = None):
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
+        self.host, self.port, self.variant = host, port, variant
+        self.store = Store(db_path, clock=clock)
+        self.faults = FaultQueue()
+        self.base_url: str | None = None
+        self.api_key: str | None = None
+        self.user: dict | None = None
+        # A bootstrap key kept from an earlier run (file DB), reused while it still works.
+        self._reuse_key = api_key
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._serving = False
+        self._lock = threading.Lock()
+
+    def create_user(self, email: str | None = None, name: str | None = None) -> tuple[dict, str]:
+        """A new user and the plain text of its first key."""
+        user = self.store.create_user(email, name)
+        return user, self._new_bootstrap_key(user["id"])
+
+    def _new_bootstrap_key(self, user_id: int) -> str:
+        return self.store.create_key(user_id, BOOTSTRAP_KEY_NAME)[1]
+
+    def bind(self) -> "Sandbox":
+        """Open the listening socket and mint api_key, without serving yet."""
+        with self._lock:
+            if self._server is not None:
+                return self
+            api = Api(self.store, self.variant, self._new_bootstrap_key)
+            self._server = _Server((self.host, self.port), api, self.faults)
+            self.port = self._server.server_address[1]
+            self.base_url = f"http://{self.host}:{self.port}{API_PREFIX}"
+            self.user, self.api_key = self._bootstrap()
+        return self
+
+    def _bootstrap(self) -> tuple[dict, str]:
+        """The user to sign in as and its key: the kept key if still usable, else a new one."""
+        owner = self.store.authenticate(self._reuse_key, touch=False) if self._reuse_key else None
+        if owner is not None:
+            return self.store.get_user(owner[0]), self._reuse_key
+        user = self.store.first_user() or self.store.create_user()
+        return user, self._new_bootstrap_key(user["id"])
+
+    def start(self) -> "Sandbox":
+        """Bind and serve in a daemon thread."""
+        self.bind()
+        with self._lock:
+            if not self._serving:
+                self._serving = True
+                self._thread = threading.Thread(
+                    target=self._server.serve_forever, args=(POLL_INTERVAL,),
+                    name="gen-sandbox", daemon=True,
+                )
+                self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Bind and serve in the foreground until Ctrl-C or stop()."""
+        self.bind()
+        with self._lock:
+            self._serving = True
+            server = self._server
+        try:
+            server.serve_forever(POLL_INTERVAL)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop serving and close the socket; the store stays open. Idempotent."""
+        with self._lock:
+            server, self._server = self._server, None
+            thread, self._thread = self._thread, None
+            serving, self._serving = self._serving, False
+        if server is None:
+            return
+        server.stopping.set()
+        # shutdown() waits for serve_forever, so it would hang if it never ran.
+        if serving:
+            server.shutdown()
+        server.server_close()
+        server.close_connections()
+        if thread is not None:
+            thread.join()
+
+    def __enter__(self) -> "Sandbox":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def inject_fault(self, status: int | None = None, *, times: int = 1, body: object = None,
+                     headers: dict | None = None, method: str | None = None, path: str | None = None,
+                     delay: float = 0.0, drop: bool = False, after: bool = False) -> None:
+        """Make the next `times` matching /v1 requests misbehave.
+
+        method/path filter the requests (path without "/v1", shell wildcards
+        allowed, e.g. "/persisted_tokens/*/revoke"). With `status` the sandbox
+        answers that status, `body` (dict/list -> JSON, str -> HTML, None ->
+        empty) and extra `headers` instead of handling the request. `delay`
+        sleeps first; `drop` closes the connection without an answer. With
+        `after` the request is really handled first (a create does happen),
+        then the fault replaces or drops the answer.
+        """
+        if times < 1:
+            raise ValueError("times must be >= 1")
+        if status is not None and not 100 <= status <= 599:
+            raise ValueError("status must be an HTTP status code")
+        if drop and status is not None:
+            raise ValueError("a dropped connection has no status")
+        if body is not None and not isinstance(body, (dict, list, str)):
+            raise TypeError("body must be a dict or list (JSON), a str (HTML) or None")
+        self.faults.add(Fault(status, times, body, dict(headers or {}), method, path,
+                              delay, drop, after))
