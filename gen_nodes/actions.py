@@ -25,7 +25,6 @@ GET_ME = ActionSpec(
     input_schema=load_schema("get_me.input"),
     output_schema=load_schema("get_me.output"),
     hints=Hints(read_only=True, idempotent=True),
-    command=("me",),
 )
 
 LIST_API_KEYS = ActionSpec(
@@ -43,7 +42,6 @@ LIST_API_KEYS = ActionSpec(
     hints=Hints(read_only=True, idempotent=True),
     inputs={"status": "filter"},
     response=Response(wrap="api_keys"),
-    command=("keys", "list"),
 )
 
 CREATE_API_KEY = ActionSpec(
@@ -66,7 +64,6 @@ CREATE_API_KEY = ActionSpec(
         created_since="created_at",
         unset=("last_used_at",),
     ),
-    command=("keys", "create"),
 )
 
 UPDATE_API_KEY = ActionSpec(
@@ -83,7 +80,6 @@ UPDATE_API_KEY = ActionSpec(
     hints=Hints(idempotent=True),
     inputs={"id": "path", "name": "body"},
     body_envelope="persisted_token",
-    command=("keys", "rename"),
 )
 
 REVOKE_API_KEY = ActionSpec(
@@ -101,7 +97,6 @@ REVOKE_API_KEY = ActionSpec(
     inputs={"id": "path"},
     response=Response(template={"id": Input("id"), "revoked": True}, keep=("message",)),
     preview=Lookup(action=_LIST_KEYS, items="api_keys", match={"id": Input("id")}),
-    command=("keys", "revoke"),
 )
 
 REVOKE_ALL_API_KEYS = ActionSpec(
@@ -119,5 +114,4 @@ REVOKE_ALL_API_KEYS = ActionSpec(
     hints=Hints(destructive=True, idempotent=True),
     response=Response(template={"revoked_all": True}, keep=("message",)),
     preview=Lookup(action=_LIST_KEYS, items="api_keys", match={"status": "active"}),
-    command=("keys", "revoke-all"),
 )

@@ -95,8 +95,6 @@ class ActionSpec:
     preview: Lookup | None = None
     #: For a create that is not safe to retry: how to find keys it may have made.
     orphans: Lookup | None = None
-    #: Short words for chat and command lines, e.g. ("keys", "revoke").
-    command: tuple[str, ...] = ()
 
     def fields_at(self, location: Location) -> list[str]:
         """Names of the input fields declared for ``location``."""
