@@ -73,6 +73,21 @@ def _parser() -> argparse.ArgumentParser:
                    "$XDG_STATE_HOME/gen-nodes/sandbox or ~/.local/state/gen-nodes/sandbox) and exit")
     p.set_defaults(handler=cmd_sandbox)
 
+    p = sub.add_parser("tools", help="print the actions as LLM tool definitions (JSON)")
+    p.add_argument("--format", choices=["openai", "openai-responses", "anthropic", "mcp"], default="openai")
+    p.add_argument("--prefix", default="gen_", help="tool name prefix (default gen_)")
+    p.add_argument("--confirmation", choices=["elicit", "token", "none"], default="token",
+                   help="how destructive tools are confirmed; token and elicit add a confirmation_token input")
+    p.add_argument("--no-strict", dest="strict", action="store_false",
+                   help="plain schemas instead of OpenAI strict mode (OpenAI formats; Anthropic is plain unless --strict)")
+    p.add_argument("--strict", dest="anthropic_strict", action="store_true", help="strict schemas for Anthropic")
+    p.set_defaults(handler=cmd_tools)
+
+    p = sub.add_parser("mcp", help="serve the actions over MCP (needs gen-nodes[mcp]); see `gen-nodes mcp --help`",
+                       add_help=False)
+    p.add_argument("mcp_args", nargs=argparse.REMAINDER)
+    p.set_defaults(handler=cmd_mcp)
+
     p = sub.add_parser("demo", help="walk through the whole API-key lifecycle against an embedded sandbox")
     p.set_defaults(handler=cmd_demo)
     return parser
@@ -150,6 +165,38 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     print(f"GEN sandbox on {sandbox.base_url} ({args.variant} variant); Ctrl-C stops it.", file=sys.stderr, flush=True)
     sandbox.serve_forever()
     return 0
+
+
+def cmd_tools(args: argparse.Namespace) -> int:
+    from .tools import build_tools
+
+    tools = build_tools(_registry(), prefix=args.prefix, confirmation=args.confirmation)
+    if args.format == "mcp":
+        from .tools import mcp_definition
+
+        out = [mcp_definition(tool) for tool in tools]
+    elif args.format == "anthropic":
+        from .adapters.anthropic import anthropic_tools
+
+        out = anthropic_tools(tools, strict=args.anthropic_strict)
+    else:
+        from .adapters import openai
+
+        export = openai.responses_tools if args.format == "openai-responses" else openai.chat_completions_tools
+        out = export(tools, strict=args.strict)
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    try:
+        from .adapters.mcp import main as mcp_main
+    except ImportError as exc:
+        raise GenError(
+            f"The MCP server needs the mcp extra ({exc.name} is missing).",
+            hint="Install it with: pip install 'gen-nodes[mcp]'",
+        ) from None
+    return mcp_main(args.mcp_args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ server cannot have seen it, and otherwise ends in :class:`OutcomeUnknown`.
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import logging
 import os
 import random
@@ -99,6 +100,13 @@ class GenClient:
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = f"gen-nodes/{__version__} python-requests/{requests.__version__}"
         self.session.headers["Accept"] = "application/json"
+
+    @property
+    def identity(self) -> str:
+        """Who this client acts as: a SHA-256 of the API key (never the key), or "" without one."""
+        if not self._api_key:
+            return ""
+        return hashlib.sha256(str.__str__(self._api_key).encode()).hexdigest()
 
     def __repr__(self) -> str:
         key = repr(self._api_key) if self._api_key else "None"

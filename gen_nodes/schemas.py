@@ -87,7 +87,7 @@ def problems(schema: Mapping[str, Any], instance: Any) -> list[dict[str, str]]:
         message = error.message
         described = error.schema.get("description") if isinstance(error.schema, dict) else None
         if error.validator in ("anyOf", "oneOf") and described:
-            message = f"{message}. Expected: {described}"
+            message = f"{message}. Expected: {described.rstrip('.')}"
         elif error.validator == "additionalProperties":
             allowed = sorted(error.schema.get("properties", {}))
             message = f"{message}. Allowed fields: {', '.join(allowed) or 'none'}"

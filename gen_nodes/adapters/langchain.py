@@ -1,0 +1,47 @@
+"""LangChain tools: every registered action as a LangChain ``BaseTool`` (``gen-nodes[langchain]``).
+
+Each tool takes the action's JSON Schema as its ``args_schema`` and runs through
+the :class:`~gen_nodes.dispatch.Dispatcher`, so input is validated, destructive
+tools need confirmation and secrets follow the secret policy exactly as for the
+other formats. A failure is raised as ``ToolException`` and, with
+``handle_tool_error``, comes back to the model as the tool's output (the error
+JSON with its hint) instead of stopping the agent loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.tools import BaseTool, ToolException
+
+from ..dispatch import Dispatcher
+
+
+class GenTool(BaseTool):
+    """One gen-nodes action as a LangChain tool. The output is JSON text; the artifact, the dict."""
+
+    dispatcher: Any
+    handle_tool_error: Any = True
+    response_format: str = "content_and_artifact"
+
+    # The first parameter is not called `self` and there are no injected parameters, so an
+    # input field named `self`, `config` or `run_manager` reaches the action unchanged.
+    def _run(_tool, **kwargs: Any) -> tuple[str, dict[str, Any]]:
+        result = _tool.dispatcher.call(_tool.name, kwargs)
+        if result.is_error:
+            raise ToolException(result.text)
+        return result.text, result.content
+
+    async def _arun(_tool, **kwargs: Any) -> tuple[str, dict[str, Any]]:
+        from langchain_core.runnables.config import run_in_executor
+
+        return await run_in_executor(None, _tool._run, **kwargs)
+
+
+def langchain_tools(dispatcher: Dispatcher | None = None, **dispatcher_options: Any) -> list[GenTool]:
+    """LangChain tools for every action; ``dispatcher_options`` go to :class:`Dispatcher` if none is given."""
+    dispatcher = dispatcher or Dispatcher(**dispatcher_options)
+    return [
+        GenTool(name=tool.name, description=tool.description, args_schema=tool.input_schema, dispatcher=dispatcher)
+        for tool in dispatcher.tools
+    ]

@@ -1,0 +1,101 @@
+"""LLM tools: every registered action as a named tool with self-contained schemas.
+
+A :class:`Tool` is an action seen by a model: a name (the action id with a prefix,
+``gen_`` by default, as GEN's own MCP server named them), a description, and
+schemas with no outside ``$ref``. The format adapters (``adapters/openai.py``,
+``adapters/anthropic.py``, ``adapters/mcp.py``, ``adapters/langchain.py``) only
+reshape these; none has per-action code, so a plugin's actions appear everywhere.
+
+A destructive tool gains an optional ``confirmation_token`` input when
+confirmations are token-based (see ``confirm.py``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from .schemas import bundled
+from .spec import ActionSpec
+
+DEFAULT_PREFIX = "gen_"
+NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+CONFIRMATION_FIELD = "confirmation_token"
+#: Confirmation policies: ask the person through the client (MCP elicitation, a callback),
+#: a server-issued token, or none at all.
+CONFIRMATION_POLICIES = ("elicit", "token", "none")
+
+_CONFIRMATION_PROPERTY = {
+    "type": "string",
+    "description": (
+        "Leave it out (or null) on the first call. That call changes nothing and returns confirmation_required with a preview "
+        "and this token; show the preview to the user and send the token back only after they agree."
+    ),
+}
+# Keywords that only document a schema; a model does not need them.
+_DOC_ONLY = ("$schema", "$id", "examples", "title")
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    spec: ActionSpec
+    description: str
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+
+    @property
+    def takes_confirmation(self) -> bool:
+        return CONFIRMATION_FIELD in self.input_schema.get("properties", {})
+
+
+def tool_name(action_id: str, prefix: str = DEFAULT_PREFIX) -> str:
+    name = prefix + action_id
+    if not NAME_PATTERN.match(name):
+        raise ValueError(f"tool name {name!r} does not match {NAME_PATTERN.pattern}; choose another prefix")
+    return name
+
+
+def build_tools(specs: Iterable[ActionSpec], prefix: str = DEFAULT_PREFIX,
+                confirmation: str = "token") -> list[Tool]:
+    """One :class:`Tool` per action. ``confirmation`` is a policy of :data:`CONFIRMATION_POLICIES`."""
+    if confirmation not in CONFIRMATION_POLICIES:
+        raise ValueError(f"confirmation must be one of {CONFIRMATION_POLICIES}, not {confirmation!r}")
+    tools = []
+    for spec in specs:
+        schema = _for_model(bundled(spec.input_schema))
+        description = spec.description
+        if spec.hints.destructive and confirmation != "none":
+            # The elicit policy falls back to tokens for clients that cannot ask their user.
+            schema["properties"][CONFIRMATION_FIELD] = dict(_CONFIRMATION_PROPERTY)
+            description += " Needs the user's confirmation before it acts."
+        tools.append(Tool(tool_name(spec.id, prefix), spec, description, schema,
+                          _for_model(bundled(spec.output_schema))))
+    return tools
+
+
+def mcp_definition(tool: Tool) -> dict[str, Any]:
+    """The tool as MCP's ``tools/list`` describes it (wire form), hints set explicitly."""
+    hints = tool.spec.hints
+    return {
+        "name": tool.name,
+        "title": tool.spec.title,
+        "description": tool.description,
+        "inputSchema": tool.input_schema,
+        "outputSchema": tool.output_schema,
+        "annotations": {
+            "title": tool.spec.title,
+            "readOnlyHint": hints.read_only,
+            "destructiveHint": hints.destructive,
+            "idempotentHint": hints.idempotent,
+            "openWorldHint": hints.open_world,
+        },
+    }
+
+
+def _for_model(schema: dict[str, Any]) -> dict[str, Any]:
+    for key in _DOC_ONLY:
+        schema.pop(key, None)
+    schema.setdefault("properties", {})
+    return schema
