@@ -27,3 +27,38 @@ def client(sandbox):
 @pytest.fixture
 def registry():
     return default_registry()
+
+
+# ---- cassette tests (pytest-recording); see tests/cassette_support.py --------------
+# Record:  python -m pytest tests/test_cassettes.py --record-mode=rewrite
+# Replay:  python -m pytest tests/test_cassettes.py        (default mode "none", network blocked)
+from cassette_support import CASSETTE_DIR, Scrubber, open_gen_target  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def vcr_cassette_dir():
+    """Every cassette lives in the top-level cassettes/ folder."""
+    return str(CASSETTE_DIR)
+
+
+@pytest.fixture
+def cassette_scrubber():
+    """The record-time filters of the current cassette (learns the secrets it sees)."""
+    return Scrubber()
+
+
+@pytest.fixture
+def vcr_config(cassette_scrubber):
+    return cassette_scrubber.vcr_config()
+
+
+@pytest.fixture
+def gen_target(request, record_mode, cassette_scrubber):
+    """Where a cassette test's requests go: sandbox or real GEN when recording, the cassette in replay.
+
+    Parametrize indirectly with "openapi" for the sandbox's OpenAPI variant.
+    """
+    variant = getattr(request, "param", "reference")
+    with open_gen_target(record_mode, cassette_scrubber, retry=FAST_RETRY, variant=variant) as target:
+        yield target
+# ---- end of cassette tests block ----------------------------------------------------

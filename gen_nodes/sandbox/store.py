@@ -123,12 +123,12 @@ class Store:
     def _now_text(self) -> str:
         return format_time(self.now())
 
-    def _expiry(self, expires_in: object) -> str | None:
+    def _expiry(self, expires_in: object, now: datetime) -> str | None:
         seconds = parse_expires_in(expires_in)
         if seconds is None:
             return None
         try:
-            return format_time(self.now() + timedelta(seconds=seconds))
+            return format_time(now + timedelta(seconds=seconds))
         except OverflowError:
             raise ValidationError("expires_in is too large") from None
 
@@ -173,12 +173,13 @@ class Store:
     def create_key(self, user_id: int, name: str | None = None, expires_in: object = None) -> tuple[dict, str]:
         """Return (key object, plain token); the plain token is not kept anywhere."""
         name = check_name(name, required=False)
-        expires_at = self._expiry(expires_in)
+        now = self.now()  # one instant, so expires_at - created_at is exactly expires_in
+        expires_at = self._expiry(expires_in, now)
         plain = new_token()
         with self._lock, self._conn:
             cur = self._conn.execute(
                 "INSERT INTO keys (hash, user_id, name, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-                (hash_token(plain), user_id, name, self._now_text(), expires_at),
+                (hash_token(plain), user_id, name, format_time(now), expires_at),
             )
             return self._key(user_id, cur.lastrowid), plain
 
