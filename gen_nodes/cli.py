@@ -170,7 +170,11 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def cmd_tools(args: argparse.Namespace) -> int:
     from .tools import build_tools
 
-    tools = build_tools(_registry(), prefix=args.prefix, confirmation=args.confirmation)
+    try:
+        tools = build_tools(_registry(), prefix=args.prefix, confirmation=args.confirmation)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), errors=[{"path": "--prefix", "message": str(exc)}],
+                           hint="Use a prefix of letters, digits, _ or - that keeps names within 64 characters.") from None
     if args.format == "mcp":
         from .tools import mcp_definition
 

@@ -92,6 +92,8 @@ class GenClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("GEN_API_KEY")
+        # A key read from a file or a CRLF .env often ends in a line break: never part of a key.
+        key = key.strip() if key else key
         self._api_key = Secret(key) if key else None
         self.base_url = (base_url or os.environ.get("GEN_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self.timeout = timeout if timeout is not None else DEFAULT_TIMEOUT
@@ -147,6 +149,15 @@ class GenClient:
                 resp = self.session.request(
                     method, url, params=params, json=json, headers=headers, timeout=self.timeout
                 )
+            except (requests.exceptions.InvalidHeader, requests.exceptions.InvalidURL,
+                    requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema) as exc:
+                # The request could not even be built: no retry can help.
+                raise ConnectionFailed(
+                    f"Cannot send a request to {self.base_url} ({type(exc).__name__}); nothing was sent.",
+                    hint="Check GEN_BASE_URL (or --base-url): it must look like https://api.gen.pro/v1; "
+                    "and check that GEN_API_KEY holds only the key.",
+                    attempts=attempt,
+                ) from None
             except requests.RequestException as exc:
                 error = self._transport_error(exc, method, path, safe_to_retry, attempt)
                 if error is None and not last:

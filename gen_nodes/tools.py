@@ -33,8 +33,8 @@ _CONFIRMATION_PROPERTY = {
         "and this token; show the preview to the user and send the token back only after they agree."
     ),
 }
-# Keywords that only document a schema; a model does not need them.
-_DOC_ONLY = ("$schema", "$id", "examples", "title")
+# Root keywords that only document a schema; the tool's own description says what it needs.
+_DOC_ONLY = ("$schema", "$id", "examples", "title", "description")
 
 
 @dataclass(frozen=True)

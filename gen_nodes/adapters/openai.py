@@ -22,6 +22,7 @@ SUPPORTED = frozenset({
     "description", "pattern", "format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
     "multipleOf", "minItems", "maxItems", "$defs", "$ref",
 })
+_JSON_TYPES = {str: "string", bool: "boolean", int: "integer", float: "number", type(None): "null"}
 SUPPORTED_FORMATS = frozenset({"date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"})
 
 
@@ -40,6 +41,10 @@ def _strict(node: Any) -> Any:
     if node.get("format") not in SUPPORTED_FORMATS:
         node.pop("format", None)
     node = {k: v for k, v in node.items() if k in SUPPORTED}
+    if "enum" in node and "type" not in node:  # strict mode wants a type on every schema
+        kinds = {_JSON_TYPES.get(type(v)) for v in node["enum"]}
+        if len(kinds) == 1 and None not in kinds:
+            node["type"] = kinds.pop()
     if "anyOf" in node:
         node["anyOf"] = [_strict(branch) for branch in node["anyOf"]]
     if "items" in node:

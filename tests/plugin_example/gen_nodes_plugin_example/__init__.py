@@ -1,0 +1,19 @@
+"""An example gen-nodes plugin: ``get_me_again`` (GET /me), declared as data with its own schemas."""
+
+from pathlib import Path
+
+from gen_nodes.schemas import load_schema
+from gen_nodes.spec import ActionSpec, Hints
+
+SCHEMAS = Path(__file__).resolve().parent / "schemas"
+
+GET_ME_AGAIN = ActionSpec(
+    id="get_me_again",
+    title="Get current user (plugin)",
+    description="Return the GEN user the API key belongs to; added by the gen-nodes-plugin-example distribution.",
+    method="GET",
+    path="/me",
+    input_schema=load_schema("get_me_again.input", SCHEMAS),
+    output_schema=load_schema("get_me_again.output", SCHEMAS),
+    hints=Hints(read_only=True, idempotent=True),
+)

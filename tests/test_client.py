@@ -1,0 +1,458 @@
+"""GenClient over real loopback HTTP against the sandbox: errors, retries, timeouts, unknown outcomes.
+
+No mocks: every request goes through ``requests`` to a real server. Faults come from
+``Sandbox.inject_fault``. A counting transport adapter (a real ``HTTPAdapter``) tells
+how many requests left the client, and an injected ``sleep`` records the back-off
+waits instead of spending them.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+import requests
+from requests.adapters import HTTPAdapter
+
+import gen_nodes
+from gen_nodes.client import DEFAULT_BASE_URL, GenClient, RetryPolicy
+from gen_nodes.errors import (
+    AuthenticationError,
+    ConnectionFailed,
+    NotFound,
+    OutcomeUnknown,
+    PermissionDenied,
+    RateLimited,
+    Rejected,
+    RequestTimeout,
+    ServerError,
+)
+from gen_nodes.sandbox import Sandbox
+
+from conftest import FAST_RETRY
+
+
+class CountingAdapter(HTTPAdapter):
+    """The standard transport, counting what is sent, as (method, path) pairs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[str, str]] = []
+
+    def send(self, request, **kwargs):
+        self.sent.append((request.method, request.path_url.split("?")[0]))
+        return super().send(request, **kwargs)
+
+    def count(self, method: str | None = None) -> int:
+        return sum(1 for m, _ in self.sent if method is None or m == method)
+
+
+def counting_session() -> tuple[requests.Session, CountingAdapter]:
+    session = requests.Session()
+    adapter = CountingAdapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session, adapter
+
+
+class Sleeps(list):
+    """An injected ``sleep`` that records the delays instead of waiting."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def make_client(sandbox: Sandbox | None = None, *, api_key: str | None = None, base_url: str | None = None,
+                retry: RetryPolicy = FAST_RETRY, timeout=(2.0, 5.0)):
+    session, adapter = counting_session()
+    sleeps = Sleeps()
+    client = GenClient(
+        api_key=api_key if api_key is not None else sandbox.api_key,
+        base_url=base_url or sandbox.base_url,
+        retry=retry,
+        timeout=timeout,
+        session=session,
+        sleep=sleeps,
+    )
+    return client, adapter, sleeps
+
+
+def closed_port_url() -> str:
+    """A loopback URL nothing listens on: connecting is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def bootstrap_key(sandbox: Sandbox) -> dict:
+    [key] = [k for k in sandbox.store.list_keys(sandbox.user["id"]) if k["name"] == "sandbox bootstrap"]
+    return key
+
+
+@pytest.fixture
+def counted(sandbox):
+    client, adapter, sleeps = make_client(sandbox)
+    with client:
+        yield client, adapter, sleeps
+
+
+# -- configuration ----------------------------------------------------------------
+
+
+def test_user_agent_names_the_package_and_version(sandbox, counted):
+    client, adapter, _ = counted
+    seen = {}
+    client.session.hooks["response"].append(lambda r, *a, **k: seen.update(r.request.headers))
+    response = client.request("GET", "/me")
+    assert response.status == 200 and response.data["id"] == sandbox.user["id"]
+    assert seen["User-Agent"].startswith(f"gen-nodes/{gen_nodes.__version__} ")
+    assert gen_nodes.__version__ == "0.1.0"
+    assert seen["Accept"] == "application/json"
+    assert seen["X-API-Key"] == sandbox.api_key  # sent as a header, and only there
+    assert adapter.sent == [("GET", "/v1/me")]
+
+
+def test_defaults_come_from_the_environment(sandbox, monkeypatch):
+    monkeypatch.setenv("GEN_API_KEY", sandbox.api_key)
+    monkeypatch.setenv("GEN_BASE_URL", sandbox.base_url + "/")
+    with GenClient() as client:
+        assert client.base_url == sandbox.base_url  # trailing slash dropped
+        assert client.timeout == (5.0, 30.0)
+        assert client.request("GET", "/me").data["email"] == sandbox.user["email"]
+    # The one-line Python entry point reads the same variables.
+    assert gen_nodes.run("get_me")["id"] == sandbox.user["id"]
+    # Arguments win over the environment.
+    monkeypatch.setenv("GEN_API_KEY", "gen_pat_wrong")
+    assert gen_nodes.run("get_me", api_key=sandbox.api_key)["id"] == sandbox.user["id"]
+    with pytest.raises(AuthenticationError):
+        gen_nodes.run("get_me")
+
+
+def test_default_base_url_is_gen(monkeypatch):
+    monkeypatch.delenv("GEN_BASE_URL", raising=False)
+    assert GenClient(api_key="x").base_url == DEFAULT_BASE_URL == "https://api.gen.pro/v1"
+
+
+def test_missing_key_is_refused_before_anything_is_sent(sandbox, monkeypatch):
+    monkeypatch.delenv("GEN_API_KEY", raising=False)
+    client, adapter, _ = make_client(sandbox, api_key="")
+    with client, pytest.raises(AuthenticationError) as caught:
+        client.request("GET", "/me")
+    assert caught.value.type == "authentication" and caught.value.exit_code == 3
+    assert "GEN_API_KEY" in caught.value.hint
+    assert caught.value.status is None
+    assert adapter.sent == []
+    assert bootstrap_key(sandbox)["last_used_at"] is None
+
+
+def test_session_and_connection_are_reused(sandbox, counted):
+    client, adapter, _ = counted
+    session = client.session
+    for _ in range(5):
+        client.request("GET", "/me")
+    client.request("GET", "/persisted_tokens")
+    assert client.session is session
+    assert adapter.count() == 6
+    pools = [adapter.poolmanager.pools[key] for key in adapter.poolmanager.pools.keys()]
+    assert len(pools) == 1
+    assert pools[0].num_requests == 6
+    assert pools[0].num_connections == 1  # one TCP connection for all six requests
+
+
+# -- error statuses ---------------------------------------------------------------
+
+
+def test_401_is_an_authentication_error_and_not_retried(sandbox):
+    client, adapter, sleeps = make_client(sandbox, api_key="gen_pat_" + "x" * 40)
+    with client, pytest.raises(AuthenticationError) as caught:
+        client.request("GET", "/me")
+    error = caught.value
+    assert (error.type, error.exit_code, error.status, error.error_code) == ("authentication", 3, 401, "unauthorized")
+    assert error.message == "Invalid, revoked or expired API key"
+    assert "GEN_API_KEY" in error.hint
+    assert adapter.count() == 1 and sleeps == []
+    assert error.to_dict()["type"] == "authentication"
+
+
+def test_403_is_permission_denied(sandbox, counted):
+    client, adapter, sleeps = counted
+    sandbox.inject_fault(403, body={"error": "Not allowed for this key", "error_code": "permission_denied"})
+    with pytest.raises(PermissionDenied) as caught:
+        client.request("GET", "/persisted_tokens")
+    error = caught.value
+    assert (error.type, error.exit_code, error.status) == ("permission", 3, 403)
+    assert (error.error_code, error.message) == ("permission_denied", "Not allowed for this key")
+    assert adapter.count() == 1 and sleeps == []
+
+
+def test_404_is_not_found(sandbox, counted):
+    client, adapter, _ = counted
+    with pytest.raises(NotFound) as caught:
+        client.request("PATCH", "/persisted_tokens/424242", json={"persisted_token": {"name": "x"}})
+    error = caught.value
+    assert (error.type, error.exit_code, error.status, error.error_code) == ("not_found", 4, 404, "not_found")
+    assert error.message == "Token not found"
+    assert "list_api_keys" in error.hint
+    assert adapter.count() == 1
+
+
+def test_422_from_the_server_is_rejected_and_not_retried(sandbox, counted):
+    client, adapter, sleeps = counted
+    with pytest.raises(Rejected) as caught:
+        client.request("POST", "/persisted_tokens", json={"expires_in": "soon"}, safe_to_retry=False)
+    error = caught.value
+    assert (error.type, error.status, error.error_code) == ("rejected", 422, "validation_error")
+    assert "expires_in" in error.message
+    assert adapter.count() == 1 and sleeps == []
+
+
+def test_error_body_without_error_code(sandbox, counted):
+    client, _, _ = counted
+    sandbox.inject_fault(422, body={"error": "Name has already been taken"})
+    with pytest.raises(Rejected) as caught:
+        client.request("GET", "/me")
+    assert caught.value.message == "Name has already been taken"
+    assert caught.value.error_code is None
+    assert caught.value.to_dict()["error_code"] is None
+
+
+def test_html_error_page_becomes_a_readable_message(sandbox, counted):
+    client, adapter, sleeps = counted
+    page = ("<html><head><title>502 Bad Gateway</title></head>\n<body><center><h1>502 Bad Gateway</h1>"
+            "</center><hr><center>nginx</center></body></html>")
+    sandbox.inject_fault(502, body=page, times=3)
+    with pytest.raises(ServerError) as caught:
+        client.request("GET", "/me")
+    message = caught.value.message
+    assert message.startswith("GEN answered 502 Bad Gateway")
+    assert "502 Bad Gateway 502 Bad Gateway nginx" in message
+    assert "<" not in message and "\n" not in message
+    assert caught.value.error_code is None and caught.value.status == 502
+    assert adapter.count() == 3 and len(sleeps) == 2
+
+
+def test_empty_error_body(sandbox, counted):
+    client, _, _ = counted
+    sandbox.inject_fault(404)
+    with pytest.raises(NotFound) as caught:
+        client.request("GET", "/me")
+    assert caught.value.message == "GEN answered 404 Not Found"
+
+
+# -- retries ----------------------------------------------------------------------
+
+
+def test_429_with_retry_after_is_retried_then_succeeds(sandbox, counted):
+    client, adapter, sleeps = counted
+    sandbox.inject_fault(429, times=2, body={"error": "Slow down", "error_code": "rate_limited"},
+                         headers={"Retry-After": "1"})
+    response = client.request("GET", "/me")
+    assert response.status == 200 and response.data["id"] == sandbox.user["id"]
+    assert sleeps == [1.0, 1.0]  # Retry-After honoured exactly
+    assert adapter.count() == 3
+
+
+def test_429_every_time_is_rate_limited_with_retry_after(sandbox, counted):
+    client, adapter, sleeps = counted
+    sandbox.inject_fault(429, times=5, body={"error": "Slow down", "error_code": "rate_limited"},
+                         headers={"Retry-After": "2"})
+    with pytest.raises(RateLimited) as caught:
+        client.request("GET", "/persisted_tokens")
+    error = caught.value
+    assert (error.type, error.exit_code, error.status, error.error_code) == ("rate_limited", 5, 429, "rate_limited")
+    assert error.retry_after == 2.0 and error.to_dict()["retry_after"] == 2.0
+    assert "wait 2 seconds" in error.hint
+    assert adapter.count() == FAST_RETRY.attempts and sleeps == [2.0, 2.0]
+
+
+def test_retry_after_above_the_cap_gives_up_at_once(sandbox, counted):
+    client, adapter, sleeps = counted
+    sandbox.inject_fault(429, times=3, body={"error": "Slow down"}, headers={"Retry-After": "3600"})
+    with pytest.raises(RateLimited) as caught:
+        client.request("GET", "/me")
+    assert caught.value.retry_after == 3600.0
+    assert "3600" in caught.value.hint
+    assert adapter.count() == 1 and sleeps == []
+
+
+def test_429_without_retry_after_backs_off_exponentially(sandbox):
+    policy = RetryPolicy(attempts=4, backoff=0.001, max_backoff=0.003)
+    client, adapter, sleeps = make_client(sandbox, retry=policy)
+    sandbox.inject_fault(429, times=3)
+    with client:
+        assert client.request("GET", "/me").status == 200
+    assert adapter.count() == 4 and len(sleeps) == 3
+    # Half fixed, half jitter, doubling, capped.
+    assert 0.0005 <= sleeps[0] <= 0.001
+    assert 0.001 <= sleeps[1] <= 0.002
+    assert 0.0015 <= sleeps[2] <= 0.003
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "json"),
+    [
+        ("GET", "/persisted_tokens", None),
+        ("PATCH", "/persisted_tokens/{key}", {"persisted_token": {"name": "renamed"}}),
+        ("DELETE", "/persisted_tokens/{key}/revoke", None),
+    ],
+)
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_5xx_retried_for_idempotent_methods_then_succeeds(sandbox, counted, method, path, json, status):
+    client, adapter, sleeps = counted
+    key = bootstrap_key(sandbox)["id"]
+    sandbox.inject_fault(status, times=2, method=method, body={"error": "upstream trouble"})
+    response = client.request(method, path.format(key=key), json=json)
+    assert response.status in (200, 204)
+    assert adapter.count(method) == 3 and len(sleeps) == 2
+    if method == "PATCH":
+        assert response.data["name"] == "renamed"
+
+
+@pytest.mark.parametrize("method", ["GET", "PATCH", "DELETE"])
+def test_5xx_every_time_is_a_server_error_after_the_attempts(sandbox, counted, method):
+    client, adapter, sleeps = counted
+    sandbox.inject_fault(503, times=10, method=method, body={"error": "Service Unavailable",
+                                                             "error_code": "unavailable"})
+    with pytest.raises(ServerError) as caught:
+        client.request(method, {"GET": "/me", "PATCH": "/persisted_tokens/1", "DELETE": "/persisted_tokens/1/revoke"}[method],
+                       json={"persisted_token": {"name": "x"}} if method == "PATCH" else None)
+    error = caught.value
+    assert (error.type, error.exit_code, error.status, error.error_code) == ("server_error", 5, 503, "unavailable")
+    assert error.details["attempts"] == FAST_RETRY.attempts
+    assert adapter.count(method) == FAST_RETRY.attempts and len(sleeps) == FAST_RETRY.attempts - 1
+
+
+def test_500_is_retried_only_if_configured(sandbox, counted):
+    client, adapter, _ = counted
+    sandbox.inject_fault(500, times=3, body={"error": "boom"})
+    with pytest.raises(ServerError):
+        client.request("GET", "/me")
+    assert adapter.count() == 1  # 500 is not in the retried statuses
+
+
+def test_connection_refused_is_retried_then_connection_failed(sandbox):
+    url = closed_port_url()
+    client, adapter, sleeps = make_client(sandbox, base_url=url)
+    with client, pytest.raises(ConnectionFailed) as caught:
+        client.request("GET", "/me")
+    error = caught.value
+    assert (error.type, error.exit_code, error.status) == ("connection", 5, None)
+    assert url in error.message and "3 attempt(s)" in error.message
+    assert "GEN_BASE_URL" in error.hint
+    assert adapter.count() == 3 and len(sleeps) == 2
+
+
+def test_read_timeout_on_get_is_retried_then_request_timeout(sandbox):
+    client, adapter, sleeps = make_client(sandbox, timeout=(2.0, 0.15))
+    sandbox.inject_fault(delay=1.0, times=3, method="GET", path="/me")
+    started = time.perf_counter()
+    with client, pytest.raises(RequestTimeout) as caught:
+        client.request("GET", "/me")
+    assert time.perf_counter() - started < 2.0
+    error = caught.value
+    assert (error.type, error.exit_code) == ("timeout", 5)
+    assert "3 attempt(s)" in error.message and "--timeout" in error.hint
+    assert adapter.count("GET") == 3 and len(sleeps) == 2
+
+
+def test_read_timeout_then_answer_succeeds(sandbox):
+    client, adapter, _ = make_client(sandbox, timeout=(2.0, 0.15))
+    sandbox.inject_fault(delay=1.0, times=1, method="GET", path="/me")
+    with client:
+        assert client.request("GET", "/me").data["id"] == sandbox.user["id"]
+    assert adapter.count() == 2
+
+
+# -- POST: retried only when the server cannot have acted -------------------------------
+
+
+def test_post_connection_refused_is_retried(sandbox):
+    client, adapter, sleeps = make_client(sandbox, base_url=closed_port_url())
+    with client, pytest.raises(ConnectionFailed) as caught:
+        client.request("POST", "/persisted_tokens", json={"name": "ci"}, safe_to_retry=False)
+    assert caught.value.details["attempts"] == 3
+    assert adapter.count("POST") == 3 and len(sleeps) == 2
+
+
+def test_post_429_is_retried_and_creates_one_key(sandbox, counted):
+    client, adapter, sleeps = counted
+    sandbox.inject_fault(429, times=1, method="POST", headers={"Retry-After": "0"})
+    response = client.request("POST", "/persisted_tokens", json={"name": "after 429"}, safe_to_retry=False)
+    assert response.status == 201 and response.data["name"] == "after 429"
+    assert adapter.count("POST") == 2 and sleeps == [0.0]
+    names = [k["name"] for k in sandbox.store.list_keys(sandbox.user["id"])]
+    assert names.count("after 429") == 1
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_post_5xx_is_outcome_unknown_without_retry(sandbox, counted, status):
+    client, adapter, sleeps = counted
+    sandbox.inject_fault(status, times=5, method="POST", body={"error": "Service Unavailable"})
+    with pytest.raises(OutcomeUnknown) as caught:
+        client.request("POST", "/persisted_tokens", json={"name": "ci"}, safe_to_retry=False)
+    error = caught.value
+    assert (error.type, error.exit_code, error.status) == ("outcome_unknown", 7, status)
+    assert error.details["server_message"] == "Service Unavailable"
+    assert "Do not simply retry" in error.hint
+    assert adapter.count("POST") == 1 and sleeps == []
+
+
+def test_post_dropped_after_the_server_acted_is_outcome_unknown(sandbox, counted):
+    client, adapter, sleeps = counted
+    sandbox.inject_fault(drop=True, after=True, method="POST", path="/persisted_tokens")
+    with pytest.raises(OutcomeUnknown) as caught:
+        client.request("POST", "/persisted_tokens", json={"name": "ci"}, safe_to_retry=False)
+    assert caught.value.status is None and "may or may not" in caught.value.message
+    assert adapter.count("POST") == 1 and sleeps == []
+    # The server did create it: that is exactly why a retry would have been wrong.
+    assert [k["name"] for k in sandbox.store.list_keys(sandbox.user["id"])].count("ci") == 1
+
+
+def test_post_read_timeout_is_outcome_unknown_without_retry(sandbox):
+    client, adapter, sleeps = make_client(sandbox, timeout=(2.0, 0.15))
+    sandbox.inject_fault(delay=0.5, method="POST", path="/persisted_tokens")
+    with client, pytest.raises(OutcomeUnknown) as caught:
+        client.request("POST", "/persisted_tokens", json={"name": "slow"}, safe_to_retry=False)
+    assert "ReadTimeout" in caught.value.message
+    assert adapter.count("POST") == 1 and sleeps == []
+
+
+def test_no_retry_policy_sends_once(sandbox):
+    client, adapter, sleeps = make_client(sandbox, retry=RetryPolicy(attempts=1))
+    sandbox.inject_fault(503, times=2)
+    with client, pytest.raises(ServerError):
+        client.request("GET", "/me")
+    assert adapter.count() == 1 and sleeps == []
+
+
+# -- answer variants ------------------------------------------------------------------
+
+
+def test_204_and_200_answers_are_read(sandbox, counted):
+    client, _, _ = counted
+    created = client.request("POST", "/persisted_tokens", json={"name": "x"}, safe_to_retry=False).data
+    response = client.request("DELETE", f"/persisted_tokens/{created['id']}/revoke")
+    assert (response.status, response.data, response.text) == (204, None, "")
+    sandbox.inject_fault(200, method="DELETE", body={"message": "Token revoked"})
+    response = client.request("DELETE", f"/persisted_tokens/{created['id']}/revoke")
+    assert (response.status, response.data) == (200, {"message": "Token revoked"})
+    sandbox.inject_fault(200, method="DELETE")
+    response = client.request("DELETE", f"/persisted_tokens/{created['id']}/revoke")
+    assert (response.status, response.data) == (200, None)
+
+
+@pytest.mark.parametrize("suffix", ["\n", "\r\n", " "])
+def test_key_with_trailing_whitespace_is_not_a_connection_problem(sandbox, suffix):
+    """A key read from a file or a CRLF .env keeps its line end; that is no reason to retry
+    4 times and then blame the network. Either the key is used trimmed, or it is refused at
+    once as an authentication problem; nothing is retried."""
+    client, adapter, sleeps = make_client(sandbox, api_key=sandbox.api_key + suffix)
+    with client:
+        try:
+            assert client.request("GET", "/me").data["id"] == sandbox.user["id"]
+        except AuthenticationError as exc:
+            assert sandbox.api_key not in str(exc) + repr(exc)
+        assert sleeps == []
+        assert adapter.count() <= 1
