@@ -26,7 +26,12 @@ GLOBAL_HELP = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "mcp":  # everything after `mcp` belongs to its own parser
+        args.mcp_args = [*extra, *args.mcp_args]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.handler(args) or 0
     except GenError as exc:
@@ -200,7 +205,7 @@ def cmd_mcp(args: argparse.Namespace) -> int:
             f"The MCP server needs the mcp extra ({exc.name} is missing).",
             hint="Install it with: pip install 'gen-nodes[mcp]'",
         ) from None
-    return mcp_main(args.mcp_args)
+    return mcp_main(args.mcp_args, base_url=args.base_url, api_key=args.api_key, timeout=args.timeout)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

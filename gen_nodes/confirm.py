@@ -34,7 +34,7 @@ class ConfirmationTokens:
         token = "confirm_" + secrets.token_urlsafe(12)
         with self._lock:
             self._forget_old()
-            self._open[token] = (_binding(tool, arguments, principal), self._clock() + self.ttl)
+            self._open[token] = (binding(tool, arguments, principal), self._clock() + self.ttl)
         return token
 
     def redeem(self, token: str | None, tool: str, arguments: dict[str, Any], principal: str = "") -> str | None:
@@ -49,10 +49,10 @@ class ConfirmationTokens:
             if entry is None:
                 return "unknown"
             self._used[token] = self._clock() + self.ttl
-            binding, expiry = entry
+            bound_to, expiry = entry
             if self._clock() > expiry:
                 return "expired"
-            if binding != _binding(tool, arguments, principal):
+            if bound_to != binding(tool, arguments, principal):
                 return "issued for a different call"
         return None
 
@@ -67,6 +67,7 @@ class ConfirmationTokens:
                 del self._used[token]
 
 
-def _binding(tool: str, arguments: dict[str, Any], principal: str) -> str:
+def binding(tool: str, arguments: dict[str, Any], principal: str) -> str:
+    """A digest naming one exact call: tool, arguments and who makes it."""
     canonical = json.dumps([tool, arguments, principal], sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()

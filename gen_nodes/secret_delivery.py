@@ -32,7 +32,7 @@ def secrets_dir() -> Path:
     return Path(base) / "gen-nodes" / "secrets"
 
 
-def deliver(output: dict[str, Any], policy: str = DEFAULT_POLICY, folder: Path | None = None) -> dict[str, Any]:
+def deliver(output: dict[str, Any], policy: str = DEFAULT_POLICY, folder: str | Path | None = None) -> dict[str, Any]:
     """A copy of ``output`` whose secret fields follow ``policy``."""
     if policy not in POLICIES:
         raise ValueError(f"secret policy must be one of {POLICIES}, not {policy!r}")
@@ -44,7 +44,14 @@ def deliver(output: dict[str, Any], policy: str = DEFAULT_POLICY, folder: Path |
         secret = str.__str__(output[key])
         result[key] = mask(secret)
         if policy == "file":
-            path = _write_secret(secret, output.get("id"), folder or secrets_dir())
+            try:
+                path = _write_secret(secret, output.get("id"), Path(folder) if folder else secrets_dir())
+            except OSError as exc:
+                result[f"{key}_note"] = (
+                    f"The key was created, but saving its secret to a file failed ({exc.strerror}), and GEN "
+                    f"cannot show it again: revoke key {output.get('id')} with revoke_api_key and create a new one."
+                )
+                continue
             result[f"{key}_file"] = str(path)
             result[f"{key}_note"] = f"The full secret was saved to {path} (readable only by you); it is not shown here."
         else:

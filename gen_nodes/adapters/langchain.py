@@ -1,6 +1,8 @@
 """LangChain tools: every registered action as a LangChain ``BaseTool`` (``gen-nodes[langchain]``).
 
-Each tool takes the action's JSON Schema as its ``args_schema`` and runs through
+Each tool takes the action's JSON Schema, in OpenAI strict form (optional fields
+nullable, so ``bind_tools(..., strict=True)`` keeps them optional), as its
+``args_schema``; nulls are dropped again before the call. Every call runs through
 the :class:`~gen_nodes.dispatch.Dispatcher`, so input is validated, destructive
 tools need confirmation and secrets follow the secret policy exactly as for the
 other formats. A failure is raised as ``ToolException`` and, with
@@ -15,6 +17,7 @@ from typing import Any
 from langchain_core.tools import BaseTool, ToolException
 
 from ..dispatch import Dispatcher
+from .openai import strict_schema
 
 
 class GenTool(BaseTool):
@@ -42,6 +45,6 @@ def langchain_tools(dispatcher: Dispatcher | None = None, **dispatcher_options: 
     """LangChain tools for every action; ``dispatcher_options`` go to :class:`Dispatcher` if none is given."""
     dispatcher = dispatcher or Dispatcher(**dispatcher_options)
     return [
-        GenTool(name=tool.name, description=tool.description, args_schema=tool.input_schema, dispatcher=dispatcher)
+        GenTool(name=tool.name, description=tool.description, args_schema=strict_schema(tool.input_schema), dispatcher=dispatcher)
         for tool in dispatcher.tools
     ]

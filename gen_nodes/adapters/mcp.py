@@ -1,0 +1,369 @@
+"""MCP server: every registry tool over the official ``mcp`` SDK, on stdio or streamable HTTP.
+
+    gen-nodes mcp                                   # stdio; the GEN key comes from $GEN_API_KEY
+    gen-nodes mcp --transport http --port 8000      # http://127.0.0.1:8000/mcp, one GEN key per request
+
+Built on the SDK's low-level ``Server``; all tool logic goes through
+:class:`~gen_nodes.dispatch.Dispatcher`, so a plugin's actions are served too.
+
+- ``tools/list``: name, title, description, input and output schemas and every
+  annotation hint set explicitly (``tools.mcp_definition``).
+- ``tools/call``: ``structuredContent`` plus the same JSON as text. Every failure
+  (bad input, GEN error, network, a bug) is a result with ``isError: true`` and
+  ``{"error": {type, message, hint, ...}}``; never a protocol error.
+- Destructive tools (``--confirmation``): ``elicit`` (default) asks the user through
+  MCP elicitation, showing the keys that would be revoked, in both protocol eras
+  (a server-to-client request on handshake-era connections, ``InputRequiredResult``
+  on 2026-07-28 ones); a client that cannot be asked gets the token flow. ``token``
+  always uses single-use confirmation tokens; ``none`` asks nobody.
+- A created key's secret (``--secrets``): ``file`` (default), ``mask`` or ``reveal``;
+  see ``secret_delivery``.
+- Over HTTP, each request's ``Authorization: Bearer <GEN key>`` (or ``X-API-Key``)
+  is the GEN key it acts with; a request without one is refused with HTTP 401.
+
+Logs name the tool and the outcome type only: never arguments, results, headers or keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+import threading
+from collections import OrderedDict
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import anyio
+import jsonschema
+import mcp_types as types
+from mcp.server import Server, ServerRequestContext
+from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
+from mcp.shared.exceptions import MCPError, NoBackChannelError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from .. import __version__
+from ..client import GenClient
+from ..confirm import DEFAULT_TTL, ConfirmationTokens, binding
+from ..dispatch import Dispatcher, ToolResult, principal_of
+from ..errors import AuthenticationError, ConfirmationRequired, GenError
+from ..redact import masked_copy
+from ..secret_delivery import DEFAULT_POLICY, POLICIES
+from ..tools import CONFIRMATION_POLICIES, DEFAULT_PREFIX, Tool, mcp_definition
+
+log = logging.getLogger("gen_nodes.mcp")
+
+SERVER_NAME = "gen-nodes"
+HTTP_PATH = "/mcp"
+#: The elicitation form: one boolean the user ticks.
+CONFIRM_FIELD = "confirm"
+_CONFIRM_SCHEMA = {
+    "type": "object",
+    "properties": {CONFIRM_FIELD: {"type": "boolean", "title": "Go ahead",
+                                   "description": "Tick to carry out this irreversible action."}},
+    "required": [CONFIRM_FIELD],
+}
+#: GEN keys whose clients are kept by the HTTP server (per key, reused across requests).
+CLIENT_CACHE_SIZE = 64
+
+ClientFor = Callable[[ServerRequestContext], Any]
+
+
+# -- the server -----------------------------------------------------------------------
+
+
+def build_server(dispatcher: Dispatcher, client_for: ClientFor | None = None) -> Server:
+    """The MCP server for ``dispatcher``'s tools. ``client_for(ctx)`` picks the GenClient of a request."""
+    tools = {tool.name: tool for tool in dispatcher.tools}
+    listed = [types.Tool.model_validate(mcp_definition(tool)) for tool in dispatcher.tools]
+    checkers = {tool.name: jsonschema.validators.validator_for(tool.output_schema)(tool.output_schema)
+                for tool in dispatcher.tools}
+    client_for = client_for or (lambda ctx: dispatcher.default_client())
+
+    async def list_tools(ctx: ServerRequestContext, params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=listed)
+
+    async def call_tool(ctx: ServerRequestContext, params: types.CallToolRequestParams) -> Any:
+        try:
+            result = await _call(dispatcher, ctx, params, client_for)
+        except GenError as exc:
+            result = ToolResult({"error": exc.to_dict()}, is_error=True)
+        except Exception as exc:  # never reaches the SDK: it would send str(exc) to the client and log it
+            log.error("tools/call %s failed unexpectedly: %s", params.name, type(exc).__name__)
+            result = ToolResult({"error": {
+                "type": "api_error",
+                "message": f"Unexpected failure in the gen-nodes MCP server ({type(exc).__name__}).",
+                "hint": "This is a bug in gen-nodes, not in your input; try again or report it.",
+            }}, is_error=True)
+        if isinstance(result, types.InputRequiredResult):
+            log.info("tools/call %s -> input_required", params.name)
+            return result
+        if not result.is_error and params.name in checkers and not checkers[params.name].is_valid(result.content):
+            result = _off_schema(params.name, result.content)
+        log.info("tools/call %s -> %s", params.name,
+                 f"error:{result.content['error'].get('type')}" if result.is_error else "ok")
+        return _mcp_result(result)
+
+    server = Server(
+        SERVER_NAME, version=__version__,
+        instructions="Manage GEN API keys. Destructive tools need the user's confirmation; "
+                     "a created key's secret may be delivered outside the conversation.",
+        on_list_tools=list_tools, on_call_tool=call_tool,
+        get_tool_input_schema=lambda name: tools[name].input_schema if name in tools else None,
+    )
+    # Seal the requestState of 2026-07-28 multi-round calls, so a client cannot forge it.
+    server.middleware.append(RequestStateBoundary(RequestStateSecurity.ephemeral(), default_audience=SERVER_NAME))
+    return server
+
+
+async def _call(dispatcher: Dispatcher, ctx: ServerRequestContext, params: types.CallToolRequestParams,
+                client_for: ClientFor) -> ToolResult | types.InputRequiredResult:
+    arguments = params.arguments or {}
+    tool, args, token = dispatcher.parse(params.name, arguments)  # GenError for bad input
+    client = client_for(ctx)
+    confirmed = False
+    if tool.takes_confirmation and token is None and dispatcher.confirmation == "elicit" and _can_ask(ctx):
+        answer = await _ask(dispatcher, ctx, params, tool, args, client)
+        if isinstance(answer, (ToolResult, types.InputRequiredResult)):
+            return answer
+        confirmed = answer  # False: the client could not ask after all, so the token flow answers
+    return await anyio.to_thread.run_sync(
+        partial(dispatcher.call, params.name, arguments, client=client, confirmed=confirmed))
+
+
+def _can_ask(ctx: ServerRequestContext) -> bool:
+    caps = ctx.session.client_capabilities
+    if not (caps and caps.elicitation):
+        return False
+    return ctx.protocol_version in MODERN_PROTOCOL_VERSIONS or ctx.session.can_send_request
+
+
+async def _ask(dispatcher: Dispatcher, ctx: ServerRequestContext, params: types.CallToolRequestParams,
+               tool: Tool, args: dict[str, Any], client: Any) -> bool | ToolResult | types.InputRequiredResult:
+    """Ask the user: True to go ahead, False to fall back to tokens, or the result to return."""
+    call = binding(tool.name, args, principal_of(client))
+    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+        answer = (params.input_responses or {}).get(CONFIRM_FIELD)
+        if answer is None or params.request_state != call:  # first round (or another call's answer)
+            message = await _question(dispatcher, tool, args, client)
+            return types.InputRequiredResult(
+                input_requests={CONFIRM_FIELD: types.ElicitRequest(params=types.ElicitRequestFormParams(
+                    message=message, requested_schema=_CONFIRM_SCHEMA))},
+                request_state=call)
+    else:
+        message = await _question(dispatcher, tool, args, client)
+        try:
+            answer = await ctx.session.elicit_form(message, _CONFIRM_SCHEMA, related_request_id=ctx.request_id)
+        except (NoBackChannelError, MCPError) as exc:
+            log.info("tools/call %s: elicitation unavailable (%s); using a confirmation token",
+                     tool.name, type(exc).__name__)
+            return False
+    if not isinstance(answer, types.ElicitResult):  # the client failed to ask
+        log.info("tools/call %s: no elicitation answer; using a confirmation token", tool.name)
+        return False
+    if answer.action == "accept" and (answer.content or {}).get(CONFIRM_FIELD) is True:
+        return True
+    declined = ConfirmationRequired(
+        f"The user declined {tool.name} ({answer.action}); nothing was changed.",
+        hint="Do not retry unless the user asks for it again.", declined=True)
+    return ToolResult({"error": declined.to_dict()}, is_error=True)
+
+
+async def _question(dispatcher: Dispatcher, tool: Tool, args: dict[str, Any], client: Any) -> str:
+    """The elicitation message: what the call does and which keys it would affect (masked)."""
+    preview = await anyio.to_thread.run_sync(
+        partial(dispatcher.registry.preview, tool.spec.id, args, client=client))
+    lines = [f"{tool.spec.title} ({tool.name}): this cannot be undone.", tool.spec.description]
+    if preview is not None:
+        lines.append("Keys affected:" if preview else "No matching key was found; GEN will answer whether it exists.")
+        lines += [f"  - id {item.get('id')}: {item.get('name')} ({item.get('status')})"
+                  for item in masked_copy(preview)]
+    if args:
+        lines.append(f"Arguments: {json.dumps(masked_copy(args), sort_keys=True)}")
+    lines.append("Go ahead?")
+    return "\n".join(lines)
+
+
+def _off_schema(name: str, content: dict[str, Any]) -> ToolResult:
+    """GEN answered something our output schema does not allow: keep the data, flag it as an error."""
+    log.warning("tools/call %s: the result does not match the tool's outputSchema", name)
+    return ToolResult({"error": {
+        "type": "api_error",
+        "message": f"GEN's answer to {name} does not match the declared output schema; it is under `result`.",
+        "hint": "The call itself went through; read `result` with care and report the mismatch.",
+    }, "result": content}, is_error=True)
+
+
+def _mcp_result(result: ToolResult) -> types.CallToolResult:
+    text = [types.TextContent(text=result.text)]
+    if result.is_error:
+        return types.CallToolResult(content=text, is_error=True)
+    return types.CallToolResult(content=text, structured_content=result.content)
+
+
+# -- transports -----------------------------------------------------------------------
+
+
+def serve_stdio(dispatcher: Dispatcher) -> None:
+    """Serve on stdin/stdout until the client closes them (the dispatcher's own GenClient)."""
+    from mcp.server.stdio import stdio_server
+
+    server = build_server(dispatcher)
+
+    async def run() -> None:
+        async with stdio_server() as (read_stream, write_stream):
+            await server.run(read_stream, write_stream, server.create_initialization_options())
+
+    anyio.run(run)
+
+
+def api_key_from_headers(headers: Any) -> str | None:
+    """The GEN key of an HTTP request: ``X-API-Key``, else ``Authorization: Bearer``."""
+    key = headers.get("x-api-key")
+    auth = headers.get("authorization") or ""
+    if not key and auth[:7].lower() == "bearer ":
+        key = auth[7:]
+    key = (key or "").strip()
+    return key or None
+
+
+class _ClientCache:
+    """A GenClient per GEN key, least recently used dropped first; keyed by the key's SHA-256."""
+
+    def __init__(self, base_url: str | None, timeout: Any = None, size: int = CLIENT_CACHE_SIZE) -> None:
+        self.base_url, self.timeout, self.size = base_url, timeout, size
+        self._clients: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, ctx: ServerRequestContext) -> Any:
+        key = api_key_from_headers(ctx.request.headers) if ctx.request is not None else None
+        if not key:  # never fall back to the server's own environment
+            raise AuthenticationError("This HTTP request carries no GEN API key.",
+                                      hint="Send `Authorization: Bearer <GEN API key>` or `X-API-Key`.")
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        with self._lock:
+            client = self._clients.get(digest)
+            if client is None:
+                client = GenClient(api_key=key, base_url=self.base_url, timeout=self.timeout)
+                self._clients[digest] = client
+                while len(self._clients) > self.size:
+                    self._clients.popitem(last=False)  # closed when the last request using it ends
+            self._clients.move_to_end(digest)
+            return client
+
+
+class RequireGenKey:
+    """Pure ASGI middleware: refuse (401, JSON-RPC-shaped body) any request without a GEN key."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            if not api_key_from_headers(headers):
+                from starlette.responses import JSONResponse
+
+                response = JSONResponse(
+                    {"jsonrpc": "2.0", "id": None, "error": {
+                        "code": -32600,
+                        "message": "Unauthorized: send your GEN API key as `Authorization: Bearer <key>` "
+                                   "or `X-API-Key`."}},
+                    status_code=401, headers={"WWW-Authenticate": 'Bearer realm="gen-nodes"'})
+                return await response(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+def build_http_app(dispatcher: Dispatcher, *, host: str = "127.0.0.1", base_url: str | None = None,
+                   timeout: Any = None) -> Any:
+    """The Starlette app serving streamable HTTP (stateful) at ``/mcp``; DNS-rebinding guard on loopback."""
+    server = build_server(dispatcher, client_for=_ClientCache(base_url, timeout))
+    app = server.streamable_http_app(streamable_http_path=HTTP_PATH, host=host)
+    app.add_middleware(RequireGenKey)
+    return app
+
+
+def serve_http(dispatcher: Dispatcher, *, host: str = "127.0.0.1", port: int = 8000,
+               base_url: str | None = None, timeout: Any = None) -> None:
+    """Serve streamable HTTP with uvicorn until interrupted."""
+    import uvicorn
+
+    app = build_http_app(dispatcher, host=host, base_url=base_url, timeout=timeout)
+    print(f"gen-nodes MCP server on http://{host}:{port}{HTTP_PATH}", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+# -- command line ---------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``gen-nodes mcp`` (``--base-url`` may come from the global options)."""
+    parser.add_argument("--transport", choices=["stdio", "http"], default="stdio",
+                        help="stdio (default) or streamable HTTP at /mcp")
+    parser.add_argument("--host", default="127.0.0.1", help="HTTP: address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="HTTP: port (default 8000)")
+    parser.add_argument("--confirmation", choices=CONFIRMATION_POLICIES, default="elicit",
+                        help="how destructive tools are confirmed: ask the user through the client "
+                        "(elicit, default; falls back to token), a single-use token (token), or not at all (none)")
+    parser.add_argument("--secrets", choices=POLICIES, default=DEFAULT_POLICY,
+                        help="how a created key's secret is returned: written to a 0600 file (file, default), "
+                        "masked only (mask), or in the result (reveal)")
+    parser.add_argument("--secrets-dir", type=Path, default=None,
+                        help="folder for --secrets file (default $GEN_NODES_SECRETS_DIR or ~/.local/state/gen-nodes/secrets)")
+    parser.add_argument("--prefix", default=DEFAULT_PREFIX, help=f"tool name prefix (default {DEFAULT_PREFIX})")
+    parser.add_argument("--base-url", default=argparse.SUPPRESS,
+                        help="GEN API base URL (default: $GEN_BASE_URL or https://api.gen.pro/v1)")
+    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
+                        help="log level on stderr (default warning); logs never hold arguments, results or keys")
+    parser.add_argument("--confirmation-ttl", type=float, default=DEFAULT_TTL, help=argparse.SUPPRESS)
+
+
+def run(options: argparse.Namespace) -> int:
+    """Start the server the options describe; returns when it stops."""
+    configure_logging(options.log_level)
+    base_url = getattr(options, "base_url", None)
+    timeout = getattr(options, "timeout", None)
+    timeout = (5.0, timeout) if timeout else None
+    client = None
+    if options.transport == "stdio":
+        client = GenClient(api_key=getattr(options, "api_key", None), base_url=base_url, timeout=timeout)
+    dispatcher = Dispatcher(
+        prefix=options.prefix, client=client, confirmation=options.confirmation,
+        secret_policy=options.secrets, secrets_folder=options.secrets_dir,
+        tokens=ConfirmationTokens(ttl=options.confirmation_ttl),
+    )
+    try:
+        if options.transport == "stdio":
+            serve_stdio(dispatcher)
+        else:
+            serve_http(dispatcher, host=options.host, port=options.port, base_url=base_url, timeout=timeout)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def configure_logging(level: str = "warning") -> None:
+    """gen-nodes' log lines on stderr at ``level``; other libraries' at WARNING at most (the SDK's
+    debug output dumps whole messages)."""
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("gen_nodes").setLevel(level.upper())
+    logging.getLogger("mcp").setLevel(logging.WARNING)
+    logging.getLogger("sse_starlette").setLevel(logging.WARNING)
+    logging.getLogger("client").setLevel(logging.ERROR)
+
+
+def main(argv: Sequence[str] | None = None, **defaults: Any) -> int:
+    """``gen-nodes mcp [options]``. ``defaults`` (``base_url``, ``api_key``, ``timeout``: the global
+    options of ``gen-nodes``) apply unless ``argv`` says otherwise; ``None`` values are ignored."""
+    parser = argparse.ArgumentParser(prog="gen-nodes mcp", description="Serve the GEN tools over MCP.")
+    add_arguments(parser)
+    parser.set_defaults(**{name: value for name, value in defaults.items() if value is not None})
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,516 @@
+"""The MCP server (``gen_nodes.adapters.mcp``) driven by the real ``mcp`` SDK ``ClientSession``.
+
+Everything runs against a real sandbox on loopback. stdio: one server subprocess per
+session (``python -m gen_nodes.adapters.mcp``, the GEN key in its environment). HTTP: one
+server subprocess for the module; each session authenticates as a sandbox user with a
+bearer key. Every server logs at debug level into files that the last test searches
+for secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import stat
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("mcp")
+
+import httpx2  # noqa: E402  (the HTTP client the mcp SDK uses)
+import jsonschema  # noqa: E402
+import mcp_types as types  # noqa: E402
+from mcp import ClientSession, StdioServerParameters, stdio_client  # noqa: E402
+from mcp.client.session import ClientRequestContext  # noqa: E402
+from mcp.client.streamable_http import streamable_http_client  # noqa: E402
+
+from gen_nodes.sandbox import Sandbox  # noqa: E402
+from gen_nodes.sandbox.store import TOKEN_ALPHABET, TOKEN_LENGTH, TOKEN_PREFIX  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SERVER = [sys.executable, "-m", "gen_nodes.cli", "mcp"]  # the real `gen-nodes mcp` command
+#: Any full sandbox key or secret; a masked form ("gen_pat_…abcd") does not match.
+FULL_TOKEN = re.compile(re.escape(TOKEN_PREFIX) + f"[{TOKEN_ALPHABET}]{{{TOKEN_LENGTH}}}")
+
+#: name -> (title, readOnlyHint, destructiveHint, idempotentHint, openWorldHint)
+EXPECTED_TOOLS = {
+    "gen_get_me": ("Get current user", True, False, True, True),
+    "gen_list_api_keys": ("List API keys", True, False, True, True),
+    "gen_create_api_key": ("Create API key", False, False, False, True),
+    "gen_update_api_key": ("Rename API key", False, False, True, True),
+    "gen_revoke_api_key": ("Revoke API key", False, True, True, True),
+    "gen_revoke_all_api_keys": ("Revoke all API keys", False, True, True, True),
+}
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+# -- servers, sessions ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sb():
+    with Sandbox() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory):
+    return tmp_path_factory.mktemp("mcp-logs")
+
+
+@pytest.fixture(scope="module")
+def secrets_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("mcp-secrets")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def http_url(sb, logs, secrets_dir):
+    """One HTTP server for the module; it has no GEN key of its own (each request brings one)."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("GEN_API_KEY", "GEN_BASE_URL")}
+    with open(logs / "http.log", "w") as log:
+        proc = subprocess.Popen(
+            [*SERVER, "--transport", "http", "--port", str(port), "--base-url", sb.base_url,
+             "--secrets-dir", str(secrets_dir), "--log-level", "debug"],
+            stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, (logs / "http.log").read_text()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the HTTP MCP server did not start"
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class Asker:
+    """An elicitation callback that answers as told and remembers what it was asked."""
+
+    def __init__(self, action: str = "accept", confirm: bool | None = True) -> None:
+        self.action, self.confirm, self.messages = action, confirm, []
+
+    async def __call__(self, context: ClientRequestContext, params: types.ElicitRequestParams):
+        self.messages.append(params.message)
+        content = {"confirm": self.confirm} if self.action == "accept" else None
+        return types.ElicitResult(action=self.action, content=content)
+
+
+class Connect:
+    """Opens ClientSessions on one transport: ``async with connect(key, ...) as session``."""
+
+    def __init__(self, kind: str, sb: Sandbox, logs: Path, secrets_dir: Path, url: str | None) -> None:
+        self.kind, self.sb, self.logs, self.secrets_dir, self.url = kind, sb, logs, secrets_dir, url
+
+    @asynccontextmanager
+    async def __call__(self, key: str | None, *server_args: str, asker: Asker | None = None, modern: bool = False,
+                       header: str = "Authorization"):
+        if self.kind == "stdio":
+            params = StdioServerParameters(
+                command=sys.executable,
+                args=[*SERVER[1:], "--log-level", "debug", "--secrets-dir", str(self.secrets_dir), *server_args],
+                env={"GEN_API_KEY": key or "", "GEN_BASE_URL": self.sb.base_url}, cwd=str(REPO))
+            with open(self.logs / "stdio.log", "a") as errlog:
+                async with stdio_client(params, errlog=errlog) as (read, write):
+                    async with _session(read, write, asker, modern) as session:
+                        yield session
+        else:
+            assert not server_args, "the module's HTTP server has fixed options"
+            headers = {header: f"Bearer {key}" if header == "Authorization" else key} if key else {}
+            async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60)) as http:
+                async with streamable_http_client(self.url, http_client=http) as (read, write):
+                    async with _session(read, write, asker, modern) as session:
+                        yield session
+
+
+@asynccontextmanager
+async def _session(read, write, asker, modern):
+    async with ClientSession(read, write, elicitation_callback=asker) as session:
+        await (session.discover() if modern else session.initialize())
+        session.modern = modern
+        yield session
+
+
+@pytest.fixture(params=["stdio", "http"])
+def connect(request, sb, logs, secrets_dir):
+    url = request.getfixturevalue("http_url") if request.param == "http" else None
+    return Connect(request.param, sb, logs, secrets_dir, url)
+
+
+@pytest.fixture
+def stdio(sb, logs, secrets_dir):
+    return Connect("stdio", sb, logs, secrets_dir, None)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+async def call(session: ClientSession, name: str, args: dict[str, Any] | None = None) -> types.CallToolResult:
+    """tools/call; on the 2026-07-28 era, drives the input-required rounds as a host would."""
+    if not getattr(session, "modern", False):
+        return await session.call_tool(name, args or {})
+    result = await session.call_tool(name, args or {}, allow_input_required=True)
+    for _ in range(5):
+        if not isinstance(result, types.InputRequiredResult):
+            return result
+        answers = {}
+        for key, req in (result.input_requests or {}).items():
+            answers[key] = await session.dispatch_input_request(
+                ClientRequestContext(session=session, request_id=f"mrtr-{key}"), req)
+        result = await session.call_tool(name, args or {}, input_responses=answers,
+                                         request_state=result.request_state, allow_input_required=True)
+    raise AssertionError("too many input-required rounds")
+
+
+def ok(result: types.CallToolResult, output_schema: dict[str, Any]) -> dict[str, Any]:
+    """The structured content of a successful call, checked against its outputSchema and its text twin."""
+    assert not result.is_error, result.content[0].text
+    jsonschema.validate(result.structured_content, output_schema)
+    assert json.loads(result.content[0].text) == result.structured_content
+    return result.structured_content
+
+
+def failed(result: types.CallToolResult, error_type: str) -> dict[str, Any]:
+    """The error of a call that must fail with ``error_type``; it says what to do next."""
+    assert result.is_error, result.structured_content
+    error = json.loads(result.content[0].text)["error"]
+    assert error["type"] == error_type, error
+    assert error["message"] and error["hint"]
+    return error
+
+
+async def schemas(session: ClientSession) -> dict[str, dict[str, Any]]:
+    return {t.name: t.output_schema for t in (await session.list_tools()).tools}
+
+
+def new_user(sb: Sandbox) -> tuple[int, str]:
+    user, key = sb.create_user()
+    return user["id"], key
+
+
+def status(sb: Sandbox, user_id: int, key_id: int) -> str:
+    return sb.store.get_key(user_id, key_id)["status"]
+
+
+def no_full_secret(*texts: str) -> None:
+    for text in texts:
+        assert not FULL_TOKEN.search(text), "a secret or API key leaked"
+
+
+# -- tools/list ---------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_list_tools_names_titles_annotations_and_schemas(connect, sb):
+    async with connect(sb.api_key) as session:
+        tools = {t.name: t for t in (await session.list_tools()).tools}
+    assert set(EXPECTED_TOOLS) <= set(tools)
+    for name, tool in tools.items():
+        assert re.fullmatch(r"gen_[a-zA-Z0-9_-]{1,60}", name)
+        a = tool.annotations
+        assert None not in (a.read_only_hint, a.destructive_hint, a.idempotent_hint, a.open_world_hint), name
+        assert tool.description and tool.title
+        for schema in (tool.input_schema, tool.output_schema):
+            assert schema["type"] == "object" and "$ref" not in json.dumps(schema), name
+            jsonschema.Draft202012Validator.check_schema(schema)
+    for name, (title, read_only, destructive, idempotent, open_world) in EXPECTED_TOOLS.items():
+        a = tools[name].annotations
+        assert (tools[name].title, a.read_only_hint, a.destructive_hint, a.idempotent_hint, a.open_world_hint) == (
+            title, read_only, destructive, idempotent, open_world), name
+        assert ("confirmation_token" in tools[name].input_schema["properties"]) is destructive
+
+
+# -- tools/call ---------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_every_tool_runs_and_matches_its_output_schema(connect, sb):
+    user_id, key = new_user(sb)
+    asker = Asker("accept", True)
+    async with connect(key, asker=asker) as session:
+        out = await schemas(session)
+        assert ok(await call(session, "gen_get_me"), out["gen_get_me"])["id"] == user_id
+        listed = ok(await call(session, "gen_list_api_keys", {"status": "active"}), out["gen_list_api_keys"])
+        assert [k["status"] for k in listed["api_keys"]] == ["active"]
+
+        created_result = await call(session, "gen_create_api_key", {"name": "mcp-every-tool"})
+        created = ok(created_result, out["gen_create_api_key"])  # default secret policy: file
+        path = Path(created["token_file"])
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        secret = path.read_text().strip()
+        assert FULL_TOKEN.fullmatch(secret) and created["token"].endswith(secret[-4:])
+        assert secret not in created_result.content[0].text
+        no_full_secret(created_result.content[0].text)
+
+        renamed = ok(await call(session, "gen_update_api_key", {"id": created["id"], "name": "renamed"}),
+                     out["gen_update_api_key"])
+        assert renamed["name"] == "renamed" and "token" not in renamed
+        revoked = ok(await call(session, "gen_revoke_api_key", {"id": created["id"]}), out["gen_revoke_api_key"])
+        assert revoked["revoked"] is True and status(sb, user_id, created["id"]) == "revoked"
+        assert "renamed" in asker.messages[-1] and str(created["id"]) in asker.messages[-1]
+
+        bad = failed(await call(session, "gen_update_api_key", {"id": created["id"]}), "invalid_input")
+        assert bad["errors"]
+        failed(await call(session, "gen_no_such_tool", {}), "invalid_input")
+
+        everything = ok(await call(session, "gen_revoke_all_api_keys"), out["gen_revoke_all_api_keys"])
+        assert everything["revoked_all"] is True
+        assert all(k["status"] == "revoked" for k in sb.store.list_keys(user_id))
+        assert len(asker.messages) == 2
+        failed(await call(session, "gen_get_me"), "authentication")  # its own key is gone too
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("key", ["", TOKEN_PREFIX + "x" * TOKEN_LENGTH], ids=["missing", "invalid"])
+async def test_a_missing_or_invalid_key_is_a_tool_error(stdio, key):
+    async with stdio(key) as session:
+        error = failed(await call(session, "gen_get_me"), "authentication")
+    assert "GEN_API_KEY" in error["hint"]
+
+
+# -- HTTP: per-request keys ------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_http_invalid_bearer_key_is_a_tool_error(sb, http_url, logs, secrets_dir):
+    connect = Connect("http", sb, logs, secrets_dir, http_url)
+    async with connect(TOKEN_PREFIX + "y" * TOKEN_LENGTH) as session:
+        failed(await call(session, "gen_list_api_keys"), "authentication")
+
+
+def _leaves(exc: BaseException):
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield exc
+
+
+@pytest.mark.anyio
+async def test_http_request_without_a_key_is_refused(sb, http_url, logs, secrets_dir):
+    request = urllib.request.Request(http_url, data=b"{}", method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as raw:
+        urllib.request.urlopen(request, timeout=10)
+    assert raw.value.code == 401
+    assert json.loads(raw.value.read())["error"]["code"] == -32600
+
+    connect = Connect("http", sb, logs, secrets_dir, http_url)
+    with pytest.raises(BaseException) as refused:
+        async with connect(None) as session:
+            await session.list_tools()
+    messages = [str(e) for e in _leaves(refused.value)]
+    assert any("Unauthorized" in m for m in messages), messages
+
+
+def test_http_refuses_a_foreign_host_header(http_url, sb):
+    """DNS-rebinding guard: a page on another origin cannot drive the loopback server."""
+    request = urllib.request.Request(http_url, data=b"{}", method="POST", headers={
+        "Content-Type": "application/json", "X-API-Key": sb.api_key, "Host": "evil.example:80"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 421
+
+
+@pytest.mark.anyio
+async def test_http_two_users_each_see_and_touch_only_their_own_keys(sb, http_url, logs, secrets_dir):
+    connect = Connect("http", sb, logs, secrets_dir, http_url)
+    a_id, a_key = new_user(sb)
+    b_id, b_key = new_user(sb)
+    a_target = sb.store.create_key(a_id, "a-only")[0]["id"]
+    a_ids = {k["id"] for k in sb.store.list_keys(a_id)}
+
+    async with connect(a_key) as a:  # no elicitation: the token flow
+        listed = ok(await call(a, "gen_list_api_keys"), (await schemas(a))["gen_list_api_keys"])
+        assert {k["id"] for k in listed["api_keys"]} == a_ids
+        a_token = failed(await call(a, "gen_revoke_api_key", {"id": a_target}),
+                         "confirmation_required")["confirmation_token"]
+
+    asker = Asker("accept", True)
+    async with connect(b_key, asker=asker, header="X-API-Key") as b:
+        assert ok(await call(b, "gen_get_me"), (await schemas(b))["gen_get_me"])["id"] == b_id
+        listed = (await call(b, "gen_list_api_keys")).structured_content
+        assert {k["id"] for k in listed["api_keys"]}.isdisjoint(a_ids)
+        failed(await call(b, "gen_update_api_key", {"id": a_target, "name": "stolen"}), "not_found")
+        failed(await call(b, "gen_revoke_api_key", {"id": a_target}), "not_found")
+        assert "No matching key" in asker.messages[-1]
+        # A's confirmation token is bound to A: it confirms nothing for B.
+        refused = failed(await call(b, "gen_revoke_api_key", {"id": a_target, "confirmation_token": a_token}),
+                         "confirmation_required")
+        assert "different call" in refused["message"]
+    assert status(sb, a_id, a_target) == "active" and sb.store.get_key(a_id, a_target)["name"] == "a-only"
+
+
+# -- confirmation: elicitation ------------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("modern", [False, True], ids=["handshake-era", "2026-era"])
+async def test_elicitation_decline_keeps_the_key_and_accept_revokes_it(connect, sb, modern):
+    user_id, key = new_user(sb)
+    target = sb.store.create_key(user_id, "victim")[0]["id"]
+    asker = Asker("decline", None)
+    async with connect(key, asker=asker, modern=modern) as session:
+        assert (session.protocol_version == "2026-07-28") is modern
+        for action, confirm in [("decline", None), ("cancel", None), ("accept", False)]:
+            asker.action, asker.confirm = action, confirm
+            error = failed(await call(session, "gen_revoke_api_key", {"id": target}), "confirmation_required")
+            assert error["declined"] is True and "confirmation_token" not in error
+            assert status(sb, user_id, target) == "active"
+        asker.action, asker.confirm = "accept", True
+        done = ok(await call(session, "gen_revoke_api_key", {"id": target}),
+                  (await schemas(session))["gen_revoke_api_key"])
+    assert done == {"id": target, "revoked": True} and status(sb, user_id, target) == "revoked"
+    assert len(asker.messages) == 4
+    assert all(f"id {target}: victim (active)" in m for m in asker.messages)
+    no_full_secret(*asker.messages)
+
+
+@pytest.mark.anyio
+async def test_a_client_that_fails_to_ask_gets_the_token_flow(sb, http_url, logs, secrets_dir):
+    user_id, key = new_user(sb)
+    target = sb.store.create_key(user_id, "victim")[0]["id"]
+
+    async def broken(context, params):
+        return types.ErrorData(code=-1, message="no user interface")
+
+    async with Connect("http", sb, logs, secrets_dir, http_url)(key, asker=broken) as session:
+        error = failed(await call(session, "gen_revoke_api_key", {"id": target}), "confirmation_required")
+    assert error["confirmation_token"] and status(sb, user_id, target) == "active"
+
+
+# -- confirmation: tokens -------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_token_flow_missing_wrong_reused_token_are_refused(connect, sb):
+    user_id, key = new_user(sb)
+    first, second, third = (sb.store.create_key(user_id, f"victim-{i}")[0]["id"] for i in range(3))
+
+    async def refused(args: dict[str, Any], reason: str) -> dict[str, Any]:
+        error = failed(await call(session, "gen_revoke_api_key", args), "confirmation_required")
+        assert reason in error["message"], error["message"]
+        assert status(sb, user_id, args["id"]) == "active"
+        return error
+
+    async with connect(key) as session:  # no elicitation callback
+        missing = await refused({"id": first}, "not run")
+        assert [(p["id"], p["name"], p["status"]) for p in missing["preview"]] == [(first, "victim-0", "active")]
+        token = missing["confirmation_token"]
+        assert token and missing["expires_in_seconds"] > 0
+        await refused({"id": first, "confirmation_token": "confirm_wrong"}, "unknown")
+        done = await call(session, "gen_revoke_api_key", {"id": first, "confirmation_token": token})
+        assert ok(done, (await schemas(session))["gen_revoke_api_key"]) == {"id": first, "revoked": True}
+        assert status(sb, user_id, first) == "revoked"
+
+        # A token spent on another call (refused) cannot be used again for its own call.
+        other = (await refused({"id": second}, "not run"))["confirmation_token"]
+        await refused({"id": third, "confirmation_token": other}, "different call")
+        await refused({"id": second, "confirmation_token": other}, "already used")
+        no_full_secret(json.dumps(missing))
+
+
+@pytest.mark.anyio
+async def test_expired_token_is_refused(stdio, sb):
+    user_id, key = new_user(sb)
+    target = sb.store.create_key(user_id, "victim")[0]["id"]
+    async with stdio(key, "--confirmation", "token", "--confirmation-ttl", "0.5") as session:
+        token = failed(await call(session, "gen_revoke_api_key", {"id": target}),
+                       "confirmation_required")["confirmation_token"]
+        time.sleep(0.7)
+        error = failed(await call(session, "gen_revoke_api_key", {"id": target, "confirmation_token": token}),
+                       "confirmation_required")
+    assert "expired" in error["message"] and status(sb, user_id, target) == "active"
+
+
+@pytest.mark.anyio
+async def test_token_policy_never_elicits(stdio, sb):
+    user_id, key = new_user(sb)
+    target = sb.store.create_key(user_id, "victim")[0]["id"]
+    asker = Asker("accept", True)
+    async with stdio(key, "--confirmation", "token", asker=asker) as session:
+        error = failed(await call(session, "gen_revoke_api_key", {"id": target}), "confirmation_required")
+    assert error["confirmation_token"] and asker.messages == [] and status(sb, user_id, target) == "active"
+
+
+@pytest.mark.anyio
+async def test_none_policy_acts_without_asking(stdio, sb):
+    user_id, key = new_user(sb)
+    target = sb.store.create_key(user_id, "victim")[0]["id"]
+    asker = Asker("decline", None)
+    async with stdio(key, "--confirmation", "none", asker=asker) as session:
+        tools = {t.name: t for t in (await session.list_tools()).tools}
+        assert "confirmation_token" not in tools["gen_revoke_api_key"].input_schema["properties"]
+        ok(await call(session, "gen_revoke_api_key", {"id": target}), tools["gen_revoke_api_key"].output_schema)
+    assert asker.messages == [] and status(sb, user_id, target) == "revoked"
+
+
+# -- secret policies, logs ------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("policy", ["file", "mask", "reveal"])
+async def test_secret_policies(stdio, sb, policy):
+    user_id, key = new_user(sb)
+    async with stdio(key, "--secrets", policy) as session:
+        result = await call(session, "gen_create_api_key", {"name": f"policy-{policy}"})
+        created = ok(result, (await schemas(session))["gen_create_api_key"])
+    text = result.content[0].text
+    if policy == "reveal":
+        assert FULL_TOKEN.fullmatch(created["token"])
+        assert sb.store.authenticate(created["token"], touch=False) == (user_id, created["id"])
+        return
+    no_full_secret(text, json.dumps(created))
+    assert created["token"].startswith(TOKEN_PREFIX) and "…" in created["token"]
+    if policy == "file":
+        path = Path(created["token_file"])
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        secret = path.read_text().strip()
+        assert sb.store.authenticate(secret, touch=False) == (user_id, created["id"])
+        assert secret not in text
+    else:
+        assert "token_file" not in created
+
+
+@pytest.mark.anyio
+async def test_logs_hold_no_secret_or_api_key(stdio, sb, logs):
+    """Runs last: every server of this module logged at debug level into ``logs``."""
+    user_id, key = new_user(sb)
+    async with stdio(key, "--secrets", "reveal") as session:
+        secret = (await call(session, "gen_create_api_key", {"name": "logged?"})).structured_content["token"]
+        assert FULL_TOKEN.fullmatch(secret)
+    files = sorted(logs.iterdir())
+    text = "\n".join(f.read_text() for f in files)
+    assert "tools/call gen_create_api_key -> ok" in text  # the debug logs were captured
+    for needle in (secret, key, sb.api_key):
+        assert needle not in text
+    no_full_secret(text)
