@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import json
 import logging
 import os
 import random
@@ -242,7 +243,7 @@ def _success(resp: requests.Response) -> ApiResponse:
     data = None
     if text.strip():
         try:
-            data = resp.json()
+            data = json.loads(text)
         except ValueError:
             data = None
     return ApiResponse(resp.status_code, resp.headers, data, text)

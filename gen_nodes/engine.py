@@ -11,6 +11,7 @@ run another declared action, found through ``resolve``.
 from __future__ import annotations
 
 import logging
+import os
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping
 from urllib.parse import quote
@@ -24,6 +25,9 @@ from .spec import ActionSpec, Input, Lookup
 log = logging.getLogger("gen_nodes.engine")
 
 Resolve = Callable[[str], ActionSpec]
+
+# Actions whose output was checked once already (see _check_output).
+_CHECKED: set[int] = set()
 
 #: Clock difference tolerated between us and GEN when looking for keys made "since" a request.
 CLOCK_SKEW = timedelta(minutes=2)
@@ -98,8 +102,10 @@ def _shape(spec: ActionSpec, args: Mapping[str, Any], response: ApiResponse) -> 
         if isinstance(data, dict) and isinstance(data.get(shape.wrap), list):
             data = data[shape.wrap]
         if isinstance(data, list):
-            items = [item for item in data if _passes_filters(spec, item, args)]
-            return {shape.wrap: items}
+            filters = {f: str(args[f]) for f in spec.fields_at("filter") if f in args}
+            if filters:
+                data = [item for item in data if _passes(item, filters)]
+            return {shape.wrap: data}
     if isinstance(data, dict):
         return data
     raise GenError(
@@ -110,15 +116,21 @@ def _shape(spec: ActionSpec, args: Mapping[str, Any], response: ApiResponse) -> 
     )
 
 
-def _passes_filters(spec: ActionSpec, item: Any, args: Mapping[str, Any]) -> bool:
-    return all(
-        isinstance(item, dict) and str(item.get(f)) == str(args[f])
-        for f in spec.fields_at("filter") if f in args
-    )
+def _passes(item: Any, filters: Mapping[str, str]) -> bool:
+    return isinstance(item, dict) and all(str(item.get(f)) == value for f, value in filters.items())
 
 
 def _check_output(spec: ActionSpec, output: dict[str, Any]) -> None:
-    """Warn, never fail, when GEN's answer strays from the schema: the data must not be lost."""
+    """Warn, never fail, when GEN's answer strays from the schema: the data must not be lost.
+
+    A drift detector, so by default only the first answer of each action in a process is
+    checked: checking every answer would cost more than the request itself (see the README's
+    benchmarks). ``GEN_NODES_CHECK_OUTPUT=always`` checks every answer, ``never`` none.
+    """
+    policy = os.environ.get("GEN_NODES_CHECK_OUTPUT", "first")
+    if policy == "never" or (policy == "first" and id(spec) in _CHECKED):
+        return
+    _CHECKED.add(id(spec))
     found = problems(spec.output_schema, output)
     if found:
         log.warning(

@@ -72,7 +72,13 @@ def validator(schema: Mapping[str, Any]):
     if hit is None or hit[0] is not schema:
         from jsonschema import Draft202012Validator
 
-        hit = (schema, Draft202012Validator(schema, registry=_ref_registry()))
+        # Compiled from the bundled copy: resolving each $ref through the registry on every
+        # instance costs about twice the validation itself.
+        try:
+            flat = bundled(schema)
+        except RecursionError:  # a self-referencing (plugin) schema cannot be inlined
+            flat = schema
+        hit = (schema, Draft202012Validator(flat, registry=_ref_registry()))
         _VALIDATORS[key] = hit
     return hit[1]
 

@@ -327,3 +327,41 @@ def test_lookup_and_execute_directly(sandbox, client, registry):
     created = execute(spec, {"name": "direct"}, client, resolve=registry.get)
     found = lookup(spec.orphans, {"name": "direct"}, client, registry.get)
     assert [k["id"] for k in found] == [created["id"]]
+
+
+# -- output drift detection ---------------------------------------------------------------
+
+OFF_SCHEMA_LIST = [{"id": 1, "name": "no status field"}]
+
+
+def test_an_answer_off_the_output_schema_is_returned_unchanged_with_a_warning(
+        sandbox, client, registry, monkeypatch, caplog):
+    monkeypatch.setenv("GEN_NODES_CHECK_OUTPUT", "always")
+    sandbox.inject_fault(200, body=OFF_SCHEMA_LIST, method="GET", path="/persisted_tokens")
+    with caplog.at_level("WARNING", logger="gen_nodes.engine"):
+        out = registry.run("list_api_keys", {}, client=client)
+    assert out == {"api_keys": OFF_SCHEMA_LIST}
+    warnings = [r.getMessage() for r in caplog.records if r.name == "gen_nodes.engine"]
+    assert len(warnings) == 1 and "list_api_keys" in warnings[0] and "$.api_keys[0]" in warnings[0]
+
+
+def test_by_default_only_the_first_answer_of_an_action_is_checked(sandbox, client, monkeypatch, caplog):
+    from gen_nodes.registry import Registry
+    from gen_nodes.actions import LIST_API_KEYS
+    from dataclasses import replace
+
+    monkeypatch.delenv("GEN_NODES_CHECK_OUTPUT", raising=False)
+    fresh = Registry([replace(LIST_API_KEYS)])  # a spec object this process has not checked yet
+    sandbox.inject_fault(200, body=OFF_SCHEMA_LIST, times=2, method="GET", path="/persisted_tokens")
+    with caplog.at_level("WARNING", logger="gen_nodes.engine"):
+        fresh.run("list_api_keys", {}, client=client)
+        fresh.run("list_api_keys", {}, client=client)
+    assert len([r for r in caplog.records if r.name == "gen_nodes.engine"]) == 1
+
+
+def test_never_checks_nothing(sandbox, client, registry, monkeypatch, caplog):
+    monkeypatch.setenv("GEN_NODES_CHECK_OUTPUT", "never")
+    sandbox.inject_fault(200, body=OFF_SCHEMA_LIST, method="GET", path="/persisted_tokens")
+    with caplog.at_level("WARNING", logger="gen_nodes.engine"):
+        assert registry.run("list_api_keys", {}, client=client) == {"api_keys": OFF_SCHEMA_LIST}
+    assert not [r for r in caplog.records if r.name == "gen_nodes.engine"]

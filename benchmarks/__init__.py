@@ -1,0 +1,1 @@
+"""Benchmarks of gen-nodes against a baseline measured in the same run; see ``benchmarks/run.py``."""
