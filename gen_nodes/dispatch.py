@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -38,6 +39,20 @@ class ToolResult:
     @property
     def text(self) -> str:
         return json.dumps(self.content, ensure_ascii=False)
+
+    @classmethod
+    def failure(cls, error: GenError) -> "ToolResult":
+        return cls({"error": error.to_dict()}, is_error=True)
+
+    @classmethod
+    def unexpected(cls, tool: str, exc: BaseException) -> "ToolResult":
+        """A bug, not the caller's fault: say so without passing on its text (it may hold data)."""
+        log.error("tool %s failed unexpectedly: %s", tool, type(exc).__name__)
+        return cls({"error": {
+            "type": "api_error",
+            "message": f"Unexpected failure in gen-nodes ({type(exc).__name__}).",
+            "hint": "This is a bug in gen-nodes or a plugin, not in your input; try again or report it.",
+        }}, is_error=True)
 
 
 class Dispatcher:
@@ -70,6 +85,7 @@ class Dispatcher:
         self.secret_policy = secret_policy
         self.secrets_folder = secrets_folder
         self.tokens = tokens or ConfirmationTokens()
+        self._lock = threading.Lock()
         deliver({}, secret_policy)  # fail now, not at the first create, on a bad policy name
 
     def tool(self, name: str) -> Tool:
@@ -85,23 +101,10 @@ class Dispatcher:
     def call(self, name: str, arguments: Any = None, *, client: Any = None, confirmed: bool = False) -> ToolResult:
         """Run one tool call. ``confirmed=True`` says a person already approved it."""
         try:
-            return ToolResult(self._call(name, arguments, client or self.default_client(), confirmed))
+            tool, args, token = self.parse(name, arguments)
         except GenError as exc:
-            return ToolResult({"error": exc.to_dict()}, is_error=True)
-        except Exception as exc:  # the agent loop must go on; the details stay in our log
-            log.error("tool %s failed unexpectedly: %s", name, type(exc).__name__)
-            return ToolResult({"error": {
-                "type": "api_error",
-                "message": f"Unexpected failure in gen-nodes ({type(exc).__name__}).",
-                "hint": "This is a bug in gen-nodes or a plugin, not in your input; try again or report it.",
-            }}, is_error=True)
-
-    def default_client(self) -> Any:
-        if self._client is None:
-            from .client import GenClient
-
-            self._client = GenClient()
-        return self._client
+            return ToolResult.failure(exc)
+        return self.run_parsed(tool, args, token, client=client, confirmed=confirmed)
 
     def parse(self, name: str, arguments: Any) -> tuple[Tool, dict[str, Any], str | None]:
         """The tool, its validated arguments (nulls for optional fields dropped) and any confirmation token."""
@@ -112,27 +115,47 @@ class Dispatcher:
         token = args.pop(CONFIRMATION_FIELD, None) if tool.takes_confirmation else None
         return tool, self.registry.validate(tool.spec.id, args), token
 
-    def _call(self, name: str, arguments: Any, client: Any, confirmed: bool) -> dict[str, Any]:
-        tool, args, token = self.parse(name, arguments)
-        if tool.takes_confirmation and not confirmed:
-            self._require_confirmation(tool, args, token, client)
-        output = self.registry.run(tool.spec.id, args, client=client)
-        return deliver(output, self.secret_policy, self.secrets_folder)
+    def run_parsed(self, tool: Tool, args: dict[str, Any], token: str | None = None, *,
+                   client: Any = None, confirmed: bool = False) -> ToolResult:
+        """Run what :meth:`parse` returned: confirm if needed, run, apply the secret policy."""
+        try:
+            client = client or self.default_client()
+            if tool.takes_confirmation and not confirmed:
+                self._require_confirmation(tool, args, token, client)
+            output = self.registry.run(tool.spec.id, args, client=client)
+            return ToolResult(deliver(output, self.secret_policy, self.secrets_folder))
+        except GenError as exc:
+            return ToolResult.failure(exc)
+        except Exception as exc:  # the agent loop must go on; the details stay in our log
+            return ToolResult.unexpected(tool.name, exc)
+
+    def default_client(self) -> Any:
+        """The client for calls that name none: made from the environment on first use."""
+        with self._lock:
+            if self._client is None:
+                from .client import GenClient
+
+                self._client = GenClient()
+            return self._client
+
+    def close(self) -> None:
+        """Close the default client, if one was made or given."""
+        if self._client is not None:
+            self._client.close()
 
     def _require_confirmation(self, tool: Tool, args: dict[str, Any], token: str | None, client: Any) -> None:
-        principal = principal_of(client)
-        if token is None and self._confirm is not None and self.confirmation == "elicit":
+        if self.confirmation == "elicit" and self._confirm is not None:
+            # A person can be asked, so they always are: a token from the model counts for nothing.
             preview = self.registry.preview(tool.spec.id, args, client=client)
             if self._confirm(tool, args, masked_copy(preview)):
                 return
             raise ConfirmationRequired(
                 f"The user declined {tool.name}; nothing was changed.",
-                hint="Do not retry unless the user asks again.",
+                hint="Do not retry unless the user asks again.", declined=True,
             )
-        reason = self.tokens.redeem(token, tool.name, args, principal)
-        if reason is None:
-            return
-        raise self.confirmation_request(tool, args, client, reason=reason)
+        reason = self.tokens.redeem(token, tool.name, args, principal_of(client))
+        if reason is not None:
+            raise self.confirmation_request(tool, args, client, reason=reason)
 
     def confirmation_request(self, tool: Tool, args: dict[str, Any], client: Any,
                              reason: str = "missing") -> ConfirmationRequired:

@@ -544,3 +544,17 @@ def test_plugin_tools_are_dispatched_too(client, sandbox):
     assert [t.name for t in dispatcher.tools] == ["p_whoami_plugin"]
     assert dispatcher.call("p_whoami_plugin", {}).content["id"] == sandbox.user["id"]
     assert _error(dispatcher.call("gen_get_me", {}))["type"] == "invalid_input"
+
+
+def test_elicit_with_a_callback_always_asks_and_never_hands_out_a_token(client, sandbox, secrets_dir):
+    target = sandbox.store.create_key(sandbox.user["id"], "victim")[0]["id"]
+    asked = []
+    dispatcher = Dispatcher(client=client, confirmation="elicit", secrets_folder=secrets_dir,
+                            confirm=lambda tool, args, preview: asked.append(args) or False)
+    for extra in ({}, {"confirmation_token": "junk"}, {"confirmation_token": "confirm_made_up"}):
+        result = dispatcher.call("gen_revoke_api_key", {"id": target, **extra})
+        assert result.is_error and result.content["error"]["type"] == "confirmation_required"
+        assert result.content["error"]["declined"] is True
+        assert "confirmation_token" not in result.content["error"]
+    assert asked == [{"id": target}] * 3
+    assert sandbox.store.get_key(sandbox.user["id"], target)["status"] == "active"

@@ -134,11 +134,14 @@ def test_ainvoke(tools, sandbox):
 
 
 def test_unexpected_failure_does_not_escape(client, tmp_path):
-    class Exploding(Dispatcher):
-        def _call(self, *args, **kwargs):
+    from gen_nodes.registry import Registry, default_registry
+
+    class Exploding(Registry):
+        def run(self, *args, **kwargs):
             raise KeyError("boom")
 
-    tools = {t.name: t for t in langchain_tools(Exploding(client=client, secrets_folder=tmp_path))}
+    dispatcher = Dispatcher(Exploding(default_registry()), client=client, secrets_folder=tmp_path)
+    tools = {t.name: t for t in langchain_tools(dispatcher)}
     message = _call(tools["gen_get_me"], {})
     assert message.status == "error"
     assert json.loads(message.content)["error"]["type"] == "api_error"

@@ -363,6 +363,11 @@ async def test_http_two_users_each_see_and_touch_only_their_own_keys(sb, http_ur
         failed(await call(b, "gen_update_api_key", {"id": a_target, "name": "stolen"}), "not_found")
         failed(await call(b, "gen_revoke_api_key", {"id": a_target}), "not_found")
         assert "No matching key" in asker.messages[-1]
+        # B's client can ask B, so it does: A's token in the arguments counts for nothing.
+        asked = len(asker.messages)
+        failed(await call(b, "gen_revoke_api_key", {"id": a_target, "confirmation_token": a_token}), "not_found")
+        assert len(asker.messages) == asked + 1
+    async with connect(b_key, header="X-API-Key") as b:  # no elicitation: the token flow
         # A's confirmation token is bound to A: it confirms nothing for B.
         refused = failed(await call(b, "gen_revoke_api_key", {"id": a_target, "confirmation_token": a_token}),
                          "confirmation_required")
@@ -393,6 +398,23 @@ async def test_elicitation_decline_keeps_the_key_and_accept_revokes_it(connect, 
     assert len(asker.messages) == 4
     assert all(f"id {target}: victim (active)" in m for m in asker.messages)
     no_full_secret(*asker.messages)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("modern", [False, True], ids=["handshake-era", "2026-era"])
+async def test_a_model_cannot_get_past_a_declining_user_with_a_made_up_token(connect, sb, modern):
+    """A client that can ask its user always does: a token in the arguments neither skips the
+    question nor earns a fresh token to act with."""
+    user_id, key = new_user(sb)
+    target = sb.store.create_key(user_id, "victim")[0]["id"]
+    asker = Asker("decline", None)
+    async with connect(key, asker=asker, modern=modern) as session:
+        for token in (None, "junk", "confirm_made_up"):
+            args = {"id": target} if token is None else {"id": target, "confirmation_token": token}
+            error = failed(await call(session, "gen_revoke_api_key", args), "confirmation_required")
+            assert error["declined"] is True and "confirmation_token" not in error
+    assert len(asker.messages) == 3
+    assert status(sb, user_id, target) == "active"
 
 
 @pytest.mark.anyio

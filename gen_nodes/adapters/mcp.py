@@ -90,14 +90,9 @@ def build_server(dispatcher: Dispatcher, client_for: ClientFor | None = None) ->
         try:
             result = await _call(dispatcher, ctx, params, client_for)
         except GenError as exc:
-            result = ToolResult({"error": exc.to_dict()}, is_error=True)
+            result = ToolResult.failure(exc)
         except Exception as exc:  # never reaches the SDK: it would send str(exc) to the client and log it
-            log.error("tools/call %s failed unexpectedly: %s", params.name, type(exc).__name__)
-            result = ToolResult({"error": {
-                "type": "api_error",
-                "message": f"Unexpected failure in the gen-nodes MCP server ({type(exc).__name__}).",
-                "hint": "This is a bug in gen-nodes, not in your input; try again or report it.",
-            }}, is_error=True)
+            result = ToolResult.unexpected(params.name, exc)
         if isinstance(result, types.InputRequiredResult):
             log.info("tools/call %s -> input_required", params.name)
             return result
@@ -121,17 +116,17 @@ def build_server(dispatcher: Dispatcher, client_for: ClientFor | None = None) ->
 
 async def _call(dispatcher: Dispatcher, ctx: ServerRequestContext, params: types.CallToolRequestParams,
                 client_for: ClientFor) -> ToolResult | types.InputRequiredResult:
-    arguments = params.arguments or {}
-    tool, args, token = dispatcher.parse(params.name, arguments)  # GenError for bad input
+    tool, args, token = dispatcher.parse(params.name, params.arguments or {})  # GenError for bad input
     client = client_for(ctx)
     confirmed = False
-    if tool.takes_confirmation and token is None and dispatcher.confirmation == "elicit" and _can_ask(ctx):
+    if tool.takes_confirmation and dispatcher.confirmation == "elicit" and _can_ask(ctx):
+        # The user can be asked, so they are, whatever token the model sent.
         answer = await _ask(dispatcher, ctx, params, tool, args, client)
         if isinstance(answer, (ToolResult, types.InputRequiredResult)):
             return answer
         confirmed = answer  # False: the client could not ask after all, so the token flow answers
     return await anyio.to_thread.run_sync(
-        partial(dispatcher.call, params.name, arguments, client=client, confirmed=confirmed))
+        partial(dispatcher.run_parsed, tool, args, token, client=client, confirmed=confirmed))
 
 
 def _can_ask(ctx: ServerRequestContext) -> bool:
