@@ -205,7 +205,13 @@ def cmd_mcp(args: argparse.Namespace) -> int:
             f"The MCP server needs the mcp extra ({exc.name} is missing).",
             hint="Install it with: pip install 'gen-nodes[mcp]'",
         ) from None
-    return mcp_main(args.mcp_args, base_url=args.base_url, api_key=args.api_key, timeout=args.timeout)
+    if not args.sandbox:
+        return mcp_main(args.mcp_args, base_url=args.base_url, api_key=args.api_key, timeout=args.timeout)
+    from .sandbox.persistent import running
+
+    with running() as sandbox:
+        print(f"gen-nodes MCP server on the persistent sandbox at {sandbox.base_url}", file=sys.stderr, flush=True)
+        return mcp_main(args.mcp_args, base_url=sandbox.base_url, api_key=sandbox.api_key, timeout=args.timeout)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -242,9 +248,9 @@ def _read_input(raw: str) -> Any:
 
 
 def _client(args: argparse.Namespace):
-    from .client import DEFAULT_TIMEOUT, GenClient
+    from .client import GenClient, timeouts
 
-    timeout = (DEFAULT_TIMEOUT[0], args.timeout) if args.timeout else None
+    timeout = timeouts(args.timeout)
     if args.sandbox:
         from .sandbox.persistent import open_client
 

@@ -62,17 +62,15 @@ class RetryPolicy:
         return full / 2 + random.uniform(0, full / 2)
 
 
-NO_RETRY = RetryPolicy(attempts=1)
-
-
 @dataclass
 class ApiResponse:
     """A successful answer: status, headers and the decoded JSON body (None if empty)."""
 
     status: int
     headers: Mapping[str, str]
-    data: Any
-    text: str
+    # Kept out of repr(): a create's body holds the new key's secret.
+    data: Any = field(repr=False)
+    text: str = field(repr=False)
 
 
 class GenClient:
@@ -101,8 +99,10 @@ class GenClient:
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         self.session = session or requests.Session()
-        self.session.headers["User-Agent"] = f"gen-nodes/{__version__} python-requests/{requests.__version__}"
-        self.session.headers["Accept"] = "application/json"
+        self._headers = {
+            "User-Agent": f"gen-nodes/{__version__} python-requests/{requests.__version__}",
+            "Accept": "application/json",
+        }
 
     @property
     def identity(self) -> str:
@@ -140,18 +140,26 @@ class GenClient:
                 hint="Set the GEN_API_KEY environment variable (or pass api_key= / --api-key); "
                 "create a key in the GEN dashboard, or try `gen-nodes --sandbox ...` for a local one.",
             )
+        key = str.__str__(self._api_key)
+        if not (key.isascii() and key.isprintable()):
+            raise AuthenticationError(
+                "The API key holds characters that cannot be sent in an HTTP header; nothing was sent.",
+                hint="Copy the key again: look for curly quotes, spaces or other pasted characters.",
+            )
         url = self.base_url + path
-        headers = {"X-API-Key": str.__str__(self._api_key)}
+        headers = {**self._headers, "X-API-Key": key}
         attempts = max(1, self.retry.attempts)
         for attempt in range(1, attempts + 1):
             last = attempt == attempts
             started = time.perf_counter()
             try:
+                # No redirects: requests would resend X-API-Key to wherever GEN (or a proxy) points.
                 resp = self.session.request(
-                    method, url, params=params, json=json, headers=headers, timeout=self.timeout
+                    method, url, params=params, json=json, headers=headers, timeout=self.timeout,
+                    allow_redirects=False,
                 )
             except (requests.exceptions.InvalidHeader, requests.exceptions.InvalidURL,
-                    requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema) as exc:
+                    requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema, UnicodeError) as exc:
                 # The request could not even be built: no retry can help.
                 raise ConnectionFailed(
                     f"Cannot send a request to {self.base_url} ({type(exc).__name__}); nothing was sent.",
@@ -169,8 +177,10 @@ class GenClient:
                 "%s %s -> %s in %.1f ms (attempt %d)",
                 method, path, resp.status_code, (time.perf_counter() - started) * 1000, attempt,
             )
-            if resp.status_code < 400:
+            if resp.status_code < 300:
                 return _success(resp)
+            if resp.status_code < 400:
+                raise _redirect_error(resp, self.base_url)
             error = _http_error(resp, attempt)
             if not safe_to_retry and resp.status_code >= 500:
                 raise OutcomeUnknown(
@@ -216,6 +226,21 @@ class GenClient:
             f"Could not connect to {self.base_url} after {attempt} attempt(s) ({type(exc).__name__}).",
             attempts=attempt,
         )
+
+
+def _redirect_error(resp: requests.Response, base_url: str) -> GenError:
+    where = resp.headers.get("Location", "another address")
+    return GenError(
+        f"GEN answered {resp.status_code}, redirecting to {where}; gen-nodes does not follow redirects, "
+        "so the API key is never sent anywhere but the base URL.",
+        status=resp.status_code,
+        hint=f"Set GEN_BASE_URL (now {base_url}) to the address GEN redirects to, if you trust it.",
+    )
+
+
+def timeouts(read: float | None) -> tuple[float, float] | None:
+    """A ``(connect, read)`` timeout with the default connect timeout; None (the defaults) without ``read``."""
+    return (DEFAULT_TIMEOUT[0], read) if read else None
 
 
 def _never_sent(exc: requests.RequestException) -> bool:

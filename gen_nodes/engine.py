@@ -58,7 +58,16 @@ def execute(spec: ActionSpec, arguments: Any, client: GenClient, *, resolve: Res
         if spec.orphans is not None and resolve is not None:
             _attach_orphans(exc, spec.orphans, args, client, resolve, started)
         raise
-    output = _shape(spec, args, response)
+    try:
+        output = _shape(spec, args, response)
+    except GenError as exc:
+        if spec.hints.safe_to_retry:
+            raise
+        # GEN said yes but we cannot read what it made: the create most likely happened.
+        unknown = OutcomeUnknown(f"{exc.message} It most likely took effect.", status=response.status)
+        if spec.orphans is not None and resolve is not None:
+            _attach_orphans(unknown, spec.orphans, args, client, resolve, started)
+        raise unknown from None
     _check_output(spec, output)
     return hide_secrets(output)
 

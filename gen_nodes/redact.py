@@ -13,14 +13,15 @@ from typing import Any
 #: Output fields that hold a secret, whatever the action.
 SECRET_FIELDS = frozenset({"token"})
 
-PLACEHOLDER = "<redacted>"
+
+#: Prefixes GEN's documents show for keys; only these are kept visible when masking.
+KNOWN_PREFIXES = ("gen_pat_", "gen_", "ref_")
 
 
 def mask(secret: str) -> str:
-    """A form safe to show: the prefix up to its last underscore and the last 4 characters."""
+    """A form safe to show: a documented prefix (if any) and the last 4 characters."""
     secret = str.__str__(secret)
-    head, sep, _ = secret[:10].rpartition("_")
-    prefix = head + sep if sep else ""
+    prefix = next((p for p in KNOWN_PREFIXES if secret.startswith(p)), "")
     if len(secret) < len(prefix) + 12:
         return prefix + "…"
     return f"{prefix}…{secret[-4:]}"

@@ -43,7 +43,8 @@ class Registry:
     def discover(cls, group: str = GROUP) -> "Registry":
         """A registry of every action the installed distributions declare under ``group``."""
         registry = cls()
-        for ep in sorted(entry_points(group=group), key=lambda e: e.dist.name if e.dist else ""):
+        # Our own actions first, so a plugin can add actions but never replace a built-in one.
+        for ep in sorted(entry_points(group=group), key=_load_order):
             origin = f"{ep.name} = {ep.value} (from {ep.dist.name if ep.dist else 'an unknown distribution'})"
             try:
                 specs = _as_specs(ep.load())
@@ -110,6 +111,11 @@ class Registry:
         spec = self.get(action_id)
         with _client_for(client, client_options) as active:
             return preview(spec, {} if arguments is None else arguments, active, self.get)
+
+
+def _load_order(ep: Any) -> tuple[bool, str]:
+    name = (ep.dist.name if ep.dist else "").replace("_", "-").lower()
+    return name != "gen-nodes", name
 
 
 def _client_for(client: Any, options: dict[str, Any]) -> Any:

@@ -70,20 +70,28 @@ def validator(schema: Mapping[str, Any]):
     key = id(schema)
     hit = _VALIDATORS.get(key)
     if hit is None or hit[0] is not schema:
-        from jsonschema import Draft202012Validator
-
         # Compiled from the bundled copy: resolving each $ref through the registry on every
         # instance costs about twice the validation itself.
         try:
             flat = bundled(schema)
         except RecursionError:  # a self-referencing (plugin) schema cannot be inlined
             flat = schema
-        hit = (schema, Draft202012Validator(flat, registry=_ref_registry()))
+        hit = (schema, _validator_class()(flat, registry=_ref_registry()))
         _VALIDATORS[key] = hit
     return hit[1]
 
 
 _VALIDATORS: dict[int, tuple[Mapping[str, Any], Any]] = {}
+
+
+@lru_cache(maxsize=1)
+def _validator_class():
+    """Draft 2020-12, except that an integer must be a JSON integer: 6.0 would be sent as "6.0"."""
+    from jsonschema import Draft202012Validator, validators
+
+    checker = Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
+    return validators.extend(Draft202012Validator, type_checker=checker)
 
 
 def problems(schema: Mapping[str, Any], instance: Any) -> list[dict[str, str]]:

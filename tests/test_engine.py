@@ -331,7 +331,7 @@ def test_lookup_and_execute_directly(sandbox, client, registry):
 
 # -- output drift detection ---------------------------------------------------------------
 
-OFF_SCHEMA_LIST = [{"id": 1, "name": "no status field"}]
+OFF_SCHEMA_LIST = [{"id": 1, "status": "paused"}]  # not a status GEN documents
 
 
 def test_an_answer_off_the_output_schema_is_returned_unchanged_with_a_warning(

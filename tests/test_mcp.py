@@ -536,3 +536,18 @@ async def test_logs_hold_no_secret_or_api_key(stdio, sb, logs):
     for needle in (secret, key, sb.api_key):
         assert needle not in text
     no_full_secret(text)
+
+
+@pytest.mark.anyio
+async def test_the_global_sandbox_option_serves_the_persistent_sandbox(tmp_path, sb):
+    """`gen-nodes --sandbox mcp` talks to the file-backed sandbox, not to GEN (nor to $GEN_*)."""
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "gen_nodes.cli", "--sandbox", "mcp", "--secrets", "mask"],
+        env={"GEN_NODES_SANDBOX_DIR": str(tmp_path), "GEN_API_KEY": "", "GEN_BASE_URL": "http://127.0.0.1:9/v1"},
+        cwd=str(REPO))
+    async with stdio_client(params) as (read, write):
+        async with _session(read, write, None, False) as session:
+            made = ok(await call(session, "gen_create_api_key", {"name": "via-sandbox-mcp"}),
+                      (await schemas(session))["gen_create_api_key"])
+    assert (tmp_path / "sandbox.sqlite3").exists()
+    assert made["name"] == "via-sandbox-mcp" and made["token"].startswith("gen_pat_…")

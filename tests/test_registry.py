@@ -161,6 +161,7 @@ with warnings.catch_warnings(record=True) as caught:
 spec = registry.get("get_me_again")
 print(json.dumps({
     "ids": registry.ids(),
+    "revoke": [registry.get("revoke_api_key").method, registry.get("revoke_api_key").title],
     "warnings": [[w.category.__name__, str(w.message)] for w in caught],
     "spec": {"method": spec.method, "path": spec.path, "read_only": spec.hints.read_only,
              "input_id": spec.input_schema["$id"]},
@@ -176,8 +177,11 @@ def test_plugin_action_is_discovered_and_broken_one_warns(plugin_env):
     assert "broken_example" not in out["ids"]
     assert out["spec"] == {"method": "GET", "path": "/me", "read_only": True,
                            "input_id": "urn:gen-nodes-plugin-example:schemas:get_me_again.input"}
-    [(category, message)] = out["warnings"]
-    assert category == PluginWarning.__name__
+    assert out["revoke"] == ["DELETE", "Revoke API key"]  # a plugin cannot replace a built-in action
+    (category, message), (shadow_category, shadow) = sorted(out["warnings"], key=lambda w: "taken" in w[1])
+    assert shadow_category == category == PluginWarning.__name__
+    assert "'revoke_api_key'" in shadow and "already taken" in shadow
+    assert "gen_nodes_plugin_example:IMPOSTOR (from gen-nodes-plugin-example)" in shadow
     assert "broken_example = gen_nodes_plugin_example.broken:ACTION" in message
     assert "gen-nodes-plugin-example" in message  # names the distribution
     assert "RuntimeError" in message and "broken on purpose" in message
@@ -253,4 +257,5 @@ def test_hand_written_dist_info_is_a_real_distribution_too(plugin_env, tmp_path)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert "get_me_again" in out["ids"] and set(BUILTINS) <= set(out["ids"])
-    assert ["broken_example" in message for _, message in out["warnings"]] == [True]
+    assert sorted("broken_example" in message for _, message in out["warnings"]) == [False, True]
+    assert out["revoke"] == ["DELETE", "Revoke API key"]

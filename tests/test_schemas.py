@@ -117,7 +117,7 @@ def test_every_ref_points_to_a_shipped_schema():
 
 def test_bundled_key_object_has_the_documented_fields():
     flat = bundled(load_schema("create_api_key.output"))
-    assert set(flat["required"]) == {"id", "status", "token"}
+    assert set(flat["required"]) == {"id", "token"}  # all else optional: GEN's documents differ
     assert {"id", "name", "token", "token_type", "created_at", "expires_at", "last_used_at", "revoked_at",
             "status"} <= set(flat["properties"])
     assert flat["properties"]["status"]["enum"] == ["active", "expired", "revoked"]
@@ -173,7 +173,7 @@ def test_validators_are_built_once_and_reused():
         first = validator(spec.input_schema)
         assert validator(spec.input_schema) is first
         assert validator(spec.output_schema) is validator(spec.output_schema)
-        assert isinstance(first, Draft202012Validator)
+        assert first.META_SCHEMA == Draft202012Validator.META_SCHEMA  # Draft 2020-12 rules
     # Validating does not rebuild them either.
     spec = default_registry().get("create_api_key")
     before = validator(spec.input_schema)

@@ -1,4 +1,4 @@
-"""LangChain tools: every registered action as a LangChain ``BaseTool`` (``gen-nodes[langchain]``).
+"""LangChain tools: every registered action as a LangChain ``StructuredTool`` (``gen-nodes[langchain]``).
 
 Each tool takes the action's JSON Schema, in OpenAI strict form (optional fields
 nullable, so ``bind_tools(..., strict=True)`` keeps them optional), as its
@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_core.tools import BaseTool, ToolException
+from langchain_core.tools import StructuredTool, ToolException
 
 from ..dispatch import Dispatcher
 from .openai import strict_schema
 
 
-class GenTool(BaseTool):
-    """One gen-nodes action as a LangChain tool. The output is JSON text; the artifact, the dict."""
+class GenTool(StructuredTool):
+    """One gen-nodes action as a LangChain ``StructuredTool``. The output is JSON text; the artifact, the dict."""
 
     dispatcher: Any
     handle_tool_error: Any = True

@@ -46,7 +46,7 @@ from mcp.shared.exceptions import MCPError, NoBackChannelError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from .. import __version__
-from ..client import GenClient
+from ..client import GenClient, timeouts
 from ..confirm import DEFAULT_TTL, ConfirmationTokens, binding
 from ..dispatch import Dispatcher, ToolResult, principal_of
 from ..errors import AuthenticationError, ConfirmationRequired, GenError
@@ -97,7 +97,7 @@ def build_server(dispatcher: Dispatcher, client_for: ClientFor | None = None) ->
             log.info("tools/call %s -> input_required", params.name)
             return result
         if not result.is_error and params.name in checkers and not checkers[params.name].is_valid(result.content):
-            result = _off_schema(params.name, result.content)
+            result = _off_schema(tools[params.name], result.content)
         log.info("tools/call %s -> %s", params.name,
                  f"error:{result.content['error'].get('type')}" if result.is_error else "ok")
         return _mcp_result(result)
@@ -182,13 +182,14 @@ async def _question(dispatcher: Dispatcher, tool: Tool, args: dict[str, Any], cl
     return "\n".join(lines)
 
 
-def _off_schema(name: str, content: dict[str, Any]) -> ToolResult:
+def _off_schema(tool: Tool, content: dict[str, Any]) -> ToolResult:
     """GEN answered something our output schema does not allow: keep the data, flag it as an error."""
-    log.warning("tools/call %s: the result does not match the tool's outputSchema", name)
+    log.warning("tools/call %s: the result does not match the tool's outputSchema", tool.name)
+    done = "It took effect: do NOT call it again" if not tool.spec.hints.safe_to_retry else "The call went through"
     return ToolResult({"error": {
         "type": "api_error",
-        "message": f"GEN's answer to {name} does not match the declared output schema; it is under `result`.",
-        "hint": "The call itself went through; read `result` with care and report the mismatch.",
+        "message": f"GEN's answer to {tool.name} does not match the declared output schema; it is under `result`.",
+        "hint": f"{done}; read `result` with care and report the mismatch.",
     }, "result": content}, is_error=True)
 
 
@@ -311,6 +312,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefix", default=DEFAULT_PREFIX, help=f"tool name prefix (default {DEFAULT_PREFIX})")
     parser.add_argument("--base-url", default=argparse.SUPPRESS,
                         help="GEN API base URL (default: $GEN_BASE_URL or https://api.gen.pro/v1)")
+    parser.add_argument("--api-key", default=argparse.SUPPRESS,
+                        help="stdio: the GEN API key (prefer $GEN_API_KEY; over HTTP each request brings its own)")
+    parser.add_argument("--timeout", type=float, default=argparse.SUPPRESS, help="read timeout in seconds (default 30)")
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
                         help="log level on stderr (default warning); logs never hold arguments, results or keys")
     parser.add_argument("--confirmation-ttl", type=float, default=DEFAULT_TTL, help=argparse.SUPPRESS)
@@ -320,8 +324,7 @@ def run(options: argparse.Namespace) -> int:
     """Start the server the options describe; returns when it stops."""
     configure_logging(options.log_level)
     base_url = getattr(options, "base_url", None)
-    timeout = getattr(options, "timeout", None)
-    timeout = (5.0, timeout) if timeout else None
+    timeout = timeouts(getattr(options, "timeout", None))
     client = None
     if options.transport == "stdio":
         client = GenClient(api_key=getattr(options, "api_key", None), base_url=base_url, timeout=timeout)

@@ -9,10 +9,11 @@ made for the same user. ``gen-nodes sandbox --reset`` deletes both files.
 
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
+
+from .. import paths
 
 DB_FILE = "sandbox.sqlite3"
 KEY_FILE = "bootstrap-key"
@@ -20,11 +21,7 @@ KEY_FILE = "bootstrap-key"
 
 def state_dir() -> Path:
     """``$GEN_NODES_SANDBOX_DIR``, else ``$XDG_STATE_HOME/gen-nodes/sandbox``, else ``~/.local/state/...``."""
-    explicit = os.environ.get("GEN_NODES_SANDBOX_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
-    return Path(base) / "gen-nodes" / "sandbox"
+    return paths.state_dir("sandbox", "GEN_NODES_SANDBOX_DIR")
 
 
 def reset() -> Path:
@@ -36,26 +33,28 @@ def reset() -> Path:
 
 
 @contextmanager
-def open_client(**client_options: Any) -> Iterator[Any]:
-    """A :class:`GenClient` signed in to the persistent sandbox, running for the block's duration."""
-    from ..client import GenClient
+def running() -> Iterator[Any]:
+    """The persistent sandbox, serving on a free loopback port for the block's duration."""
     from . import Sandbox
 
-    folder = state_dir()
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = paths.private_folder(state_dir())
     key_path = folder / KEY_FILE
     stored = key_path.read_text().strip() if key_path.exists() else None
     sandbox = Sandbox(db_path=str(folder / DB_FILE), api_key=stored).start()
     try:
         if sandbox.api_key != stored:
-            _write_private(key_path, sandbox.api_key)
-        with GenClient(api_key=sandbox.api_key, base_url=sandbox.base_url, **client_options) as client:
-            yield client
+            paths.write_private(key_path, sandbox.api_key)
+        yield sandbox
     finally:
         sandbox.stop()
+        sandbox.store.close()
 
 
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text + "\n")
+@contextmanager
+def open_client(**client_options: Any) -> Iterator[Any]:
+    """A :class:`GenClient` signed in to the persistent sandbox, running for the block's duration."""
+    from ..client import GenClient
+
+    with running() as sandbox:
+        with GenClient(api_key=sandbox.api_key, base_url=sandbox.base_url, **client_options) as client:
+            yield client

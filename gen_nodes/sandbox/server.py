@@ -124,7 +124,6 @@ class Request:
     client_host: str
     params: dict = field(default_factory=dict)
     user_id: int | None = None
-    key_id: int | None = None
 
 
 @dataclass
@@ -187,7 +186,7 @@ class Api:
         identity = self.store.authenticate(plain)
         if identity is None:
             return error(401, "unauthorized", "Invalid, revoked or expired API key")
-        request.user_id, request.key_id = identity
+        request.user_id = identity[0]
         return None
 
     # -- endpoints ----------------------------------------------------------
