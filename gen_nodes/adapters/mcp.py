@@ -246,7 +246,8 @@ class _ClientCache:
                 client = GenClient(api_key=key, base_url=self.base_url, timeout=self.timeout)
                 self._clients[digest] = client
                 while len(self._clients) > self.size:
-                    self._clients.popitem(last=False)  # closed when the last request using it ends
+                    # Not closed here: a request may still be using it; its pool closes when it is collected.
+                    self._clients.popitem(last=False)
             self._clients.move_to_end(digest)
             return client
 
