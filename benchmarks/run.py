@@ -1,53 +1,73 @@
-"""gen-nodes benchmarks: each result is a ratio against a baseline measured in the same run.
+"""gen-nodes benchmarks: every timing is a ratio against a baseline measured in the same run.
 
 Run from the project's virtual environment (the one ``gen-nodes`` is installed in)::
 
-    python benchmarks/run.py                      # all three, about a minute on 2 cores
+    python benchmarks/run.py                      # all six, about a minute on 2 cores
     python benchmarks/run.py --json results.json  # also write the results as JSON
 
-What is measured (every HTTP call goes to a real local sandbox on loopback, served
-from a thread of this process; subject and baseline hit the same sandbox):
+Every HTTP call goes to a real local sandbox on loopback, served from a thread of this
+process; subject and baseline hit the same sandbox. The engine's output-schema check runs,
+by default, only on the first answer of each action in a process (``GEN_NODES_CHECK_OUTPUT``
+unset, i.e. ``first``): the "default" rows measure that path, after a first, checked call.
+Rows marked ``always`` run with ``GEN_NODES_CHECK_OUTPUT=always`` set in ``os.environ``
+around their blocks only (restored after), so every answer is checked.
 
-(a) ``engine_overhead``: one ``list_api_keys`` call through the engine,
-    ``registry.run("list_api_keys", {}, client=client)`` with one reused
-    ``GenClient``, against a bare ``requests.Session`` GET of the same URL with the
-    same ``X-API-Key`` header plus ``raise_for_status()`` and ``.json()`` (what the
-    smallest hand-written client does). The account has 5 keys. Both are warmed up,
-    then timed call by call in alternating blocks (order reversed every round) to
-    cancel drift. Target: median ratio <= 1.10. A third, diagnostic variant runs the
-    engine with its output-schema check stubbed out, to show what that check costs.
-(b) ``cli_cold_start``: wall time of the ``gen-nodes actions`` console script of this
-    environment (``python -m gen_nodes.cli actions`` if there is none) against
-    ``python -c "import requests, jsonschema"``, alternating, after a warm-up run of
-    each. Target: median ratio <= 1.30. When the target is missed (or with
-    ``--importtime``) ``python -X importtime -m gen_nodes.cli actions`` is run once
-    and its heaviest imports are reported.
-(c) ``large_list``: ``list_api_keys`` returning 10,000 keys, fetched, decoded,
-    validated and secret-wrapped through the engine, against a bare GET plus
-    ``.json()``. No target; the report breaks the engine's time down into stages,
-    each timed on its own: HTTP + JSON decode through ``GenClient.request`` (and
-    JSON decoding alone), input validation, shaping, the output-schema check
-    (``engine._check_output``, whatever it does at the time), secret wrapping; plus,
-    as a diagnostic, jsonschema validation against the bundled (``$ref``-free) schema.
+(a) ``engine_overhead``: ``registry.run("list_api_keys", {}, client=client)`` with one
+    reused ``GenClient`` (5 keys) vs. a bare ``requests.Session`` GET of the same URL with
+    the same ``X-API-Key`` plus ``raise_for_status()`` and ``.json()``. Warmed up, then
+    timed call by call in alternating blocks (order reversed every round). Target: median
+    ratio <= 1.10. Diagnostic row: the same engine call with ``always``.
+(b) ``cli_cold_start``: wall time of the ``gen-nodes actions`` console script (``python -m
+    gen_nodes.cli actions`` if there is none) vs. ``python -c "import requests, jsonschema"``,
+    alternating, after a warm-up run of each. Target: median ratio <= 1.30. When missed (or
+    with ``--importtime``), ``python -X importtime -m gen_nodes.cli actions`` runs once and
+    its heaviest imports are reported.
+(c) ``large_list``: ``list_api_keys`` returning 10,000 keys through the engine (default path,
+    and ``always``) vs. a bare GET plus ``.json()``. No target; a breakdown times each stage
+    of the engine on its own: HTTP + JSON decode (``GenClient.request``; and ``json.loads``
+    alone), input validation, shaping, secret wrapping, and the output-schema check
+    (``engine._check_output`` under ``always``; on the default path it runs on the first
+    answer only).
+(d) ``tool_list_size``: the six tools as exported for OpenAI Chat Completions (strict),
+    OpenAI Responses (strict), Anthropic and MCP ``tools/list`` (what ``gen-nodes tools
+    --format ...`` prints with its defaults), in characters of compact JSON
+    (``separators=(",", ":")``) and estimated tokens: ``tiktoken`` ``o200k_base`` when it is
+    installed, else characters / 4 (a rough rule for English and JSON). Plus the longest
+    tool description. Not timed.
+(e) ``mcp_cold_start``: from just before spawning ``gen-nodes mcp`` (stdio, console script
+    next to ``sys.executable``, else ``python -m gen_nodes.cli mcp``) with the SDK's
+    ``stdio_client`` until ``tools/list`` has answered: process start, the server's imports
+    and set-up, ``initialize`` (handshake era), ``tools/list``, and this process's client
+    work for both (the client's ``import mcp`` is done before, so it is not counted). Not
+    counted: closing the session and the server's exit, reported apart. Baseline: the wall
+    time of ``python -c "import mcp"`` as a subprocess (start, import, interpreter exit).
+    Alternating, median of N runs each; diagnostic: ``python -c "import gen_nodes.adapters.mcp"``
+    (the server's imports alone). No target.
+(f) ``mcp_call_latency``: ``tools/call gen_list_api_keys`` (5 keys) over one long-lived stdio
+    session (``ClientSession.call_tool``, which also validates ``structuredContent``) vs. a
+    direct ``registry.run("list_api_keys", {}, client=client)`` in this process against the
+    same sandbox, both on the default check policy, timed call by call in alternating
+    blocks. Diagnostic: ``Dispatcher.call`` in this process (what the server runs per call,
+    without MCP). No target.
 
 Ratios are subject / baseline, for the medians and for the 90th percentiles.
 
 Flags (all optional):
     --json PATH       also write the results (and run metadata) as JSON to PATH
-    --only LIST       comma-separated subset of a,b,c (default: a,b,c)
+    --only LIST       comma-separated subset of a,b,c,d,e,f (default: all)
     --calls N         (a) timed calls per variant (default 2000; at least 1000 for a real run)
-    --block N         (a) calls per alternating block (default 25)
-    --warmup N        (a) warm-up calls per variant (default 200)
+    --block N         (a), (f) calls per alternating block (default 25)
+    --warmup N        (a), (f) warm-up calls per variant (default 200)
     --cold-runs N     (b) timed runs per command (default 15)
     --keys N          (c) keys in the listed account (default 10000)
     --large-runs N    (c) timed runs per variant and per breakdown stage (default 5)
+    --mcp-runs N      (e) timed runs per command (default 15)
+    --mcp-calls N     (f) timed calls per variant (default 1000)
     --importtime      (b) always run the -X importtime analysis, even when on target
-    --no-diagnose     skip the diagnostic variants of (a) and (c)
     --strict          exit with status 1 when a benchmark misses its target
 
-The functions ``bench_engine_overhead``, ``bench_cli_cold_start`` and
-``bench_large_list`` return plain dicts (see ``_compare``) and are what
-``tests/test_benchmarks_smoke.py`` runs with tiny counts.
+Each ``bench_*`` function returns a plain dict (see ``compare``; (d) has its own shape) and
+is what ``tests/test_benchmarks_smoke.py`` runs with tiny counts.
 """
 
 from __future__ import annotations
@@ -62,25 +82,30 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
-from unittest import mock
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import requests
 
 TARGETS: dict[str, float | None] = {
     "engine_overhead": 1.10,
     "cli_cold_start": 1.30,
-    "large_list": None,  # reported with a breakdown; no target
+    "large_list": None,
+    "tool_list_size": None,
+    "mcp_cold_start": None,
+    "mcp_call_latency": None,
 }
+BENCHMARKS = "abcdef"
+CHECK_ENV = "GEN_NODES_CHECK_OUTPUT"
 
 _now = time.perf_counter
 
 
-# -- statistics ---------------------------------------------------------------------------
+# -- statistics and timing ----------------------------------------------------------------
 
 
 def summarize(samples: Sequence[float]) -> dict[str, float | int]:
@@ -97,22 +122,23 @@ def _ratio(a: float, b: float) -> float:
     return a / b if b > 0 else math.inf
 
 
-def _compare(bench_id: str, title: str, subject: tuple[str, Sequence[float]],
-             baseline: tuple[str, Sequence[float]], **details: Any) -> dict[str, Any]:
-    """One benchmark's result: subject and baseline summaries, their ratios and the target."""
-    s = {"label": subject[0], **summarize(subject[1])}
+def compare(bench_id: str, title: str, subject: tuple[str, Sequence[float]], baseline: tuple[str, Sequence[float]],
+            extra: Sequence[tuple[str, Sequence[float]]] = (), **details: Any) -> dict[str, Any]:
+    """One timed benchmark: subject, baseline and ``extra`` rows summarized, each row's ratios to the
+    baseline, and the target."""
     b = {"label": baseline[0], **summarize(baseline[1])}
+
+    def row(label: str, samples: Sequence[float]) -> dict[str, Any]:
+        s = {"label": label, **summarize(samples)}
+        return {**s, "ratio_median": _ratio(s["median_s"], b["median_s"]), "ratio_p90": _ratio(s["p90_s"], b["p90_s"])}
+
+    s = row(*subject)
     target = TARGETS.get(bench_id)
-    ratio_median = _ratio(s["median_s"], b["median_s"])
     return {
-        "id": bench_id,
-        "title": title,
-        "subject": s,
-        "baseline": b,
-        "ratio_median": ratio_median,
-        "ratio_p90": _ratio(s["p90_s"], b["p90_s"]),
-        "target": target,
-        "meets_target": None if target is None else ratio_median <= target,
+        "id": bench_id, "title": title, "subject": s, "baseline": b,
+        "ratio_median": s["ratio_median"], "ratio_p90": s["ratio_p90"],
+        "extra": [row(*e) for e in extra],
+        "target": target, "meets_target": None if target is None else s["ratio_median"] <= target,
         "details": details,
     }
 
@@ -123,7 +149,53 @@ def _timed(fn: Callable[[], Any]) -> float:
     return _now() - started
 
 
+def schedule(names: Sequence[str], calls: int, block: int) -> Iterator[tuple[str, int]]:
+    """``(name, n)``: ``calls`` calls per name in blocks of ``block``, the order reversed every
+    round so that drift and warm-up effects fall on every variant alike."""
+    names = list(names)
+    for r in range(math.ceil(calls / block)):
+        n = min(block, calls - r * block)
+        yield from ((name, n) for name in (names if r % 2 == 0 else names[::-1]))
+
+
+def time_interleaved(variants: Mapping[str, Callable[[], Any]], calls: int, block: int = 1, warmup: int = 0,
+                     policies: Mapping[str, str | None] | None = None) -> dict[str, list[float]]:
+    """Each variant's per-call times. ``policies[name]`` is the check policy set around that variant's blocks."""
+    policies = policies or {}
+
+    def env(name: str) -> Any:
+        return check_output_policy(policies[name]) if name in policies else nullcontext()
+
+    for name, fn in variants.items():
+        with env(name):
+            for _ in range(warmup):
+                fn()
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for name, n in schedule(list(variants), calls, block):
+        fn, out = variants[name], samples[name]
+        with env(name):
+            for _ in range(n):
+                started = _now()
+                fn()
+                out.append(_now() - started)
+    return samples
+
+
 # -- shared set-up ------------------------------------------------------------------------
+
+
+@contextmanager
+def check_output_policy(policy: str | None) -> Iterator[None]:
+    """``GEN_NODES_CHECK_OUTPUT=policy`` for the block (None: unset, the default), restored after."""
+    saved = os.environ.pop(CHECK_ENV, None)
+    if policy is not None:
+        os.environ[CHECK_ENV] = policy
+    try:
+        yield
+    finally:
+        os.environ.pop(CHECK_ENV, None)
+        if saved is not None:
+            os.environ[CHECK_ENV] = saved
 
 
 @contextmanager
@@ -141,133 +213,87 @@ def sandbox_with_keys(total: int) -> Iterator[Any]:
         sb.stop()
 
 
-class _CountWarnings(logging.Handler):
-    """Counts the engine's 'answer does not match its output schema' warnings (there should be none)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.count = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.count += 1
-
-
 @contextmanager
-def _count_engine_warnings() -> Iterator[_CountWarnings]:
-    handler = _CountWarnings()
-    logger = logging.getLogger("gen_nodes.engine")
+def engine_warnings() -> Iterator[list[logging.LogRecord]]:
+    """The engine's 'answer does not match its output schema' warnings logged in the block (there should be none)."""
+    records: list[logging.LogRecord] = []
+    handler, logger = logging.Handler(logging.WARNING), logging.getLogger("gen_nodes.engine")
+    handler.emit = records.append  # type: ignore[method-assign]
     logger.addHandler(handler)
     try:
-        yield handler
+        yield records
     finally:
         logger.removeHandler(handler)
 
 
-def _no_output_check(spec: Any, output: Any) -> None:
-    return None
-
-
-def _clients(sb: Any):
+@contextmanager
+def engine_and_bare(sb: Any, keys: int) -> Iterator[tuple[Any, Callable[[], Any], Callable[[], Any]]]:
+    """``(client, through_engine, bare)``: list_api_keys through the engine and by a bare GET, both checked."""
     from gen_nodes.client import GenClient
-
-    client = GenClient(api_key=sb.api_key, base_url=sb.base_url)
-    session = requests.Session()
-    url = sb.base_url + "/persisted_tokens"
-    headers = {"X-API-Key": sb.api_key}
-
-    def bare() -> Any:
-        resp = session.get(url, headers=headers)
-        resp.raise_for_status()
-        return resp.json()
-
-    return client, session, bare
-
-
-# -- (a) per-call engine overhead ---------------------------------------------------------
-
-
-def bench_engine_overhead(calls: int = 2000, block: int = 25, warmup: int = 200, keys: int = 5,
-                          diagnose: bool = True) -> dict[str, Any]:
-    """(a) ``list_api_keys`` through the engine vs. a bare ``requests.Session`` GET, call by call."""
-    from gen_nodes import engine
     from gen_nodes.registry import default_registry
 
     registry = default_registry()
-    with sandbox_with_keys(keys) as sb, _count_engine_warnings() as warned:
-        client, session, bare = _clients(sb)
-        with client, session:
-            def through_engine() -> Any:
-                return registry.run("list_api_keys", {}, client=client)
+    headers, url = {"X-API-Key": sb.api_key}, sb.base_url + "/persisted_tokens"
+    with GenClient(api_key=sb.api_key, base_url=sb.base_url) as client, requests.Session() as session:
+        def through_engine() -> Any:
+            return registry.run("list_api_keys", {}, client=client)
 
+        def bare() -> Any:
+            resp = session.get(url, headers=headers)
+            resp.raise_for_status()
+            return resp.json()
+
+        with check_output_policy(None):  # the first, checked answer: the timed default calls come after it
             listed = len(through_engine()["api_keys"])
-            if listed != keys or len(bare()) != keys:
-                raise RuntimeError(f"expected {keys} keys, the engine listed {listed}")
-
-            # name -> (call, context wrapped around each of its blocks)
-            variants: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {
-                "baseline": (bare, nullcontext),
-                "engine": (through_engine, nullcontext),
-            }
-            if diagnose:
-                variants["engine_no_output_check"] = (
-                    through_engine, lambda: mock.patch.object(engine, "_check_output", _no_output_check))
-            for fn, ctx in variants.values():
-                with ctx():
-                    for _ in range(warmup):
-                        fn()
-            samples: dict[str, list[float]] = {name: [] for name in variants}
-            order = list(variants)
-            rounds = math.ceil(calls / block)
-            for r in range(rounds):
-                n = min(block, calls - r * block)
-                for name in (order if r % 2 == 0 else order[::-1]):
-                    fn, ctx = variants[name]
-                    out = samples[name]
-                    with ctx():
-                        for _ in range(n):
-                            started = _now()
-                            fn()
-                            out.append(_now() - started)
-
-    result = _compare(
-        "engine_overhead", f"(a) list_api_keys per call, {keys} keys",
-        ("engine: registry.run(list_api_keys), reused GenClient", samples["engine"]),
-        ("bare requests.Session GET + .json()", samples["baseline"]),
-        keys=keys, calls_per_variant=calls, block=block, warmup=warmup,
-        schema_warnings=warned.count,
-    )
-    base_med = result["baseline"]["median_s"]
-    result["details"]["overhead_median_s"] = result["subject"]["median_s"] - base_med
-    if diagnose:
-        diag = summarize(samples["engine_no_output_check"])
-        result["details"]["diagnostic_no_output_check"] = {
-            "label": "engine with _check_output stubbed out", **diag,
-            "ratio_median": _ratio(diag["median_s"], base_med),
-            "ratio_p90": _ratio(diag["p90_s"], result["baseline"]["p90_s"]),
-            "output_check_median_s": result["subject"]["median_s"] - diag["median_s"],
-        }
-    return result
+        if listed != keys or len(bare()) != keys:
+            raise RuntimeError(f"expected {keys} keys, the engine listed {listed}")
+        yield client, through_engine, bare
 
 
-# -- (b) CLI cold start -------------------------------------------------------------------
-
-
-def cli_command() -> tuple[list[str], str]:
-    """The ``gen-nodes actions`` command of this environment, and how it was found."""
+def console_command(*args: str) -> tuple[list[str], str]:
+    """``gen-nodes ARGS`` of this environment (the console script next to sys.executable), and how it was found."""
     scripts = Path(sys.executable).parent
     for candidate in (scripts / "gen-nodes", scripts / "gen-nodes.exe", shutil.which("gen-nodes")):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return [str(candidate), "actions"], "console script"
-    return [sys.executable, "-m", "gen_nodes.cli", "actions"], "python -m (no console script found)"
-
-
-BASELINE_IMPORT = "import requests, jsonschema"
+            return [str(candidate), *args], "console script"
+    return [sys.executable, "-m", "gen_nodes.cli", *args], "python -m (no console script found)"
 
 
 def _run_quiet(argv: Sequence[str]) -> None:
     done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.decode(errors='replace')[-500:]}")
+
+
+def _shown(argv: Sequence[str], found: str) -> str:
+    return " ".join(["gen-nodes" if found == "console script" else "python", *argv[1:]])
+
+
+# -- (a) per-call engine overhead ---------------------------------------------------------
+
+
+def bench_engine_overhead(calls: int = 2000, block: int = 25, warmup: int = 200, keys: int = 5) -> dict[str, Any]:
+    """(a) ``list_api_keys`` through the engine (default path; ``always`` as a diagnostic) vs. a bare GET."""
+    with sandbox_with_keys(keys) as sb, engine_warnings() as warned, engine_and_bare(sb, keys) as (_, engine, bare):
+        samples = time_interleaved({"engine": engine, "always": engine, "baseline": bare}, calls, block, warmup,
+                                   policies={"engine": None, "always": "always", "baseline": None})
+    result = compare(
+        "engine_overhead", f"(a) list_api_keys per call, {keys} keys",
+        ("engine, default check policy", samples["engine"]),
+        ("bare requests.Session GET + .json()", samples["baseline"]),
+        extra=[("[diagnostic] engine, check always", samples["always"])],
+        keys=keys, calls_per_variant=calls, block=block, warmup=warmup, schema_warnings=len(warned),
+    )
+    d, base = result["details"], result["baseline"]["median_s"]
+    d["overhead_median_s"] = result["subject"]["median_s"] - base
+    d["output_check_median_s"] = result["extra"][0]["median_s"] - result["subject"]["median_s"]
+    return result
+
+
+# -- (b) CLI cold start -------------------------------------------------------------------
+
+
+BASELINE_IMPORT = "import requests, jsonschema"
 
 
 def import_profile(top: int = 8) -> dict[str, Any]:
@@ -279,9 +305,8 @@ def import_profile(top: int = 8) -> dict[str, Any]:
         if not line.startswith("import time:") or "imported package" in line:
             continue
         self_us, cumulative_us, name = line[len("import time:"):].split("|", 2)
-        depth = (len(name) - len(name.lstrip())) // 2
         rows.append({"module": name.strip(), "self_us": int(self_us), "cumulative_us": int(cumulative_us),
-                     "depth": depth})
+                     "depth": (len(name) - len(name.lstrip())) // 2})
     top_level = [r for r in rows if r["depth"] == 0]
     return {
         "total_us": sum(r["cumulative_us"] for r in top_level),
@@ -293,22 +318,14 @@ def import_profile(top: int = 8) -> dict[str, Any]:
 
 def bench_cli_cold_start(runs: int = 15, warmup: int = 1, importtime: bool | None = None) -> dict[str, Any]:
     """(b) ``gen-nodes actions`` vs. ``python -c "import requests, jsonschema"``, alternating, wall time."""
-    cli, found = cli_command()
+    cli, found = console_command("actions")
     base = [sys.executable, "-c", BASELINE_IMPORT]
-    for _ in range(warmup):  # fill the page cache and __pycache__ of both
-        _run_quiet(cli)
-        _run_quiet(base)
-    samples: dict[str, list[float]] = {"cli": [], "baseline": []}
-    for r in range(runs):
-        pair = (("cli", cli), ("baseline", base)) if r % 2 == 0 else (("baseline", base), ("cli", cli))
-        for name, argv in pair:
-            samples[name].append(_timed(lambda: _run_quiet(argv)))
-    result = _compare(
-        "cli_cold_start", "(b) CLI cold start",
-        (" ".join(["gen-nodes", *cli[1:]]) if found == "console script" else " ".join(cli[1:]), samples["cli"]),
-        (f'python -c "{BASELINE_IMPORT}"', samples["baseline"]),
-        command=cli, found_as=found, runs=runs, warmup=warmup,
-    )
+    # warm-up fills the page cache and __pycache__ of both
+    samples = time_interleaved({"cli": lambda: _run_quiet(cli), "baseline": lambda: _run_quiet(base)},
+                               runs, warmup=warmup)
+    result = compare("cli_cold_start", "(b) CLI cold start", (_shown(cli, found), samples["cli"]),
+                     (f'python -c "{BASELINE_IMPORT}"', samples["baseline"]),
+                     command=cli, found_as=found, runs=runs, warmup=warmup)
     if importtime or (importtime is None and not result["meets_target"]):
         result["details"]["importtime"] = import_profile()
     return result
@@ -317,75 +334,222 @@ def bench_cli_cold_start(runs: int = 15, warmup: int = 1, importtime: bool | Non
 # -- (c) a 10,000-key list ----------------------------------------------------------------
 
 
-def bench_large_list(keys: int = 10_000, runs: int = 5, warmup: int = 1, diagnose: bool = True) -> dict[str, Any]:
-    """(c) ``list_api_keys`` with ``keys`` keys through the engine vs. a bare GET + ``.json()``, with a breakdown."""
+def bench_large_list(keys: int = 10_000, runs: int = 5, warmup: int = 1) -> dict[str, Any]:
+    """(c) ``list_api_keys`` with ``keys`` keys through the engine (default and ``always``) vs. a bare GET +
+    ``.json()``, with a breakdown of the engine's stages."""
     from gen_nodes import engine
     from gen_nodes.redact import hide_secrets
     from gen_nodes.registry import default_registry
 
-    registry = default_registry()
-    spec = registry.get("list_api_keys")
-    with sandbox_with_keys(keys) as sb, _count_engine_warnings() as warned:
-        client, session, bare = _clients(sb)
-        with client, session:
-            def through_engine() -> Any:
-                return registry.run("list_api_keys", {}, client=client)
+    spec = default_registry().get("list_api_keys")
+    with sandbox_with_keys(keys) as sb, engine_warnings() as warned, \
+            engine_and_bare(sb, keys) as (client, through_engine, bare):
+        samples = time_interleaved({"engine": through_engine, "always": through_engine, "baseline": bare},
+                                   runs, warmup=warmup, policies={"engine": None, "always": "always", "baseline": None})
+        # Each stage of engine.execute timed on its own, on the same data: (name, fn, kind); kind "sub" is
+        # part of the stage above it, "check" runs on the default path for the first answer only.
+        response = client.request(spec.method, spec.path, safe_to_retry=True)
+        body = requests.get(sb.base_url + spec.path, headers={"X-API-Key": sb.api_key}).content
+        args = engine.validate_input(spec, {})
+        shaped = engine._shape(spec, args, response)
+        stages = [
+            ("HTTP + JSON decode (GenClient.request)",
+             lambda: client.request(spec.method, spec.path, safe_to_retry=True), "stage"),
+            ("  of which JSON decode alone (json.loads)", lambda: json.loads(body), "sub"),
+            ("input validation", lambda: engine.validate_input(spec, {}), "stage"),
+            ("shaping (wrap + filter)", lambda: engine._shape(spec, args, response), "stage"),
+            ("secret wrapping (hide_secrets)", lambda: hide_secrets(shaped), "stage"),
+            ("output-schema check (engine._check_output, always)", lambda: engine._check_output(spec, shaped),
+             "check"),
+        ]
+        with check_output_policy("always"):
+            timed = time_interleaved({name: fn for name, fn, _ in stages}, runs)
 
-            listed = len(through_engine()["api_keys"])
-            if listed != keys or len(bare()) != keys:
-                raise RuntimeError(f"expected {keys} keys, the engine listed {listed}")
-            for _ in range(warmup):
-                through_engine()
-                bare()
-            samples: dict[str, list[float]] = {"engine": [], "baseline": []}
-            for r in range(runs):
-                pair = (("engine", through_engine), ("baseline", bare))
-                for name, fn in (pair if r % 2 == 0 else pair[::-1]):
-                    samples[name].append(_timed(fn))
-
-            # The breakdown: each stage of engine.execute timed on its own, on the same data.
-            response = client.request(spec.method, spec.path, safe_to_retry=True)
-            body = session.get(sb.base_url + spec.path, headers={"X-API-Key": sb.api_key}).content
-            args = engine.validate_input(spec, {})
-            shaped = engine._shape(spec, args, response)
-            stages: list[tuple[str, Callable[[], Any]]] = [
-                ("HTTP + JSON decode (GenClient.request)",
-                 lambda: client.request(spec.method, spec.path, safe_to_retry=True)),
-                ("  of which JSON decode alone (json.loads)", lambda: json.loads(body)),
-                ("input validation", lambda: engine.validate_input(spec, {})),
-                ("shaping (wrap + filter)", lambda: engine._shape(spec, args, response)),
-                ("output-schema check (engine._check_output)", lambda: engine._check_output(spec, shaped)),
-                ("secret wrapping (hide_secrets)", lambda: hide_secrets(shaped)),
-            ]
-            if diagnose:
-                from jsonschema import Draft202012Validator
-
-                from gen_nodes.schemas import bundled
-
-                flat = Draft202012Validator(bundled(spec.output_schema))
-                stages.append(("[diagnostic] output validation, bundled $ref-free schema",
-                               lambda: list(flat.iter_errors(shaped))))
-            stage_samples: dict[str, list[float]] = {name: [] for name, _ in stages}
-            for _ in range(runs):
-                for name, fn in stages:
-                    stage_samples[name].append(_timed(fn))
-
-    result = _compare(
+    result = compare(
         "large_list", f"(c) list_api_keys, {keys:,} keys",
-        ("engine: fetch, decode, validate, wrap", samples["engine"]),
+        ("engine, default check policy", samples["engine"]),
         ("bare requests.Session GET + .json()", samples["baseline"]),
-        keys=keys, runs=runs, warmup=warmup, response_bytes=len(body), schema_warnings=warned.count,
+        extra=[("engine, check always (every answer)", samples["always"])],
+        keys=keys, runs=runs, warmup=warmup, response_bytes=len(body), schema_warnings=len(warned),
     )
-    engine_median = result["subject"]["median_s"]
-    breakdown = []
-    for name, _ in stages:
-        med = statistics.median(stage_samples[name])
-        breakdown.append({"stage": name, "median_s": med, "share_of_engine": _ratio(med, engine_median)})
-    counted = [b for b in breakdown if not b["stage"].startswith((" ", "["))]
-    result["details"]["breakdown"] = breakdown
-    result["details"]["sum_of_stages_s"] = sum(b["median_s"] for b in counted)
-    result["details"]["per_key_validation_us"] = next(
-        b["median_s"] for b in breakdown if b["stage"].startswith("output-schema check")) / keys * 1e6
+    default_med, always_med = result["subject"]["median_s"], result["extra"][0]["median_s"]
+    d = result["details"]
+    d["breakdown"] = []
+    for name, _, kind in stages:
+        median = statistics.median(timed[name])
+        d["breakdown"].append({"stage": name, "kind": kind, "median_s": median,
+                               "share_of_default": None if kind == "check" else _ratio(median, default_med),
+                               "share_of_always": _ratio(median, always_med)})
+    d["sum_default_s"] = sum(b["median_s"] for b in d["breakdown"] if b["kind"] == "stage")
+    d["sum_always_s"] = sum(b["median_s"] for b in d["breakdown"] if b["kind"] in ("stage", "check"))
+    d["per_key_check_us"] = d["breakdown"][-1]["median_s"] / keys * 1e6
+    return result
+
+
+# -- (d) size of the exported tool list -----------------------------------------------------
+
+
+def token_counter() -> tuple[str, Callable[[str], int]]:
+    """tiktoken's o200k_base when installed (and its data at hand), else characters / 4."""
+    try:
+        import tiktoken
+
+        encoding = tiktoken.get_encoding("o200k_base")
+        return "tiktoken o200k_base", lambda text: len(encoding.encode(text))
+    except Exception:  # not installed (not a dependency), or its data cannot be had offline
+        return "chars/4 (rough estimate; tiktoken is not installed)", lambda text: math.ceil(len(text) / 4)
+
+
+def bench_tool_list_size() -> dict[str, Any]:
+    """(d) The exported tool list per format: compact-JSON characters and estimated tokens."""
+    from gen_nodes.adapters.anthropic import anthropic_tools
+    from gen_nodes.adapters.openai import chat_completions_tools, responses_tools
+    from gen_nodes.registry import default_registry
+    from gen_nodes.tools import build_tools, mcp_definition
+
+    tools = build_tools(default_registry())  # as `gen-nodes tools`: prefix gen_, confirmation token
+    estimator, count = token_counter()
+    exports = {
+        "openai (chat completions, strict)": chat_completions_tools(tools),
+        "openai-responses (strict)": responses_tools(tools),
+        "anthropic": anthropic_tools(tools),
+        "mcp (tools/list)": [mcp_definition(tool) for tool in tools],
+    }
+    compact = lambda data: json.dumps(data, separators=(",", ":"), ensure_ascii=False)  # noqa: E731
+    formats = [{"format": name, "tools": len(exported), "chars": len(compact(exported)),
+                "tokens": count(compact(exported))} for name, exported in exports.items()]
+    longest = max(tools, key=lambda t: len(t.description))
+    return {
+        "id": "tool_list_size", "title": f"(d) exported tool list, {len(tools)} tools",
+        "target": None, "meets_target": None, "estimator": estimator, "formats": formats,
+        "descriptions_chars": sum(len(t.description) for t in tools),
+        "input_schemas_chars": sum(len(compact(t.input_schema)) for t in tools),
+        "output_schemas_chars": sum(len(compact(t.output_schema)) for t in tools),  # in the MCP format only
+        "longest_description": {"tool": longest.name, "chars": len(longest.description),
+                                "tokens": count(longest.description)},
+    }
+
+
+# -- (e), (f) the MCP server over stdio -----------------------------------------------------
+
+
+def mcp_server_params(sb: Any) -> tuple[Any, str]:
+    """How to start ``gen-nodes mcp`` (stdio) against ``sb``; the SDK passes only ``env`` plus HOME, PATH, ..."""
+    from mcp import StdioServerParameters
+
+    argv, found = console_command("mcp")
+    env = {"GEN_API_KEY": sb.api_key, "GEN_BASE_URL": sb.base_url}
+    return StdioServerParameters(command=argv[0], args=argv[1:], env=env), _shown(argv, found)
+
+
+@asynccontextmanager
+async def mcp_session(params: Any) -> Any:
+    """A ``ClientSession`` on a freshly spawned server, initialized (handshake era); its stderr in the error."""
+    from mcp import ClientSession, stdio_client
+
+    with tempfile.TemporaryFile("w+") as errlog:
+        try:
+            async with stdio_client(params, errlog=errlog) as (read, write):
+                async with ClientSession(read, write) as session:
+                    await session.initialize()
+                    yield session
+        except Exception as exc:
+            errlog.seek(0)
+            raise RuntimeError(f"gen-nodes mcp failed ({type(exc).__name__}); its stderr: "
+                               f"{errlog.read()[-800:]}") from exc
+
+
+async def _cold_tools_list(params: Any) -> tuple[float, float, int]:
+    """Seconds from spawn to the tools/list answer, seconds to close, number of tools."""
+    started = _now()
+    async with mcp_session(params) as session:
+        listed = len((await session.list_tools()).tools)
+        answered = _now()
+    return answered - started, _now() - answered, listed
+
+
+def bench_mcp_cold_start(runs: int = 15, warmup: int = 1) -> dict[str, Any]:
+    """(e) ``gen-nodes mcp``: spawn to ``tools/list`` answered vs. ``python -c "import mcp"``, alternating."""
+    import anyio
+
+    commands = {"baseline": [sys.executable, "-c", "import mcp"],
+                "imports": [sys.executable, "-c", "import gen_nodes.adapters.mcp"]}
+    from gen_nodes.registry import default_registry
+
+    expected = len(default_registry())
+    samples: dict[str, list[float]] = {"server": [], "closing": [], "baseline": [], "imports": []}
+    with sandbox_with_keys(1) as sb:
+        params, shown = mcp_server_params(sb)
+        for i, (name, _) in enumerate(schedule(["server", "baseline", "imports"], warmup + runs, 1)):
+            if name == "server":
+                to_list, closing, listed = anyio.run(_cold_tools_list, params)
+                if listed != expected:
+                    raise RuntimeError(f"tools/list gave {listed} tools, expected {expected}")
+                timed = {"server": to_list, "closing": closing}
+            else:
+                timed = {name: _timed(lambda: _run_quiet(commands[name]))}
+            if i >= 3 * warmup:
+                for key, value in timed.items():
+                    samples[key].append(value)
+    result = compare(
+        "mcp_cold_start", "(e) gen-nodes mcp: spawn to tools/list",
+        (f"{shown}: spawn to tools/list answered", samples["server"]),
+        ('python -c "import mcp" (start, import, exit)', samples["baseline"]),
+        extra=[("[diagnostic] import gen_nodes.adapters.mcp", samples["imports"])],
+        runs=runs, warmup=warmup, command=[params.command, *params.args], tools_listed=expected,
+    )
+    closing = summarize(samples["closing"])
+    result["details"]["closing"] = closing  # closing the session: stdin EOF, server exit, reaped
+    result["details"]["ratio_median_with_closing"] = _ratio(
+        result["subject"]["median_s"] + closing["median_s"], result["baseline"]["median_s"])
+    return result
+
+
+def bench_mcp_call_latency(calls: int = 1000, block: int = 25, warmup: int = 200, keys: int = 5) -> dict[str, Any]:
+    """(f) ``tools/call gen_list_api_keys`` over one stdio session vs. a direct engine call, call by call."""
+    import anyio
+
+    from gen_nodes.dispatch import Dispatcher
+
+    async def measure(params: Any, variants: dict[str, Callable[[], Any]]) -> dict[str, list[float]]:
+        async with mcp_session(params) as session:
+            async def over_stdio() -> None:
+                result = await session.call_tool("gen_list_api_keys", {})
+                if result.is_error or len(result.structured_content["api_keys"]) != keys:
+                    raise RuntimeError(f"tools/call gen_list_api_keys failed: {result.content[0].text[:300]}")
+
+            for _ in range(warmup):
+                await over_stdio()
+                for fn in variants.values():
+                    fn()
+            samples: dict[str, list[float]] = {"stdio": [], **{name: [] for name in variants}}
+            for name, n in schedule(list(samples), calls, block):
+                out = samples[name]
+                for _ in range(n):
+                    started = _now()
+                    if name == "stdio":
+                        await over_stdio()
+                    else:
+                        variants[name]()
+                    out.append(_now() - started)
+            return samples
+
+    with sandbox_with_keys(keys) as sb, engine_and_bare(sb, keys) as (client, through_engine, _), \
+            check_output_policy(None):
+        dispatcher = Dispatcher(client=client)
+        params, _ = mcp_server_params(sb)
+        samples = anyio.run(measure, params, {
+            "engine": through_engine,
+            "dispatcher": lambda: dispatcher.call("gen_list_api_keys", {}, client=client),
+        })
+    result = compare(
+        "mcp_call_latency", f"(f) tools/call gen_list_api_keys, {keys} keys",
+        ("tools/call over stdio, one session", samples["stdio"]),
+        ("direct engine call (registry.run)", samples["engine"]),
+        extra=[("[diagnostic] Dispatcher.call, no MCP", samples["dispatcher"])],
+        keys=keys, calls_per_variant=calls, block=block, warmup=warmup,
+    )
+    result["details"]["mcp_overhead_median_s"] = result["subject"]["median_s"] - result["extra"][0]["median_s"]
     return result
 
 
@@ -407,36 +571,33 @@ def _verdict(result: dict[str, Any]) -> str:
 
 
 def format_table(report: dict[str, Any]) -> str:
-    """The results as a compact text table, then one block of notes per benchmark."""
+    """The timings as a compact table (extra rows indented under their benchmark), then notes per benchmark."""
     meta = report["meta"]
+    timed = [r for r in report["results"] if "subject" in r]
     head = ("benchmark", "subject med / p90", "baseline med / p90", "ratio med / p90", "target")
     rows = [head]
-    for r in report["results"]:
-        rows.append((
-            r["title"],
-            f"{_t(r['subject']['median_s'])} / {_t(r['subject']['p90_s'])}",
-            f"{_t(r['baseline']['median_s'])} / {_t(r['baseline']['p90_s'])}",
-            f"{r['ratio_median']:.2f} / {r['ratio_p90']:.2f}",
-            _verdict(r),
-        ))
+    for r in timed:
+        pair = lambda s: f"{_t(s['median_s'])} / {_t(s['p90_s'])}"  # noqa: E731
+        rows.append((r["title"], pair(r["subject"]), pair(r["baseline"]),
+                     f"{r['ratio_median']:.2f} / {r['ratio_p90']:.2f}", _verdict(r)))
+        rows += [(f"  {e['label']}", pair(e), "(same baseline)", f"{e['ratio_median']:.2f} / {e['ratio_p90']:.2f}", "")
+                 for e in r["extra"]]
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     line = lambda row: "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()  # noqa: E731
     out = [f"gen-nodes benchmarks - Python {meta['python']}, {meta['platform']}, {meta['cpus']} CPUs, "
-           f"{meta['elapsed_s']:.0f} s", "", line(head), line(["-" * w for w in widths])]
-    out += [line(row) for row in rows[1:]]
+           f"{CHECK_ENV}={meta['check_output_env'] or '(unset)'}, {meta['elapsed_s']:.0f} s"]
+    if timed:
+        out += ["", line(head), line(["-" * w for w in widths]), *map(line, rows[1:])]
     for r in report["results"]:
-        d = r["details"]
-        out += ["", f"{r['title']}:",
-                f"  subject:  {r['subject']['label']}  (n={r['subject']['n']})",
-                f"  baseline: {r['baseline']['label']}  (n={r['baseline']['n']})"]
+        out += ["", f"{r['title']}:"]
+        if "subject" in r:
+            out += [f"  subject:  {r['subject']['label']}  (n={r['subject']['n']})",
+                    f"  baseline: {r['baseline']['label']}  (n={r['baseline']['n']})"]
+            out += [f"  also:     {e['label']}  (n={e['n']})" for e in r["extra"]]
+        d = r.get("details", {})
         if r["id"] == "engine_overhead":
-            out.append(f"  overhead per call (median): {_t(d['overhead_median_s'])}; "
-                       f"schema warnings: {d['schema_warnings']}")
-            diag = d.get("diagnostic_no_output_check")
-            if diag:
-                out.append(f"  [diagnostic] {diag['label']}: {_t(diag['median_s'])} / {_t(diag['p90_s'])}, "
-                           f"ratio {diag['ratio_median']:.2f} / {diag['ratio_p90']:.2f}; "
-                           f"the output check costs {_t(diag['output_check_median_s'])} per call")
+            out.append(f"  overhead per call (median): {_t(d['overhead_median_s'])}; checking every answer adds "
+                       f"{_t(d['output_check_median_s'])}; schema warnings: {d['schema_warnings']}")
         elif r["id"] == "cli_cold_start":
             out.append(f"  command: {' '.join(d['command'])} ({d['found_as']})")
             imp = d.get("importtime")
@@ -449,27 +610,48 @@ def format_table(report: dict[str, Any]) -> str:
                         f"{_t(x['self_us'] / 1e6)} self" for x in imp["top_cumulative"][:6]]
         elif r["id"] == "large_list":
             out.append(f"  response: {d['response_bytes'] / 1e6:.1f} MB; schema warnings: {d['schema_warnings']}; "
-                       f"breakdown (median of {d['runs']} runs each, share of the engine's median):")
+                       f"breakdown (median of {d['runs']} runs each; share of the default / always engine median):")
+            share = lambda x: "-" if x is None else f"{x:.1%}"  # noqa: E731
             for b in d["breakdown"]:
-                out.append(f"    {b['stage']:<58} {_t(b['median_s']):>9}  {b['share_of_engine']:>6.1%}")
-            out.append(f"    {'sum of the stages above (diagnostics and sub-rows excluded)':<58} "
-                       f"{_t(d['sum_of_stages_s']):>9}  {_ratio(d['sum_of_stages_s'], r['subject']['median_s']):>6.1%}")
-            out.append(f"  output-schema check per key: {d['per_key_validation_us']:.1f} us")
+                out.append(f"    {b['stage']:<54} {_t(b['median_s']):>9}  {share(b['share_of_default']):>6} / "
+                           f"{share(b['share_of_always'])}")
+            out.append(f"    {'sum, default path (no check) / always (with check)':<54} {_t(d['sum_default_s']):>9}"
+                       f" / {_t(d['sum_always_s'])}")
+            out.append(f"  output-schema check per key: {d['per_key_check_us']:.1f} us; on the default path it runs "
+                       "on the first answer of the process only")
+        elif r["id"] == "tool_list_size":
+            out.append(f"  compact JSON; tokens: {r['estimator']}")
+            out += [f"    {f['format']:<36} {f['chars']:>6,} chars  ~{f['tokens']:>5,} tokens" for f in r["formats"]]
+            ld = r["longest_description"]
+            out.append(f"  of which: tool descriptions {r['descriptions_chars']:,} chars, input schemas (plain) "
+                       f"{r['input_schemas_chars']:,}, output schemas (MCP only) {r['output_schemas_chars']:,}")
+            out.append(f"  longest tool description: {ld['tool']}, {ld['chars']} chars (~{ld['tokens']} tokens)")
+        elif r["id"] == "mcp_cold_start":
+            out.append(f"  command: {' '.join(d['command'])}; then closing the session (server exit): "
+                       f"{_t(d['closing']['median_s'])} median, not counted; ratio with it: "
+                       f"{d['ratio_median_with_closing']:.2f}")
+        elif r["id"] == "mcp_call_latency":
+            out.append(f"  MCP on top of the dispatcher (JSON-RPC over pipes, the SDK on both ends, the server's "
+                       f"thread hop and both ends' outputSchema checks): {_t(d['mcp_overhead_median_s'])} per call "
+                       "(median)")
     return "\n".join(out)
 
 
-def run_all(*, only: Sequence[str] = ("a", "b", "c"), calls: int = 2000, block: int = 25, warmup: int = 200,
-            cold_runs: int = 15, keys: int = 10_000, large_runs: int = 5, importtime: bool | None = None,
-            diagnose: bool = True) -> dict[str, Any]:
+def run_all(*, only: Sequence[str] = tuple(BENCHMARKS), calls: int = 2000, block: int = 25, warmup: int = 200,
+            cold_runs: int = 15, keys: int = 10_000, large_runs: int = 5, mcp_runs: int = 15, mcp_calls: int = 1000,
+            importtime: bool | None = None) -> dict[str, Any]:
     """Run the chosen benchmarks; return ``{"meta": ..., "results": [...]}``."""
     started = _now()
-    results = []
-    if "a" in only:
-        results.append(bench_engine_overhead(calls=calls, block=block, warmup=warmup, diagnose=diagnose))
-    if "b" in only:
-        results.append(bench_cli_cold_start(runs=cold_runs, importtime=importtime))
-    if "c" in only:
-        results.append(bench_large_list(keys=keys, runs=large_runs, diagnose=diagnose))
+    check_env = os.environ.get(CHECK_ENV)
+    runners = {
+        "a": lambda: bench_engine_overhead(calls=calls, block=block, warmup=warmup),
+        "b": lambda: bench_cli_cold_start(runs=cold_runs, importtime=importtime),
+        "c": lambda: bench_large_list(keys=keys, runs=large_runs),
+        "d": bench_tool_list_size,
+        "e": lambda: bench_mcp_cold_start(runs=mcp_runs),
+        "f": lambda: bench_mcp_call_latency(calls=mcp_calls, block=block, warmup=warmup),
+    }
+    results = [runners[key]() for key in BENCHMARKS if key in only]
     from gen_nodes import __version__
 
     meta = {
@@ -479,6 +661,7 @@ def run_all(*, only: Sequence[str] = ("a", "b", "c"), calls: int = 2000, block: 
         "platform": platform.platform(terse=True),
         "cpus": os.cpu_count(),
         "requests": requests.__version__,
+        "check_output_env": check_env,
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "argv": sys.argv[1:],
         "elapsed_s": _now() - started,
@@ -496,27 +679,26 @@ def _positive(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="gen-nodes benchmarks (see the module docstring).")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
-    parser.add_argument("--only", default="a,b,c", help="comma-separated subset of a,b,c (default a,b,c)")
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated subset of a,b,c,d,e,f")
     parser.add_argument("--calls", type=_positive, default=2000, help="(a) timed calls per variant (default 2000)")
-    parser.add_argument("--block", type=_positive, default=25, help="(a) calls per alternating block (default 25)")
-    parser.add_argument("--warmup", type=int, default=200, help="(a) warm-up calls per variant (default 200)")
+    parser.add_argument("--block", type=_positive, default=25, help="(a), (f) calls per alternating block (default 25)")
+    parser.add_argument("--warmup", type=int, default=200, help="(a), (f) warm-up calls per variant (default 200)")
     parser.add_argument("--cold-runs", type=_positive, default=15, help="(b) runs per command (default 15)")
     parser.add_argument("--keys", type=_positive, default=10_000, help="(c) keys listed (default 10000)")
     parser.add_argument("--large-runs", type=_positive, default=5, help="(c) runs per variant and stage (default 5)")
+    parser.add_argument("--mcp-runs", type=_positive, default=15, help="(e) runs per command (default 15)")
+    parser.add_argument("--mcp-calls", type=_positive, default=1000, help="(f) timed calls per variant (default 1000)")
     parser.add_argument("--importtime", action="store_true", default=None,
                         help="(b) run the -X importtime analysis even when on target")
-    parser.add_argument("--no-diagnose", dest="diagnose", action="store_false",
-                        help="skip the diagnostic variants of (a) and (c)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a benchmark misses its target")
     args = parser.parse_args(argv)
     only = [part.strip() for part in args.only.split(",") if part.strip()]
-    unknown = set(only) - {"a", "b", "c"}
-    if unknown or not only:
-        parser.error(f"--only takes a comma-separated subset of a,b,c, not {args.only!r}")
+    if not only or set(only) - set(BENCHMARKS):
+        parser.error(f"--only takes a comma-separated subset of a,b,c,d,e,f, not {args.only!r}")
 
     report = run_all(only=only, calls=args.calls, block=args.block, warmup=args.warmup, cold_runs=args.cold_runs,
-                     keys=args.keys, large_runs=args.large_runs, importtime=args.importtime,
-                     diagnose=args.diagnose)
+                     keys=args.keys, large_runs=args.large_runs, mcp_runs=args.mcp_runs, mcp_calls=args.mcp_calls,
+                     importtime=args.importtime)
     print(format_table(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

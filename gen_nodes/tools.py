@@ -35,6 +35,9 @@ _CONFIRMATION_PROPERTY = {
 }
 # Root keywords that only document a schema; the tool's own description says what it needs.
 _DOC_ONLY = ("$schema", "$id", "examples", "title", "description")
+# Keywords that only pad a subschema (the bundled key object brings a whole example along);
+# each property keeps its description, which is what a model reads.
+_NESTED_DOC_ONLY = ("$schema", "$id", "examples", "title")
 
 
 @dataclass(frozen=True)
@@ -97,5 +100,25 @@ def mcp_definition(tool: Tool) -> dict[str, Any]:
 def _for_model(schema: dict[str, Any]) -> dict[str, Any]:
     for key in _DOC_ONLY:
         schema.pop(key, None)
+    schema = _without_padding(schema)
     schema.setdefault("properties", {})
     return schema
+
+
+def _without_padding(node: Any) -> Any:
+    """``node`` without :data:`_NESTED_DOC_ONLY` in any subschema (property names are left alone)."""
+    if isinstance(node, list):
+        return [_without_padding(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for key, value in node.items():
+        if key in _NESTED_DOC_ONLY:
+            continue
+        if key in ("enum", "const", "default"):  # data, not schemas
+            out[key] = value
+        elif key in ("properties", "patternProperties", "$defs") and isinstance(value, dict):
+            out[key] = {name: _without_padding(sub) for name, sub in value.items()}
+        else:
+            out[key] = _without_padding(value)
+    return out

@@ -9,12 +9,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
 RUN_PY = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
+CHECK_ENV = "GEN_NODES_CHECK_OUTPUT"
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +32,14 @@ def bench():
         sys.modules.pop(spec.name, None)
 
 
+@pytest.fixture
+def env_untouched():
+    """The benchmarks set GEN_NODES_CHECK_OUTPUT around some blocks; it must be as before afterwards."""
+    before = os.environ.get(CHECK_ENV)
+    yield
+    assert os.environ.get(CHECK_ENV) == before
+
+
 def positive_finite(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
 
@@ -42,14 +52,18 @@ def check_summary(summary: dict, n: int) -> None:
     assert summary["min_s"] <= summary["median_s"] <= summary["p90_s"]
 
 
-def check_result(result: dict, bench_id: str, n_subject: int, n_baseline: int) -> None:
+def check_result(result: dict, bench_id: str, n: int, extra: int = 0) -> None:
+    """A timed result: subject, baseline and ``extra`` rows of ``n`` samples each, every ratio positive."""
     assert result["id"] == bench_id
-    assert {"id", "title", "subject", "baseline", "ratio_median", "ratio_p90", "target", "meets_target",
+    assert {"id", "title", "subject", "baseline", "ratio_median", "ratio_p90", "extra", "target", "meets_target",
             "details"} <= set(result)
-    check_summary(result["subject"], n_subject)
-    check_summary(result["baseline"], n_baseline)
-    assert positive_finite(result["ratio_median"])
-    assert positive_finite(result["ratio_p90"])
+    check_summary(result["baseline"], n)
+    assert len(result["extra"]) == extra
+    for row in (result["subject"], *result["extra"]):
+        check_summary(row, n)
+        assert positive_finite(row["ratio_median"]) and positive_finite(row["ratio_p90"])
+    assert (result["ratio_median"], result["ratio_p90"]) == (result["subject"]["ratio_median"],
+                                                            result["subject"]["ratio_p90"])
     if result["target"] is None:
         assert result["meets_target"] is None
     else:
@@ -58,20 +72,38 @@ def check_result(result: dict, bench_id: str, n_subject: int, n_baseline: int) -
     json.dumps(result)  # the --json output must be serialisable
 
 
-def test_engine_overhead_smoke(bench):
+def rendered(bench, *results) -> str:
+    meta = {"python": "3", "platform": "test", "cpus": 1, "check_output_env": None, "elapsed_s": 0.0}
+    return bench.format_table({"meta": meta, "results": list(results)})
+
+
+def test_schedule_alternates_and_counts(bench):
+    blocks = list(bench.schedule(["x", "y"], 7, 3))
+    assert blocks == [("x", 3), ("y", 3), ("y", 3), ("x", 3), ("x", 1), ("y", 1)]
+
+
+def test_check_output_policy_sets_and_restores(bench, monkeypatch):
+    monkeypatch.setenv(CHECK_ENV, "never")
+    with bench.check_output_policy("always"):
+        assert os.environ[CHECK_ENV] == "always"
+    with bench.check_output_policy(None):
+        assert CHECK_ENV not in os.environ
+    assert os.environ[CHECK_ENV] == "never"
+
+
+def test_engine_overhead_smoke(bench, env_untouched):
     result = bench.bench_engine_overhead(calls=20, block=5, warmup=2)
-    check_result(result, "engine_overhead", 20, 20)
+    check_result(result, "engine_overhead", 20, extra=1)
     assert result["target"] == 1.10
+    assert "always" in result["extra"][0]["label"]
     details = result["details"]
     assert details["keys"] == 5 and details["schema_warnings"] == 0
-    diag = details["diagnostic_no_output_check"]
-    assert diag["n"] == 20
-    assert positive_finite(diag["ratio_median"]) and positive_finite(diag["ratio_p90"])
+    assert math.isfinite(details["overhead_median_s"]) and math.isfinite(details["output_check_median_s"])
 
 
 def test_cli_cold_start_smoke(bench):
     result = bench.bench_cli_cold_start(runs=2, warmup=0, importtime=True)
-    check_result(result, "cli_cold_start", 2, 2)
+    check_result(result, "cli_cold_start", 2)
     assert result["target"] == 1.30
     assert result["details"]["command"][-1] == "actions"
     profile = result["details"]["importtime"]
@@ -79,28 +111,76 @@ def test_cli_cold_start_smoke(bench):
     assert any(row["module"].startswith("gen_nodes") for row in profile["top_cumulative"])
 
 
-def test_large_list_smoke(bench):
+def test_large_list_smoke(bench, env_untouched):
     result = bench.bench_large_list(keys=200, runs=2, warmup=0)
-    check_result(result, "large_list", 2, 2)
+    check_result(result, "large_list", 2, extra=1)
+    assert result["target"] is None
     details = result["details"]
     assert details["keys"] == 200 and details["schema_warnings"] == 0
     assert details["response_bytes"] > 200 * 50
-    stages = [row["stage"] for row in details["breakdown"]]
-    assert any(s.startswith("HTTP + JSON decode") for s in stages)
-    assert any(s.startswith("output-schema check") for s in stages)
-    assert any(s.startswith("secret wrapping") for s in stages)
+    stages = {row["stage"].strip().split(" (")[0]: row for row in details["breakdown"]}
+    assert {"HTTP + JSON decode", "input validation", "secret wrapping", "output-schema check"} <= set(stages)
+    assert stages["output-schema check"]["share_of_default"] is None  # not on the default path
     for row in details["breakdown"]:
-        assert positive_finite(row["median_s"]) and positive_finite(row["share_of_engine"])
-    assert positive_finite(details["sum_of_stages_s"])
+        assert positive_finite(row["median_s"]) and positive_finite(row["share_of_always"])
+    assert positive_finite(details["sum_default_s"]) and details["sum_always_s"] > details["sum_default_s"]
+    assert positive_finite(details["per_key_check_us"])
+
+
+def test_tool_list_size(bench):
+    from gen_nodes.adapters.anthropic import anthropic_tools
+    from gen_nodes.registry import default_registry
+    from gen_nodes.tools import build_tools
+
+    result = bench.bench_tool_list_size()
+    assert result["id"] == "tool_list_size" and result["target"] is None and result["meets_target"] is None
+    formats = {row["format"].split(" ")[0]: row for row in result["formats"]}
+    assert set(formats) == {"openai", "openai-responses", "anthropic", "mcp"}
+    for row in formats.values():
+        assert row["tools"] == 6 and positive_finite(row["chars"]) and positive_finite(row["tokens"])
+    expected = json.dumps(anthropic_tools(build_tools(default_registry())), separators=(",", ":"), ensure_ascii=False)
+    assert formats["anthropic"]["chars"] == len(expected)  # compact JSON of the real export
+    if "chars/4" in result["estimator"]:
+        assert formats["anthropic"]["tokens"] == math.ceil(len(expected) / 4)
+    longest = result["longest_description"]
+    assert longest["tool"].startswith("gen_") and 0 < longest["chars"] <= result["descriptions_chars"]
+    assert formats["mcp"]["chars"] > result["output_schemas_chars"] > 0  # only MCP carries output schemas
+    json.dumps(result)
+    assert "chars" in rendered(bench, result)
+
+
+def test_mcp_cold_start_smoke(bench):
+    pytest.importorskip("mcp")
+    result = bench.bench_mcp_cold_start(runs=1, warmup=0)
+    check_result(result, "mcp_cold_start", 1, extra=1)
+    details = result["details"]
+    assert details["command"][-1] == "mcp" and details["tools_listed"] == 6
+    assert positive_finite(details["closing"]["median_s"]) and positive_finite(details["ratio_median_with_closing"])
+    assert "(e) gen-nodes mcp" in rendered(bench, result)
+
+
+def test_mcp_call_latency_smoke(bench, env_untouched):
+    pytest.importorskip("mcp")
+    result = bench.bench_mcp_call_latency(calls=6, block=3, warmup=1)
+    check_result(result, "mcp_call_latency", 6, extra=1)
+    assert result["details"]["keys"] == 5
+    assert math.isfinite(result["details"]["mcp_overhead_median_s"])
+    assert "(f) tools/call" in rendered(bench, result)
 
 
 def test_report_renders_and_round_trips(bench, tmp_path):
     out = tmp_path / "results.json"
-    code = bench.main(["--only", "a,c", "--calls", "10", "--block", "5", "--warmup", "1",
+    code = bench.main(["--only", "a,c,d", "--calls", "10", "--block", "5", "--warmup", "1",
                        "--keys", "50", "--large-runs", "1", "--json", str(out)])
     assert code == 0
     report = json.loads(out.read_text(encoding="utf-8"))
-    assert [r["id"] for r in report["results"]] == ["engine_overhead", "large_list"]
+    assert [r["id"] for r in report["results"]] == ["engine_overhead", "large_list", "tool_list_size"]
     assert report["meta"]["python"]
     table = bench.format_table(report)
     assert "ratio med / p90" in table and "(a) list_api_keys" in table and "(c) list_api_keys" in table
+    assert "(d) exported tool list" in table and "check always" in table
+
+
+def test_only_rejects_unknown(bench):
+    with pytest.raises(SystemExit):
+        bench.main(["--only", "a,z"])
