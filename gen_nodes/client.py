@@ -180,7 +180,7 @@ class GenClient:
             if resp.status_code < 300:
                 return _success(resp)
             if resp.status_code < 400:
-                raise _redirect_error(resp, self.base_url)
+                raise _redirect_error(resp, self.base_url, safe_to_retry)
             error = _http_error(resp, attempt)
             if not safe_to_retry and resp.status_code >= 500:
                 raise OutcomeUnknown(
@@ -219,7 +219,7 @@ class GenClient:
     def _gave_up(self, exc: requests.RequestException, attempt: int) -> GenError:
         if isinstance(exc, requests.Timeout):
             return RequestTimeout(
-                f"GEN did not answer within the timeout ({self.timeout}s) after {attempt} attempt(s).",
+                f"GEN did not answer within the timeout ({_describe(self.timeout)}) after {attempt} attempt(s).",
                 attempts=attempt,
             )
         return ConnectionFailed(
@@ -228,14 +228,24 @@ class GenClient:
         )
 
 
-def _redirect_error(resp: requests.Response, base_url: str) -> GenError:
-    where = resp.headers.get("Location", "another address")
+def _redirect_error(resp: requests.Response, base_url: str, safe_to_retry: bool) -> GenError:
+    where = (resp.headers.get("Location") or "another address")[:100]
+    message = (f"GEN answered {resp.status_code}, redirecting to {where}; gen-nodes does not follow "
+               "redirects, so the API key is never sent anywhere but the base URL.")
+    if not safe_to_retry and resp.status_code not in (307, 308):
+        # A 301/302/303 after a POST usually means the server acted and points at the result.
+        return OutcomeUnknown(message, status=resp.status_code)
     return GenError(
-        f"GEN answered {resp.status_code}, redirecting to {where}; gen-nodes does not follow redirects, "
-        "so the API key is never sent anywhere but the base URL.",
+        message,
         status=resp.status_code,
-        hint=f"Set GEN_BASE_URL (now {base_url}) to the address GEN redirects to, if you trust it.",
+        hint=f"If you trust it, set GEN_BASE_URL (now {base_url}) to the base URL the redirect points to.",
     )
+
+
+def _describe(timeout: float | tuple[float, float]) -> str:
+    if isinstance(timeout, tuple):
+        return f"{timeout[0]:g}s to connect, {timeout[1]:g}s to read"
+    return f"{timeout:g}s"
 
 
 def timeouts(read: float | None) -> tuple[float, float] | None:

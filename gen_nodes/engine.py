@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping
 from urllib.parse import quote
@@ -19,7 +20,7 @@ from urllib.parse import quote
 from .client import ApiResponse, GenClient
 from .errors import GenError, InvalidInput, OutcomeUnknown
 from .redact import hide_secrets, masked_copy
-from .schemas import problems
+from .schemas import problems, validator
 from .spec import ActionSpec, Input, Lookup
 
 log = logging.getLogger("gen_nodes.engine")
@@ -60,16 +61,26 @@ def execute(spec: ActionSpec, arguments: Any, client: GenClient, *, resolve: Res
         raise
     try:
         output = _shape(spec, args, response)
+        if not spec.hints.safe_to_retry:
+            _require_fields(spec, output)
     except GenError as exc:
         if spec.hints.safe_to_retry:
             raise
-        # GEN said yes but we cannot read what it made: the create most likely happened.
+        # GEN said yes but we cannot read (all of) what it made: it most likely happened.
         unknown = OutcomeUnknown(f"{exc.message} It most likely took effect.", status=response.status)
         if spec.orphans is not None and resolve is not None:
-            _attach_orphans(unknown, spec.orphans, args, client, resolve, started)
+            _attach_orphans(unknown, spec.orphans, args, client, resolve, started, took_effect=True)
         raise unknown from None
     _check_output(spec, output)
     return hide_secrets(output)
+
+
+def _require_fields(spec: ActionSpec, output: dict[str, Any]) -> None:
+    """For a call that cannot be repeated, an answer without a required field (a new key's
+    secret, say) is not a success: what is missing cannot be asked for again."""
+    missing = [f for f in validator(spec.output_schema).schema.get("required", ()) if f not in output]
+    if missing:
+        raise GenError(f"GEN's answer to {spec.id} lacks {', '.join(missing)}.", status=None)
 
 
 def lookup(look: Lookup, args: Mapping[str, Any], client: GenClient, resolve: Resolve,
@@ -117,9 +128,10 @@ def _shape(spec: ActionSpec, args: Mapping[str, Any], response: ApiResponse) -> 
             return {shape.wrap: data}
     if isinstance(data, dict):
         return data
+    body = "a body that is not JSON" if data is None and response.text.strip() else (
+        "no body" if data is None else "an unexpected body")
     raise GenError(
-        f"GEN answered {spec.id} with status {response.status} but "
-        f"{'no body' if data is None else 'an unexpected body'}; expected a JSON object.",
+        f"GEN answered {spec.id} with status {response.status} but {body}; expected a JSON object.",
         status=response.status,
         hint="This looks like a change in GEN's API or a proxy in the way; check GEN_BASE_URL and report it.",
     )
@@ -136,16 +148,26 @@ def _check_output(spec: ActionSpec, output: dict[str, Any]) -> None:
     checked: checking every answer would cost more than the request itself (see the README's
     benchmarks). ``GEN_NODES_CHECK_OUTPUT=always`` checks every answer, ``never`` none.
     """
-    policy = os.environ.get("GEN_NODES_CHECK_OUTPUT", "first")
+    policy = _output_check_policy(os.environ.get("GEN_NODES_CHECK_OUTPUT", ""))
     if policy == "never" or (policy == "first" and id(spec) in _CHECKED):
         return
-    _CHECKED.add(id(spec))
+    if not (spec.response.wrap and not output.get(spec.response.wrap)):  # an empty list proves nothing
+        _CHECKED.add(id(spec))
     found = problems(spec.output_schema, output)
     if found:
         log.warning(
             "GEN's answer to %s does not match its output schema at %s; returning it as it is",
             spec.id, ", ".join(p["path"] for p in found[:5]),
         )
+
+
+@lru_cache(maxsize=8)
+def _output_check_policy(value: str) -> str:
+    policy = value.strip().lower() or "first"
+    if policy not in ("first", "always", "never"):
+        log.warning("GEN_NODES_CHECK_OUTPUT=%r is not first, always or never; using first", value)
+        return "first"
+    return policy
 
 
 def _matches(item: Any, look: Lookup, args: Mapping[str, Any], since: datetime | None) -> bool:
@@ -176,7 +198,7 @@ def _parse_time(value: Any) -> datetime | None:
 
 
 def _attach_orphans(exc: OutcomeUnknown, look: Lookup, args: Mapping[str, Any], client: GenClient,
-                    resolve: Resolve, started: datetime) -> None:
+                    resolve: Resolve, started: datetime, took_effect: bool = False) -> None:
     """Add to ``exc`` the objects the uncertain request may have created, found by listing."""
     try:
         found = lookup(look, args, client, resolve, since=started)
@@ -194,6 +216,11 @@ def _attach_orphans(exc: OutcomeUnknown, look: Lookup, args: Mapping[str, Any], 
             f"The request may have succeeded: {len(found)} matching key(s) created since it began and never "
             f"used: id {ids}. Its secret is lost, so revoke it with revoke_api_key (id {ids}) and create a "
             "new one; do not simply retry."
+        )
+    elif took_effect:
+        exc.hint = (
+            "GEN answered with success, so a key was most likely created, but it does not show in "
+            "list_api_keys yet; list again and revoke it before creating another."
         )
     else:
         exc.hint = (

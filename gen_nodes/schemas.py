@@ -116,10 +116,16 @@ def bundled(schema: Mapping[str, Any]) -> dict[str, Any]:
     A ``$ref`` with sibling keywords is merged: properties and required are united,
     other siblings win.
     """
-    return _bundle(copy.deepcopy(dict(schema)), _ref_registry().resolver())
+    return _bundle(copy.deepcopy(dict(schema)), _ref_registry().resolver(), root=True)
 
 
-def _bundle(node: Any, resolver) -> Any:
+#: Keywords whose value maps names (never keywords themselves) to subschemas.
+SUBSCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+#: Keywords whose value is data, not a schema.
+DATA_KEYWORDS = ("enum", "const", "default", "examples")
+
+
+def _bundle(node: Any, resolver, root: bool = False) -> Any:
     if isinstance(node, list):
         return [_bundle(item, resolver) for item in node]
     if not isinstance(node, dict):
@@ -128,12 +134,21 @@ def _bundle(node: Any, resolver) -> Any:
         ref = node.pop("$ref")
         resolved = resolver.lookup(ref)
         target = _bundle(copy.deepcopy(resolved.contents), resolved.resolver)
-        node = _merge(target, _bundle(node, resolver))
+        node = _merge(target, _bundle(node, resolver, root))
     else:
-        node = {k: _bundle(v, resolver) for k, v in node.items()}
-    node.pop("$id", None)
-    node.pop("$defs", None)
+        node = {key: _bundle_keyword(key, value, resolver) for key, value in node.items()}
+    # An inlined file's own $schema would make jsonschema switch rules for that subschema.
+    for key in ("$id", "$defs", "definitions") if root else ("$id", "$defs", "definitions", "$schema"):
+        node.pop(key, None)
     return node
+
+
+def _bundle_keyword(key: str, value: Any, resolver) -> Any:
+    if key in DATA_KEYWORDS:
+        return value
+    if key in SUBSCHEMA_MAPS and isinstance(value, dict):
+        return {name: _bundle(sub, resolver) for name, sub in value.items()}
+    return _bundle(value, resolver)
 
 
 def _merge(target: dict[str, Any], siblings: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from .schemas import bundled
+from .schemas import DATA_KEYWORDS, SUBSCHEMA_MAPS, bundled
 from .spec import ActionSpec
 
 DEFAULT_PREFIX = "gen_"
@@ -115,9 +115,9 @@ def _without_padding(node: Any) -> Any:
     for key, value in node.items():
         if key in _NESTED_DOC_ONLY:
             continue
-        if key in ("enum", "const", "default"):  # data, not schemas
+        if key in DATA_KEYWORDS:
             out[key] = value
-        elif key in ("properties", "patternProperties", "$defs") and isinstance(value, dict):
+        elif key in SUBSCHEMA_MAPS and isinstance(value, dict):
             out[key] = {name: _without_padding(sub) for name, sub in value.items()}
         else:
             out[key] = _without_padding(value)

@@ -418,16 +418,34 @@ async def test_a_model_cannot_get_past_a_declining_user_with_a_made_up_token(con
 
 
 @pytest.mark.anyio
-async def test_a_client_that_fails_to_ask_gets_the_token_flow(sb, http_url, logs, secrets_dir):
+async def test_a_client_that_cannot_ask_gets_the_token_flow(sb, http_url, logs, secrets_dir):
     user_id, key = new_user(sb)
     target = sb.store.create_key(user_id, "victim")[0]["id"]
 
-    async def broken(context, params):
-        return types.ErrorData(code=-1, message="no user interface")
+    async def unsupported(context, params):
+        return types.ErrorData(code=-32601, message="elicitation/create is not supported")
 
-    async with Connect("http", sb, logs, secrets_dir, http_url)(key, asker=broken) as session:
+    async with Connect("http", sb, logs, secrets_dir, http_url)(key, asker=unsupported) as session:
         error = failed(await call(session, "gen_revoke_api_key", {"id": target}), "confirmation_required")
     assert error["confirmation_token"] and status(sb, user_id, target) == "active"
+
+
+@pytest.mark.anyio
+async def test_an_error_answer_from_the_user_is_a_no_and_earns_no_token(sb, http_url, logs, secrets_dir):
+    """Some hosts answer a refused question with an error: that must not open the token flow."""
+    user_id, key = new_user(sb)
+    target = sb.store.create_key(user_id, "victim")[0]["id"]
+    asked = []
+
+    async def refuses_with_an_error(context, params):
+        asked.append(params.message)
+        return types.ErrorData(code=-1, message="the user closed the dialog")
+
+    async with Connect("http", sb, logs, secrets_dir, http_url)(key, asker=refuses_with_an_error) as session:
+        for _ in range(2):
+            error = failed(await call(session, "gen_revoke_api_key", {"id": target}), "confirmation_required")
+            assert error["declined"] is True and "confirmation_token" not in error
+    assert len(asked) == 2 and status(sb, user_id, target) == "active"
 
 
 # -- confirmation: tokens -------------------------------------------------------------------

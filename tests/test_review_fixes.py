@@ -48,15 +48,38 @@ def recording_server(status: int = 200, headers: dict[str, str] | None = None):
         server.server_close()
 
 
-def test_a_redirect_is_not_followed_so_the_key_goes_nowhere_else():
+@pytest.mark.parametrize("method, safe", [("GET", True), ("POST", False)])
+def test_a_redirect_is_not_followed_so_the_key_goes_nowhere_else(method, safe):
     with recording_server() as (elsewhere, elsewhere_saw):
         with recording_server(302, {"Location": elsewhere + "/v1/persisted_tokens"}) as (base, _):
             client = GenClient(api_key="gen_pat_" + "k" * 40, base_url=base + "/v1", retry=FAST_RETRY)
             with pytest.raises(GenError) as caught:
-                client.request("POST", "/persisted_tokens", json={"name": "x"}, safe_to_retry=False)
+                client.request(method, "/persisted_tokens", safe_to_retry=safe)
     assert caught.value.status == 302 and elsewhere in caught.value.message
-    assert "GEN_BASE_URL" in caught.value.hint
     assert elsewhere_saw == []
+    if safe:
+        assert caught.value.type == "api_error" and "GEN_BASE_URL" in caught.value.hint
+    else:  # a create answered with a redirect most likely happened
+        assert isinstance(caught.value, OutcomeUnknown)
+
+
+def test_a_create_answered_without_its_secret_is_outcome_unknown(sandbox, client, registry):
+    sandbox.inject_fault(201, body={"id": 999, "name": "no-secret"}, method="POST", path="/persisted_tokens",
+                         after=True)
+    with pytest.raises(OutcomeUnknown) as caught:
+        registry.run("create_api_key", {"name": "no-secret"}, client=client)
+    assert "lacks token" in caught.value.message
+    [orphan] = caught.value.details["candidates"]
+    assert orphan["name"] == "no-secret" and f"id {orphan['id']}" in caught.value.hint
+
+
+def test_a_create_with_an_unreadable_answer_and_no_key_in_sight_still_says_it_likely_happened(
+        sandbox, client, registry):
+    sandbox.inject_fault(201, body="<html>ok</html>", method="POST", path="/persisted_tokens")  # nothing created
+    with pytest.raises(OutcomeUnknown) as caught:
+        registry.run("create_api_key", {"name": "ghost"}, client=client)
+    assert "not JSON" in caught.value.message and caught.value.details["candidates"] == []
+    assert "most likely created" in caught.value.hint
 
 
 def test_the_repr_of_an_answer_holds_no_created_secret(client):
@@ -130,3 +153,37 @@ def test_mask_keeps_only_a_documented_prefix():
     assert mask("gen_pat_" + "a" * 30 + "WXYZ") == "gen_pat_…WXYZ"
     assert mask("ref_" + "a" * 30 + "WXYZ") == "ref_…WXYZ"
     assert mask("Ab3_xY9_kQ" + "a" * 30 + "WXYZ") == "…WXYZ"
+
+
+def test_bundling_keeps_properties_and_data_named_like_keywords():
+    from gen_nodes.schemas import bundled, problems
+
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+        "properties": {"$id": {"type": "string"}, "title": {"type": "string"}, "examples": {"type": "integer"}},
+        "additionalProperties": False, "default": {"$id": "x", "title": "y"},
+    }
+    flat = bundled(schema)
+    assert set(flat["properties"]) == {"$id", "title", "examples"}
+    assert flat["default"] == {"$id": "x", "title": "y"}
+    assert problems(schema, {"$id": "a", "title": "b", "examples": 1}) == []
+
+
+def test_tool_schemas_keep_a_property_named_title():
+    from dataclasses import replace
+
+    from gen_nodes.actions import GET_ME
+    from gen_nodes.tools import build_tools
+
+    schema = {"type": "object", "additionalProperties": False,
+              "properties": {"title": {"type": "string", "description": "a field called title"}}}
+    [tool] = build_tools([replace(GET_ME, input_schema=schema)])
+    assert tool.input_schema["properties"]["title"]["description"] == "a field called title"
+
+
+def test_integers_are_strict_inside_inlined_schema_files_too():
+    from gen_nodes.actions import LIST_API_KEYS
+    from gen_nodes.schemas import problems
+
+    [problem] = problems(LIST_API_KEYS.output_schema, {"api_keys": [{"id": 1.0}]})
+    assert problem["path"] == "$.api_keys[0].id"

@@ -38,12 +38,14 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import anyio
-import jsonschema
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
 from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 from mcp.shared.exceptions import MCPError, NoBackChannelError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+#: JSON-RPC "method not found": the client does not handle elicitation requests at all.
+METHOD_NOT_FOUND = -32601
 
 from .. import __version__
 from ..client import GenClient, timeouts
@@ -51,6 +53,7 @@ from ..confirm import DEFAULT_TTL, ConfirmationTokens, binding
 from ..dispatch import Dispatcher, ToolResult, principal_of
 from ..errors import AuthenticationError, ConfirmationRequired, GenError
 from ..redact import masked_copy
+from ..schemas import validator
 from ..secret_delivery import DEFAULT_POLICY, POLICIES
 from ..tools import CONFIRMATION_POLICIES, DEFAULT_PREFIX, Tool, mcp_definition
 
@@ -79,8 +82,7 @@ def build_server(dispatcher: Dispatcher, client_for: ClientFor | None = None) ->
     """The MCP server for ``dispatcher``'s tools. ``client_for(ctx)`` picks the GenClient of a request."""
     tools = {tool.name: tool for tool in dispatcher.tools}
     listed = [types.Tool.model_validate(mcp_definition(tool)) for tool in dispatcher.tools]
-    checkers = {tool.name: jsonschema.validators.validator_for(tool.output_schema)(tool.output_schema)
-                for tool in dispatcher.tools}
+    checkers = {tool.name: validator(tool.output_schema) for tool in dispatcher.tools}
     client_for = client_for or (lambda ctx: dispatcher.default_client())
 
     async def list_tools(ctx: ServerRequestContext, params: Any) -> types.ListToolsResult:
@@ -138,7 +140,7 @@ def _can_ask(ctx: ServerRequestContext) -> bool:
 
 async def _ask(dispatcher: Dispatcher, ctx: ServerRequestContext, params: types.CallToolRequestParams,
                tool: Tool, args: dict[str, Any], client: Any) -> bool | ToolResult | types.InputRequiredResult:
-    """Ask the user: True to go ahead, False to fall back to tokens, or the result to return."""
+    """Ask the user: True to go ahead, False if the client cannot ask (tokens then), or the result to return."""
     call = binding(tool.name, args, principal_of(client))
     if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
         answer = (params.input_responses or {}).get(CONFIRM_FIELD)
@@ -153,18 +155,22 @@ async def _ask(dispatcher: Dispatcher, ctx: ServerRequestContext, params: types.
         try:
             answer = await ctx.session.elicit_form(message, _CONFIRM_SCHEMA, related_request_id=ctx.request_id)
         except (NoBackChannelError, MCPError) as exc:
-            log.info("tools/call %s: elicitation unavailable (%s); using a confirmation token",
-                     tool.name, type(exc).__name__)
-            return False
-    if not isinstance(answer, types.ElicitResult):  # the client failed to ask
-        log.info("tools/call %s: no elicitation answer; using a confirmation token", tool.name)
-        return False
+            if isinstance(exc, MCPError) and exc.error.code != METHOD_NOT_FOUND:
+                answer = None  # the question reached the client, which answered with an error
+            else:  # the question never reached the user: only then may a token stand in
+                log.info("tools/call %s: elicitation unavailable (%s); using a confirmation token",
+                         tool.name, type(exc).__name__)
+                return False
+    if not isinstance(answer, types.ElicitResult):
+        # No yes from the user; falling back to a token here would let the model confirm itself.
+        return ToolResult.failure(ConfirmationRequired(
+            f"The user's answer to {tool.name} could not be read; nothing was changed.",
+            hint="Ask the user whether to go ahead before trying again.", declined=True))
     if answer.action == "accept" and (answer.content or {}).get(CONFIRM_FIELD) is True:
         return True
-    declined = ConfirmationRequired(
+    return ToolResult.failure(ConfirmationRequired(
         f"The user declined {tool.name} ({answer.action}); nothing was changed.",
-        hint="Do not retry unless the user asks for it again.", declined=True)
-    return ToolResult({"error": declined.to_dict()}, is_error=True)
+        hint="Do not retry unless the user asks for it again.", declined=True))
 
 
 async def _question(dispatcher: Dispatcher, tool: Tool, args: dict[str, Any], client: Any) -> str:
