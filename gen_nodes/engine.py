@@ -3,8 +3,10 @@
 One generic path for every action: validate the input against its schema (refused
 locally, with JSON paths, before anything is sent), place each field where the
 declaration says (path, query, body, envelope, client-side filter), send, shape
-the answer into the declared output, check it against the output schema, and
-wrap secrets so they print masked. Lookups (``spec.preview``, ``spec.orphans``)
+the answer into the declared output, check it against the output schema (a
+warn-only drift detector), and wrap secrets so they print masked. A call that is
+not safe to repeat never ends in a plain error once GEN may have acted: it ends
+in ``OutcomeUnknown`` naming what it may have created. Lookups (``spec.preview``, ``spec.orphans``)
 run another declared action, found through ``resolve``.
 """
 
@@ -12,8 +14,8 @@ from __future__ import annotations
 
 import logging
 import os
-from functools import lru_cache
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any, Callable, Mapping
 from urllib.parse import quote
 
