@@ -389,3 +389,14 @@ def test_demo_walks_through_nine_steps_with_secrets_masked(cli):
     assert "n8n staging" in out
     assert "gen_pat_…" in out  # shown masked ...
     assert not FULL_TOKEN.search(out + done.stderr)  # ... and never in full
+
+
+def test_a_reader_that_stops_early_is_not_an_error():
+    """`gen-nodes demo | head -1`: no traceback when the pipe closes."""
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "gen_nodes.cli", "demo"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=30) == 0
+    assert first.startswith(b"Embedded GEN sandbox") and "Traceback" not in stderr
