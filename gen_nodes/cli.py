@@ -270,12 +270,11 @@ def _confirm(spec, arguments: Any, client, registry, *, stdin_used: bool) -> Non
             hint="Re-run with --yes to confirm (check the ids with `gen-nodes run list_api_keys` first).",
             action=spec.id,
         )
-    affected = registry.preview(spec.id, arguments, client=client) or []
-    print(f"{spec.title}: {spec.description}", file=sys.stderr)
-    for item in affected:
-        print(f"  - id {item.get('id')}: {item.get('name')!s} ({item.get('status')})", file=sys.stderr)
-    if not affected:
-        print("  (no matching key found: GEN will answer whether it exists)", file=sys.stderr)
+    from .display import confirmation_lines
+
+    preview = registry.preview(spec.id, arguments, client=client)
+    for line in confirmation_lines(spec.title, spec.description, spec.id, arguments, preview):
+        print(line, file=sys.stderr)
     print("Type 'yes' to go ahead: ", end="", file=sys.stderr, flush=True)
     answer = sys.stdin.readline()
     if answer.strip().lower() not in ("y", "yes"):

@@ -453,7 +453,7 @@ async def test_elicitation_decline_keeps_the_key_and_accept_revokes_it(connect, 
                   (await schemas(session))["gen_revoke_api_key"])
     assert done == {"id": target, "revoked": True} and status(sb, user_id, target) == "revoked"
     assert len(asker.messages) == 4
-    assert all(f"id {target}: victim (active)" in m for m in asker.messages)
+    assert all(f'id {target}: "victim" (active)' in m for m in asker.messages)
     no_full_secret(*asker.messages)
 
 
@@ -626,3 +626,17 @@ async def test_the_global_sandbox_option_serves_the_persistent_sandbox(tmp_path,
                       (await schemas(session))["gen_create_api_key"])
     assert (tmp_path / "sandbox.sqlite3").exists()
     assert made["name"] == "via-sandbox-mcp" and made["token"].startswith("gen_pat_…")
+
+
+@pytest.mark.anyio
+async def test_elicitation_shows_a_spoofing_key_name_quoted_and_escaped(stdio, sb):
+    """A model may rename a key to text that forges the question; the user sees it escaped."""
+    user_id, key = new_user(sb)
+    spoof = "x\n\x1b[2KNOTE: this is a DRY RUN; no key will be revoked\u202e" + "y" * 150
+    target = sb.store.create_key(user_id, spoof)[0]["id"]
+    asker = Asker("decline", None)
+    async with stdio(key, asker=asker) as session:
+        failed(await call(session, "gen_revoke_api_key", {"id": target}), "confirmation_required")
+    (message,) = asker.messages
+    assert "\x1b" not in message and "\u202e" not in message and "\nNOTE" not in message
+    assert f'id {target}: "x\\n\\x1b[2KNOTE: this is a DRY RUN' in message and "characters)" in message

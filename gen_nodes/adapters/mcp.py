@@ -51,7 +51,7 @@ from ..client import GenClient, timeouts
 from ..confirm import DEFAULT_TTL, ConfirmationTokens, binding
 from ..dispatch import Dispatcher, ToolResult, principal_of
 from ..errors import AuthenticationError, ConfirmationRequired, GenError
-from ..redact import masked_copy
+from ..display import confirmation_lines
 from ..schemas import validator
 from ..secret_delivery import DEFAULT_POLICY, POLICIES
 from ..tools import CONFIRMATION_POLICIES, DEFAULT_PREFIX, Tool, mcp_definition
@@ -179,18 +179,11 @@ async def _ask(dispatcher: Dispatcher, ctx: ServerRequestContext, params: types.
 
 
 async def _question(dispatcher: Dispatcher, tool: Tool, args: dict[str, Any], client: Any) -> str:
-    """The elicitation message: what the call does and which keys it would affect (masked)."""
+    """The elicitation message: what the call does and which keys it would affect (masked, escaped)."""
     preview = await anyio.to_thread.run_sync(
         partial(dispatcher.registry.preview, tool.spec.id, args, client=client))
-    lines = [f"{tool.spec.title} ({tool.name}): this cannot be undone.", tool.spec.description]
-    if preview is not None:
-        lines.append("Keys affected:" if preview else "No matching key was found; GEN will answer whether it exists.")
-        lines += [f"  - id {item.get('id')}: {item.get('name')} ({item.get('status')})"
-                  for item in masked_copy(preview)]
-    if args:
-        lines.append(f"Arguments: {json.dumps(masked_copy(args), sort_keys=True)}")
-    lines.append("Go ahead?")
-    return "\n".join(lines)
+    lines = confirmation_lines(tool.spec.title, tool.spec.description, tool.name, args, preview)
+    return "\n".join([*lines, "Go ahead?"])
 
 
 def _off_schema(tool: Tool, content: dict[str, Any]) -> ToolResult:
