@@ -84,8 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tools", help="print the actions as LLM tool definitions (JSON)")
     p.add_argument("--format", choices=["openai", "openai-responses", "anthropic", "mcp"], default="openai")
     p.add_argument("--prefix", default="gen_", help="tool name prefix (default gen_)")
-    p.add_argument("--confirmation", choices=["elicit", "token", "none"], default="token",
-                   help="how destructive tools are confirmed; token and elicit add a confirmation_token input")
+    p.add_argument("--confirmation", choices=["elicit", "approval", "host", "none"], default="elicit",
+                   help="who approves destructive tools (sets their descriptions; no tool has an input that approves it)")
     p.add_argument("--no-strict", dest="strict", action="store_false",
                    help="plain schemas instead of OpenAI strict mode (OpenAI formats; Anthropic is plain unless --strict)")
     p.add_argument("--strict", dest="anthropic_strict", action="store_true", help="strict schemas for Anthropic")
