@@ -52,7 +52,7 @@ METHOD_NOT_FOUND = -32601
 from .. import __version__
 from ..client import GenClient, timeouts
 from ..dispatch import Dispatcher, ToolResult, principal_of
-from ..errors import AuthenticationError, ConfirmationRequired, GenError
+from ..errors import HTTP_TOOL_TERMS, TOOL_TERMS, AuthenticationError, ConfirmationRequired, GenError
 from ..display import confirmation_lines
 from ..schemas import validator
 from ..secret_delivery import DEFAULT_POLICY, POLICIES
@@ -95,7 +95,7 @@ def build_server(dispatcher: Dispatcher, client_for: ClientFor | None = None) ->
         try:
             result = await _call(dispatcher, ctx, params, client_for)
         except GenError as exc:
-            result = ToolResult.failure(exc)
+            result = ToolResult.failure(exc, dispatcher.terms)
         except Exception as exc:  # never reaches the SDK: it would send str(exc) to the client and log it
             result = ToolResult.unexpected(params.name, exc)
         if isinstance(result, types.InputRequiredResult):
@@ -126,7 +126,7 @@ async def _call(dispatcher: Dispatcher, ctx: ServerRequestContext, params: types
         confirmed = False
         if tool.needs_approval:
             if not _can_ask(ctx):
-                return ToolResult.failure(refusal(tool))
+                return ToolResult.failure(refusal(tool), dispatcher.terms)
             answer = await _ask(dispatcher, ctx, params, tool, args, client)
             if not isinstance(answer, bool):
                 return answer
@@ -174,16 +174,16 @@ async def _ask(dispatcher: Dispatcher, ctx: ServerRequestContext, params: types.
                 answer = None  # the question reached the client, which answered with an error
             else:  # the question never reached the user
                 log.info("tools/call %s: elicitation unavailable (%s)", tool.name, type(exc).__name__)
-                return ToolResult.failure(refusal(tool))
+                return ToolResult.failure(refusal(tool), dispatcher.terms)
     if not isinstance(answer, types.ElicitResult):
         return ToolResult.failure(ConfirmationRequired(
             f"The user's answer to {tool.name} could not be read; nothing was changed.",
-            hint="Ask the user whether to go ahead before trying again.", declined=True))
+            hint="Ask the user whether to go ahead before trying again.", declined=True), dispatcher.terms)
     if answer.action == "accept" and (answer.content or {}).get(CONFIRM_FIELD) is True:
         return True
     return ToolResult.failure(ConfirmationRequired(
         f"The user declined {tool.name} ({answer.action}); nothing was changed.",
-        hint="Do not retry unless the user asks for it again.", declined=True))
+        hint="Do not retry unless the user asks for it again.", declined=True), dispatcher.terms)
 
 
 def binding(tool: str, arguments: dict[str, Any], principal: str) -> str:
@@ -319,6 +319,7 @@ def run(options: argparse.Namespace) -> int:
     dispatcher = Dispatcher(
         prefix=options.prefix, client=client, confirmation=options.confirmation,
         secret_policy=options.secrets, secrets_folder=options.secrets_dir,
+        terms=TOOL_TERMS if options.transport == "stdio" else HTTP_TOOL_TERMS,
     )
     try:
         if options.transport == "stdio":
