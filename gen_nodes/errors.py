@@ -14,6 +14,7 @@ stays in ``status``). The tree, with ``type`` / ``exit_code`` / ``http_status``:
     |                                                              that is not JSON): an upstream failure
     +-- InvalidInput              invalid_input          2  422  nothing was sent
     |   +-- UnknownAction         invalid_input          2  422  no action of that name
+    |   +-- BodyTooLarge          invalid_input          2  413  a request body over the gateway's limit
     +-- AuthenticationError       authentication         3  401
     +-- PermissionDenied          permission             3  403
     +-- NotFound                  not_found              4  404
@@ -24,6 +25,8 @@ stays in ``status``). The tree, with ``type`` / ``exit_code`` / ``http_status``:
     +-- RequestTimeout            timeout                5  504
     +-- OutcomeUnknown            outcome_unknown        7  424  may have acted; see ``candidates``
     +-- ConfirmationRequired      confirmation_required  6  428  a destructive call nobody approved
+    |   +-- ApprovalDenied        denied                 6  403  a person refused it
+    |   +-- ApprovalExpired       expired                6  410  nobody decided in time
     +-- IdempotencyConflict       idempotency_conflict   1  422  an ``Idempotency-Key`` reused for another request
     +-- RequestInProgress         in_progress            1  409  the first request with that key is still running
 
@@ -180,11 +183,38 @@ class ConfirmationRequired(GenError):
     default_hint = "This action is destructive and irreversible; confirm it (CLI: --yes) to go ahead."
 
 
+class ApprovalDenied(ConfirmationRequired):
+    """The person asked to approve a destructive call refused it; nothing was sent."""
+
+    type = "denied"
+    http_status = 403
+    default_hint = "A person refused this call. Do not retry it unless they ask for it again."
+
+
+class ApprovalExpired(ConfirmationRequired):
+    """Nobody approved a destructive call in time; nothing was sent."""
+
+    type = "expired"
+    http_status = 410
+    default_hint = "Nobody decided in time and nothing was changed; call the action again for a new approval."
+
+
 class UnknownAction(InvalidInput):
     """No action of that name is installed; the hint names the close matches."""
 
     def __init__(self, message: str, **kw: Any) -> None:
         super().__init__(message, errors=[{"path": "$.action", "message": message}], **kw)
+
+
+class BodyTooLarge(InvalidInput):
+    """A request body larger than the HTTP surface accepts; nothing was sent."""
+
+    http_status = 413
+
+    def __init__(self, limit: int, **kw: Any) -> None:
+        super().__init__(f"The request body is larger than {limit} bytes.",
+                         errors=[{"path": "$", "message": f"at most {limit} bytes"}],
+                         hint="Send only the action's input fields; no request was sent.", **kw)
 
 
 class IdempotencyConflict(GenError):
