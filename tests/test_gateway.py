@@ -186,8 +186,21 @@ def test_the_whole_lifecycle_gives_what_the_engine_gives(gw, auth, sandbox):
     assert statuses[key["id"]] == "revoked"
 
 
-def test_an_empty_body_is_an_empty_input(gw, auth):
-    assert gw.post("/actions/list_api_keys", headers=auth, content=b"").status_code == 200
+def test_an_action_with_no_required_input_may_be_called_without_a_body(gw, auth):
+    assert gw.post("/actions/get_me", headers=auth, content=b"").status_code == 200
+    assert gw.post("/actions/list_api_keys", headers=auth).status_code == 200
+    error = error_of(gw.post("/actions/revoke_api_key", headers=auth, content=b""), 422, "invalid_input")
+    assert "with at least id" in error["hint"]
+    error_of(gw.post("/actions/get_me", headers=auth, content=b"\r\n"), 422, "invalid_input")  # not JSON
+
+
+def test_a_whole_number_written_with_a_fraction_is_an_integer_as_the_document_says(gw, auth, sandbox):
+    key = create(gw, auth, None, {"name": "float id"}).json()
+    renamed = gw.post("/actions/update_api_key", headers=auth,
+                      content=json.dumps({"id": key["id"], "name": "x"}).replace(f'": {key["id"]}', f'": {key["id"]}.0'))
+    assert renamed.status_code == 200, renamed.text
+    error_of(gw.post("/actions/update_api_key", headers=auth, content=b'{"id": 1.5, "name": "x"}'), 422,
+             "invalid_input")
 
 
 @pytest.mark.parametrize("body, path", [

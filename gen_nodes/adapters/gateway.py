@@ -35,6 +35,7 @@ import sys
 import time
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
+from decimal import Decimal
 from functools import partial
 from typing import Any, AsyncIterator, Sequence
 
@@ -120,7 +121,7 @@ class Gateway:
     def endpoint(self, spec: ActionSpec):
         async def run_action(request: Request) -> Response:
             started = time.perf_counter()
-            arguments = await _read_json_object(request)
+            arguments = await _read_json_object(request, spec)
             idem_key = _idempotency_key(request) if not spec.hints.read_only else None
             links = _Links(self.public_url or str(request.base_url).rstrip("/"))
             status, body, headers = await anyio.to_thread.run_sync(
@@ -312,7 +313,7 @@ class _Links:
 # -- reading requests -----------------------------------------------------------------------------
 
 
-async def _read_json_object(request: Request) -> dict[str, Any]:
+async def _read_json_object(request: Request, spec: ActionSpec) -> dict[str, Any]:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_BODY:
         raise BodyTooLarge(MAX_BODY)
@@ -323,10 +324,15 @@ async def _read_json_object(request: Request) -> dict[str, Any]:
             raise BodyTooLarge(MAX_BODY)
         chunks.append(chunk)
     raw = b"".join(chunks)
-    if not raw.strip():
-        return {}
+    if not raw:  # no body at all (whitespace alone is malformed JSON, below)
+        if not spec.input_schema.get("required"):
+            return {}
+        raise InvalidInput(f"{spec.id} takes a JSON object of its inputs; the request has no body.",
+                           errors=[{"path": "$", "message": "no body"}],
+                           hint=f"Send a JSON object with at least {', '.join(spec.input_schema['required'])}; "
+                                "no request was sent.")
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_float=_number)
     except (ValueError, RecursionError) as exc:
         where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
         raise InvalidInput(f"The request body is not valid JSON{where}.",
@@ -339,13 +345,24 @@ async def _read_json_object(request: Request) -> dict[str, Any]:
     return data
 
 
+def _number(text: str) -> float | int:
+    """A JSON number with a fraction or exponent: an int when it is a whole number, as JSON Schema
+    (and so the document) counts 6.0 as an integer; the engine, for Python callers, does not."""
+    value = float(text)
+    if value.is_integer() and abs(value) < 2 ** 63:
+        whole = Decimal(text)
+        if whole == whole.to_integral_value():
+            return int(whole)
+    return value
+
+
 def _idempotency_key(request: Request) -> str | None:
     value = request.headers.get(openapi.IDEMPOTENCY_HEADER.lower())
     if value is None:
         return None
-    if not 1 <= len(value) <= openapi.IDEMPOTENCY_KEY_MAX or not value.isprintable():
+    if not 1 <= len(value) <= openapi.IDEMPOTENCY_KEY_MAX:  # any characters: it is only hashed
         raise InvalidInput(
-            f"The {openapi.IDEMPOTENCY_HEADER} header must be 1 to {openapi.IDEMPOTENCY_KEY_MAX} printable characters.",
+            f"The {openapi.IDEMPOTENCY_HEADER} header must be 1 to {openapi.IDEMPOTENCY_KEY_MAX} characters.",
             errors=[{"path": f"header {openapi.IDEMPOTENCY_HEADER}", "message": f"{len(value)} characters"}],
             hint="Use a UUID; no request was sent.")
     return value

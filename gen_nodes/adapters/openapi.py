@@ -153,9 +153,11 @@ def operation(spec: ActionSpec, confirmation: str = "direct") -> dict[str, Any]:
     }
     if not hints.read_only:
         op["parameters"] = [_idempotency_parameter()]
+    body = request_schema(spec)
     op["requestBody"] = {
-        "required": False,  # an action without inputs may be called with no body at all
-        "content": {"application/json": {"schema": request_schema(spec)}},
+        # An action whose inputs are all optional may be called with no body at all.
+        "required": bool(body.get("required")),
+        "content": {"application/json": {"schema": body}},
     }
     responses: dict[str, Any] = {"200": {
         "description": f"{spec.title}: the action's output.",
