@@ -32,7 +32,7 @@ def test_the_tree_draws_each_class_under_its_base():
         while stack and stack[-1][0] >= depth:
             stack.pop()
         if stack:
-            assert getattr(errors, name).__bases__ == (getattr(errors, stack[-1][1]),), name
+            assert getattr(errors, name).__bases__[0] is getattr(errors, stack[-1][1]), name
         stack.append((depth, name))
 
 

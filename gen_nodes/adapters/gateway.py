@@ -51,7 +51,7 @@ from ..client import GenClient, timeouts
 from ..engine import execute, preview
 from ..errors import (ApprovalDenied, ApprovalExpired, AuthenticationError, BodyTooLarge, GenError,
                       IdempotencyConflict, InvalidInput, NotFound, OutcomeUnknown, RateLimited,
-                      RequestInProgress)
+                      RequestInProgress, Terms)
 from ..redact import masked_copy
 from ..registry import Registry, default_registry
 from ..spec import ActionSpec
@@ -71,6 +71,15 @@ DEFAULT_PORT = 8080
 APPROVAL_PAGE_PATH = "/approve"
 
 _STATUS_BY_TYPE = {cls.type: cls.http_status for cls in openapi.error_classes()}
+#: Hints in the words of a caller of this HTTP API: every request brings its own key, and the
+#: other settings are the gateway operator's.
+TERMS = Terms(
+    API_KEY="send an active GEN API key with each request as `X-API-Key` or `Authorization: Bearer <key>`",
+    BASE_URL="the gateway's --base-url (ask its operator)",
+    TIMEOUT="the gateway's --timeout (ask its operator)",
+    DEADLINE="the gateway's GEN_NODES_DEADLINE (ask its operator)",
+    MAX_RESPONSE_BYTES="the gateway's GEN_NODES_MAX_RESPONSE_BYTES (ask its operator)",
+)
 
 
 class Gateway:
@@ -175,7 +184,7 @@ class Gateway:
             raise OutcomeUnknown(
                 "An earlier request with this Idempotency-Key began and never finished (its gateway stopped "
                 "mid-call); it may or may not have reached GEN. It is not sent again.",
-                hint=f"Run list_api_keys to see whether {spec.id} took effect before trying with a new key.")
+                hint=f"Call ${{list_api_keys}} to see whether {spec.id} took effect before trying with a new key.")
         try:
             answer = self._answer(spec, arguments, client, links)
         except OutcomeUnknown as exc:  # GEN may have acted: this is the outcome, replayed as such
@@ -232,7 +241,7 @@ class Gateway:
         try:
             output = execute(spec, approval.arguments, client, resolve=self.registry.get)
         except GenError as exc:
-            self.approvals.finish(approval.id, result={"error": exc.to_dict()}, ok=False)
+            self.approvals.finish(approval.id, result={"error": exc.to_dict(TERMS)}, ok=False)
             raise
         except BaseException:
             self.approvals.finish(approval.id, result={"error": _unexpected_body()["error"]}, ok=False)
@@ -253,7 +262,7 @@ def error_answer(exc: GenError) -> Answer:
     retry_after = exc.details.get("retry_after")
     if isinstance(exc, (RateLimited, RequestInProgress)) and retry_after is not None:
         headers["Retry-After"] = str(max(0, math.ceil(retry_after)))
-    return exc.http_status, {"error": exc.to_dict()}, headers
+    return exc.http_status, {"error": exc.to_dict(TERMS)}, headers
 
 
 def _recorded(status: int, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
@@ -383,9 +392,6 @@ def _given(**options: Any) -> dict[str, Any]:
 
 
 async def gen_error(request: Request, exc: GenError) -> Response:
-    if isinstance(exc, AuthenticationError) and exc.status is not None:
-        # GEN refused the key this request sent: say so in the caller's terms, not the CLI's.
-        exc.hint = f"GEN refused the API key of this request (missing, wrong, revoked or expired). {KEY_HINT}"
     status, body, headers = error_answer(exc)
     return JSONResponse(body, status, headers=headers)
 
