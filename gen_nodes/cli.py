@@ -28,8 +28,8 @@ GLOBAL_HELP = {
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
-    if args.command == "mcp":  # everything after `mcp` belongs to its own parser
-        args.mcp_args = [*extra, *args.mcp_args]
+    if args.command in ("mcp", "chatops"):  # everything after it belongs to its own parser
+        args.sub_args = [*extra, *args.sub_args]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
@@ -93,8 +93,13 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("mcp", help="serve the actions over MCP (needs gen-nodes[mcp]); see `gen-nodes mcp --help`",
                        add_help=False)
-    p.add_argument("mcp_args", nargs=argparse.REMAINDER)
+    p.add_argument("sub_args", nargs=argparse.REMAINDER)
     p.set_defaults(handler=cmd_mcp)
+
+    p = sub.add_parser("chatops", help="serve /gen slash commands for Slack or Discord, bind users' GEN keys; "
+                       "see `gen-nodes chatops --help`", add_help=False)
+    p.add_argument("sub_args", nargs=argparse.REMAINDER)
+    p.set_defaults(handler=cmd_chatops)
 
     p = sub.add_parser("demo", help="walk through the whole API-key lifecycle against an embedded sandbox")
     p.set_defaults(handler=cmd_demo)
@@ -209,12 +214,18 @@ def cmd_mcp(args: argparse.Namespace) -> int:
             hint="Install it with: pip install 'gen-nodes[mcp]'",
         ) from None
     if not args.sandbox:
-        return mcp_main(args.mcp_args, base_url=args.base_url, api_key=args.api_key, timeout=args.timeout)
+        return mcp_main(args.sub_args, base_url=args.base_url, api_key=args.api_key, timeout=args.timeout)
     from .sandbox.persistent import running
 
     with running() as sandbox:
         print(f"gen-nodes MCP server on the persistent sandbox at {sandbox.base_url}", file=sys.stderr, flush=True)
-        return mcp_main(args.mcp_args, base_url=sandbox.base_url, api_key=sandbox.api_key, timeout=args.timeout)
+        return mcp_main(args.sub_args, base_url=sandbox.base_url, api_key=sandbox.api_key, timeout=args.timeout)
+
+
+def cmd_chatops(args: argparse.Namespace) -> int:
+    from .adapters.chatops.cli import main as chatops_main
+
+    return chatops_main(args.sub_args, base_url=args.base_url, timeout=args.timeout)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
