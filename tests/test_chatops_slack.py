@@ -316,3 +316,26 @@ def test_the_allow_list_limits_workspaces(events, web, chat, sandbox):
     ack, _ = Slack(events, web, team="T2").command("me")
     assert "not enabled for this workspace" in ack.json()["text"]
     assert "user1@sandbox.local" in Slack(events, web).answer("me")["text"]
+
+
+def test_the_readme_manifest_points_slack_at_this_server():
+    from urllib.parse import urlsplit
+
+    from gen_nodes.adapters.chatops.slack import PATH
+    from test_readme import snippet
+
+    manifest = json.loads(snippet("Setting up the Slack app", "json"))
+    [command] = manifest["features"]["slash_commands"]
+    assert command["command"] == "/gen" and urlsplit(command["url"]).path == PATH
+    assert manifest["settings"]["interactivity"] == {"is_enabled": True, "request_url": command["url"]}
+    assert manifest["oauth_config"]["scopes"]["bot"] == ["commands"]
+    assert command["should_escape"] is False  # the adapter unescapes &amp; &lt; &gt; itself
+
+
+def test_the_readme_audit_example_is_what_is_logged(events, web, chat, sandbox, gen_log):
+    from test_readme import snippet
+
+    chat.bind("slack", "U1", sandbox.api_key)
+    Slack(events, web).answer("me")
+    example = json.loads(snippet("What is logged", "json"))
+    assert list(_audit(gen_log)[-1]) == list(example)

@@ -74,8 +74,14 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _server_options(p: argparse.ArgumentParser, port: int) -> None:
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1); any other than loopback needs --allow-remote")
     p.add_argument("--port", type=int, default=port, help=f"port (default {port}; 0 picks a free one)")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="allow a --host reachable from other machines (then --allowed-host is required)")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME[:PORT]",
+                   help="a Host header value to answer besides loopback, e.g. the public name your reverse "
+                   "proxy forwards (repeatable; NAME:* for any port)")
     p.add_argument("--allow", action="append", default=[], metavar="ID",
                    help="a Slack workspace (T...) or Discord guild id allowed to use the bot; repeat for "
                    "more (default: any workspace the app is installed in)")
@@ -94,12 +100,13 @@ def cmd_slack(args: argparse.Namespace) -> int:
     from .slack import PATH, build_app, build_asgi
 
     signing_secret, token = _env("SLACK_SIGNING_SECRET"), _env("SLACK_BOT_TOKEN")
+    _check_host(args)
     configure_logging(args.log_level)
     chatops = _chatops(args)
     api_url = os.environ.get("SLACK_API_URL")
     client = WebClient(token=token, base_url=api_url.rstrip("/") + "/") if api_url else None
     app = build_app(chatops, signing_secret=signing_secret, token=token, client=client, command=args.command)
-    return _serve(build_asgi(app), args.host, args.port, PATH)
+    return _serve(build_asgi(app), args, PATH, "gen-nodes chatops slack")
 
 
 def cmd_discord(args: argparse.Namespace) -> int:
@@ -119,9 +126,10 @@ def cmd_discord(args: argparse.Namespace) -> int:
         raise InvalidInput("DISCORD_PUBLIC_KEY is not hexadecimal.", errors=[{"path": "DISCORD_PUBLIC_KEY",
                            "message": "not hex"}], hint="Copy the Public Key from the Discord developer "
                            "portal's General Information page.") from None
+    _check_host(args)
     configure_logging(args.log_level)
     app = build_app(_chatops(args), public_key=public_key)
-    return _serve(app, args.host, args.port, PATH)
+    return _serve(app, args, PATH, "gen-nodes chatops discord")
 
 
 def cmd_bind(args: argparse.Namespace) -> int:
@@ -192,25 +200,20 @@ def _needs(extra: str, module: str) -> None:
                        hint=f"Install it with: pip install 'gen-nodes[{extra}]'") from None
 
 
-def _serve(app: Any, host: str, port: int, path: str) -> int:
-    """Serve ``app`` with uvicorn; the first stdout line is ``{"url": ...}`` once the port is bound."""
-    import socket
+def _check_host(args: argparse.Namespace) -> None:
+    """Refuse a non-loopback --host without opt-in before opening anything (``serve`` checks again)."""
+    from ..web import guard_hosts
 
-    import uvicorn
+    guard_hosts(args.host, allow_remote=args.allow_remote, allowed_hosts=args.allowed_host)
 
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+
+def _serve(app: Any, args: argparse.Namespace, path: str, name: str) -> int:
+    """Serve through ``web.serve``: the first stdout line is ``{"url": ...}`` once the port is bound."""
+    from ..web import serve
+
     try:
-        sock.bind((host, port))
-    except OSError as exc:
-        raise GenError(f"Cannot listen on {host}:{port}: {exc.strerror}.",
-                       hint="Pick another --port (0 takes a free one) or stop what is using it.") from None
-    bound = sock.getsockname()[1]
-    shown_host = f"[{host}]" if ":" in host else host
-    print(json.dumps({"url": f"http://{shown_host}:{bound}{path}"}), flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
-    try:
-        server.run(sockets=[sock])
+        serve(app, host=args.host, port=args.port, path=path, allow_remote=args.allow_remote,
+              allowed_hosts=args.allowed_host, name=name)
     except KeyboardInterrupt:
         pass
     return 0
