@@ -31,9 +31,10 @@ import difflib
 import json
 import logging
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from ...approvals import ApprovalError, Approvals
 from ...client import GenClient
@@ -43,6 +44,7 @@ from ...registry import Registry
 from ...schemas import bundled
 from ...spec import ActionSpec, Chat
 from ...state.secretbox import SecretBox
+from ..web import ClientCache
 
 log = logging.getLogger("gen_nodes.chatops")
 audit_log = logging.getLogger("gen_nodes.chatops.audit")
@@ -318,6 +320,8 @@ class ChatOps:
         self.approvals = Approvals(store, ttl=approval_ttl)
         self.base_url = base_url
         self.timeout = timeout
+        # One GenClient per bound key, reused across commands (keyed by the key's digest).
+        self.clients = ClientCache(lambda key: GenClient(api_key=key, base_url=base_url, timeout=timeout))
         #: Workspaces/guilds allowed to use the bot; empty allows every one.
         self.allow = frozenset(allow)
 
@@ -443,11 +447,10 @@ class ChatOps:
             return Reply(f"Open the login form with `{self.prefix} login`.")
         spec = command.spec
         assert spec is not None
-        client = self._client_for(who)
-        if client is None:
-            self.audit(who, spec.id, outcome="not_bound")
-            return self._not_bound()
-        with client:
+        with self._lease(who) as client:
+            if client is None:
+                self.audit(who, spec.id, outcome="not_bound")
+                return self._not_bound()
             try:
                 if spec.hints.destructive:
                     return self._ask(who, spec, dict(command.arguments), client)
@@ -510,15 +513,12 @@ class ChatOps:
     def _run_approved(self, who: ChatUser, approval: Any) -> Reply:
         spec = self.registry.get(approval.action)
         ids = _ids(approval.arguments, approval.preview or [])
-        client = self._client_for(who)
-        if client is None or client.identity != approval.principal:
-            if client is not None:
-                client.close()
-            self.approvals.finish(approval.id, result={"error": "key changed"}, ok=False)
-            self.audit(who, spec.id, ids=ids, outcome="key_changed")
-            return Reply("Your GEN key changed (or was unbound) since you asked; nothing was changed. "
-                         "Run the command again.", replace=True)
-        with client:
+        with self._lease(who) as client:
+            if client is None or client.identity != approval.principal:
+                self.approvals.finish(approval.id, result={"error": "key changed"}, ok=False)
+                self.audit(who, spec.id, ids=ids, outcome="key_changed")
+                return Reply("Your GEN key changed (or was unbound) since you asked; nothing was changed. "
+                             "Run the command again.", replace=True)
             try:
                 output = self.registry.run(spec.id, dict(approval.arguments), client=client)
             except GenError as exc:
@@ -556,11 +556,18 @@ class ChatOps:
         self.bindings.bind(platform, user, api_key, me)
         return me
 
-    def _client_for(self, who: ChatUser) -> GenClient | None:
+    @contextmanager
+    def _lease(self, who: ChatUser) -> Iterator[GenClient | None]:
+        """The client of ``who``'s bound key (reused across commands), or None if unbound."""
         key = self.bindings.api_key(who.platform, who.user)
         if key is None:
-            return None
-        return GenClient(api_key=key, base_url=self.base_url, timeout=self.timeout)
+            yield None
+            return
+        with self.clients.lease(key) as client:
+            yield client
+
+    def close(self) -> None:
+        self.clients.close()
 
     def _not_bound(self) -> Reply:
         return Reply(f"You have no GEN key bound here yet: run `{self.prefix} login` and paste your own key "

@@ -25,7 +25,7 @@ from __future__ import annotations
 import html
 import json
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from slack_bolt import App
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
@@ -71,7 +71,7 @@ def build_app(chatops: ChatOps, *, signing_secret: str, token: str | None = None
         parsed = chatops.parse(_text(body))
         if parsed.kind in ("login", "answer") or chatops.admit(who) is not None:
             return  # answered in the ack
-        _send(body.get("response_url"), chatops.run(who, parsed))
+        _send(body.get("response_url"), lambda: chatops.run(who, parsed))
 
     def finish_login(body: dict) -> None:
         view = body.get("view") or {}
@@ -82,13 +82,13 @@ def build_app(chatops: ChatOps, *, signing_secret: str, token: str | None = None
             platform_log.warning("a login form without its key field was ignored")
             return
         who = _who(body, channel=meta.get("channel", ""))
-        _send(meta.get("response_url"), chatops.login(who, key))
+        _send(meta.get("response_url"), lambda: chatops.login(who, key))
 
     def press(approve: bool):
         def lazy(body: dict) -> None:
             action = (body.get("actions") or [{}])[0]
-            reply = chatops.press(_who(body), str(action.get("value") or ""), approve=approve)
-            _send(body.get("response_url"), reply)
+            _send(body.get("response_url"),
+                  lambda: chatops.press(_who(body), str(action.get("value") or ""), approve=approve))
         return lazy
 
     app.command(command)(ack=ack_command, lazy=[run_command])
@@ -157,11 +157,18 @@ def message(reply: Reply) -> dict[str, Any]:
     return out
 
 
-def _send(response_url: str | None, reply: Reply) -> None:
-    """Answer through ``response_url`` (valid 30 minutes); a failure is logged without the body."""
+def _send(response_url: str | None, produce: Callable[[], Reply]) -> None:
+    """Run ``produce`` (the slow part) and answer through ``response_url`` (valid 30 minutes).
+    A failure is logged without the body, and the person still hears that something broke."""
     if not response_url:
-        platform_log.warning("no response_url to answer through; the reply was dropped")
+        platform_log.warning("no response_url to answer through; the request was dropped")
         return
+    try:
+        reply = produce()
+    except Exception:
+        platform_log.exception("a chat command failed unexpectedly")
+        reply = Reply("Something went wrong on the gen-nodes side; nothing more is known. "
+                      "Ask the operator to look at the server log.")
     payload = message(reply)
     payload.setdefault("replace_original", False)  # a refusal must not overwrite the requester's message
     try:
