@@ -22,7 +22,6 @@ pytest.importorskip("nacl")
 
 from chat_support import (  # noqa: E402
     DiscordSigner, Recorder, button_payload, interaction_form, slack_post, slash_form)
-from redis_support import redis_url  # noqa: E402,F401  (session fixture: a real redis-server)
 
 CLI = [sys.executable, "-m", "gen_nodes.cli"]
 SIGNING_SECRET = "cli-signing-secret"
@@ -33,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("SLACK_", "DISCORD_", "GEN_API_KEY", "GEN_BASE_URL", "GEN_NODES_CHATOPS"))}
-    env.update(GEN_NODES_CHATOPS_SECRET=CHATOPS_SECRET, **extra)
+    env.update({"GEN_NODES_CHATOPS_SECRET": CHATOPS_SECRET, **extra})
     return env
 
 
@@ -163,8 +162,8 @@ def test_the_discord_server_from_the_cli(tmp_path):
         assert DiscordSigner().post(url, {"type": 1}).status_code == 401
 
 
-def test_two_processes_share_bindings_and_approvals_through_redis(redis_url, sandbox, web, tmp_path,  # noqa: F811
-                                                                  sandbox_log):
+def test_two_processes_share_bindings_and_approvals_through_redis(redis_db, sandbox, web, tmp_path, sandbox_log):
+    redis_url = redis_db
     env = _env(SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_BOT_TOKEN="xoxb-cli-test", SLACK_API_URL=web.url + "/api/")
     bound = run_cli("chatops", "bind", "--platform", "slack", "--user", "U1", "--store", redis_url,
                     "--base-url", sandbox.base_url, stdin=sandbox.api_key, env=env)

@@ -93,7 +93,7 @@ def test_a_typed_key_is_refused_wherever_it_appears(chat):
 
 
 def test_plugin_actions_get_commands_too():
-    chat = ChatOps(Registry([GET_ME, PLUGIN]), open_store("memory://"), SecretBox("s"))
+    chat = ChatOps(Registry([GET_ME, PLUGIN]), open_store("memory://"), SecretBox("plugin-test-secret-0"))
     assert chat.grammar.usage(chat.grammar.entries[("get-balance",)]) == \
         "/gen get-balance usd|eur [days=DAYS] [--share]"
     command = chat.parse("get-balance eur days=7")
@@ -146,12 +146,12 @@ def test_a_secret_reply_is_private_and_hides_from_repr():
 
 def test_bindings_are_sealed_at_rest_and_need_the_same_secret():
     store = open_store("memory://")
-    chat = ChatOps(default_registry(), store, SecretBox("first-secret"))
+    chat = ChatOps(default_registry(), store, SecretBox("first-secret-0123456"))
     chat.bindings.bind("slack", "U1", "gen_pat_very-secret-key-000", {"id": 1})
     stored = store.get("chatops:binding:slack:U1")
     assert "very-secret" not in json.dumps(stored) and stored["gen_user"] == 1
     assert chat.bindings.api_key("slack", "U1") == "gen_pat_very-secret-key-000"
-    other = ChatOps(default_registry(), store, SecretBox("another-secret"))
+    other = ChatOps(default_registry(), store, SecretBox("another-secret-012345"))
     assert other.bindings.api_key("slack", "U1") is None  # unreadable = unbound, never a crash
     assert other.run(ChatUser("slack", "T", "U1"), other.parse("me")).text.startswith("You have no GEN key")
     assert chat.bindings.unbind("slack", "U1") and not chat.bindings.unbind("slack", "U1")

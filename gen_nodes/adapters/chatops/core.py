@@ -43,7 +43,7 @@ from ...redact import KNOWN_PREFIXES, SECRET_FIELDS, masked_copy
 from ...registry import Registry
 from ...schemas import bundled
 from ...spec import ActionSpec, Chat
-from ...state.secretbox import SecretBox
+from ...state.secretbox import SecretBox, SecretBoxError
 from ..web import ClientCache
 
 log = logging.getLogger("gen_nodes.chatops")
@@ -60,6 +60,8 @@ NAME_LIMIT = 80
 #: Items shown in a list or preview before "... and N more".
 LIST_LIMIT = 50
 _BINDING_PREFIX = "chatops:binding:"
+#: Seconds a binding lasts without use: a year (every command that uses it renews it).
+BINDING_TTL = 365 * 24 * 3600
 # A word that looks like a GEN key: a documented prefix and a long run of key characters.
 _KEY_LIKE = re.compile(r"(?:%s)[A-Za-z0-9_\-]{12,}" % "|".join(re.escape(p) for p in KNOWN_PREFIXES))
 _INT = re.compile(r"^-?[0-9]+$")
@@ -291,7 +293,7 @@ class Bindings:
             "key": self.box.seal(api_key),
             "gen_user": gen_user.get("id"),
             "bound_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        })
+        }, ttl=BINDING_TTL)
 
     def api_key(self, platform: str, user: str) -> str | None:
         """The user's GEN key, or None if unbound (or sealed with another secret)."""
@@ -299,10 +301,12 @@ class Bindings:
         if not record:
             return None
         try:
-            return self.box.open(record["key"])
-        except Exception:  # sealed under another GEN_NODES_CHATOPS_SECRET: as good as unbound
+            key = self.box.open(record["key"])
+        except (SecretBoxError, KeyError, TypeError):  # sealed under another secret: as good as unbound
             log.warning("a %s binding could not be opened (GEN_NODES_CHATOPS_SECRET changed?)", platform)
             return None
+        self.store.replace(self._key(platform, user), record, record, ttl=BINDING_TTL)  # renew
+        return key
 
     def unbind(self, platform: str, user: str) -> bool:
         return self.store.pop(self._key(platform, user)) is not None
@@ -496,6 +500,9 @@ class ChatOps:
         if (context.get("surface"), context.get("user")) != (who.platform, who.user):
             self.audit(who, pending.action, outcome="refused_not_requester")
             return Reply("Only the person who typed this command can confirm it.")
+        if pending.state == "expired":
+            self.audit(who, pending.action, outcome="expired")
+            return Reply("This confirmation expired; nothing was changed. Run the command again.")
         if pending.state != "pending":
             return Reply(f"This confirmation was already used ({pending.state}); nothing more was done.")
         try:
