@@ -115,6 +115,24 @@ class Recorder:
 
 
 @contextmanager
+def chatops_on(sandbox: Any) -> Iterator[Any]:
+    """A chat core on a memory store, talking to ``sandbox``; closed afterwards."""
+    from gen_nodes.adapters.chatops.core import ChatOps
+    from gen_nodes.registry import default_registry
+    from gen_nodes.state import open_store
+    from gen_nodes.state.secretbox import SecretBox
+
+    store = open_store("memory://")
+    chat = ChatOps(default_registry(), store, SecretBox("chatops-test-secret"), base_url=sandbox.base_url,
+                   timeout=(2.0, 10.0))
+    try:
+        yield chat
+    finally:
+        chat.close()
+        store.close()
+
+
+@contextmanager
 def serve_asgi(app: Any) -> Iterator[str]:
     """Serve ``app`` with uvicorn on 127.0.0.1 (a free port); yields the base URL."""
     import uvicorn

@@ -13,12 +13,10 @@ import pytest
 pytest.importorskip("nacl")
 
 from chat_support import (  # noqa: E402
-    DiscordSigner, Recorder, discord_button, discord_command, discord_modal, serve_asgi)
-from gen_nodes.adapters.chatops.core import ChatOps, Grammar  # noqa: E402
+    DiscordSigner, Recorder, chatops_on, discord_button, discord_command, discord_modal, serve_asgi)
+from gen_nodes.adapters.chatops.core import Grammar  # noqa: E402
 from gen_nodes.adapters.chatops.discord import application_commands, build_app  # noqa: E402
-from gen_nodes.registry import Registry, default_registry  # noqa: E402
-from gen_nodes.state import open_store  # noqa: E402
-from gen_nodes.state.secretbox import SecretBox  # noqa: E402
+from gen_nodes.registry import Registry  # noqa: E402
 
 EPHEMERAL = 64
 
@@ -36,10 +34,8 @@ def webhook():
 
 @pytest.fixture
 def chat(sandbox):
-    store = open_store("memory://")
-    yield ChatOps(default_registry(), store, SecretBox("chatops-test-secret"), base_url=sandbox.base_url,
-                  timeout=(2.0, 10.0))
-    store.close()
+    with chatops_on(sandbox) as core:
+        yield core
 
 
 @pytest.fixture

@@ -16,12 +16,8 @@ pytest.importorskip("slack_bolt")
 from slack_sdk import WebClient  # noqa: E402
 
 from chat_support import (  # noqa: E402
-    Recorder, button_payload, interaction_form, login_submission, serve_asgi, slack_post, slash_form)
-from gen_nodes.adapters.chatops.core import ChatOps  # noqa: E402
+    Recorder, button_payload, chatops_on, interaction_form, login_submission, serve_asgi, slack_post, slash_form)
 from gen_nodes.adapters.chatops.slack import build_app, build_asgi  # noqa: E402
-from gen_nodes.registry import default_registry  # noqa: E402
-from gen_nodes.state import open_store  # noqa: E402
-from gen_nodes.state.secretbox import SecretBox  # noqa: E402
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 BOT_TOKEN = "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy"
@@ -38,10 +34,8 @@ def web():
 
 @pytest.fixture
 def chat(sandbox):
-    store = open_store("memory://")
-    yield ChatOps(default_registry(), store, SecretBox("chatops-test-secret"), base_url=sandbox.base_url,
-                  timeout=(2.0, 10.0))
-    store.close()
+    with chatops_on(sandbox) as core:
+        yield core
 
 
 @pytest.fixture
