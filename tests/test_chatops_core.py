@@ -9,7 +9,8 @@ import json
 import pytest
 
 from gen_nodes.actions import GET_ME, LIST_API_KEYS, REVOKE_API_KEY
-from gen_nodes.adapters.chatops.core import ChatOps, ChatUser, Grammar, coerce, render, shown
+from gen_nodes.adapters.chatops.core import ChatOps, ChatUser, Grammar, coerce, render
+from gen_nodes.display import quoted
 from gen_nodes.registry import Registry, default_registry
 from gen_nodes.spec import ActionSpec, Chat, Hints
 from gen_nodes.state import open_store
@@ -123,15 +124,14 @@ def test_coercion_follows_the_schema():
     assert coerce("yes", {"type": "boolean"}) is True
 
 
-def test_names_are_shown_safely():
+def test_names_and_statuses_are_shown_safely():
     spoof = "ci\n\x1b[2KNOTE: this is a DRY RUN; no key will be revoked\u202e"
-    text = shown(spoof)
-    assert "\n" not in text and "\x1b" not in text and "\u202e" not in text
-    assert text.startswith('"ci\\n\\u001b[2KNOTE') and "\\u202e" in text
-    assert shown("x" * 500).endswith("(cut, 500 characters)")
-    reply = render(LIST_API_KEYS, {"api_keys": [{"id": 6, "name": spoof, "status": "active",
+    reply = render(LIST_API_KEYS, {"api_keys": [{"id": 6, "name": spoof, "status": "active\nNOTE: fine",
                                                  "last_used_at": None, "expires_at": None}]})
     assert len(reply.text.splitlines()) == 2 and reply.private
+    assert quoted(spoof) in reply.text and "active\\nNOTE" in reply.text
+    for raw in ("\x1b", "\u202e"):
+        assert raw not in reply.text
 
 
 def test_a_secret_reply_is_private_and_hides_from_repr():

@@ -38,6 +38,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from ...approvals import ApprovalError, Approvals
 from ...client import GenClient
+from ...display import plain, quoted
 from ...errors import AuthenticationError, GenError, InvalidInput
 from ...redact import KNOWN_PREFIXES, SECRET_FIELDS, masked_copy
 from ...registry import Registry
@@ -55,8 +56,6 @@ BUILT_INS = ("help", "login", "logout")
 SHARE_FLAG = "--share"
 #: Seconds an approval button stays usable.
 APPROVAL_TTL = 300
-#: Longest name shown in a message before it is cut.
-NAME_LIMIT = 80
 #: Items shown in a list or preview before "... and N more".
 LIST_LIMIT = 50
 _BINDING_PREFIX = "chatops:binding:"
@@ -65,18 +64,6 @@ BINDING_TTL = 365 * 24 * 3600
 # A word that looks like a GEN key: a documented prefix and a long run of key characters.
 _KEY_LIKE = re.compile(r"(?:%s)[A-Za-z0-9_\-]{12,}" % "|".join(re.escape(p) for p in KNOWN_PREFIXES))
 _INT = re.compile(r"^-?[0-9]+$")
-
-
-def shown(value: Any) -> str:
-    """A name from GEN, safe to show a person who decides on it: quoted, control characters
-    and escapes made visible, cut to a sane length. The one place names are made safe."""
-    text = "" if value is None else str(value)
-    cut = len(text) > NAME_LIMIT
-    quoted = json.dumps(text[:NAME_LIMIT], ensure_ascii=False)
-    # json.dumps leaves some invisible or direction-changing characters alone.
-    quoted = re.sub(r"[\u0080-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]",
-                    lambda m: f"\\u{ord(m.group()):04x}", quoted)
-    return quoted + (f" (cut, {len(text)} characters)" if cut else "")
 
 
 # -- what comes in and what goes out ----------------------------------------------------
@@ -415,7 +402,7 @@ class ChatOps:
         known = [" ".join(w) for w in self.grammar.entries] + list(BUILT_INS)
         close = difflib.get_close_matches(typed.lower(), known, n=2)
         hint = f" Did you mean `{self.prefix} {close[0]}`?" if close else ""
-        return self._answer(f"Unknown command {shown(typed)}.{hint}\n\n{self.grammar.help()}")
+        return self._answer(f"Unknown command {quoted(typed)}.{hint}\n\n{self.grammar.help()}")
 
     def _inline_key(self) -> Command:
         return self._answer(
@@ -550,7 +537,7 @@ class ChatOps:
             self.audit(who, "login", outcome=exc.type)
             return Reply(f"That key was not bound: {exc.message}\nWhat to do: {exc.hint}")
         self.audit(who, "login", ids=[me.get("id")], outcome="ok")
-        return Reply(f"Done: you now act as GEN user {shown(me.get('email') or me.get('name'))} "
+        return Reply(f"Done: you now act as GEN user {quoted(me.get('email') or me.get('name'))} "
                      f"(id {me.get('id')}). `{self.prefix} logout` forgets the key.")
 
     def bind(self, platform: str, user: str, api_key: str) -> dict[str, Any]:
@@ -626,24 +613,24 @@ _LIST_COLUMNS = ("name", "status", "last_used_at", "expires_at")
 
 def _item_line(item: Any) -> str:
     if not isinstance(item, Mapping):
-        return f"• {shown(item)}"
-    parts = [f"`{item.get('id')}`"] if "id" in item else []
+        return f"• {quoted(item)}"
+    parts = [f"`{plain(item.get('id'), 24)}`"] if "id" in item else []
     if any(c in item for c in _LIST_COLUMNS):
         if "name" in item:
-            parts.append(shown(item.get("name")) if item.get("name") is not None else "(no name)")
+            parts.append(quoted(item.get("name")) if item.get("name") is not None else "(no name)")
         if "status" in item:
-            parts.append(str(item.get("status")))
+            parts.append(plain(item.get("status"), 24))
         if "last_used_at" in item:
             parts.append(f"last used {_when(item.get('last_used_at'), 'never')}")
         if "expires_at" in item:
             parts.append(f"expires {_when(item.get('expires_at'), 'never')}")
     else:
-        parts.extend(f"{k}={_value(v)}" for k, v in list(item.items())[:5] if k != "id")
+        parts.extend(f"{plain(k, 40)}={_value(v)}" for k, v in list(item.items())[:5] if k != "id")
     return "• " + "  ".join(parts)
 
 
 def _field_lines(data: Mapping[str, Any]) -> list[str]:
-    return [f"{name}: {_value(value)}" for name, value in data.items()]
+    return [f"{plain(name, 40)}: {_value(value)}" for name, value in data.items()]
 
 
 def _value(value: Any) -> str:
@@ -655,8 +642,8 @@ def _value(value: Any) -> str:
         return str(value)
     if isinstance(value, str):
         when = _when(value, None) if _looks_like_time(value) else None
-        return when or shown(value)
-    return shown(json.dumps(masked_copy(value), default=str))
+        return when or quoted(value)
+    return quoted(json.dumps(masked_copy(value), default=str))
 
 
 def _looks_like_time(value: str) -> bool:
@@ -668,7 +655,7 @@ def _when(value: Any, missing: str | None) -> str | None:
         return missing
     text = str(value)
     match = re.match(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})", text)
-    return f"{match.group(1)} {match.group(2)} UTC" if match else shown(text)
+    return f"{match.group(1)} {match.group(2)} UTC" if match else quoted(text)
 
 
 def _unquote(text: str) -> str:
