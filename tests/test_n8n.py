@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from gen_nodes.adapters.n8n import PACKAGE_NAME, node_description, write_package
+from gen_nodes.adapters.n8n import N8N_TERMS, PACKAGE_NAME, node_description
+from gen_nodes.errors import NotFound
 from gen_nodes.registry import default_registry
 from gen_nodes.sandbox import Sandbox
 from gen_nodes.sandbox.store import hash_token
@@ -168,8 +169,11 @@ def test_gen_errors_reach_n8n(home):
         result = home.run_workflow(wf)
         code, cli = cli_run(sandbox, "revoke_api_key", {"id": "999999"})
         assert code == 4
-        expected = {k: cli["error"][k] for k in ("type", "message", "status", "error_code", "hint")}
-        assert expected["type"] == "not_found"
+        expected = {k: cli["error"][k] for k in ("type", "message", "status", "error_code")}
+        assert expected["type"] == "not_found" and expected["message"] == "Token not found"  # GEN's words
+        # The hint in n8n's terms (the CLI's names its own flags).
+        expected["hint"] = N8N_TERMS.render(NotFound.default_hint)
+        assert expected["hint"] == "No such object for this account; call list_api_keys to see the ids you can use."
 
         # Continue On Fail: the item carries the same error JSON the CLI prints.
         [item] = node_output(result, "Revoke missing (continue)")

@@ -30,16 +30,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .. import __version__
-from ..errors import (
-    AuthenticationError,
-    GenError,
-    NotFound,
-    OutcomeUnknown,
-    PermissionDenied,
-    RateLimited,
-    Rejected,
-    ServerError,
-)
+from ..errors import GenError, OutcomeUnknown, Terms, error_for_status
 from ..schemas import bundled
 from ..spec import ActionSpec, Input
 
@@ -371,21 +362,27 @@ def _display_name(name: str) -> str:
 
 # ---- the shared postReceive function --------------------------------------------------
 
-def error_table() -> dict[str, Any]:
-    """What the shared JS needs to word an error as gen-nodes does: types and hints by status."""
-    def entry(cls: type[GenError]) -> dict[str, str]:
-        return {"type": cls.type, "hint": cls.default_hint}
+#: How hints name things for an n8n user: the operations by their values, settings as the
+#: node and credential show them.
+N8N_TERMS = Terms(
+    API_KEY="put an active key in the node's GEN API credential",
+    BASE_URL="the GEN API credential's Base URL",
+    TIMEOUT="the n8n node's settings",
+    DEADLINE="the n8n node's settings",
+    MAX_RESPONSE_BYTES="the n8n node's settings",
+)
 
-    return {
-        "401": entry(AuthenticationError),
-        "403": entry(PermissionDenied),
-        "404": entry(NotFound),
-        "429": entry(RateLimited),
-        "4xx": entry(Rejected),
-        "5xx": entry(ServerError),
-        "other": entry(GenError),
-        "outcome_unknown": entry(OutcomeUnknown),
-    }
+
+def error_table() -> dict[str, Any]:
+    """What the shared JS needs to word an error as gen-nodes does: type and hint by status,
+    from ``errors.error_for_status``, hints in :data:`N8N_TERMS`."""
+    def entry(cls: type[GenError]) -> dict[str, str]:
+        return {"type": cls.type, "hint": N8N_TERMS.render(cls.default_hint)}
+
+    table = {str(status): entry(error_for_status(status)) for status in (401, 403, 404, 429)}
+    table.update({"4xx": entry(error_for_status(400)), "5xx": entry(error_for_status(500)),
+                  "other": entry(GenError), "outcome_unknown": entry(OutcomeUnknown)})
+    return table
 
 
 def operations_table(specs: Iterable[ActionSpec]) -> dict[str, Any]:
