@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -238,11 +239,49 @@ def test_every_action_matches_gen_nodes_run(home):
                 sb.stop()
 
 
-def test_credential_test(home):
-    """The editor's "Test" button, through the REST API of a started n8n: GET /me with the key."""
+def test_credential_test_and_ai_tool(home):
+    """The editor's "Test" button, through the REST API of a started n8n: GET /me with the key.
+    And the node is offered to AI Agents: n8n derives a tool variant (``genTool``) from ``usableAsTool``."""
     with Sandbox() as sandbox, home.serve() as server:
+        types = {t["name"]: t for t in server.session.get(f"{server.url}/types/nodes.json", timeout=60).json()}
+        assert {NODE_TYPE, NODE_TYPE + "Tool"} <= set(types)
+
         good = server.test_credential("genApi", {"apiKey": sandbox.api_key, "baseUrl": sandbox.base_url + "/"}, "good")
         assert good["status"] == "OK", good
         bad = server.test_credential("genApi", {"apiKey": "gen_pat_not_a_key_000000", "baseUrl": sandbox.base_url}, "bad")
         assert bad["status"] == "Error" and "Authorization failed" in bad["message"], bad
         assert "gen_pat_not_a_key_000000" not in json.dumps(bad)
+
+
+def test_custom_extension_folder(n8n, package, tmp_path):
+    """The README's second way: N8N_CUSTOM_EXTENSIONS names the folder; the type is CUSTOM.gen."""
+    home = n8n.home(tmp_path / "home", env={"N8N_CUSTOM_EXTENSIONS": str(package)})
+    with Sandbox() as sandbox:
+        home.import_credentials([credential("gen-ext", sandbox)])
+        node = gen_node("Me", "get_me", "gen-ext")
+        node["type"] = "CUSTOM.gen"
+        result = home.run_workflow(workflow(node))
+        assert node_error(result) is None, node_error(result)
+        code, expected = cli_run(sandbox, "get_me", {})
+        assert code == 0 and node_output(result, "Me") == [expected]
+
+
+def test_npm_pack_and_install(package, tmp_path):
+    """The README's tarball route: `npm pack`, then `npm install` in ~/.n8n/nodes, offline."""
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("no npm on PATH")  # the n8n fixture brings its own; this checks the README's commands
+    proc = subprocess.run([npm, "pack", "--pack-destination", str(tmp_path)], cwd=package,
+                          capture_output=True, text=True, check=True)
+    tarball = tmp_path / proc.stdout.strip().splitlines()[-1]
+    nodes = tmp_path / "nodes"
+    nodes.mkdir()
+    (nodes / "package.json").write_text(json.dumps({"name": "installed-nodes", "private": True}))
+    subprocess.run([npm, "install", "--offline", "--no-audit", "--no-fund", str(tarball)],
+                   cwd=nodes, capture_output=True, text=True, check=True)
+    installed = nodes / "node_modules" / PACKAGE_NAME
+    manifest = json.loads((installed / "package.json").read_text())
+    for listed in manifest["n8n"]["nodes"] + manifest["n8n"]["credentials"]:
+        assert (installed / listed).is_file()
+    assert json.loads((nodes / "package.json").read_text())["dependencies"][PACKAGE_NAME]
+    assert not (nodes / "node_modules" / "n8n-workflow").exists()  # n8n's own copy is used

@@ -83,7 +83,10 @@ def package_json() -> dict[str, Any]:
             "credentials": ["credentials/GenApi.credentials.js"],
             "nodes": ["nodes/Gen/Gen.node.js"],
         },
+        # n8n brings its own n8n-workflow (it sets NODE_PATH for community nodes); optional,
+        # so `npm install` of the package neither installs a second copy nor asks the registry.
         "peerDependencies": {"n8n-workflow": "*"},
+        "peerDependenciesMeta": {"n8n-workflow": {"optional": True}},
     }
 
 
