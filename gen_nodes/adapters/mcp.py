@@ -53,7 +53,7 @@ from ..confirm import DEFAULT_TTL, ConfirmationTokens, binding
 from ..dispatch import Dispatcher, ToolResult, principal_of
 from ..errors import AuthenticationError, ConfirmationRequired, GenError
 from ..redact import masked_copy
-from ..schemas import validator
+from ..schemas import is_valid
 from ..secret_delivery import DEFAULT_POLICY, POLICIES
 from ..tools import CONFIRMATION_POLICIES, DEFAULT_PREFIX, Tool, mcp_definition
 
@@ -82,7 +82,7 @@ def build_server(dispatcher: Dispatcher, client_for: ClientFor | None = None) ->
     """The MCP server for ``dispatcher``'s tools. ``client_for(ctx)`` picks the GenClient of a request."""
     tools = {tool.name: tool for tool in dispatcher.tools}
     listed = [types.Tool.model_validate(mcp_definition(tool)) for tool in dispatcher.tools]
-    checkers = {tool.name: validator(tool.output_schema) for tool in dispatcher.tools}
+    output_schemas = {tool.name: tool.output_schema for tool in dispatcher.tools}
     client_for = client_for or (lambda ctx: dispatcher.default_client())
 
     async def list_tools(ctx: ServerRequestContext, params: Any) -> types.ListToolsResult:
@@ -98,7 +98,8 @@ def build_server(dispatcher: Dispatcher, client_for: ClientFor | None = None) ->
         if isinstance(result, types.InputRequiredResult):
             log.info("tools/call %s -> input_required", params.name)
             return result
-        if not result.is_error and params.name in checkers and not checkers[params.name].is_valid(result.content):
+        if (not result.is_error and params.name in output_schemas
+                and not is_valid(output_schemas[params.name], result.content)):
             result = _off_schema(tools[params.name], result.content)
         log.info("tools/call %s -> %s", params.name,
                  f"error:{result.content['error'].get('type')}" if result.is_error else "ok")
