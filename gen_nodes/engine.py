@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from .client import ApiResponse, GenClient
 from .errors import GenError, InvalidInput, OutcomeUnknown
-from .redact import hide_secrets, masked_copy
+from .redact import hide_secrets, masked_copy, may_name_secrets
 from .schemas import problems, validator
 from .spec import ActionSpec, Input, Lookup
 
@@ -74,6 +74,13 @@ def execute(spec: ActionSpec, arguments: Any, client: GenClient, *, resolve: Res
             _attach_orphans(unknown, spec.orphans, args, client, resolve, started, took_effect=True)
         raise unknown from None
     _check_output(spec, output)
+    return _hide_secrets(spec, response, output)
+
+
+def _hide_secrets(spec: ActionSpec, response: ApiResponse, output: dict[str, Any]) -> dict[str, Any]:
+    """Wrap the secrets of ``output``; skip the walk when all of it came from a body that names none."""
+    if spec.response.template is None and not may_name_secrets(response.text):
+        return output
     return hide_secrets(output)
 
 
