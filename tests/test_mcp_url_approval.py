@@ -118,3 +118,32 @@ async def test_deny_or_not_opening_the_page_changes_nothing(sb, url, decision):
     error = json.loads(result.content[0].text)["error"]
     assert error["type"] == "confirmation_required" and error["declined"] is True
     assert sb.store.get_key(user["id"], target)["status"] == "active"
+
+
+@pytest.mark.anyio
+async def test_the_2026_era_gets_the_page_through_an_input_required_round(sb, url):
+    """On 2026-07-28 connections the question is an InputRequiredResult; the answer comes in a second round."""
+    from mcp.client.session import ClientRequestContext
+
+    user, key = sb.create_user()
+    target = sb.store.create_key(user["id"], "victim")[0]["id"]
+    person = Person("approve")
+    async with httpx2.AsyncClient(headers={"X-API-Key": key}, timeout=60) as http:
+        async with streamable_http_client(url, http_client=http) as (read, write):
+            async with ClientSession(read, write, elicitation_callback=person) as session:
+                await session.discover()
+                assert session.protocol_version == "2026-07-28"
+                first = await session.call_tool("gen_revoke_api_key", {"id": target}, allow_input_required=True)
+                assert isinstance(first, types.InputRequiredResult)
+                assert sb.store.get_key(user["id"], target)["status"] == "active"
+                answers = {name: await session.dispatch_input_request(
+                    ClientRequestContext(session=session, request_id="r1"), req)
+                    for name, req in first.input_requests.items()}
+                done = await session.call_tool("gen_revoke_api_key", {"id": target}, input_responses=answers,
+                                               request_state=first.request_state, allow_input_required=True)
+                assert done.structured_content == {"id": target, "revoked": True}
+                # Replaying the same round runs nothing again.
+                again = await session.call_tool("gen_revoke_api_key", {"id": target}, input_responses=answers,
+                                                request_state=first.request_state, allow_input_required=True)
+                assert again.is_error and "already used" in again.content[0].text
+    assert person.seen[0].mode == "url" and sb.store.get_key(user["id"], target)["status"] == "revoked"

@@ -55,7 +55,7 @@ from ..client import GenClient, timeouts
 from ..dispatch import Dispatcher, ToolResult, principal_of
 from ..errors import HTTP_TOOL_TERMS, TOOL_TERMS, AuthenticationError, ConfirmationRequired, GenError
 from ..approval_page import APPROVAL_PATH, approval_routes
-from ..approvals import APPROVED, DENIED, PENDING, Approvals
+from ..approvals import APPROVED, DENIED, DONE, PENDING, RUNNING, Approvals
 from ..state import open_store
 from ..display import confirmation_lines
 from ..redact import masked_copy
@@ -147,7 +147,7 @@ async def _call(dispatcher: Dispatcher, ctx: ServerRequestContext, params: types
             if mode is None:
                 return ToolResult.failure(refusal(tool), dispatcher.terms)
             if mode == "url":
-                return await _approve_by_url(dispatcher, ctx, tool, args, client, asking)
+                return await _approve_by_url(dispatcher, ctx, params, tool, args, client, asking)
             answer = await _ask(dispatcher, ctx, params, tool, args, client)
             if not isinstance(answer, bool):
                 return answer
@@ -173,7 +173,7 @@ class _Asking:
         if not (modern or ctx.session.can_send_request):
             return None
         form = asks.form is not None or asks.url is None  # an empty capability means form (2025-06-18)
-        url = (asks.url is not None and not modern and self.page_path is not None
+        url = (asks.url is not None and self.page_path is not None
                and ctx.request is not None and bool(ctx.request.headers.get("host")))
         if self.preference == "form":
             return "form" if form else None
@@ -182,44 +182,68 @@ class _Asking:
         return "form" if form else "url" if url else None
 
 
-async def _approve_by_url(dispatcher: Dispatcher, ctx: ServerRequestContext, tool: Tool,
-                          args: dict[str, Any], client: Any, asking: _Asking) -> ToolResult:
-    """URL-mode elicitation: hold the call, send the person to the approval page, run it once if approved."""
-    preview = await anyio.to_thread.run_sync(
-        partial(dispatcher.registry.preview, tool.spec.id, args, client=client))
+async def _approve_by_url(dispatcher: Dispatcher, ctx: ServerRequestContext, params: types.CallToolRequestParams,
+                          tool: Tool, args: dict[str, Any], client: Any,
+                          asking: _Asking) -> ToolResult | types.InputRequiredResult:
+    """URL-mode elicitation: hold the call, send the person to the approval page, run it once if approved.
+
+    Handshake era: a server-to-client ``elicitation/create`` request, answered in the same call.
+    2026-07-28 era: an ``InputRequiredResult`` whose sealed ``requestState`` names the approval;
+    the client's second round, with the answer, waits for the decision.
+    """
     approvals = dispatcher.approvals
-    approval = approvals.request(action=tool.spec.id, arguments=args, principal=principal_of(client),
-                                 preview=masked_copy(preview), context={"tool": tool.name, "surface": "mcp"})
-    request = ctx.request
-    url = f"{request.url.scheme}://{request.headers['host']}{asking.page_path}/{approval.id}"
-    lines = confirmation_lines(tool.spec.title, tool.spec.description, tool.name, args, preview)
-    message = "\n".join([*lines, "Open the page to approve or deny it."])
-    elicitation_id = secrets.token_urlsafe(16)
-    try:
-        answer = await ctx.session.elicit_url(message, url, elicitation_id, related_request_id=ctx.request_id)
-    except (NoBackChannelError, MCPError) as exc:
-        log.info("tools/call %s: URL elicitation failed (%s)", tool.name, type(exc).__name__)
-        answer = None
+    call = binding(tool.name, args, principal_of(client))
+    modern = ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+    answer: Any = None
+    state = params.request_state or ""
+    if modern and state.startswith(call + ":") and params.input_responses:
+        approval_id, answer = state[len(call) + 1:], params.input_responses.get(CONFIRM_FIELD)
+        elicitation_id = None
+    else:
+        preview = await anyio.to_thread.run_sync(
+            partial(dispatcher.registry.preview, tool.spec.id, args, client=client))
+        approval = approvals.request(action=tool.spec.id, arguments=args, principal=principal_of(client),
+                                     preview=masked_copy(preview), context={"tool": tool.name, "surface": "mcp"})
+        approval_id = approval.id
+        request = ctx.request
+        url = f"{request.url.scheme}://{request.headers['host']}{asking.page_path}/{approval.id}"
+        lines = confirmation_lines(tool.spec.title, tool.spec.description, tool.name, args, preview)
+        message = "\n".join([*lines, "Open the page to approve or deny it."])
+        elicitation_id = secrets.token_urlsafe(16)
+        if modern:
+            return types.InputRequiredResult(
+                input_requests={CONFIRM_FIELD: types.ElicitRequest(params=types.ElicitRequestURLParams(
+                    message=message, url=url))},
+                request_state=f"{call}:{approval.id}")
+        try:
+            answer = await ctx.session.elicit_url(message, url, elicitation_id, related_request_id=ctx.request_id)
+        except (NoBackChannelError, MCPError) as exc:
+            log.info("tools/call %s: URL elicitation failed (%s)", tool.name, type(exc).__name__)
     if not isinstance(answer, types.ElicitResult) or answer.action != "accept":
-        _deny_quietly(approvals, approval.id)
+        _deny_quietly(approvals, approval_id)
         return ToolResult.failure(ConfirmationRequired(
             f"The user did not open the approval page for {tool.name}; nothing was changed.",
             hint="Do not retry unless the user asks for it again.", declined=True), dispatcher.terms)
-    decided = approvals.get(approval.id)
+    decided = approvals.get(approval_id)
     while decided is not None and decided.state == PENDING:
         await anyio.sleep(URL_POLL)
-        decided = approvals.get(approval.id)
-    try:
-        await ctx.session.send_elicit_complete(elicitation_id, related_request_id=ctx.request_id)
-    except Exception:  # only a courtesy to the client
-        pass
+        decided = approvals.get(approval_id)
+    if elicitation_id is not None:
+        try:
+            await ctx.session.send_elicit_complete(elicitation_id, related_request_id=ctx.request_id)
+        except Exception:  # only a courtesy to the client
+            pass
+    if decided is not None and decided.state in (RUNNING, DONE):
+        return ToolResult.failure(ConfirmationRequired(
+            f"This approval of {tool.name} was already used; it did not run again.",
+            hint="Report the earlier result; call again only if the user asks for it again."), dispatcher.terms)
     if decided is None or decided.state != APPROVED:
         state = decided.state if decided else "expired"
         return ToolResult.failure(ConfirmationRequired(
             f"The user {'denied' if state == DENIED else 'did not approve'} {tool.name} ({state}); "
             "nothing was changed.", hint="Do not retry unless the user asks for it again.", declined=True),
             dispatcher.terms)
-    return await anyio.to_thread.run_sync(partial(dispatcher.run_approved, approval.id, client=client))
+    return await anyio.to_thread.run_sync(partial(dispatcher.run_approved, approval_id, client=client))
 
 
 def _deny_quietly(approvals: Any, approval_id: str) -> None:
