@@ -198,11 +198,11 @@ def test_gen_errors_reach_n8n(home):
 FROZEN = datetime(2026, 3, 9, 10, 0, 0, tzinfo=timezone.utc)
 
 
-def _twin_sandboxes():
+def _twin_sandboxes(variant: str):
     """Two sandboxes in the same state at the same frozen time: keys 2-7, key 3 revoked."""
     pair = []
     for _ in range(2):
-        sb = Sandbox(clock=lambda: FROZEN).start()
+        sb = Sandbox(clock=lambda: FROZEN, variant=variant).start()
         sb.store.seed_keys(sb.user["id"], 6)
         sb.store.revoke_key(sb.user["id"], 3)
         pair.append(sb)
@@ -216,13 +216,16 @@ def _cases():
             yield f"{spec.id}#{index}", spec.id, example
 
 
-def test_every_action_matches_gen_nodes_run(home):
+@pytest.mark.parametrize("variant", ["reference", "openapi"])
+def test_every_action_matches_gen_nodes_run(home, variant):
+    """Both answer styles GEN documents: integer ids and 204 revokes (its reference page), string
+    ids and revokes answered 200 with a message (its OpenAPI file)."""
     cases = list(_cases())
-    pairs = {case: _twin_sandboxes() for case, _, _ in cases}
+    pairs = {case: _twin_sandboxes(variant) for case, _, _ in cases}
     try:
-        home.import_credentials([credential(f"parity-{n}", pairs[case][0]) for n, (case, _, _) in enumerate(cases)])
+        home.import_credentials([credential(f"parity-{variant}-{n}", pairs[case][0]) for n, (case, _, _) in enumerate(cases)])
         nodes = [
-            gen_node(case, action, f"parity-{n}", continue_on_fail=True,
+            gen_node(case, action, f"parity-{variant}-{n}", continue_on_fail=True,
                      **{field: literal(value) for field, value in example.items()})
             for n, (case, action, example) in enumerate(cases)
         ]
