@@ -355,3 +355,36 @@ def test_bad_input_is_refused_before_sending(home):
         assert error["description"] == N8N_TERMS.render(InvalidInput.default_hint)
         [item] = node_runs(result, "Rename bad id (continue)")[0]["data"]["main"][0]
         assert "$.id" in json.dumps(item)
+
+
+def test_a_plugin_action_becomes_an_operation():
+    """Nothing in the generator is per action: a plugin's spec with a query field, a body
+    envelope, a path field and a client-side filter compiles like the built-ins."""
+    from gen_nodes.spec import ActionSpec, Hints, Response
+
+    spec = ActionSpec(
+        id="find_things", title="Find things", description="Find things by kind.", method="POST",
+        path="/spaces/{space}/things/search",
+        input_schema={"type": "object", "required": ["space"], "properties": {
+            "space": {"type": "integer", "minimum": 1, "description": "The space."},
+            "q": {"type": "string", "description": "Text to look for."},
+            "limit": {"type": "integer", "description": "At most this many."},
+            "kind": {"enum": ["a", "b"], "description": "Only things of this kind."}}},
+        output_schema={"type": "object"}, hints=Hints(read_only=True),
+        inputs={"space": "path", "q": "query", "kind": "filter"}, body_envelope="search",
+        response=Response(wrap="things"),
+    )
+    description = node_description([*default_registry(), spec])
+    operation, *params = description["properties"]
+    [option] = [o for o in operation["options"] if o["value"] == "find_things"]
+    assert option["routing"]["request"] == {
+        "method": "POST", "url": '=/spaces/{{ encodeURIComponent(String($parameter["space"])) }}/things/search'}
+    mine = {p["name"]: p for p in params if p["displayOptions"]["show"]["operation"] == ["find_things"]}
+    assert set(mine) == {"space", "q", "limit", "kind"}
+    assert mine["q"]["routing"]["send"]["type"] == "query" and mine["q"]["routing"]["send"]["property"] == "q"
+    assert mine["limit"]["routing"]["send"]["property"] == "search.limit" and mine["limit"]["type"] == "number"
+    assert "routing" not in mine["space"] and "routing" not in mine["kind"]  # in the URL; filtered after
+    assert [o["value"] for o in mine["kind"]["options"]] == ["", "a", "b"]
+    [shape, last] = option["routing"]["output"]["postReceive"]
+    assert shape["type"] == "set" and '"things"' in shape["properties"]["value"] and '$parameter["kind"]' in shape["properties"]["value"]
+    assert last == "__genResponse__"
