@@ -260,6 +260,10 @@ def _read_input(raw: str) -> Any:
             errors=[{"path": "$", "message": f"not JSON: {exc.msg}"}],
             hint='Give the input as a JSON object, e.g. --input \'{"name": "ci"}\'; no request was sent.',
         ) from None
+    except RecursionError:
+        from .engine import too_deep
+
+        raise too_deep() from None
 
 
 def _client(args: argparse.Namespace):

@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .confirm import ConfirmationTokens
-from .errors import ConfirmationRequired, GenError, InvalidInput
+from .engine import too_deep
+from .errors import TOOL_TERMS, ConfirmationRequired, GenError, InvalidInput, Terms
 from .redact import masked_copy
 from .registry import Registry, default_registry
+from .schemas import shown
 from .secret_delivery import DEFAULT_POLICY, deliver
 from .tools import CONFIRMATION_FIELD, DEFAULT_PREFIX, Tool, build_tools
 
@@ -41,8 +43,9 @@ class ToolResult:
         return json.dumps(self.content, ensure_ascii=False)
 
     @classmethod
-    def failure(cls, error: GenError) -> "ToolResult":
-        return cls({"error": error.to_dict()}, is_error=True)
+    def failure(cls, error: GenError, terms: Terms = TOOL_TERMS) -> "ToolResult":
+        """The error as a model reads it: its hint in ``terms`` (tool names, how the key is given)."""
+        return cls({"error": error.to_dict(terms)}, is_error=True)
 
     @classmethod
     def unexpected(cls, tool: str, exc: BaseException) -> "ToolResult":
@@ -61,7 +64,9 @@ class Dispatcher:
     ``confirmation``: ``token`` (default) or ``elicit`` (ask through ``confirm``, else a token),
     or ``none``. ``secret_policy``: how a created key's secret is returned (see ``secret_delivery``).
     ``client``: a :class:`~gen_nodes.client.GenClient` to use when a call names none (made from
-    the environment on first use).
+    the environment on first use). ``terms``: how hints name tools and settings for the model
+    (:data:`~gen_nodes.errors.TOOL_TERMS`; a server whose requests bring their own key passes
+    :data:`~gen_nodes.errors.HTTP_TOOL_TERMS`).
     """
 
     def __init__(
@@ -75,6 +80,7 @@ class Dispatcher:
         secret_policy: str = DEFAULT_POLICY,
         secrets_folder: Any = None,
         tokens: ConfirmationTokens | None = None,
+        terms: Terms = TOOL_TERMS,
     ) -> None:
         self.registry = registry or default_registry()
         self.confirmation = confirmation
@@ -85,6 +91,8 @@ class Dispatcher:
         self.secret_policy = secret_policy
         self.secrets_folder = secrets_folder
         self.tokens = tokens or ConfirmationTokens()
+        #: The words of hints: tools named with this dispatcher's prefix (HTTP servers pass HTTP_TOOL_TERMS).
+        self.terms = terms.for_tools(prefix)
         self._lock = threading.Lock()
         deliver({}, secret_policy)  # fail now, not at the first create, on a bad policy name
 
@@ -93,9 +101,9 @@ class Dispatcher:
             return self._by_name[name]
         except KeyError:
             raise InvalidInput(
-                f"No tool named {name!r}.",
+                f"No tool named {shown(name)}.",
                 hint=f"Call one of: {', '.join(self._by_name)}.",
-                errors=[{"path": "$", "message": f"unknown tool {name!r}"}],
+                errors=[{"path": "$", "message": f"unknown tool {shown(name)}"}],
             ) from None
 
     def call(self, name: str, arguments: Any = None, *, client: Any = None, confirmed: bool = False) -> ToolResult:
@@ -103,15 +111,16 @@ class Dispatcher:
         try:
             tool, args, token = self.parse(name, arguments)
         except GenError as exc:
-            return ToolResult.failure(exc)
+            return ToolResult.failure(exc, self.terms)
         return self.run_parsed(tool, args, token, client=client, confirmed=confirmed)
 
     def parse(self, name: str, arguments: Any) -> tuple[Tool, dict[str, Any], str | None]:
         """The tool, its validated arguments (nulls for optional fields dropped) and any confirmation token."""
         tool = self.tool(name)
         args = _decode(arguments)
-        required = set(tool.input_schema.get("required", ()))
-        args = {k: v for k, v in args.items() if v is not None or k in required}
+        # Strict mode sends null for an optional field left out; an unknown field stays, to be refused.
+        optional = set(tool.input_schema.get("properties", {})) - set(tool.input_schema.get("required", ()))
+        args = {k: v for k, v in args.items() if v is not None or k not in optional}
         token = args.pop(CONFIRMATION_FIELD, None) if tool.takes_confirmation else None
         return tool, self.registry.validate(tool.spec.id, args), token
 
@@ -125,7 +134,7 @@ class Dispatcher:
             output = self.registry.run(tool.spec.id, args, client=client)
             return ToolResult(deliver(output, self.secret_policy, self.secrets_folder))
         except GenError as exc:
-            return ToolResult.failure(exc)
+            return ToolResult.failure(exc, self.terms)
         except Exception as exc:  # the agent loop must go on; the details stay in our log
             return ToolResult.unexpected(tool.name, exc)
 
@@ -193,6 +202,8 @@ def _decode(arguments: Any) -> dict[str, Any]:
                 errors=[{"path": "$", "message": "not JSON"}],
                 hint="Send the arguments as one JSON object, e.g. {\"id\": 6}.",
             ) from None
+        except RecursionError:
+            raise too_deep() from None
     if not isinstance(arguments, dict):
         raise InvalidInput(
             f"The tool arguments must be a JSON object, not {type(arguments).__name__}.",

@@ -422,3 +422,17 @@ def test_time_limits_are_used(cli, on, sandbox):
 def test_a_nonsense_setting_in_the_environment_is_refused_with_a_message(cli, on):
     error = failed(cli(*on, "run", "get_me", env={"GEN_NODES_MAX_RESPONSE_BYTES": "lots"}), 2, "invalid_setting")
     assert "GEN_NODES_MAX_RESPONSE_BYTES" in error["message"]
+
+
+@pytest.mark.parametrize("depth", [50, 5000])
+def test_input_nested_too_deeply_exits_2_without_a_traceback(cli, on, sandbox, depth):
+    deep = '{"name": ' + "[" * depth + "]" * depth + "}"
+    error = failed(cli(*on, "run", "create_api_key", "--input", deep), 2, "invalid_input")
+    assert "nested more than 32 levels deep" in error["message"] + json.dumps(error["errors"])
+    assert untouched(sandbox)
+
+
+def test_an_id_with_a_trailing_newline_exits_2_and_sends_nothing(cli, on, sandbox):
+    error = failed(cli(*on, "run", "revoke_api_key", "--input", '{"id": "6\\n"}', "--yes"), 2, "invalid_input")
+    assert error["errors"][0]["path"] == "$.id"
+    assert untouched(sandbox)
