@@ -86,8 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tools", help="print the actions as LLM tool definitions (JSON)")
     p.add_argument("--format", choices=["openai", "openai-responses", "anthropic", "mcp"], default="openai")
     p.add_argument("--prefix", default="gen_", help="tool name prefix (default gen_)")
-    p.add_argument("--confirmation", choices=["elicit", "token", "none"], default="token",
-                   help="how destructive tools are confirmed; token and elicit add a confirmation_token input")
+    p.add_argument("--confirmation", choices=["elicit", "approval", "host", "none"], default="elicit",
+                   help="who approves destructive tools (sets their descriptions; no tool has an input that approves it)")
     p.add_argument("--no-strict", dest="strict", action="store_false",
                    help="plain schemas instead of OpenAI strict mode (OpenAI formats; Anthropic is plain unless --strict)")
     p.add_argument("--strict", dest="anthropic_strict", action="store_true", help="strict schemas for Anthropic")
@@ -286,12 +286,11 @@ def _confirm(spec, arguments: Any, client, registry, *, stdin_used: bool) -> Non
             hint="Re-run with --yes to confirm (check the ids with `gen-nodes run list_api_keys` first).",
             action=spec.id,
         )
-    affected = registry.preview(spec.id, arguments, client=client) or []
-    print(f"{spec.title}: {spec.description}", file=sys.stderr)
-    for item in affected:
-        print(f"  - id {item.get('id')}: {item.get('name')!s} ({item.get('status')})", file=sys.stderr)
-    if not affected:
-        print("  (no matching key found: GEN will answer whether it exists)", file=sys.stderr)
+    from .display import confirmation_lines
+
+    preview = registry.preview(spec.id, arguments, client=client)
+    for line in confirmation_lines(spec.title, spec.description, spec.id, arguments, preview):
+        print(line, file=sys.stderr)
     print("Type 'yes' to go ahead: ", end="", file=sys.stderr, flush=True)
     answer = sys.stdin.readline()
     if answer.strip().lower() not in ("y", "yes"):
