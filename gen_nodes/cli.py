@@ -32,6 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if args.command == "mcp":  # everything after `mcp` belongs to its own parser
         args.mcp_args = [*extra, *args.mcp_args]
+    elif args.command == "serve":  # the same for `serve`
+        args.serve_args = [*extra, *args.serve_args]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
@@ -97,6 +99,11 @@ def _parser() -> argparse.ArgumentParser:
                        add_help=False)
     p.add_argument("mcp_args", nargs=argparse.REMAINDER)
     p.set_defaults(handler=cmd_mcp)
+
+    p = sub.add_parser("serve", help="serve the actions over HTTP with an OpenAPI 3.1 document (needs "
+                       "gen-nodes[gateway]); see `gen-nodes serve --help`", add_help=False)
+    p.add_argument("serve_args", nargs=argparse.REMAINDER)
+    p.set_defaults(handler=cmd_serve)
 
     p = sub.add_parser("demo", help="walk through the whole API-key lifecycle against an embedded sandbox")
     p.set_defaults(handler=cmd_demo)
@@ -227,6 +234,30 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     with running() as sandbox:
         print(f"gen-nodes MCP server on the persistent sandbox at {sandbox.base_url}", file=sys.stderr, flush=True)
         return mcp_main(args.mcp_args, base_url=sandbox.base_url, api_key=sandbox.api_key, timeout=args.timeout)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from .adapters.gateway import main as serve_main
+    except ImportError as exc:
+        if "-h" in args.serve_args or "--help" in args.serve_args:
+            print("usage: gen-nodes serve [--host HOST] [--port PORT] [--store URL] [--confirmation direct|approval] "
+                  "...\n(install the gateway extra for the full help: pip install 'gen-nodes[gateway]')")
+            return 0
+        raise GenError(
+            f"The HTTP gateway needs the gateway extra ({exc.name} is missing).",
+            hint="Install it with: pip install 'gen-nodes[gateway]'",
+        ) from None
+    if args.api_key:
+        print("gen-nodes serve: --api-key is ignored; each HTTP request brings its own GEN key.", file=sys.stderr)
+    if not args.sandbox:
+        return serve_main(args.serve_args, base_url=args.base_url, timeout=args.timeout)
+    from .sandbox.persistent import KEY_FILE, running, state_dir
+
+    with running() as sandbox:
+        print(f"gen-nodes gateway in front of the persistent sandbox at {sandbox.base_url}; its key is in "
+              f"{state_dir() / KEY_FILE}", file=sys.stderr, flush=True)
+        return serve_main(args.serve_args, base_url=sandbox.base_url, timeout=args.timeout)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
