@@ -436,3 +436,27 @@ def test_an_id_with_a_trailing_newline_exits_2_and_sends_nothing(cli, on, sandbo
     error = failed(cli(*on, "run", "revoke_api_key", "--input", '{"id": "6\\n"}', "--yes"), 2, "invalid_input")
     assert error["errors"][0]["path"] == "$.id"
     assert untouched(sandbox)
+
+
+# -- the sandbox command: clear messages, and no silent non-loopback bind ---------------------
+
+
+@pytest.mark.parametrize("args, code, words", [
+    (["--host", "0.0.0.0"], 2, "--allow-remote"),
+    (["--host", "8.8.8.8"], 2, "--allow-remote"),
+    (["--host", "0.0.0.0", "--allow-remote"], 2, "--allowed-host"),
+    (["--host", "8.8.8.8", "--allow-remote", "--allowed-host", "gen.test:*"], 1, "Cannot listen on 8.8.8.8"),
+    (["--port", "99999"], 1, "out of range"),
+    (["--db", "/nonexistent/dir/x.db"], 1, "/nonexistent/dir/x.db"),
+])
+def test_the_sandbox_command_explains_what_it_cannot_do(cli, args, code, words):
+    done = cli("sandbox", *args, timeout=30)
+    assert done.returncode == code, done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    assert words in json.loads(done.stderr)["error"]["message"] + json.loads(done.stderr)["error"]["hint"]
+
+
+def test_a_second_sandbox_on_a_port_in_use_is_a_clear_error(cli, sandbox):
+    done = cli("sandbox", "--port", str(sandbox.port), timeout=30)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "already in use" in json.loads(done.stderr)["error"]["message"]
