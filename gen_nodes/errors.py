@@ -17,6 +17,9 @@ class GenError(Exception):
 
     type = "api_error"
     exit_code = 1
+    #: Trying the same call again later may succeed (rate limits, GEN down, network faults).
+    #: Workflow engines retry only these; everything else fails the step for good.
+    retryable = False
     default_hint = "Something unexpected happened; read the message, then try again or report it."
 
     def __init__(
@@ -95,6 +98,7 @@ class Rejected(GenError):
 class RateLimited(GenError):
     type = "rate_limited"
     exit_code = 5
+    retryable = True
     default_hint = "GEN is rate limiting this account; wait and try again."
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
@@ -107,18 +111,21 @@ class RateLimited(GenError):
 class ServerError(GenError):
     type = "server_error"
     exit_code = 5
+    retryable = True
     default_hint = "GEN (or a proxy in front of it) failed; try again in a minute. If it persists, check GEN's status page."
 
 
 class ConnectionFailed(GenError):
     type = "connection"
     exit_code = 5
+    retryable = True
     default_hint = "Could not connect to GEN; check the network and GEN_BASE_URL (or --base-url), then try again."
 
 
 class RequestTimeout(GenError):
     type = "timeout"
     exit_code = 5
+    retryable = True
     default_hint = "GEN did not answer in time; try again later or raise the timeout (--timeout / timeout=)."
 
 

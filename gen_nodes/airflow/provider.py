@@ -1,0 +1,23 @@
+"""What Airflow's providers manager reads about us (entry point ``apache_airflow_provider``).
+
+Kept free of Airflow imports: Airflow calls it while it discovers providers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import __version__
+
+
+def get_provider_info() -> dict[str, Any]:
+    """The provider's metadata: name, version, and the ``gen`` connection type."""
+    return {
+        "package-name": "gen-nodes",
+        "name": "GEN",
+        "description": "GEN's API-key actions as Airflow operators (gen-nodes), with exactly-once creates.",
+        "versions": [__version__],
+        "connection-types": [
+            {"connection-type": "gen", "hook-class-name": "gen_nodes.airflow.hooks.GenHook"},
+        ],
+    }
