@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import socket
 import stat
 import subprocess
@@ -77,40 +78,40 @@ def secrets_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("mcp-secrets")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def start_http(*args: str, log, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """Start `gen-nodes mcp --transport http --port 0 ...`; its first stdout line is {"url": ...}."""
+    env = env or {k: v for k, v in os.environ.items() if k not in ("GEN_API_KEY", "GEN_BASE_URL")}
+    proc = subprocess.Popen([*SERVER, "--transport", "http", "--port", "0", *args],
+                            stdout=subprocess.PIPE, stderr=log, cwd=REPO, env=env, text=True)
+    ready, _, _ = select.select([proc.stdout], [], [], 60)
+    line = proc.stdout.readline() if ready else ""
+    if not line:
+        stop(proc)
+        raise AssertionError("the server printed no first line with its url")
+    return proc, json.loads(line)["url"]
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    proc.stdout.close()
 
 
 @pytest.fixture(scope="module")
 def http_url(sb, logs, secrets_dir):
     """One HTTP server for the module; it has no GEN key of its own (each request brings one)."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("GEN_API_KEY", "GEN_BASE_URL")}
     with open(logs / "http.log", "w") as log:
-        proc = subprocess.Popen(
-            [*SERVER, "--transport", "http", "--port", str(port), "--base-url", sb.base_url,
-             "--secrets-dir", str(secrets_dir), "--log-level", "debug"],
-            stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+        proc, url = start_http("--base-url", sb.base_url, "--secrets-dir", str(secrets_dir), "--log-level", "debug",
+                               log=log)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, (logs / "http.log").read_text()
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the HTTP MCP server did not start"
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/mcp"
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/mcp", url) and ":0/" not in url
+        yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 class Asker:
@@ -322,14 +323,17 @@ async def test_http_request_without_a_key_is_refused(sb, http_url, logs, secrets
     with pytest.raises(urllib.error.HTTPError) as raw:
         urllib.request.urlopen(request, timeout=10)
     assert raw.value.code == 401
-    assert json.loads(raw.value.read())["error"]["code"] == -32600
+    # Not a Bearer challenge: MCP clients would take it for OAuth and start a login flow.
+    assert not raw.value.headers["WWW-Authenticate"].lower().startswith("bearer")
+    error = json.loads(raw.value.read())["error"]
+    assert "X-API-Key" in error["message"] and "Bearer" in error["message"]
 
     connect = Connect("http", sb, logs, secrets_dir, http_url)
     with pytest.raises(BaseException) as refused:
         async with connect(None) as session:
             await session.list_tools()
     messages = [str(e) for e in _leaves(refused.value)]
-    assert any("Unauthorized" in m for m in messages), messages
+    assert any("X-API-Key" in m for m in messages), messages  # the SDK client shows the body's words
 
 
 def test_http_refuses_a_foreign_host_header(http_url, sb):
@@ -339,6 +343,59 @@ def test_http_refuses_a_foreign_host_header(http_url, sb):
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=10)
     assert refused.value.code == 421
+
+
+def test_http_port_in_use_is_a_clear_error_not_exit_3(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([*SERVER, "--transport", "http", "--port", str(port)], capture_output=True,
+                              text=True, cwd=REPO, timeout=60)
+    assert done.returncode not in (0, 3), done  # 3 means "authentication" for gen-nodes
+    assert done.stdout == "" and "Traceback" not in done.stderr
+    error = json.loads(done.stderr[done.stderr.index("{"):])["error"]
+    assert "already in use" in error["message"] and error["hint"]
+
+
+@pytest.mark.parametrize("extra", [[], ["--allow-remote"]], ids=["no-opt-in", "no-host-list"])
+def test_http_non_loopback_host_needs_opt_in_and_allowed_hosts(extra):
+    done = subprocess.run([*SERVER, "--transport", "http", "--host", "0.0.0.0", "--port", "0", *extra],
+                          capture_output=True, text=True, cwd=REPO, timeout=30)
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
+    error = json.loads(done.stderr[done.stderr.index("{"):])["error"]
+    assert error["type"] == "invalid_input"
+    assert ("--allowed-host" if extra else "--allow-remote") in error["hint"]
+
+
+def test_http_remote_bind_keeps_the_dns_rebinding_guard(sb, logs):
+    with open(logs / "http-remote.log", "w") as log:
+        proc, url = start_http("--host", "0.0.0.0", "--allow-remote", "--allowed-host", "gen.example:*",
+                               "--base-url", sb.base_url, log=log)
+    try:
+        port = url.rsplit(":", 1)[1].split("/")[0]
+        local = f"http://127.0.0.1:{port}/mcp"
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}).encode()
+
+        def post(host: str, origin: str | None = None) -> int:
+            headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+                       "X-API-Key": sb.api_key, "Host": host}
+            if origin:
+                headers["Origin"] = origin
+            try:
+                with urllib.request.urlopen(urllib.request.Request(local, data=body, headers=headers), timeout=10) as r:
+                    return r.status
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        assert post("evil.example") == 421
+        assert post(f"127.0.0.1:{port}") == 421  # only the listed names
+        assert post(f"gen.example:{port}", origin="http://evil.example") == 403
+        assert post(f"gen.example:{port}") == 200
+    finally:
+        stop(proc)
+    assert "reachable from other machines" in (logs / "http-remote.log").read_text()
 
 
 @pytest.mark.anyio

@@ -27,12 +27,10 @@ Logs name the tool and the outcome type only: never arguments, results, headers 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import sys
-import threading
-from collections import OrderedDict
+from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -41,6 +39,7 @@ import anyio
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
 from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
+from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError, NoBackChannelError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
@@ -56,6 +55,8 @@ from ..redact import masked_copy
 from ..schemas import validator
 from ..secret_delivery import DEFAULT_POLICY, POLICIES
 from ..tools import CONFIRMATION_POLICIES, DEFAULT_PREFIX, Tool, mcp_definition
+from .web import (CLIENT_CACHE_SIZE, KEY_HINT, LOOPBACK_HOSTS, ClientCache, RequireGenKey, api_key_from_headers,
+                  guard_hosts, origins_for, serve)
 
 log = logging.getLogger("gen_nodes.mcp")
 
@@ -69,9 +70,7 @@ _CONFIRM_SCHEMA = {
                                    "description": "Tick to carry out this irreversible action."}},
     "required": [CONFIRM_FIELD],
 }
-#: GEN keys whose clients are kept by the HTTP server (per key, reused across requests).
-CLIENT_CACHE_SIZE = 64
-
+#: Gives the GenClient of a request, as a context manager (a lease: see ``web.ClientCache``).
 ClientFor = Callable[[ServerRequestContext], Any]
 
 
@@ -83,7 +82,7 @@ def build_server(dispatcher: Dispatcher, client_for: ClientFor | None = None) ->
     tools = {tool.name: tool for tool in dispatcher.tools}
     listed = [types.Tool.model_validate(mcp_definition(tool)) for tool in dispatcher.tools]
     checkers = {tool.name: validator(tool.output_schema) for tool in dispatcher.tools}
-    client_for = client_for or (lambda ctx: dispatcher.default_client())
+    client_for = client_for or (lambda ctx: nullcontext(dispatcher.default_client()))
 
     async def list_tools(ctx: ServerRequestContext, params: Any) -> types.ListToolsResult:
         return types.ListToolsResult(tools=listed)
@@ -119,7 +118,13 @@ def build_server(dispatcher: Dispatcher, client_for: ClientFor | None = None) ->
 async def _call(dispatcher: Dispatcher, ctx: ServerRequestContext, params: types.CallToolRequestParams,
                 client_for: ClientFor) -> ToolResult | types.InputRequiredResult:
     tool, args, token = dispatcher.parse(params.name, params.arguments or {})  # GenError for bad input
-    client = client_for(ctx)
+    with client_for(ctx) as client:
+        return await _call_with(dispatcher, ctx, params, tool, args, token, client)
+
+
+async def _call_with(dispatcher: Dispatcher, ctx: ServerRequestContext, params: types.CallToolRequestParams,
+                     tool: Tool, args: dict[str, Any], token: str | None, client: Any
+                     ) -> ToolResult | types.InputRequiredResult:
     confirmed = False
     if tool.takes_confirmation and dispatcher.confirmation == "elicit" and _can_ask(ctx):
         # The user can be asked, so they are, whatever token the model sent.
@@ -222,81 +227,43 @@ def serve_stdio(dispatcher: Dispatcher) -> None:
     anyio.run(run)
 
 
-def api_key_from_headers(headers: Any) -> str | None:
-    """The GEN key of an HTTP request: ``X-API-Key``, else ``Authorization: Bearer``."""
-    key = headers.get("x-api-key")
-    auth = headers.get("authorization") or ""
-    if not key and auth[:7].lower() == "bearer ":
-        key = auth[7:]
-    key = (key or "").strip()
-    return key or None
-
-
-class _ClientCache:
-    """A GenClient per GEN key, least recently used dropped first; keyed by the key's SHA-256."""
+class _KeyedClients:
+    """``client_for`` of the HTTP server: a leased GenClient for the request's own GEN key."""
 
     def __init__(self, base_url: str | None, timeout: Any = None, size: int = CLIENT_CACHE_SIZE) -> None:
-        self.base_url, self.timeout, self.size = base_url, timeout, size
-        self._clients: OrderedDict[str, Any] = OrderedDict()
-        self._lock = threading.Lock()
+        self.cache = ClientCache(lambda key: GenClient(api_key=key, base_url=base_url, timeout=timeout), size)
 
     def __call__(self, ctx: ServerRequestContext) -> Any:
         key = api_key_from_headers(ctx.request.headers) if ctx.request is not None else None
         if not key:  # never fall back to the server's own environment
-            raise AuthenticationError("This HTTP request carries no GEN API key.",
-                                      hint="Send `Authorization: Bearer <GEN API key>` or `X-API-Key`.")
-        digest = hashlib.sha256(key.encode()).hexdigest()
-        with self._lock:
-            client = self._clients.get(digest)
-            if client is None:
-                client = GenClient(api_key=key, base_url=self.base_url, timeout=self.timeout)
-                self._clients[digest] = client
-                while len(self._clients) > self.size:
-                    # Not closed here: a request may still be using it; its pool closes when it is collected.
-                    self._clients.popitem(last=False)
-            self._clients.move_to_end(digest)
-            return client
-
-
-class RequireGenKey:
-    """Pure ASGI middleware: refuse (401, JSON-RPC-shaped body) any request without a GEN key."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-            if not api_key_from_headers(headers):
-                from starlette.responses import JSONResponse
-
-                response = JSONResponse(
-                    {"jsonrpc": "2.0", "id": None, "error": {
-                        "code": -32600,
-                        "message": "Unauthorized: send your GEN API key as `Authorization: Bearer <key>` "
-                                   "or `X-API-Key`."}},
-                    status_code=401, headers={"WWW-Authenticate": 'Bearer realm="gen-nodes"'})
-                return await response(scope, receive, send)
-        await self.app(scope, receive, send)
+            raise AuthenticationError("This HTTP request carries no GEN API key.", hint=KEY_HINT)
+        return self.cache.lease(key)
 
 
 def build_http_app(dispatcher: Dispatcher, *, host: str = "127.0.0.1", base_url: str | None = None,
-                   timeout: Any = None) -> Any:
-    """The Starlette app serving streamable HTTP (stateful) at ``/mcp``; DNS-rebinding guard on loopback."""
-    server = build_server(dispatcher, client_for=_ClientCache(base_url, timeout))
-    app = server.streamable_http_app(streamable_http_path=HTTP_PATH, host=host)
-    app.add_middleware(RequireGenKey)
+                   timeout: Any = None, allowed_hosts: Sequence[str] = ()) -> Any:
+    """The Starlette app serving streamable HTTP (stateful) at ``/mcp``.
+
+    ``allowed_hosts``: the Host header values admitted (see ``web.guard_hosts``); the SDK's
+    DNS-rebinding guard is configured from the same list, so it is on for every bind.
+    """
+    hosts = list(allowed_hosts) or list(LOOPBACK_HOSTS)
+    security = TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts,
+                                         allowed_origins=origins_for(hosts))
+    server = build_server(dispatcher, client_for=_KeyedClients(base_url, timeout))
+    app = server.streamable_http_app(streamable_http_path=HTTP_PATH, host=host, transport_security=security)
+    app.add_middleware(RequireGenKey, paths=(HTTP_PATH,), jsonrpc=True)
     return app
 
 
 def serve_http(dispatcher: Dispatcher, *, host: str = "127.0.0.1", port: int = 8000,
-               base_url: str | None = None, timeout: Any = None) -> None:
-    """Serve streamable HTTP with uvicorn until interrupted."""
-    import uvicorn
-
-    app = build_http_app(dispatcher, host=host, base_url=base_url, timeout=timeout)
-    print(f"gen-nodes MCP server on http://{host}:{port}{HTTP_PATH}", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+               base_url: str | None = None, timeout: Any = None, allow_remote: bool = False,
+               allowed_hosts: Sequence[str] = ()) -> None:
+    """Serve streamable HTTP until interrupted; the first stdout line is ``{"url": ...}`` (see ``web.serve``)."""
+    hosts = guard_hosts(host, allow_remote=allow_remote, allowed_hosts=allowed_hosts)
+    app = build_http_app(dispatcher, host=host, base_url=base_url, timeout=timeout, allowed_hosts=hosts)
+    serve(app, host=host, port=port, path=HTTP_PATH, allow_remote=allow_remote, allowed_hosts=allowed_hosts,
+          name="gen-nodes MCP server")
 
 
 # -- command line ---------------------------------------------------------------------
@@ -306,8 +273,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``gen-nodes mcp`` (``--base-url`` may come from the global options)."""
     parser.add_argument("--transport", choices=["stdio", "http"], default="stdio",
                         help="stdio (default) or streamable HTTP at /mcp")
-    parser.add_argument("--host", default="127.0.0.1", help="HTTP: address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="HTTP: port (default 8000)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="HTTP: address to bind (default 127.0.0.1); any other than loopback needs --allow-remote")
+    parser.add_argument("--port", type=int, default=8000,
+                        help="HTTP: port (default 8000; 0 picks a free one). The first stdout line is {\"url\": ...}")
+    parser.add_argument("--allow-remote", action="store_true",
+                        help="HTTP: allow a --host reachable from other machines (needs --allowed-host)")
+    parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME[:PORT]",
+                        help="HTTP: a Host header value clients use (repeatable; NAME:* for any port); "
+                        "requests naming another host are refused (DNS-rebinding guard)")
     parser.add_argument("--confirmation", choices=CONFIRMATION_POLICIES, default="elicit",
                         help="how destructive tools are confirmed: ask the user through the client "
                         "(elicit, default; falls back to token), a single-use token (token), or not at all (none)")
@@ -344,7 +318,8 @@ def run(options: argparse.Namespace) -> int:
         if options.transport == "stdio":
             serve_stdio(dispatcher)
         else:
-            serve_http(dispatcher, host=options.host, port=options.port, base_url=base_url, timeout=timeout)
+            serve_http(dispatcher, host=options.host, port=options.port, base_url=base_url, timeout=timeout,
+                       allow_remote=options.allow_remote, allowed_hosts=options.allowed_host)
     except KeyboardInterrupt:
         pass
     return 0

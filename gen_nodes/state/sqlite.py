@@ -1,0 +1,158 @@
+"""The SQLite store: processes on one machine share one file.
+
+Each method is one ``BEGIN IMMEDIATE`` transaction, so a compare-and-swap or a
+set-if-absent is atomic across threads and processes. WAL mode lets readers run
+beside a writer. The file is created readable only by its owner (0600), since
+approvals and idempotency records name who asked for what.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import unquote, urlsplit
+
+from . import StoreError, canonical, check_ttl
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    expires REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires);
+"""
+
+
+def default_path() -> Path:
+    """``$GEN_NODES_STATE_DIR/state.db`` (default ``~/.local/state/gen-nodes/state/state.db``)."""
+    from ..paths import state_dir
+
+    return state_dir("state", "GEN_NODES_STATE_DIR") / "state.db"
+
+
+def path_from_url(url: str) -> Path:
+    """``sqlite:///abs/path.db`` (or ``sqlite:////abs/path.db``) -> ``/abs/path.db``;
+    ``sqlite://`` -> :func:`default_path`. Paths are absolute."""
+    parts = urlsplit(url)
+    path = unquote(parts.netloc + parts.path)
+    return Path("/" + path.lstrip("/")) if path else default_path()
+
+
+class SqliteStore:
+    """Entries in one SQLite file; ``clock`` is injectable for expiry tests."""
+
+    shared = False
+
+    def __init__(self, path: str | Path, clock: Callable[[], float] = time.time) -> None:
+        self.path = Path(path)
+        self._clock = clock
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not self.path.exists():
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+            self._db().executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"Cannot open the state file {self.path}: {exc}") from None
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r})"
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            # Autocommit mode: transactions are opened explicitly below.
+            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA busy_timeout=30000")
+            self._local.db = db
+            with self._lock:
+                self._connections.append(db)
+        return db
+
+    def _transaction(self):
+        store = self
+
+        class _Tx:
+            def __enter__(self) -> sqlite3.Connection:
+                self.db = store._db()
+                self.db.execute("BEGIN IMMEDIATE")
+                return self.db
+
+            def __exit__(self, exc_type: Any, *rest: Any) -> None:
+                self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+        return _Tx()
+
+    def _live(self, db: sqlite3.Connection, key: str) -> tuple[str, float] | None:
+        row = db.execute("SELECT value, expires FROM entries WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        if row[1] <= self._clock():
+            db.execute("DELETE FROM entries WHERE key = ?", (key,))
+            return None
+        return row
+
+    def add(self, key: str, value: dict[str, Any], *, ttl: float) -> bool:
+        check_ttl(ttl)
+        text = canonical(value)
+        with self._transaction() as db:
+            if self._live(db, key) is not None:
+                return False
+            db.execute("INSERT INTO entries (key, value, expires) VALUES (?, ?, ?)",
+                       (key, text, self._clock() + ttl))
+            if os.urandom(1)[0] < 4:  # now and then, sweep expired entries
+                db.execute("DELETE FROM entries WHERE expires <= ?", (self._clock(),))
+            return True
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        row = self._db().execute("SELECT value, expires FROM entries WHERE key = ?", (key,)).fetchone()
+        if row is None or row[1] <= self._clock():
+            return None
+        return json.loads(row[0])
+
+    def set(self, key: str, value: dict[str, Any], *, ttl: float) -> None:
+        check_ttl(ttl)
+        text = canonical(value)
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO entries (key, value, expires) VALUES (?, ?, ?)",
+                       (key, text, self._clock() + ttl))
+
+    def replace(self, key: str, expected: dict[str, Any], value: dict[str, Any], *,
+                ttl: float | None = None) -> bool:
+        check_ttl(ttl, optional=True)
+        want, text = canonical(expected), canonical(value)
+        with self._transaction() as db:
+            row = self._live(db, key)
+            if row is None or row[0] != want:
+                return False
+            expires = row[1] if ttl is None else self._clock() + ttl
+            db.execute("UPDATE entries SET value = ?, expires = ? WHERE key = ?", (text, expires, key))
+            return True
+
+    def pop(self, key: str) -> dict[str, Any] | None:
+        with self._transaction() as db:
+            row = self._live(db, key)
+            if row is None:
+                return None
+            db.execute("DELETE FROM entries WHERE key = ?", (key,))
+        return json.loads(row[0])
+
+    def delete(self, key: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM entries WHERE key = ?", (key,))
+
+    def close(self) -> None:
+        with self._lock:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+        self._local = threading.local()

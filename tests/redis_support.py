@@ -1,0 +1,100 @@
+"""A real ``redis-server`` on loopback for the tests that share state across processes.
+
+The session fixture ``redis_url`` installs Debian's ``redis-server`` when it is missing
+(the test command sets up what it needs on a fresh machine), starts one server on a
+free loopback port with no persistence, and stops it at the end. Each test that uses
+``redis_db`` gets a flushed database.
+
+    def test_two_processes(redis_url): ...        # "redis://127.0.0.1:<port>/0"
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+APT_LOCK_WAIT = "600"
+
+
+def redis_server_binary() -> str:
+    """The path of ``redis-server``, installed with apt-get if missing (we run as root in CI)."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    lock = ["-o", f"DPkg::Lock::Timeout={APT_LOCK_WAIT}"]
+    install = ["apt-get", "install", "-y", "--no-install-recommends", *lock, "redis-server"]
+    if subprocess.run(install, env=env, capture_output=True).returncode != 0:
+        subprocess.run(["apt-get", *lock, "update"], env=env, capture_output=True, check=False)
+        done = subprocess.run(install, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"could not install redis-server with apt-get:\n{done.stderr[-2000:]}")
+    found = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not os.path.exists(found):
+        raise RuntimeError("apt-get installed redis-server but the binary is not on PATH")
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def start_redis() -> tuple[subprocess.Popen, str]:
+    """Start a private redis-server on loopback; returns the process and its URL."""
+    binary = redis_server_binary()
+    for _ in range(5):
+        port = _free_port()
+        workdir = tempfile.mkdtemp(prefix="gen-nodes-redis-")
+        proc = subprocess.Popen(
+            [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+             "--dir", workdir, "--protected-mode", "yes", "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and proc.poll() is None:
+            if _answers(port):
+                return proc, f"redis://127.0.0.1:{port}/0"
+            time.sleep(0.05)
+        proc.kill()
+        proc.wait()
+    raise RuntimeError("redis-server did not start on loopback")
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    proc, url = start_redis()
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def redis_db(redis_url):
+    """``redis_url`` with its database emptied before the test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    client.close()
+    return redis_url
