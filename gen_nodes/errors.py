@@ -140,6 +140,16 @@ class OutcomeUnknown(GenError):
     )
 
 
+class InProgress(GenError):
+    """An earlier try of the same workflow step is still running; it was not run twice."""
+
+    type = "in_progress"
+    exit_code = 5
+    retryable = True
+    default_hint = ("An earlier try of this step is still running, so it was not run again. Try again later: "
+                    "once that try ends, a retry returns its result.")
+
+
 class ConfirmationRequired(GenError):
     """A destructive action was called without the confirmation it needs; nothing was sent."""
 

@@ -8,10 +8,11 @@ secret. A :class:`StepRunner` runs an action on behalf of such an engine:
 - an action that is not safe to repeat (a create) runs under an idempotency
   record (``gen_nodes.idempotency``) keyed by the engine's own identity for the
   step (Airflow: dag, task, run, map index; Temporal: workflow, run, activity).
-  A retry of a step that succeeded gets the stored result back, a retry of a
-  step whose outcome is unknown gets the same ``outcome_unknown`` (with the
-  keys it may have made) instead of a second create, and a retry that finds
-  the first try still running waits for it;
+  A retry of a step that succeeded gets the stored result back; a retry of a
+  step whose outcome is unknown, or whose first try began and never ended (its
+  worker died), gets ``outcome_unknown`` with the keys it may have made instead
+  of a second create; a retry that finds the first try still running waits for
+  it, then says ``in_progress`` (retryable) if it is still not done;
 - the client does not retry by itself (``ENGINE_RETRY``): the engine's own
   retry policy is the only one, so attempts do not multiply and show in the
   engine's UI;
@@ -30,8 +31,8 @@ from typing import Any, Callable
 
 from .client import GenClient, RetryPolicy
 from .engine import execute, lookup, validate_input
-from .errors import GenError, InvalidInput, OutcomeUnknown
-from .redact import hide_secrets, masked_copy
+from .errors import GenError, InProgress, InvalidInput, OutcomeUnknown
+from .redact import SECRET_FIELDS, masked_copy
 from .registry import Registry, default_registry
 
 log = logging.getLogger("gen_nodes.steps")
@@ -67,15 +68,18 @@ class StepRunner:
         args = validate_input(spec, {} if arguments is None else arguments)
         if spec.hints.safe_to_retry or self.records is None:
             return self._fresh(spec, args, client)
-        scope = f"{self.surface}:{client.identity}"
-        begin = self.records.begin(scope=scope, key=step, fingerprint=self.records.fingerprint(spec.id, args))
+        where = {"scope": f"{self.surface}:{client.identity}", "key": step}
+        fingerprint = self.records.fingerprint(spec.id, args)
+        begin = self.records.begin(**where, fingerprint=fingerprint)
         if begin.state == "in_progress":
             log.info("step %s: an earlier try is still running; waiting for it", step)
-            begin = self.records.wait(scope=scope, key=step, timeout=self.wait)
-            if begin is None or begin.state == "in_progress":
-                raise self._unfinished(spec, args, client, step)
+            begin = self.records.wait(**where, fingerprint=fingerprint, timeout=self.wait)
         if begin.state == "replay":
-            return _replayed(begin.response, step)
+            return _replayed(begin, step)
+        if begin.state == "in_progress":
+            raise InProgress(f"An earlier try of step {step} is still running {spec.id}; it is not run twice.")
+        if begin.state == "lost":
+            raise self._lost(spec, args, client, step)
         if begin.state == "conflict":
             raise InvalidInput(
                 f"Step {step} already ran {spec.id} with other input; it is not run again with this one.",
@@ -86,24 +90,25 @@ class StepRunner:
         try:
             output = self._fresh(spec, args, client)
         except OutcomeUnknown as exc:
-            self.records.finish(scope=scope, key=step, response={"error": exc.to_dict()})
+            self.records.finish(**where, response={"error": exc.to_dict()})
             raise
         except GenError:
-            # Any other answer means GEN did not act: a later try may run it again.
-            self.records.release(scope=scope, key=step)
+            # Any other error means GEN did not act: a later try may run it again.
+            self.records.abandon(**where)
             raise
-        self.records.finish(scope=scope, key=step, response={"output": output})
-        return hide_secrets(output)
+        self.records.finish(**where, response={"output": output})
+        return output
 
     def _fresh(self, spec: Any, args: dict[str, Any], client: GenClient) -> dict[str, Any]:
         output = execute(spec, args, client, resolve=self.registry.get)
-        # Plain JSON (a Secret str becomes str again) for the engine's serializer and the store.
+        # Plain JSON (a Secret str becomes str again) for the engine's serializer and the store;
+        # engines keep secrets out of logs their own way (Airflow's masker, Temporal's codec).
         return json.loads(json.dumps(self.deliver(output)))
 
-    def _unfinished(self, spec: Any, args: dict[str, Any], client: GenClient, step: str) -> OutcomeUnknown:
-        """An earlier try started and never finished (its worker died mid-request, say)."""
+    def _lost(self, spec: Any, args: dict[str, Any], client: GenClient, step: str) -> OutcomeUnknown:
+        """An earlier try began and never finished (its worker died mid-request, say)."""
         error = OutcomeUnknown(
-            f"An earlier try of step {step} started {spec.id} and never finished; "
+            f"An earlier try of step {step} began {spec.id} and never finished; "
             "GEN may or may not have carried it out, so it is not run again.",
         )
         if spec.orphans is not None:
@@ -114,25 +119,26 @@ class StepRunner:
             error.details["candidates"] = masked_copy(found)
             if found:
                 ids = ", ".join(str(item.get("id")) for item in found)
-                error.hint = (f"Matching key(s) never used: id {ids}. The secret is lost; revoke them with "
-                              "revoke_api_key and run the step again as a new one.")
+                error.hint = (f"Matching key(s) never used: id {ids}. Their secret is lost: revoke them with "
+                              "revoke_api_key, then run the step as a new one.")
         return error
 
 
-def _replayed(response: Any, step: str) -> dict[str, Any]:
+def _replayed(begin: Any, step: str) -> dict[str, Any]:
     """The stored result of the step's first try: its output, or the same error again."""
-    response = response or {}
+    response = begin.response or {}
     if "error" in response:
         stored = dict(response["error"])
         message = stored.pop("message", "The first try of this step ended without a known outcome.")
-        hint = stored.pop("hint", None)
-        for field in ("type", "status", "error_code"):
+        for field in ("type",):
             stored.pop(field, None)
-        error = OutcomeUnknown(f"{message} (the result of step {step}'s first try; not run again)",
-                               hint=hint, **stored)
-        raise error
+        raise OutcomeUnknown(f"{message} (the result of this step's first try; it is not run again)", **stored)
     log.info("step %s: returning the stored result of its first try", step)
-    return hide_secrets(dict(response.get("output") or {}))
+    output = dict(response.get("output") or {})
+    for field in SECRET_FIELDS & set(output) if begin.secrets_withheld else ():
+        output[f"{field}_note"] = ("An earlier retry of this step already received the secret; "
+                                   "it is shown masked here and cannot be shown again.")
+    return json.loads(json.dumps(output))
 
 
 def engine_client(api_key: str | None = None, base_url: str | None = None, **options: Any) -> GenClient:

@@ -28,6 +28,7 @@ encrypts every payload (``SecretBox``) before it reaches the server.
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import threading
 from datetime import timedelta
@@ -127,8 +128,7 @@ class EncryptionCodec(PayloadCodec):
         self.box = box
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        return [Payload(metadata={"encoding": _ENCODING},
-                        data=self.box.seal_bytes(p.SerializeToString())) for p in payloads]
+        return [Payload(metadata={"encoding": _ENCODING}, data=self._seal(p.SerializeToString())) for p in payloads]
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
         out = []
@@ -137,18 +137,29 @@ class EncryptionCodec(PayloadCodec):
                 out.append(p)  # written before encryption was turned on
                 continue
             decoded = Payload()
-            decoded.ParseFromString(self.box.open_bytes(p.data))
+            decoded.ParseFromString(base64.b64decode(self.box.open(p.data.decode("ascii"))))
             out.append(decoded)
         return out
 
+    def _seal(self, data: bytes) -> bytes:
+        return self.box.seal(base64.b64encode(data).decode("ascii")).encode("ascii")
 
-def data_converter(secret: str | Any) -> DataConverter:
+
+#: Where :func:`data_converter` reads its secret when given none.
+SECRET_ENV = "GEN_NODES_TEMPORAL_SECRET"
+
+
+def data_converter(secret: Any = None) -> DataConverter:
     """Temporal's default data converter plus :class:`EncryptionCodec`, for the client and the worker.
 
-    ``secret``: a ``SecretBox``, or the secret string to make one from. Every client that
-    starts workflows or reads their results needs the same converter.
+    ``secret``: a ``SecretBox``, the secret string to make one from (16 characters or more;
+    a comma-separated list rotates keys), or None for ``$GEN_NODES_TEMPORAL_SECRET``. The
+    worker and every client that starts workflows or reads their results need the same one.
     """
     from .state.secretbox import SecretBox
 
-    box = secret if not isinstance(secret, str) else SecretBox(secret)
+    if secret is None:
+        box = SecretBox.from_env(SECRET_ENV)
+    else:
+        box = SecretBox(secret) if isinstance(secret, str) else secret
     return dataclasses.replace(DataConverter.default, payload_codec=EncryptionCodec(box))

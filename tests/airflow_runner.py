@@ -7,7 +7,9 @@ connections in its environment (Airflow's global state stays out of pytest)::
 
 For each DAG: every task instance's state, try number and XCom return value.
 Also the ``gen_default`` connection's test (``GenHook.test_connection``) and one
-with a wrong key (``gen_wrong_key``).
+with a wrong key (``gen_wrong_key``), what the providers manager knows of the
+``gen`` connection type, a revoke operator made without confirmation, and the
+Variables the DAGs set (the test needs their values to look for leaks).
 """
 
 from __future__ import annotations
@@ -44,13 +46,43 @@ def _tasks(run) -> dict:
     return tasks
 
 
+def _variables() -> dict:
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return {row.key: row.val for row in session.query(Variable)}
+
+
+def _unconfirmed_revoke() -> str:
+    from gen_nodes.airflow import GenRevokeApiKeyOperator
+
+    try:
+        GenRevokeApiKeyOperator(task_id="revoke_unconfirmed", id=1)
+    except ValueError as exc:
+        return str(exc)
+    return "accepted"
+
+
+def _provider() -> dict:
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    hook = manager.hooks["gen"]
+    return {"hook": f"{hook.hook_class_name}", "package": hook.package_name, "conn_id_attribute": hook.connection_id_attribute_name,
+            "field_behaviour": manager.field_behaviours.get("gen")}
+
+
 def main(out: str, *dag_files: str) -> None:
     from gen_nodes.airflow import GenHook
 
     results = {
         "connection_test": {conn: list(GenHook(conn).test_connection()) for conn in ("gen_default", "gen_wrong_key")},
+        "unconfirmed_revoke": _unconfirmed_revoke(),
+        "provider": _provider(),
         "dags": dict(run_dag(path) for path in dag_files),
     }
+    results["variables"] = _variables()
     Path(out).write_text(json.dumps(results, indent=1, default=str))
 
 

@@ -13,7 +13,7 @@ from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 
 from ..client import DEFAULT_BASE_URL, GenClient
-from ..errors import GenError
+from ..errors import AuthenticationError, GenError
 from ..registry import default_registry
 from ..steps import engine_client
 
@@ -27,18 +27,6 @@ class GenHook(BaseHook):
     default_conn_name = "gen_default"
     conn_type = "gen"
     hook_name = "GEN"
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["schema", "login", "port"],
-            "relabeling": {"password": "API key", "host": "Base URL"},
-            "placeholders": {
-                "host": DEFAULT_BASE_URL,
-                "password": "a GEN API key",
-                "extra": '{"idempotency_store": "sqlite://"}',
-            },
-        }
 
     def __init__(self, gen_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -76,8 +64,15 @@ class GenHook(BaseHook):
         try:
             me = self.run("get_me")
         except GenError as exc:
-            return False, str(exc)
+            return False, str(self.explain(exc))
         return True, f"Connected to GEN as user {me.get('id')}."
+
+    def explain(self, error: GenError) -> GenError:
+        """``error`` with a hint in Airflow's terms where the generic one names environment variables."""
+        if isinstance(error, AuthenticationError):
+            error.hint = (f"GEN refused the API key of Airflow connection {self.gen_conn_id!r} (missing, wrong, "
+                          "revoked or expired): set its API key field to an active key. Retrying will not help.")
+        return error
 
 
 def _base_url(host: str | None) -> str:

@@ -80,6 +80,7 @@ class GenActionOperator(BaseOperator):
         try:
             return runner.run(self.action, self.arguments(), hook.get_conn(), step=step)
         except GenError as exc:
+            hook.explain(exc)
             self.log.error("GEN %s failed: %s", self.action, json.dumps(exc.to_dict(), default=str))
             if exc.retryable:
                 raise AirflowException(str(exc)) from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import __version__
+from ..client import DEFAULT_BASE_URL
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -18,6 +19,20 @@ def get_provider_info() -> dict[str, Any]:
         "description": "GEN's API-key actions as Airflow operators (gen-nodes), with exactly-once creates.",
         "versions": [__version__],
         "connection-types": [
-            {"connection-type": "gen", "hook-class-name": "gen_nodes.airflow.hooks.GenHook"},
+            {
+                "connection-type": "gen",
+                "hook-class-name": "gen_nodes.airflow.hooks.GenHook",
+                "hook-name": "GEN",
+                # The connection form: the password field holds the API key, the host the base URL.
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "login", "port"],
+                    "relabeling": {"password": "API key", "host": "Base URL"},
+                    "placeholders": {
+                        "host": DEFAULT_BASE_URL,
+                        "password": "a GEN API key",
+                        "extra": '{"idempotency_store": "sqlite://"}',
+                    },
+                },
+            },
         ],
     }

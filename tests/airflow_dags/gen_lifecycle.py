@@ -1,8 +1,9 @@
 """The API-key lifecycle as a DAG: list, create, rename, revoke, list; values pass by XCom (Jinja)."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, task
+from airflow.sdk.exceptions import AirflowException
 
 from gen_nodes.airflow import (
     GenActionOperator,
@@ -11,6 +12,17 @@ from gen_nodes.airflow import (
     GenRevokeApiKeyOperator,
     GenUpdateApiKeyOperator,
 )
+
+
+class CreateThenCrash(GenCreateApiKeyOperator):
+    """A create whose first try dies after GEN answered (as a worker would): Airflow retries it."""
+
+    def execute(self, context):
+        result = super().execute(context)
+        if context["ti"].try_number == 1:
+            raise AirflowException("simulated crash after GEN made the key")
+        return result
+
 
 KEY_ID = "{{ ti.xcom_pull(task_ids='create')['id'] }}"
 
@@ -38,6 +50,9 @@ with DAG("gen_lifecycle", schedule=None, start_date=datetime(2026, 1, 1), catchu
             return {"signed_in_as": run("get_me", client=client)["id"]}
 
     use_variable(to_variable.output)
+
+    # Airflow retries a create that had succeeded: the retry gets the stored result, not a new key.
+    CreateThenCrash(task_id="create_then_crash", name="crash-after-create", retries=2, retry_delay=timedelta(0))
 
     # One key per mapped task instance: the map index is part of the step's identity.
     GenCreateApiKeyOperator.partial(task_id="create_mapped").expand(name=["mapped-0", "mapped-1"])
