@@ -15,12 +15,14 @@ import os
 import sys
 from typing import Any, Sequence
 
-from .errors import ConfirmationRequired, GenError, InvalidInput
+from .errors import CLI_TERMS, ConfirmationRequired, GenError, InvalidInput
 
 GLOBAL_HELP = {
     "--base-url": "GEN API base URL (default: $GEN_BASE_URL or https://api.gen.pro/v1)",
     "--api-key": "GEN API key (prefer $GEN_API_KEY: a command-line argument is visible to other local users)",
-    "--timeout": "read timeout in seconds (default 30; connect timeout 5)",
+    "--timeout": "seconds to wait for each read (default 30; connect timeout 5)",
+    "--deadline": "seconds one call may take in all, retries and waits included "
+                  "(default: $GEN_NODES_DEADLINE or 60)",
     "--sandbox": "run against a local sandbox whose state persists in a file (see `gen-nodes sandbox --help`)",
 }
 
@@ -35,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args) or 0
     except GenError as exc:
-        print(json.dumps({"error": exc.to_dict()}, indent=2, default=str), file=sys.stderr)
+        print(json.dumps({"error": exc.to_dict(CLI_TERMS)}, indent=2, default=str), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
@@ -105,9 +107,19 @@ def _add_globals(parser: argparse.ArgumentParser, argparse_default: Any) -> None
     # Given again on `run` (with SUPPRESS) so they may follow the action too.
     parser.add_argument("--base-url", default=argparse_default, help=GLOBAL_HELP["--base-url"])
     parser.add_argument("--api-key", default=argparse_default, help=GLOBAL_HELP["--api-key"])
-    parser.add_argument("--timeout", type=float, default=argparse_default, help=GLOBAL_HELP["--timeout"])
+    parser.add_argument("--timeout", type=_seconds, default=argparse_default, help=GLOBAL_HELP["--timeout"])
+    parser.add_argument("--deadline", type=_seconds, default=argparse_default, help=GLOBAL_HELP["--deadline"])
     parser.add_argument("--sandbox", action="store_true", default=argparse_default or False,
                         help=GLOBAL_HELP["--sandbox"])
+
+
+def _seconds(text: str) -> float:
+    from .client import positive_number
+
+    number = positive_number(text)
+    if number is None:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text!r}")
+    return number
 
 
 def _registry():
@@ -253,12 +265,12 @@ def _read_input(raw: str) -> Any:
 def _client(args: argparse.Namespace):
     from .client import GenClient, timeouts
 
-    timeout = timeouts(args.timeout)
+    limits = {"timeout": timeouts(args.timeout), "deadline": args.deadline}
     if args.sandbox:
         from .sandbox.persistent import open_client
 
-        return open_client(timeout=timeout)
-    return GenClient(api_key=args.api_key, base_url=args.base_url, timeout=timeout)
+        return open_client(**limits)
+    return GenClient(api_key=args.api_key, base_url=args.base_url, **limits)
 
 
 def _confirm(spec, arguments: Any, client, registry, *, stdin_used: bool) -> None:

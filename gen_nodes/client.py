@@ -1,4 +1,4 @@
-"""The HTTP client: one ``requests.Session``, GEN's auth header, retries, typed errors.
+"""The HTTP client: one ``requests.Session``, GEN's auth header, retries, typed errors, bounded work.
 
 :class:`GenClient` knows nothing of actions. It sends a request, retries what is
 safe to retry, reads every answer variant GEN documents (204 or 200, with or
@@ -6,6 +6,12 @@ without a body; JSON or a proxy's HTML error page) and turns failures into the
 typed errors of ``errors.py``. Whether a request is safe to repeat is the
 caller's word (``safe_to_retry``): a request that is not is retried only when the
 server cannot have seen it, and otherwise ends in :class:`OutcomeUnknown`.
+
+Every call is bounded: an overall ``deadline`` covers all attempts and the waits
+between them, and bodies are streamed under that clock (a body trickled a byte at a
+time ends at the deadline, though each byte beats the read timeout) and under a cap
+on their decoded size (``max_response_bytes``, counted while decompressing, so a
+small gzip answer cannot unpack into gigabytes).
 """
 
 from __future__ import annotations
@@ -14,23 +20,29 @@ import email.utils
 import hashlib
 import json
 import logging
+import math
 import os
 import random
 import re
+import socket
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, Mapping
 
 import requests
+import requests.adapters
 
 from . import __version__
 from .errors import (
     AuthenticationError,
     ConnectionFailed,
     GenError,
+    InvalidSetting,
     OutcomeUnknown,
     RateLimited,
     RequestTimeout,
+    ResponseTooLarge,
     error_for_status,
 )
 from .redact import Secret
@@ -40,6 +52,14 @@ log = logging.getLogger("gen_nodes.http")
 DEFAULT_BASE_URL = "https://api.gen.pro/v1"
 #: (connect, read) seconds.
 DEFAULT_TIMEOUT = (5.0, 30.0)
+#: Seconds one call may take in all: every attempt, every wait between them.
+DEFAULT_DEADLINE = 60.0
+#: The largest answer accepted, in bytes after decompression.
+DEFAULT_MAX_RESPONSE_BYTES = 64 << 20
+#: Connections kept open per host (requests' default is 10); a server calling concurrently wants more.
+DEFAULT_POOL_SIZE = 10
+#: Bytes asked of the socket per read while streaming a body.
+_READ_SIZE = 64 << 10
 
 
 @dataclass(frozen=True)
@@ -77,7 +97,11 @@ class GenClient:
     """A connection to GEN's API (or the sandbox), reused across calls.
 
     ``api_key`` defaults to ``$GEN_API_KEY``, ``base_url`` to ``$GEN_BASE_URL`` or
-    ``https://api.gen.pro/v1``. ``timeout`` is seconds, or a ``(connect, read)`` pair.
+    ``https://api.gen.pro/v1``. ``timeout`` is seconds, or a ``(connect, read)`` pair, per
+    attempt and per read; ``deadline`` (default ``$GEN_NODES_DEADLINE`` or 60) is seconds for a
+    whole call, retries and waits included; ``max_response_bytes`` (default
+    ``$GEN_NODES_MAX_RESPONSE_BYTES`` or 64 MiB) caps an answer's decoded size; ``pool_size``
+    is how many connections to GEN stay open for concurrent calls (ignored with ``session``).
     """
 
     def __init__(
@@ -87,18 +111,30 @@ class GenClient:
         *,
         timeout: float | tuple[float, float] | None = None,
         retry: RetryPolicy | None = None,
+        deadline: float | None = None,
+        max_response_bytes: int | None = None,
+        pool_size: int = DEFAULT_POOL_SIZE,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("GEN_API_KEY")
         # A key read from a file or a CRLF .env often ends in a line break: never part of a key.
         key = key.strip() if key else key
         self._api_key = Secret(key) if key else None
         self.base_url = (base_url or os.environ.get("GEN_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-        self.timeout = timeout if timeout is not None else DEFAULT_TIMEOUT
+        self.timeout = _checked_timeout(timeout) if timeout is not None else DEFAULT_TIMEOUT
+        self.deadline = _positive("deadline", deadline if deadline is not None
+                                  else _from_env("GEN_NODES_DEADLINE", DEFAULT_DEADLINE))
+        self.max_response_bytes = int(_positive("max_response_bytes", max_response_bytes
+                                                if max_response_bytes is not None
+                                                else _from_env("GEN_NODES_MAX_RESPONSE_BYTES",
+                                                               DEFAULT_MAX_RESPONSE_BYTES)))
+        self.pool_size = int(_positive("pool_size", pool_size))
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
-        self.session = session or requests.Session()
+        self._clock = clock
+        self.session = session or _session(self.pool_size)
         self._headers = {
             "User-Agent": f"gen-nodes/{__version__} python-requests/{requests.__version__}",
             "Accept": "application/json",
@@ -137,8 +173,8 @@ class GenClient:
         if not self._api_key:
             raise AuthenticationError(
                 "No GEN API key given.",
-                hint="Set the GEN_API_KEY environment variable (or pass api_key= / --api-key); "
-                "create a key in the GEN dashboard, or try `gen-nodes --sandbox ...` for a local one.",
+                hint="${API_KEY} (create one in the GEN dashboard, or try `gen-nodes --sandbox ...` "
+                "for a local one).",
             )
         key = str.__str__(self._api_key)
         if not (key.isascii() and key.isprintable()):
@@ -149,29 +185,35 @@ class GenClient:
         url = self.base_url + path
         headers = {**self._headers, "X-API-Key": key}
         attempts = max(1, self.retry.attempts)
+        ends = self._clock() + self.deadline
         for attempt in range(1, attempts + 1):
             last = attempt == attempts
             started = time.perf_counter()
             try:
+                left = self._left(ends, method, path, safe_to_retry, attempt - 1)
                 # No redirects: requests would resend X-API-Key to wherever GEN (or a proxy) points.
                 resp = self.session.request(
-                    method, url, params=params, json=json, headers=headers, timeout=self.timeout,
-                    allow_redirects=False,
+                    method, url, params=params, json=json, headers=headers, timeout=_within(self.timeout, left),
+                    allow_redirects=False, stream=True,
                 )
+                self._read_body(resp, ends, method, path, safe_to_retry, attempt)
             except (requests.exceptions.InvalidHeader, requests.exceptions.InvalidURL,
                     requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema, UnicodeError) as exc:
                 # The request could not even be built: no retry can help.
                 raise ConnectionFailed(
                     f"Cannot send a request to {self.base_url} ({type(exc).__name__}); nothing was sent.",
-                    hint="Check GEN_BASE_URL (or --base-url): it must look like https://api.gen.pro/v1; "
-                    "and check that GEN_API_KEY holds only the key.",
+                    hint="Check ${BASE_URL}: it must look like https://api.gen.pro/v1; "
+                    "and check that the API key holds only the key.",
                     attempts=attempt,
                 ) from None
             except requests.RequestException as exc:
                 error = self._transport_error(exc, method, path, safe_to_retry, attempt)
-                if error is None and not last:
-                    self._wait(self.retry.delay(attempt), method, path, attempt, type(exc).__name__)
+                delay = self.retry.delay(attempt)
+                if error is None and not last and self._clock() + delay < ends:
+                    self._wait(delay, method, path, attempt, type(exc).__name__)
                     continue
+                if error is None and self._clock() >= ends - 0.01:
+                    self._left(ends, method, path, safe_to_retry, attempt)  # the deadline cut it: say so
                 raise (error or self._gave_up(exc, attempt)) from None
             log.debug(
                 "%s %s -> %s in %.1f ms (attempt %d)",
@@ -196,8 +238,73 @@ class GenClient:
             if retry_after is not None and retry_after > self.retry.max_retry_after:
                 raise error
             delay = retry_after if retry_after is not None else self.retry.delay(attempt)
+            if self._clock() + delay >= ends:  # the wait alone would outlast the deadline
+                raise error
             self._wait(delay, method, path, attempt, str(resp.status_code))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _left(self, ends: float, method: str, path: str, safe: bool, attempts: int) -> float:
+        """Seconds left before the deadline; past it, the error that ends the call."""
+        left = ends - self._clock()
+        if left > 0.01:
+            return left
+        message = f"No complete answer from GEN within the deadline of {self.deadline:g}s ({attempts} attempt(s))."
+        if safe or attempts == 0:
+            raise RequestTimeout(message, attempts=attempts)
+        raise OutcomeUnknown(f"{message} The {method} {path} request was sent; GEN may or may not have "
+                             "carried it out.", attempts=attempts)
+
+    def _read_body(self, resp: requests.Response, ends: float, method: str, path: str, safe: bool,
+                   attempt: int) -> None:
+        """Read the whole body into ``resp`` under the deadline and the size cap, or close it and raise.
+
+        A read asks the socket once (``read1``), decompressing at most what was asked for, and
+        the socket's timeout is cut to the time left, so neither a trickle nor a gzip bomb can
+        outrun the checks between reads.
+        """
+        from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
+        from urllib3.response import BaseHTTPResponse
+
+        raw, chunks, size = resp.raw, [], 0
+        if isinstance(raw, BaseHTTPResponse):
+            read = partial(raw.read1, _READ_SIZE, decode_content=True)
+        else:  # a body replayed from memory (vcrpy's stand-in): nothing to wait for or decode
+            read = partial(raw.read, _READ_SIZE)
+        try:
+            while True:
+                left = self._left(ends, method, path, safe, attempt)
+                _cut_socket_timeout(raw, min(left, _read_timeout(self.timeout)))
+                try:
+                    chunk = read()
+                except (ReadTimeoutError, socket.timeout) as exc:
+                    if self._clock() >= ends:
+                        continue  # the deadline, not the read timeout, ended it: _left raises
+                    raise requests.exceptions.ReadTimeout(str(exc)) from None
+                except ProtocolError as exc:
+                    raise requests.exceptions.ChunkedEncodingError(str(exc)) from None
+                except DecodeError as exc:
+                    raise requests.exceptions.ContentDecodingError(str(exc)) from None
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > self.max_response_bytes:
+                    raise self._too_large(resp, method, path, safe)
+                chunks.append(chunk)
+        except BaseException:
+            resp.close()  # never hand a half-read connection back to the pool
+            raise
+        resp._content = b"".join(chunks)  # what requests' .content, .text and .json() read
+        resp._content_consumed = True
+
+    def _too_large(self, resp: requests.Response, method: str, path: str, safe: bool) -> GenError:
+        coded = resp.headers.get("Content-Encoding")
+        message = (f"GEN's answer to {method} {path} is larger than max_response_bytes "
+                   f"({self.max_response_bytes:,} bytes{', decoded from ' + coded if coded else ''}); "
+                   "reading stopped there.")
+        if not safe and resp.status_code < 300:
+            return OutcomeUnknown(f"{message} GEN answered {resp.status_code}, so it most likely carried "
+                                  "the request out.", status=resp.status_code)
+        return ResponseTooLarge(message, status=resp.status_code)
 
     def _wait(self, delay: float, method: str, path: str, attempt: int, why: str) -> None:
         log.info("retrying %s %s in %.2fs after %s (attempt %d of %d)",
@@ -228,6 +335,59 @@ class GenClient:
         )
 
 
+def _session(pool_size: int) -> requests.Session:
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def positive_number(value: Any) -> float | None:
+    """``value`` as a finite number above zero, or None."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if not isinstance(value, bool) and math.isfinite(number) and number > 0 else None
+
+
+def _positive(name: str, value: Any) -> float:
+    number = positive_number(value)
+    if number is None:
+        shown = json.dumps(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else str(value)
+        raise InvalidSetting(f"{name} must be a finite number above 0, not {shown}.")
+    return number
+
+
+def _from_env(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    return _positive(name, raw) if raw else default
+
+
+def _checked_timeout(timeout: float | tuple[float, float]) -> float | tuple[float, float]:
+    if isinstance(timeout, tuple):
+        return (_positive("timeout (connect)", timeout[0]), _positive("timeout (read)", timeout[1]))
+    return _positive("timeout", timeout)
+
+
+def _read_timeout(timeout: float | tuple[float, float]) -> float:
+    return timeout[1] if isinstance(timeout, tuple) else timeout
+
+
+def _within(timeout: float | tuple[float, float], left: float) -> tuple[float, float]:
+    """The per-attempt ``(connect, read)`` timeout, never past the time left."""
+    connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+    return (min(connect, left), min(read, left))
+
+
+def _cut_socket_timeout(raw: Any, seconds: float) -> None:
+    """Let the next socket read wait at most ``seconds`` (the connection may be gone at the end)."""
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if sock is not None:
+        sock.settimeout(max(seconds, 0.001))
+
+
 def _redirect_error(resp: requests.Response, base_url: str, safe_to_retry: bool) -> GenError:
     where = (resp.headers.get("Location") or "another address")[:100]
     message = (f"GEN answered {resp.status_code}, redirecting to {where}; gen-nodes does not follow "
@@ -238,7 +398,7 @@ def _redirect_error(resp: requests.Response, base_url: str, safe_to_retry: bool)
     return GenError(
         message,
         status=resp.status_code,
-        hint=f"If you trust it, set GEN_BASE_URL (now {base_url}) to the base URL the redirect points to.",
+        hint=f"If you trust it, set ${{BASE_URL}} (now {base_url}) to the base URL the redirect points to.",
     )
 
 
@@ -250,7 +410,7 @@ def _describe(timeout: float | tuple[float, float]) -> str:
 
 def timeouts(read: float | None) -> tuple[float, float] | None:
     """A ``(connect, read)`` timeout with the default connect timeout; None (the defaults) without ``read``."""
-    return (DEFAULT_TIMEOUT[0], read) if read else None
+    return (DEFAULT_TIMEOUT[0], read) if read is not None else None
 
 
 def _never_sent(exc: requests.RequestException) -> bool:

@@ -9,7 +9,85 @@ error body and our own words, never from request headers.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+from string import Template
 from typing import Any
+
+
+@dataclass(frozen=True)
+class Terms:
+    """The caller's vocabulary: how a surface names the actions and the settings a hint mentions.
+
+    Hints are templates: ``${list_api_keys}`` stands for an action, named as the caller calls
+    it (``gen_list_api_keys`` for a model), and ``${API_KEY}``, ``${BASE_URL}``, ``${TIMEOUT}``,
+    ``${DEADLINE}``, ``${MAX_RESPONSE_BYTES}`` for how the caller supplies that setting. Each
+    surface renders hints with its own ``Terms`` (``GenError.to_dict(terms)``); ``exc.hint``
+    reads them in Python's terms.
+    """
+
+    #: Put before an action id: "" for Python and the CLI, the tool prefix for a model.
+    action_prefix: str = ""
+    #: How to give an active API key, as an instruction.
+    API_KEY: str = "set GEN_API_KEY (or pass api_key=) to an active key"
+    #: Where the base URL is set.
+    BASE_URL: str = "GEN_BASE_URL (or base_url=)"
+    #: Where the per-read timeout is set.
+    TIMEOUT: str = "timeout="
+    #: Where the overall deadline of a call is set.
+    DEADLINE: str = "deadline= or GEN_NODES_DEADLINE"
+    #: Where the cap on an answer's size is set.
+    MAX_RESPONSE_BYTES: str = "max_response_bytes= or GEN_NODES_MAX_RESPONSE_BYTES"
+
+    def render(self, template: str) -> str:
+        return _Hint(template).safe_substitute(_Words(self))
+
+    def for_tools(self, prefix: str) -> "Terms":
+        """The same words with actions named as tools."""
+        return replace(self, action_prefix=prefix)
+
+
+class _Hint(Template):
+    braceidpattern = r"[A-Za-z_][A-Za-z0-9_]*"
+    idpattern = r"(?!)"  # only ${name}: a bare $ in a hint stays as it is
+
+
+class _Words(dict):
+    def __init__(self, terms: Terms) -> None:
+        super().__init__()
+        self.terms = terms
+
+    def __missing__(self, name: str) -> str:
+        if name.isupper() and hasattr(self.terms, name):
+            return getattr(self.terms, name)
+        if name.islower():
+            return self.terms.action_prefix + name
+        raise KeyError(name)
+
+
+#: Python: ``exc.hint`` and ``str(exc)``.
+PYTHON_TERMS = Terms()
+#: The ``gen-nodes`` command line.
+CLI_TERMS = Terms(
+    API_KEY="set GEN_API_KEY (or --api-key) to an active key",
+    BASE_URL="GEN_BASE_URL (or --base-url)",
+    TIMEOUT="--timeout",
+    DEADLINE="--deadline or GEN_NODES_DEADLINE",
+    MAX_RESPONSE_BYTES="GEN_NODES_MAX_RESPONSE_BYTES",
+)
+#: A model calling tools of a server configured by the user (stdio MCP, a tool loop).
+TOOL_TERMS = Terms(
+    action_prefix="gen_",
+    API_KEY="ask the user to set GEN_API_KEY to an active key in this tool server's configuration",
+    BASE_URL="GEN_BASE_URL in this tool server's configuration",
+    TIMEOUT="the tool server's timeout setting",
+    DEADLINE="the tool server's GEN_NODES_DEADLINE",
+    MAX_RESPONSE_BYTES="the tool server's GEN_NODES_MAX_RESPONSE_BYTES",
+)
+#: A client of the HTTP MCP server, whose every request brings its own key.
+HTTP_TOOL_TERMS = replace(
+    TOOL_TERMS,
+    API_KEY="send an active GEN API key with each request as `Authorization: Bearer <key>` or `X-API-Key`",
+)
 
 
 class GenError(Exception):
@@ -35,16 +113,26 @@ class GenError(Exception):
         self.message = message
         self.status = status
         self.error_code = error_code
-        self.hint = hint or self.default_hint
+        self.hint_template = hint or self.default_hint
         self.details = details
 
-    def to_dict(self) -> dict[str, Any]:
+    @property
+    def hint(self) -> str:
+        """What to do next, in Python's terms (surfaces render ``hint_template`` in their own)."""
+        return PYTHON_TERMS.render(self.hint_template)
+
+    @hint.setter
+    def hint(self, template: str) -> None:
+        self.hint_template = template
+
+    def to_dict(self, terms: Terms | None = None) -> dict[str, Any]:
+        """The JSON form, its hint in ``terms`` (default: Python's)."""
         out: dict[str, Any] = {
             "type": self.type,
             "message": self.message,
             "status": self.status,
             "error_code": self.error_code,
-            "hint": self.hint,
+            "hint": (terms or PYTHON_TERMS).render(self.hint_template),
         }
         out.update(self.details)
         return out
@@ -68,12 +156,20 @@ class InvalidInput(GenError):
         self.errors = errors or []
 
 
+class InvalidSetting(GenError, ValueError):
+    """A setting (an option, an environment variable, a constructor argument) makes no sense; nothing was sent."""
+
+    type = "invalid_setting"
+    exit_code = 2
+    default_hint = "Fix the setting the message names, then run again; nothing was sent."
+
+
 class AuthenticationError(GenError):
     type = "authentication"
     exit_code = 3
     default_hint = (
-        "GEN refused the API key (missing, wrong, revoked or expired). Set GEN_API_KEY (or --api-key) "
-        "to an active key; retrying with the same key will not help."
+        "GEN refused the API key (missing, wrong, revoked or expired): ${API_KEY}; "
+        "retrying with the same key will not help."
     )
 
 
@@ -86,7 +182,7 @@ class PermissionDenied(GenError):
 class NotFound(GenError):
     type = "not_found"
     exit_code = 4
-    default_hint = "No such object for this account; run list_api_keys to see the ids you can use."
+    default_hint = "No such object for this account; call ${list_api_keys} to see the ids you can use."
 
 
 class Rejected(GenError):
@@ -119,14 +215,25 @@ class ConnectionFailed(GenError):
     type = "connection"
     exit_code = 5
     retryable = True
-    default_hint = "Could not connect to GEN; check the network and GEN_BASE_URL (or --base-url), then try again."
+    default_hint = "Could not connect to GEN; check the network and ${BASE_URL}, then try again."
 
 
 class RequestTimeout(GenError):
     type = "timeout"
     exit_code = 5
     retryable = True
-    default_hint = "GEN did not answer in time; try again later or raise the timeout (--timeout / timeout=)."
+    default_hint = "GEN did not answer in time; try again later, or raise the timeout (${TIMEOUT}) or the deadline (${DEADLINE})."
+
+
+class ResponseTooLarge(GenError):
+    """GEN's answer, decoded, is larger than the client accepts; reading it stopped there."""
+
+    type = "response_too_large"
+    exit_code = 5
+    default_hint = (
+        "The answer was refused for its size, so nothing of it is used. If answers this large are "
+        "expected, raise the cap (${MAX_RESPONSE_BYTES}); otherwise check ${BASE_URL}."
+    )
 
 
 class OutcomeUnknown(GenError):
@@ -136,7 +243,7 @@ class OutcomeUnknown(GenError):
     exit_code = 7
     default_hint = (
         "The request may have succeeded on GEN's side. Do not simply retry: that could create a duplicate. "
-        "Run list_api_keys, and revoke any key you did not mean to create."
+        "Call ${list_api_keys}, and revoke any key you did not mean to create."
     )
 
 

@@ -400,3 +400,25 @@ def test_a_reader_that_stops_early_is_not_an_error():
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=30) == 0
     assert first.startswith(b"Embedded GEN sandbox") and "Traceback" not in stderr
+
+
+# -- limits and settings: a clear message, never a traceback ---------------------------------
+
+
+@pytest.mark.parametrize("option", ["--timeout", "--deadline"])
+@pytest.mark.parametrize("value", ["-5", "nan", "inf", "0", "soon"])
+def test_a_nonsense_time_limit_is_refused_with_a_message(cli, option, value):
+    done = cli(option, value, "run", "get_me", "--api-key", "k")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"{option}: must be a number of seconds above 0" in done.stderr
+
+
+def test_time_limits_are_used(cli, on, sandbox):
+    sandbox.inject_fault(delay=1.0, times=5, method="GET", path="/me")
+    error = failed(cli(*on, "--timeout", "20", "--deadline", "0.3", "run", "get_me"), 5, "timeout")
+    assert "deadline of 0.3s" in error["message"] and "--deadline" in error["hint"]
+
+
+def test_a_nonsense_setting_in_the_environment_is_refused_with_a_message(cli, on):
+    error = failed(cli(*on, "run", "get_me", env={"GEN_NODES_MAX_RESPONSE_BYTES": "lots"}), 2, "invalid_setting")
+    assert "GEN_NODES_MAX_RESPONSE_BYTES" in error["message"]

@@ -18,6 +18,7 @@ from requests.adapters import HTTPAdapter
 import gen_nodes
 from gen_nodes.client import DEFAULT_BASE_URL, GenClient, RetryPolicy
 from gen_nodes.errors import (
+    CLI_TERMS,
     AuthenticationError,
     ConnectionFailed,
     NotFound,
@@ -353,7 +354,8 @@ def test_read_timeout_on_get_is_retried_then_request_timeout(sandbox):
     assert time.perf_counter() - started < 2.0
     error = caught.value
     assert (error.type, error.exit_code) == ("timeout", 5)
-    assert "3 attempt(s)" in error.message and "--timeout" in error.hint
+    assert "3 attempt(s)" in error.message and "timeout=" in error.hint
+    assert "--timeout" in error.to_dict(CLI_TERMS)["hint"]
     assert adapter.count("GET") == 3 and len(sleeps) == 2
 
 
