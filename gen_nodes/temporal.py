@@ -39,7 +39,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.converter import DataConverter, PayloadCodec
 from temporalio.exceptions import ApplicationError
 
-from .errors import GenError
+from .errors import GenError, Terms
 from .registry import Registry, default_registry
 from .secret_delivery import DEFAULT_POLICY, deliver
 from .spec import ActionSpec
@@ -80,12 +80,23 @@ def _activity(spec: ActionSpec, prefix: str, runner: StepRunner, clients: "_Clie
     return activity.defn(name=prefix + spec.id)(run)
 
 
+#: Hints in a worker's words: the settings they name are the worker's.
+TEMPORAL_TERMS = Terms(
+    API_KEY="set GEN_API_KEY in the worker's environment (or activities(api_key=...)) to an active key",
+    BASE_URL="GEN_BASE_URL in the worker's environment (or activities(base_url=...))",
+    TIMEOUT="the activity's start_to_close_timeout",
+    DEADLINE="GEN_NODES_DEADLINE in the worker's environment",
+    MAX_RESPONSE_BYTES="GEN_NODES_MAX_RESPONSE_BYTES in the worker's environment",
+)
+
+
 def application_error(error: GenError) -> ApplicationError:
     """Temporal's form of a gen-nodes error: typed, retryable only where safe, with GEN's wait."""
     retry_after = error.details.get("retry_after")
+    details = error.to_dict(TEMPORAL_TERMS)
     return ApplicationError(
-        str(error),
-        error.to_dict(),
+        f"{error.message} (hint: {details['hint']})",
+        details,
         type=error.type,
         non_retryable=not error.retryable,
         next_retry_delay=timedelta(seconds=retry_after) if error.retryable and retry_after else None,

@@ -18,6 +18,7 @@ import stat
 import subprocess
 import sys
 import threading
+import types
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -138,8 +139,9 @@ class Ran:
 
 
 def run_workflow(loop: Loop, temporal: WorkflowEnvironment, tmp_path: Path, sandbox: Sandbox, workflow_cls: type,
-                 arg: Any, *, client: Client | None = None, **options: Any) -> Ran:
-    """Run ``workflow_cls`` on a fresh worker whose activities talk to ``sandbox``."""
+                 arg: Any, *, client: Client | None = None, signal: tuple[str, Any] | None = None,
+                 **options: Any) -> Ran:
+    """Run ``workflow_cls`` on a fresh worker whose activities talk to ``sandbox``; ``signal`` is sent once it runs."""
     client = client or temporal.client
     options.setdefault("store", f"sqlite:///{tmp_path / 'records.db'}")
     options.setdefault("secrets_folder", tmp_path / "secrets")
@@ -147,9 +149,12 @@ def run_workflow(loop: Loop, temporal: WorkflowEnvironment, tmp_path: Path, sand
     queue, run_id = f"gen-{uuid.uuid4().hex}", f"wf-{uuid.uuid4().hex}"
 
     async def go() -> Ran:
-        async with Worker(client, task_queue=queue, workflows=[Lifecycle, OneCall], activities=acts,
+        async with Worker(client, task_queue=queue, workflows=[workflow_cls], activities=acts,
                           workflow_runner=UnsandboxedWorkflowRunner()):
-            result = await client.execute_workflow(workflow_cls.run, arg, id=run_id, task_queue=queue)
+            handle = await client.start_workflow(workflow_cls.run, arg, id=run_id, task_queue=queue)
+            if signal is not None:
+                await handle.signal(*signal)
+            result = await handle.result()
             history = await client.get_workflow_handle(run_id).fetch_history()
         return Ran(result, history)
 
@@ -266,3 +271,25 @@ def test_revealed_token_is_encrypted_by_the_payload_codec(loop, temporal, tmp_pa
     raw = ran.raw()
     assert token.encode() not in raw and b"revealed" not in raw  # every payload is encrypted
     assert b"binary/gen-nodes-encrypted" in raw
+
+
+def readme_python(heading: str) -> str:
+    """The first python block under ``heading`` in the README."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = text.split(f"\n{heading}\n", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_readme_workflow_revokes_only_after_a_persons_signal(loop, temporal, tmp_path, sandbox):
+    module = types.ModuleType("readme_workflow")  # Temporal checks a workflow's methods by their module
+    sys.modules[module.__name__] = module
+    exec(compile(readme_python("### A workflow that waits for a person"), "README.md", "exec"), module.__dict__)
+    rotate = module.RotateKey
+    old_id = sandbox.store.create_key(sandbox.user["id"], "ci (old)")[0]["id"]
+    ran = run_workflow(loop, temporal, tmp_path, sandbox, rotate, old_id, signal=("decide", True))
+    assert ran.result["revoked"] == old_id
+    [new] = key_names(sandbox, "ci")
+    assert ran.result["created"] == new["id"]
+    assert {k["id"]: k["status"] for k in sandbox.store.list_keys(sandbox.user["id"])}[old_id] == "revoked"
+    signalled = [e for e in ran.history.events if e.HasField("workflow_execution_signaled_event_attributes")]
+    assert [e.workflow_execution_signaled_event_attributes.signal_name for e in signalled] == ["decide"]

@@ -13,7 +13,7 @@ from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 
 from ..client import DEFAULT_BASE_URL, GenClient
-from ..errors import AuthenticationError, GenError
+from ..errors import GenError, Terms
 from ..registry import default_registry
 from ..steps import engine_client
 
@@ -64,15 +64,23 @@ class GenHook(BaseHook):
         try:
             me = self.run("get_me")
         except GenError as exc:
-            return False, str(self.explain(exc))
+            return False, self.describe(exc)
         return True, f"Connected to GEN as user {me.get('id')}."
 
-    def explain(self, error: GenError) -> GenError:
-        """``error`` with a hint in Airflow's terms where the generic one names environment variables."""
-        if isinstance(error, AuthenticationError):
-            error.hint = (f"GEN refused the API key of Airflow connection {self.gen_conn_id!r} (missing, wrong, "
-                          "revoked or expired): set its API key field to an active key. Retrying will not help.")
-        return error
+    def terms(self) -> Terms:
+        """Hints in Airflow's words: the settings a hint names are this connection's fields."""
+        where = f"Airflow connection {self.gen_conn_id!r}"
+        return Terms(
+            API_KEY=f"set the API key field of {where} to an active key",
+            BASE_URL=f"the Base URL field of {where}",
+            TIMEOUT="the operator's execution_timeout",
+            DEADLINE="GEN_NODES_DEADLINE on the worker",
+            MAX_RESPONSE_BYTES="GEN_NODES_MAX_RESPONSE_BYTES on the worker",
+        )
+
+    def describe(self, error: GenError) -> str:
+        """The error's message and hint, the hint in :meth:`terms`."""
+        return f"{error.message} (hint: {self.terms().render(error.hint_template)})"
 
 
 def _base_url(host: str | None) -> str:

@@ -80,11 +80,10 @@ class GenActionOperator(BaseOperator):
         try:
             return runner.run(self.action, self.arguments(), hook.get_conn(), step=step)
         except GenError as exc:
-            hook.explain(exc)
-            self.log.error("GEN %s failed: %s", self.action, json.dumps(exc.to_dict(), default=str))
+            self.log.error("GEN %s failed: %s", self.action, json.dumps(exc.to_dict(hook.terms()), default=str))
             if exc.retryable:
-                raise AirflowException(str(exc)) from None
-            raise AirflowFailException(str(exc)) from None
+                raise AirflowException(hook.describe(exc)) from None
+            raise AirflowFailException(hook.describe(exc)) from None
 
     def _deliver(self, output: dict[str, Any]) -> dict[str, Any]:
         """The output the task returns: a created key's secret follows ``secret_policy``."""
