@@ -32,6 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if args.command == "mcp":  # everything after `mcp` belongs to its own parser
         args.mcp_args = [*extra, *args.mcp_args]
+    elif args.command == "serve":  # the same for `serve`
+        args.serve_args = [*extra, *args.serve_args]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
@@ -86,8 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tools", help="print the actions as LLM tool definitions (JSON)")
     p.add_argument("--format", choices=["openai", "openai-responses", "anthropic", "mcp"], default="openai")
     p.add_argument("--prefix", default="gen_", help="tool name prefix (default gen_)")
-    p.add_argument("--confirmation", choices=["elicit", "token", "none"], default="token",
-                   help="how destructive tools are confirmed; token and elicit add a confirmation_token input")
+    p.add_argument("--confirmation", choices=["elicit", "approval", "host", "none"], default="elicit",
+                   help="who approves destructive tools (sets their descriptions; no tool has an input that approves it)")
     p.add_argument("--no-strict", dest="strict", action="store_false",
                    help="plain schemas instead of OpenAI strict mode (OpenAI formats; Anthropic is plain unless --strict)")
     p.add_argument("--strict", dest="anthropic_strict", action="store_true", help="strict schemas for Anthropic")
@@ -97,6 +99,11 @@ def _parser() -> argparse.ArgumentParser:
                        add_help=False)
     p.add_argument("mcp_args", nargs=argparse.REMAINDER)
     p.set_defaults(handler=cmd_mcp)
+
+    p = sub.add_parser("serve", help="serve the actions over HTTP with an OpenAPI 3.1 document (needs "
+                       "gen-nodes[gateway]); see `gen-nodes serve --help`", add_help=False)
+    p.add_argument("serve_args", nargs=argparse.REMAINDER)
+    p.set_defaults(handler=cmd_serve)
 
     p = sub.add_parser("demo", help="walk through the whole API-key lifecycle against an embedded sandbox")
     p.set_defaults(handler=cmd_demo)
@@ -229,6 +236,30 @@ def cmd_mcp(args: argparse.Namespace) -> int:
         return mcp_main(args.mcp_args, base_url=sandbox.base_url, api_key=sandbox.api_key, timeout=args.timeout)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from .adapters.gateway import main as serve_main
+    except ImportError as exc:
+        if "-h" in args.serve_args or "--help" in args.serve_args:
+            print("usage: gen-nodes serve [--host HOST] [--port PORT] [--store URL] [--confirmation direct|approval] "
+                  "...\n(install the gateway extra for the full help: pip install 'gen-nodes[gateway]')")
+            return 0
+        raise GenError(
+            f"The HTTP gateway needs the gateway extra ({exc.name} is missing).",
+            hint="Install it with: pip install 'gen-nodes[gateway]'",
+        ) from None
+    if args.api_key:
+        print("gen-nodes serve: --api-key is ignored; each HTTP request brings its own GEN key.", file=sys.stderr)
+    if not args.sandbox:
+        return serve_main(args.serve_args, base_url=args.base_url, timeout=args.timeout)
+    from .sandbox.persistent import KEY_FILE, running, state_dir
+
+    with running() as sandbox:
+        print(f"gen-nodes gateway in front of the persistent sandbox at {sandbox.base_url}; its key is in "
+              f"{state_dir() / KEY_FILE}", file=sys.stderr, flush=True)
+        return serve_main(args.serve_args, base_url=sandbox.base_url, timeout=args.timeout)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -282,12 +313,11 @@ def _confirm(spec, arguments: Any, client, registry, *, stdin_used: bool) -> Non
             hint="Re-run with --yes to confirm (check the ids with `gen-nodes run list_api_keys` first).",
             action=spec.id,
         )
-    affected = registry.preview(spec.id, arguments, client=client) or []
-    print(f"{spec.title}: {spec.description}", file=sys.stderr)
-    for item in affected:
-        print(f"  - id {item.get('id')}: {item.get('name')!s} ({item.get('status')})", file=sys.stderr)
-    if not affected:
-        print("  (no matching key found: GEN will answer whether it exists)", file=sys.stderr)
+    from .display import confirmation_lines
+
+    preview = registry.preview(spec.id, arguments, client=client)
+    for line in confirmation_lines(spec.title, spec.description, spec.id, arguments, preview):
+        print(line, file=sys.stderr)
     print("Type 'yes' to go ahead: ", end="", file=sys.stderr, flush=True)
     answer = sys.stdin.readline()
     if answer.strip().lower() not in ("y", "yes"):

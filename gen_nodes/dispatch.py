@@ -2,10 +2,24 @@
 
 Given a tool name and the model's arguments (a JSON string or a dict), the
 dispatcher drops the ``null`` that OpenAI strict mode sends for optional fields,
-validates, asks for confirmation when the tool is destructive, runs the action,
-and applies the secret policy to the result. Every failure becomes
+validates, holds a destructive call until a person agrees, runs the action, and
+applies the secret policy to the result. Every failure becomes
 ``{"error": {type, message, hint, ...}}`` that tells the model what to fix.
 Hand-written tool loops use it directly; the MCP and LangChain adapters wrap it.
+
+A person approves, never the model: nothing that approves a call travels through the
+model's context (tool results, tool arguments). By ``confirmation`` policy:
+
+- ``elicit`` (default): ``confirm(tool, arguments, preview)`` asks the person now;
+  without a ``confirm`` callback the call is refused (nothing is sent).
+- ``approval`` (two phases, for hosts that ask asynchronously: a web app, a chat button):
+  the call returns ``confirmation_required`` with ``awaiting_approval: true`` and a
+  preview, and nothing that approves it. The handle is on ``result.approval`` (host
+  only: not in ``.content``/``.text``); the host shows ``approval.preview`` to the
+  person and calls :meth:`Dispatcher.approve` or :meth:`Dispatcher.deny` with
+  ``approval.id``. The call then runs once, with the arguments that were previewed.
+- ``host``: the host asks the person before every destructive call itself; gen-nodes acts.
+- ``none``: nobody asks.
 """
 
 from __future__ import annotations
@@ -13,28 +27,33 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .confirm import ConfirmationTokens
+from .approvals import Approval, ApprovalError, Approvals
 from .errors import ConfirmationRequired, GenError, InvalidInput
 from .redact import masked_copy
 from .registry import Registry, default_registry
 from .secret_delivery import DEFAULT_POLICY, deliver
-from .tools import CONFIRMATION_FIELD, DEFAULT_PREFIX, Tool, build_tools
+from .tools import DEFAULT_PREFIX, Tool, build_tools
 
 log = logging.getLogger("gen_nodes.dispatch")
 
-#: Asks a person; gets the tool, the validated arguments and the preview; True to go ahead.
+#: Asks a person; gets the tool, the validated arguments and the (masked) preview; True to go ahead.
 ConfirmCallback = Callable[[Tool, dict[str, Any], list[dict[str, Any]] | None], bool]
 
 
 @dataclass(frozen=True)
 class ToolResult:
-    """What a tool call returns: the JSON for the model, and whether it is an error."""
+    """What a tool call returns: the JSON for the model, and whether it is an error.
+
+    ``approval`` is for the host only (never in ``content`` or ``text``): the pending
+    :class:`~gen_nodes.approvals.Approval` of a call held under the ``approval`` policy.
+    """
 
     content: dict[str, Any]
     is_error: bool = False
+    approval: Approval | None = field(default=None, repr=False, compare=False)
 
     @property
     def text(self) -> str:
@@ -58,10 +77,11 @@ class ToolResult:
 class Dispatcher:
     """Runs tool calls against a registry.
 
-    ``confirmation``: ``token`` (default) or ``elicit`` (ask through ``confirm``, else a token),
-    or ``none``. ``secret_policy``: how a created key's secret is returned (see ``secret_delivery``).
-    ``client``: a :class:`~gen_nodes.client.GenClient` to use when a call names none (made from
-    the environment on first use).
+    ``confirmation``: a policy of :data:`~gen_nodes.tools.CONFIRMATION_POLICIES` (see the module
+    doc); ``confirm``: the callback of ``elicit``; ``approvals``: where ``approval`` keeps pending
+    calls (default: in memory). ``secret_policy``: how a created key's secret is returned (see
+    ``secret_delivery``). ``client``: a :class:`~gen_nodes.client.GenClient` to use when a call
+    names none (made from the environment on first use).
     """
 
     def __init__(
@@ -70,11 +90,11 @@ class Dispatcher:
         *,
         prefix: str = DEFAULT_PREFIX,
         client: Any = None,
-        confirmation: str = "token",
+        confirmation: str = "elicit",
         confirm: ConfirmCallback | None = None,
         secret_policy: str = DEFAULT_POLICY,
         secrets_folder: Any = None,
-        tokens: ConfirmationTokens | None = None,
+        approvals: Approvals | None = None,
     ) -> None:
         self.registry = registry or default_registry()
         self.confirmation = confirmation
@@ -84,9 +104,19 @@ class Dispatcher:
         self._confirm = confirm
         self.secret_policy = secret_policy
         self.secrets_folder = secrets_folder
-        self.tokens = tokens or ConfirmationTokens()
+        self._approvals = approvals
         self._lock = threading.Lock()
         deliver({}, secret_policy)  # fail now, not at the first create, on a bad policy name
+
+    @property
+    def approvals(self) -> Approvals:
+        """Where pending calls of the ``approval`` policy wait (in memory unless one was given)."""
+        with self._lock:
+            if self._approvals is None:
+                from .state import open_store
+
+                self._approvals = Approvals(open_store("memory://"))
+            return self._approvals
 
     def tool(self, name: str) -> Tool:
         try:
@@ -99,35 +129,82 @@ class Dispatcher:
             ) from None
 
     def call(self, name: str, arguments: Any = None, *, client: Any = None, confirmed: bool = False) -> ToolResult:
-        """Run one tool call. ``confirmed=True`` says a person already approved it."""
+        """Run one tool call. ``confirmed=True`` says a person already approved it (host code only)."""
         try:
-            tool, args, token = self.parse(name, arguments)
+            tool, args = self.parse(name, arguments)
         except GenError as exc:
             return ToolResult.failure(exc)
-        return self.run_parsed(tool, args, token, client=client, confirmed=confirmed)
+        return self.run_parsed(tool, args, client=client, confirmed=confirmed)
 
-    def parse(self, name: str, arguments: Any) -> tuple[Tool, dict[str, Any], str | None]:
-        """The tool, its validated arguments (nulls for optional fields dropped) and any confirmation token."""
+    def parse(self, name: str, arguments: Any) -> tuple[Tool, dict[str, Any]]:
+        """The tool and its validated arguments (nulls for optional fields dropped)."""
         tool = self.tool(name)
         args = _decode(arguments)
         required = set(tool.input_schema.get("required", ()))
         args = {k: v for k, v in args.items() if v is not None or k in required}
-        token = args.pop(CONFIRMATION_FIELD, None) if tool.takes_confirmation else None
-        return tool, self.registry.validate(tool.spec.id, args), token
+        return tool, self.registry.validate(tool.spec.id, args)
 
-    def run_parsed(self, tool: Tool, args: dict[str, Any], token: str | None = None, *,
-                   client: Any = None, confirmed: bool = False) -> ToolResult:
-        """Run what :meth:`parse` returned: confirm if needed, run, apply the secret policy."""
+    def run_parsed(self, tool: Tool, args: dict[str, Any], *, client: Any = None,
+                   confirmed: bool = False) -> ToolResult:
+        """Run what :meth:`parse` returned: hold it for a person if needed, run, apply the secret policy."""
         try:
             client = client or self.default_client()
-            if tool.takes_confirmation and not confirmed:
-                self._require_confirmation(tool, args, token, client)
-            output = self.registry.run(tool.spec.id, args, client=client)
-            return ToolResult(deliver(output, self.secret_policy, self.secrets_folder))
+            if tool.needs_approval and not confirmed:
+                held = self._hold(tool, args, client)
+                if held is not None:
+                    return held
+            return self._run(tool.spec.id, args, client)
         except GenError as exc:
             return ToolResult.failure(exc)
         except Exception as exc:  # the agent loop must go on; the details stay in our log
             return ToolResult.unexpected(tool.name, exc)
+
+    # -- the approval policy's second phase (host code, never the model) -----------------
+
+    def approve(self, handle: str, *, by: str = "", client: Any = None) -> ToolResult:
+        """A person approved the pending call ``handle``: run it now, once, with its previewed arguments.
+
+        ``client`` must act as the same GEN key as the original call (default: the dispatcher's).
+        Raises nothing: an unknown, expired or already decided handle is an ``approval`` error result.
+        """
+        try:
+            self.approvals.decide(handle, approve=True, by=by)
+            return self.run_approved(handle, client=client)
+        except GenError as exc:
+            return ToolResult.failure(exc)
+
+    def deny(self, handle: str, *, by: str = "") -> ToolResult:
+        """A person said no: the pending call ``handle`` never runs. The result says so (for the model)."""
+        try:
+            approval = self.approvals.decide(handle, approve=False, by=by)
+        except GenError as exc:
+            return ToolResult.failure(exc)
+        return ToolResult.failure(ConfirmationRequired(
+            f"The user denied {approval.context.get('tool', approval.action)}; nothing was changed.",
+            hint="Do not retry unless the user asks for it again.", declined=True))
+
+    def run_approved(self, handle: str, *, client: Any = None) -> ToolResult:
+        """Run an approved call once (whoever calls first gets it); its result is kept on the approval."""
+        try:
+            approval = self.approvals.claim(handle)
+        except Exception as exc:  # the store failed: nothing ran
+            return ToolResult.unexpected("approval", exc)
+        if approval is None:
+            current = self.approvals.get(handle)
+            state = current.state if current else "unknown"
+            return ToolResult.failure(ApprovalError(f"This call cannot run: its approval is {state}.", reason=state))
+        tool = approval.context.get("tool", approval.action)
+        try:
+            client = client or self.default_client()
+            if principal_of(client) != approval.principal:
+                raise ApprovalError("This approval belongs to another GEN key; it did not run.", reason="not_yours")
+            result = self._run(approval.action, approval.arguments, client)
+        except GenError as exc:
+            result = ToolResult.failure(exc)
+        except Exception as exc:
+            result = ToolResult.unexpected(tool, exc)
+        self.approvals.finish(handle, result=masked_copy(result.content), ok=not result.is_error)
+        return result
 
     def default_client(self) -> Any:
         """The client for calls that name none: made from the environment on first use."""
@@ -143,37 +220,48 @@ class Dispatcher:
         if self._client is not None:
             self._client.close()
 
-    def _require_confirmation(self, tool: Tool, args: dict[str, Any], token: str | None, client: Any) -> None:
-        if self.confirmation == "elicit" and self._confirm is not None:
-            # A person can be asked, so they always are: a token from the model counts for nothing.
-            preview = self.registry.preview(tool.spec.id, args, client=client)
-            if self._confirm(tool, args, masked_copy(preview)):
-                return
+    def _run(self, action: str, args: dict[str, Any], client: Any) -> ToolResult:
+        output = self.registry.run(action, args, client=client)
+        return ToolResult(deliver(output, self.secret_policy, self.secrets_folder))
+
+    def _hold(self, tool: Tool, args: dict[str, Any], client: Any) -> ToolResult | None:
+        """None if a person agreed just now; else the result that holds the call (nothing was sent)."""
+        if self.confirmation == "elicit":
+            if self._confirm is None:
+                raise self.unavailable(tool)
+            preview = masked_copy(self.registry.preview(tool.spec.id, args, client=client))
+            if self._confirm(tool, args, preview):
+                return None
             raise ConfirmationRequired(
                 f"The user declined {tool.name}; nothing was changed.",
                 hint="Do not retry unless the user asks again.", declined=True,
             )
-        reason = self.tokens.redeem(token, tool.name, args, principal_of(client))
-        if reason is not None:
-            raise self.confirmation_request(tool, args, client, reason=reason)
+        preview = masked_copy(self.registry.preview(tool.spec.id, args, client=client))
+        approval = self.approvals.request(action=tool.spec.id, arguments=args, principal=principal_of(client),
+                                          preview=preview, context={"tool": tool.name})
+        return awaiting(tool.name, approval)
 
-    def confirmation_request(self, tool: Tool, args: dict[str, Any], client: Any,
-                             reason: str = "missing") -> ConfirmationRequired:
-        """The ``confirmation_required`` error: a preview and a fresh single-use token."""
-        preview = self.registry.preview(tool.spec.id, args, client=client)
-        token = self.tokens.issue(tool.name, args, principal_of(client))
-        told = "" if reason == "missing" else f" The confirmation token given was refused ({reason})."
+    def unavailable(self, tool: Tool) -> ConfirmationRequired:
+        """The refusal when no person can be asked here: nothing was sent."""
         return ConfirmationRequired(
-            f"{tool.name} is destructive and was not run.{told}",
-            hint=(
-                "Show the user what would change (`preview`) and ask them. Only if they agree, call "
-                f"{tool.name} again with the same arguments plus \"{CONFIRMATION_FIELD}\": the token below. "
-                f"It works once and expires in {int(self.tokens.ttl)} seconds."
-            ),
-            preview=masked_copy(preview),
-            confirmation_token=token,
-            expires_in_seconds=int(self.tokens.ttl),
+            f"{tool.name} is irreversible and needs a person's approval, but this app has no way to ask "
+            "one; nothing was sent.",
+            hint="Tell the user it could not be done from here. The app's developer can let a person approve: "
+                 "a confirm= callback (policy elicit), confirmation='approval' with approve()/deny() by handle, "
+                 "or confirmation='host' if the app itself asks before every irreversible call.",
         )
+
+
+def awaiting(tool: str, approval: Approval) -> ToolResult:
+    """The model's view of a call held for a person: what waits, nothing that approves it."""
+    return ToolResult({"error": {
+        "type": ConfirmationRequired.type,
+        "message": f"{tool} is waiting for the user's approval; nothing has changed yet.",
+        "hint": "Tell the user what you asked for; they approve or deny it outside this conversation. "
+                "Do not call it again: you will be told the outcome.",
+        "awaiting_approval": True,
+        "preview": approval.preview,
+    }}, is_error=True, approval=approval)
 
 
 def principal_of(client: Any) -> str:

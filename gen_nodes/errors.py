@@ -2,9 +2,44 @@
 
 Each error carries the HTTP ``status`` (when GEN answered), GEN's ``error_code``
 and message, and a ``hint`` written for a person or an LLM. ``to_dict()`` is the
-JSON form the CLI, the tool dispatcher and the MCP server hand back. No error
-ever holds the API key or a created key's secret: messages are built from GEN's
-error body and our own words, never from request headers.
+JSON form the CLI, the tool dispatcher, the MCP server and the HTTP gateway hand
+back. No error ever holds the API key or a created key's secret: messages are
+built from GEN's error body and our own words, never from request headers.
+
+Each class also says how the surfaces report it: ``exit_code`` for the CLI and
+``http_status`` for the HTTP gateway (the gateway's own status, not GEN's, which
+stays in ``status``). The tree, with ``type`` / ``exit_code`` / ``http_status``::
+
+    GenError                      api_error              1  502  GEN's answer made no sense (a redirect, a body
+    |                                                              that is not JSON): an upstream failure
+    +-- InvalidInput              invalid_input          2  422  nothing was sent
+    |   +-- UnknownAction         invalid_input          2  422  no action of that name
+    |   +-- BodyTooLarge          invalid_input          2  413  a request body over the gateway's limit
+    +-- InvalidSetting            invalid_setting        2  500  the server's own configuration is wrong
+    +-- AuthenticationError       authentication         3  401
+    +-- PermissionDenied          permission             3  403
+    +-- NotFound                  not_found              4  404
+    +-- Rejected                  rejected               1  422  GEN refused the input
+    +-- RateLimited               rate_limited           5  429  (``Retry-After`` over HTTP)
+    +-- ServerError               server_error           5  502
+    +-- ConnectionFailed          connection             5  502
+    +-- RequestTimeout            timeout                5  504
+    +-- ResponseTooLarge          response_too_large     5  502
+    +-- OutcomeUnknown            outcome_unknown        7  424  may have acted; see ``candidates``
+    +-- ConfirmationRequired      confirmation_required  6  428  a destructive call nobody approved
+    |   +-- ApprovalDenied        denied                 6  403  a person refused it
+    |   +-- ApprovalExpired       expired                6  410  nobody decided in time
+    +-- IdempotencyConflict       idempotency_conflict   1  422  an ``Idempotency-Key`` reused for another request
+    +-- RequestInProgress         in_progress            1  409  the first request with that key is still running
+
+``outcome_unknown`` has a status of its own, and a 4xx one on purpose: generic HTTP
+clients retry 5xx answers by themselves, and repeating a create that may have
+happened makes a second key. A retry that carries the same ``Idempotency-Key`` is
+answered the same ``outcome_unknown`` by the gateway, never sent again.
+
+``retryable`` says whether a workflow engine (Airflow, Temporal) may try the call
+again: true only for ``rate_limited``, ``server_error``, ``connection``, ``timeout``
+and ``in_progress``; every other error fails the engine's step for good.
 """
 
 from __future__ import annotations
@@ -98,6 +133,8 @@ class GenError(Exception):
     #: Trying the same call again later may succeed (rate limits, GEN down, network faults).
     #: Workflow engines retry only these; everything else fails the step for good.
     retryable = False
+    #: The HTTP gateway's status for this error (see the tree above).
+    http_status = 502
     default_hint = "Something unexpected happened; read the message, then try again or report it."
 
     def __init__(
@@ -149,6 +186,7 @@ class InvalidInput(GenError):
 
     type = "invalid_input"
     exit_code = 2
+    http_status = 422
     default_hint = "Fix each field listed in `errors` (a JSON path and the problem) and call again; no request was sent."
 
     def __init__(self, message: str, errors: list[dict[str, str]] | None = None, **kw: Any) -> None:
@@ -161,12 +199,14 @@ class InvalidSetting(GenError, ValueError):
 
     type = "invalid_setting"
     exit_code = 2
+    http_status = 500
     default_hint = "Fix the setting the message names, then run again; nothing was sent."
 
 
 class AuthenticationError(GenError):
     type = "authentication"
     exit_code = 3
+    http_status = 401
     default_hint = (
         "GEN refused the API key (missing, wrong, revoked or expired): ${API_KEY}; "
         "retrying with the same key will not help."
@@ -176,18 +216,21 @@ class AuthenticationError(GenError):
 class PermissionDenied(GenError):
     type = "permission"
     exit_code = 3
+    http_status = 403
     default_hint = "The key is valid but not allowed to do this; use a key of the account that owns the resource."
 
 
 class NotFound(GenError):
     type = "not_found"
     exit_code = 4
+    http_status = 404
     default_hint = "No such object for this account; call ${list_api_keys} to see the ids you can use."
 
 
 class Rejected(GenError):
     type = "rejected"
     exit_code = 1
+    http_status = 422
     default_hint = "GEN rejected the input; correct it as the message says and call again. Retrying unchanged will fail again."
 
 
@@ -195,6 +238,7 @@ class RateLimited(GenError):
     type = "rate_limited"
     exit_code = 5
     retryable = True
+    http_status = 429
     default_hint = "GEN is rate limiting this account; wait and try again."
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
@@ -208,6 +252,7 @@ class ServerError(GenError):
     type = "server_error"
     exit_code = 5
     retryable = True
+    http_status = 502
     default_hint = "GEN (or a proxy in front of it) failed; try again in a minute. If it persists, check GEN's status page."
 
 
@@ -215,6 +260,7 @@ class ConnectionFailed(GenError):
     type = "connection"
     exit_code = 5
     retryable = True
+    http_status = 502
     default_hint = "Could not connect to GEN; check the network and ${BASE_URL}, then try again."
 
 
@@ -222,6 +268,7 @@ class RequestTimeout(GenError):
     type = "timeout"
     exit_code = 5
     retryable = True
+    http_status = 504
     default_hint = "GEN did not answer in time; try again later, or raise the timeout (${TIMEOUT}) or the deadline (${DEADLINE})."
 
 
@@ -230,6 +277,7 @@ class ResponseTooLarge(GenError):
 
     type = "response_too_large"
     exit_code = 5
+    http_status = 502
     default_hint = (
         "The answer was refused for its size, so nothing of it is used. If answers this large are "
         "expected, raise the cap (${MAX_RESPONSE_BYTES}); otherwise check ${BASE_URL}."
@@ -241,20 +289,11 @@ class OutcomeUnknown(GenError):
 
     type = "outcome_unknown"
     exit_code = 7
+    http_status = 424
     default_hint = (
         "The request may have succeeded on GEN's side. Do not simply retry: that could create a duplicate. "
         "Call ${list_api_keys}, and revoke any key you did not mean to create."
     )
-
-
-class InProgress(GenError):
-    """An earlier try of the same workflow step is still running; it was not run twice."""
-
-    type = "in_progress"
-    exit_code = 5
-    retryable = True
-    default_hint = ("An earlier try of this step is still running, so it was not run again. Try again later: "
-                    "once that try ends, a retry returns its result.")
 
 
 class ConfirmationRequired(GenError):
@@ -262,12 +301,64 @@ class ConfirmationRequired(GenError):
 
     type = "confirmation_required"
     exit_code = 6
+    http_status = 428
     default_hint = "This action is destructive and irreversible; confirm it (CLI: --yes) to go ahead."
 
 
-class UnknownAction(GenError):
-    type = "invalid_input"
-    exit_code = 2
+class ApprovalDenied(ConfirmationRequired):
+    """The person asked to approve a destructive call refused it; nothing was sent."""
+
+    type = "denied"
+    http_status = 403
+    default_hint = "A person refused this call. Do not retry it unless they ask for it again."
+
+
+class ApprovalExpired(ConfirmationRequired):
+    """Nobody approved a destructive call in time; nothing was sent."""
+
+    type = "expired"
+    http_status = 410
+    default_hint = "Nobody decided in time and nothing was changed; call the action again for a new approval."
+
+
+class UnknownAction(InvalidInput):
+    """No action of that name is installed; the hint names the close matches."""
+
+    def __init__(self, message: str, **kw: Any) -> None:
+        super().__init__(message, errors=[{"path": "$.action", "message": message}], **kw)
+
+
+class BodyTooLarge(InvalidInput):
+    """A request body larger than the HTTP surface accepts; nothing was sent."""
+
+    http_status = 413
+
+    def __init__(self, limit: int, **kw: Any) -> None:
+        super().__init__(f"The request body is larger than {limit} bytes.",
+                         errors=[{"path": "$", "message": f"at most {limit} bytes"}],
+                         hint="Send only the action's input fields; no request was sent.", **kw)
+
+
+class IdempotencyConflict(GenError):
+    """An ``Idempotency-Key`` already used for a different request; nothing was sent."""
+
+    type = "idempotency_conflict"
+    exit_code = 1
+    http_status = 422
+    default_hint = (
+        "This Idempotency-Key was already used for a different request. Use a new key for a new request; "
+        "send the same key only to repeat exactly the same request."
+    )
+
+
+class RequestInProgress(GenError):
+    """The first request with this ``Idempotency-Key`` has not finished yet; nothing was sent."""
+
+    type = "in_progress"
+    exit_code = 1
+    http_status = 409
+    retryable = True
+    default_hint = "The first request with this Idempotency-Key is still running; repeat this one in a few seconds."
 
 
 def error_for_status(status: int) -> type[GenError]:

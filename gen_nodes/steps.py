@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 from .client import GenClient, RetryPolicy
 from .engine import execute, lookup, validate_input
-from .errors import GenError, InProgress, InvalidInput, OutcomeUnknown
+from .errors import GenError, IdempotencyConflict, OutcomeUnknown, RequestInProgress
 from .redact import SECRET_FIELDS, masked_copy
 from .registry import Registry, default_registry
 
@@ -77,13 +77,15 @@ class StepRunner:
         if begin.state == "replay":
             return _replayed(begin, step)
         if begin.state == "in_progress":
-            raise InProgress(f"An earlier try of step {step} is still running {spec.id}; it is not run twice.")
+            raise RequestInProgress(
+                f"An earlier try of step {step} is still running {spec.id}; it is not run twice.",
+                hint="Try again later (the engine's retry does): once that try ends, a retry returns its result.",
+            )
         if begin.state == "lost":
             raise self._lost(spec, args, client, step)
         if begin.state == "conflict":
-            raise InvalidInput(
+            raise IdempotencyConflict(
                 f"Step {step} already ran {spec.id} with other input; it is not run again with this one.",
-                errors=[{"path": "$", "message": "differs from the input of the step's first try"}],
                 hint="A retried step must keep its input. To create another key, run it as a new step "
                      "(a new DAG run or task, a new workflow run or activity).",
             )

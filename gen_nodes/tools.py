@@ -6,8 +6,9 @@ schemas with no outside ``$ref``. The format adapters (``adapters/openai.py``,
 ``adapters/anthropic.py``, ``adapters/mcp.py``, ``adapters/langchain.py``) only
 reshape these; none has per-action code, so a plugin's actions appear everywhere.
 
-A destructive tool gains an optional ``confirmation_token`` input when
-confirmations are token-based (see ``confirm.py``).
+No tool has an input that approves it: a destructive tool is approved by a person
+through a channel the host controls (see ``dispatch.py`` and ``approvals.py``), never
+by anything the model sends.
 """
 
 from __future__ import annotations
@@ -21,18 +22,14 @@ from .spec import ActionSpec
 
 DEFAULT_PREFIX = "gen_"
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-CONFIRMATION_FIELD = "confirmation_token"
-#: Confirmation policies: ask the person through the client (MCP elicitation, a callback),
-#: a server-issued token, or none at all.
-CONFIRMATION_POLICIES = ("elicit", "token", "none")
-
-_CONFIRMATION_PROPERTY = {
-    "type": "string",
-    "description": (
-        "Leave it out (or null) on the first call. That call changes nothing and returns confirmation_required with a preview "
-        "and this token; show the preview to the user and send the token back only after they agree."
-    ),
-}
+#: How a destructive call gets a person's yes (see the README's confirmation section):
+#: ``elicit``: ask the person now (MCP elicitation, the dispatcher's ``confirm=`` callback);
+#: ``approval``: the call waits; the host asks the person and approves or denies by handle;
+#: ``host``: the host (an MCP client) asks the person before every destructive call itself;
+#: ``none``: nobody asks.
+CONFIRMATION_POLICIES = ("elicit", "approval", "host", "none")
+#: Policies under which gen-nodes itself holds a destructive call until a person agrees.
+GATED_POLICIES = ("elicit", "approval")
 # Root keywords that only document a schema; the tool's own description says what it needs.
 _DOC_ONLY = ("$schema", "$id", "examples", "title", "description")
 # Keywords that only pad a subschema (the bundled key object brings a whole example along);
@@ -47,10 +44,8 @@ class Tool:
     description: str
     input_schema: dict[str, Any]
     output_schema: dict[str, Any]
-
-    @property
-    def takes_confirmation(self) -> bool:
-        return CONFIRMATION_FIELD in self.input_schema.get("properties", {})
+    #: gen-nodes holds the call until a person agrees (a destructive tool under a gated policy).
+    needs_approval: bool = False
 
 
 def tool_name(action_id: str, prefix: str = DEFAULT_PREFIX) -> str:
@@ -61,7 +56,7 @@ def tool_name(action_id: str, prefix: str = DEFAULT_PREFIX) -> str:
 
 
 def build_tools(specs: Iterable[ActionSpec], prefix: str = DEFAULT_PREFIX,
-                confirmation: str = "token") -> list[Tool]:
+                confirmation: str = "elicit") -> list[Tool]:
     """One :class:`Tool` per action. ``confirmation`` is a policy of :data:`CONFIRMATION_POLICIES`."""
     if confirmation not in CONFIRMATION_POLICIES:
         raise ValueError(f"confirmation must be one of {CONFIRMATION_POLICIES}, not {confirmation!r}")
@@ -69,12 +64,13 @@ def build_tools(specs: Iterable[ActionSpec], prefix: str = DEFAULT_PREFIX,
     for spec in specs:
         schema = _for_model(bundled(spec.input_schema))
         description = spec.description
-        if spec.hints.destructive and confirmation != "none":
-            # The elicit policy falls back to tokens for clients that cannot ask their user.
-            schema["properties"][CONFIRMATION_FIELD] = dict(_CONFIRMATION_PROPERTY)
-            description += " Needs the user's confirmation before it acts."
+        gated = spec.hints.destructive and confirmation in GATED_POLICIES
+        if gated:
+            description += " Irreversible: it acts only after the user approves it outside this conversation."
+        elif spec.hints.destructive and confirmation == "host":
+            description += " Irreversible: ask the user before calling it."
         tools.append(Tool(tool_name(spec.id, prefix), spec, description, schema,
-                          _for_model(bundled(spec.output_schema))))
+                          _for_model(bundled(spec.output_schema)), needs_approval=gated))
     return tools
 
 

@@ -10,9 +10,10 @@ import pytest
 
 from conftest import FAST_RETRY
 from gen_nodes.client import GenClient
-from gen_nodes.confirm import ConfirmationTokens
+from gen_nodes.approvals import Approvals
 from gen_nodes.dispatch import Dispatcher
 from gen_nodes.registry import Registry, default_registry
+from gen_nodes.state import open_store
 
 
 class RecordingClient(GenClient):
@@ -114,12 +115,14 @@ def test_strict_mode_nulls_run_like_omitted_fields(dispatcher, rec, sandbox):
     assert all(params is None for m, p, params in rec.sent if m == "GET")
 
 
-def test_null_confirmation_token_counts_as_missing(dispatcher, sandbox):
+def test_a_confirmation_field_is_an_unknown_field_whatever_its_value(dispatcher, rec, sandbox):
+    """No tool takes anything that approves it: the old token field is just an unknown field."""
     key_id, _ = _new_key(sandbox)
-    error = _error(dispatcher.call("gen_revoke_api_key", {"id": key_id, "confirmation_token": None}))
-    assert error["type"] == "confirmation_required"
-    assert "refused" not in error["message"]
-    assert _key_status(sandbox, key_id) == "active"
+    for value in (None, "confirm_abc", True):
+        error = _error(dispatcher.call("gen_revoke_api_key", {"id": key_id, "confirmation_token": value}))
+        assert error["type"] in ("invalid_input", "confirmation_required"), error
+        assert "token" not in json.dumps(error).replace("confirmation_token", "")
+    assert rec.writes() == [] and _key_status(sandbox, key_id) == "active"
 
 
 def test_null_for_a_required_field_is_invalid(dispatcher, rec):
@@ -200,12 +203,10 @@ def test_bad_key_is_an_authentication_error(sandbox, secrets_dir):
     assert "gen_pat_not_a_real_key_000000" not in result.text
 
 
-def test_unknown_id_after_confirmation_is_not_found(dispatcher, rec):
-    first = _error(dispatcher.call("gen_revoke_api_key", {"id": 999999}))
-    assert first["type"] == "confirmation_required"
-    assert first["preview"] == []  # nothing of ours would be affected
-    error = _error(dispatcher.call("gen_revoke_api_key", {"id": 999999,
-                                                          "confirmation_token": first["confirmation_token"]}))
+def test_unknown_id_after_approval_is_not_found(approving, rec):
+    first = approving.call("gen_revoke_api_key", {"id": 999999})
+    assert _error(first)["preview"] == []  # nothing of ours would be affected
+    error = _error(approving.approve(first.approval.id, by="alice"))
     assert error["type"] == "not_found"
     assert error["status"] == 404
     assert "list_api_keys" in error["hint"]
@@ -218,153 +219,111 @@ def test_gen_rejection_of_a_rename_is_an_error_dict(dispatcher, sandbox):
     assert error["type"] == "not_found" and error["status"] == 404 and error["hint"]
 
 
-# ---- confirmation: the token flow -------------------------------------------------------------
+# ---- confirmation: the approval policy (two phases) -------------------------------------------
 
-def test_token_flow_previews_then_acts(dispatcher, rec, sandbox):
+@pytest.fixture
+def approvals():
+    return Approvals(open_store("memory://"), ttl=60)
+
+
+@pytest.fixture
+def approving(rec, secrets_dir, approvals):
+    return Dispatcher(client=rec, secrets_folder=secrets_dir, confirmation="approval", approvals=approvals)
+
+
+def test_without_a_way_to_ask_a_destructive_call_is_refused_naming_the_options(dispatcher, rec, sandbox):
+    key_id, _ = _new_key(sandbox)
+    result = dispatcher.call("gen_revoke_api_key", {"id": key_id})
+    error = _error(result)
+    assert error["type"] == "confirmation_required" and "nothing was sent" in error["message"]
+    for option in ("confirm=", "approval", "host"):
+        assert option in error["hint"]
+    assert result.approval is None
+    assert rec.sent == []  # not even the preview listing
+    assert _key_status(sandbox, key_id) == "active"
+
+
+def test_approval_holds_the_call_then_runs_it_once_when_the_host_approves(approving, approvals, rec, sandbox):
     key_id, plain = _new_key(sandbox, "victim")
     other_id, _ = _new_key(sandbox, "bystander")
-    first = dispatcher.call("gen_revoke_api_key", {"id": key_id})
+    first = approving.call("gen_revoke_api_key", {"id": key_id})
     error = _error(first)
-    assert error["type"] == "confirmation_required"
-    assert "gen_revoke_api_key" in error["message"] and "not run" in error["message"]
-    assert "confirmation_token" in error["hint"]
-    (item,) = error["preview"]
-    assert item["id"] == key_id and item["name"] == "victim" and item["status"] == "active"
-    assert "token" not in item  # a listing never has secrets
+    assert error["awaiting_approval"] is True and "waiting for the user's approval" in error["message"]
+    assert [(k["id"], k["name"], k["status"]) for k in error["preview"]] == [(key_id, "victim", "active")]
+    handle = first.approval.id
+    # The handle is for the host only: nowhere in what the model sees, nor in the repr.
+    assert handle not in first.text and handle not in repr(first) and handle not in json.dumps(first.content)
     assert plain not in first.text and sandbox.api_key not in first.text
-    token = error["confirmation_token"]
-    assert token.startswith("confirm_") and len(token) > 16
-    assert error["expires_in_seconds"] == 300
-    assert rec.writes() == []  # only the preview listing was sent
-    assert _key_status(sandbox, key_id) == "active"
+    assert rec.writes() == [] and _key_status(sandbox, key_id) == "active"
+    assert approvals.get(handle).state == "pending" and approvals.get(handle).arguments == {"id": key_id}
 
-    second = dispatcher.call("gen_revoke_api_key", {"id": key_id, "confirmation_token": token})
-    assert not second.is_error, second.content
-    assert second.content == {"id": key_id, "revoked": True}
-    assert rec.writes() == [("DELETE", f"/persisted_tokens/{key_id}/revoke")]
-    listed = {k["id"]: k for k in dispatcher.call("gen_list_api_keys", {}).content["api_keys"]}
-    assert listed[key_id]["status"] == "revoked"
-    assert listed[other_id]["status"] == "active"
-
-
-def test_token_works_with_args_as_json_text_in_another_key_order(dispatcher, sandbox):
-    key_id, _ = _new_key(sandbox)
-    token = _error(dispatcher.call("gen_revoke_api_key", {"id": key_id}))["confirmation_token"]
-    result = dispatcher.call("gen_revoke_api_key", json.dumps({"confirmation_token": token, "id": key_id}))
-    assert result.content == {"id": key_id, "revoked": True}
-
-
-def _assert_refused(result, reason: str, refused_token: str | None) -> dict[str, Any]:
-    error = _error(result)
-    assert error["type"] == "confirmation_required"
-    assert f"refused ({reason})" in error["message"], error["message"]
-    assert error["confirmation_token"] != refused_token  # a fresh one for a new try
-    return error
-
-
-def test_wrong_token_is_refused(dispatcher, rec, sandbox):
-    key_id, _ = _new_key(sandbox)
-    _error(dispatcher.call("gen_revoke_api_key", {"id": key_id}))
-    result = dispatcher.call("gen_revoke_api_key", {"id": key_id, "confirmation_token": "confirm_madeUpByTheModel"})
-    _assert_refused(result, "unknown", "confirm_madeUpByTheModel")
-    assert rec.writes() == []
-    assert _key_status(sandbox, key_id) == "active"
-
-
-def test_reused_token_is_refused(dispatcher, rec, sandbox):
-    key_a, _ = _new_key(sandbox, "a")
-    key_b, _ = _new_key(sandbox, "b")
-    token = _error(dispatcher.call("gen_revoke_api_key", {"id": key_a}))["confirmation_token"]
-    assert dispatcher.call("gen_revoke_api_key", {"id": key_a, "confirmation_token": token}).content["revoked"]
-    assert len(rec.writes()) == 1
-    again = dispatcher.call("gen_revoke_api_key", {"id": key_a, "confirmation_token": token})
-    _assert_refused(again, "already used", token)
-    elsewhere = dispatcher.call("gen_revoke_api_key", {"id": key_b, "confirmation_token": token})
-    _assert_refused(elsewhere, "already used", token)
-    assert len(rec.writes()) == 1  # no second DELETE
-    assert _key_status(sandbox, key_b) == "active"
-
-
-def test_expired_token_is_refused(rec, sandbox, secrets_dir):
-    now = [1000.0]
-    tokens = ConfirmationTokens(ttl=60, clock=lambda: now[0])
-    dispatcher = Dispatcher(client=rec, secrets_folder=secrets_dir, tokens=tokens)
-    key_id, _ = _new_key(sandbox)
-    first = _error(dispatcher.call("gen_revoke_api_key", {"id": key_id}))
-    assert first["expires_in_seconds"] == 60 and "60 seconds" in first["hint"]
-    now[0] += 61
-    result = dispatcher.call("gen_revoke_api_key", {"id": key_id, "confirmation_token": first["confirmation_token"]})
-    fresh = _assert_refused(result, "expired", first["confirmation_token"])
-    assert rec.writes() == []
-    assert _key_status(sandbox, key_id) == "active"
-    # The fresh token, used in time, works.
-    now[0] += 59
-    done = dispatcher.call("gen_revoke_api_key", {"id": key_id, "confirmation_token": fresh["confirmation_token"]})
+    done = approving.approve(handle, by="alice")
     assert done.content == {"id": key_id, "revoked": True}
+    assert rec.writes() == [("DELETE", f"/persisted_tokens/{key_id}/revoke")]
+    assert approvals.get(handle).state == "done" and approvals.get(handle).decided_by == "alice"
+    assert _key_status(sandbox, other_id) == "active"
+    # Once: a second approval, a deny or a direct run of the same handle does nothing.
+    for again in (approving.approve(handle), approving.deny(handle), approving.run_approved(handle)):
+        assert _error(again)["type"] == "approval"
+    assert len(rec.writes()) == 1
 
 
-def test_token_for_different_arguments_is_refused(dispatcher, rec, sandbox):
-    key_a, _ = _new_key(sandbox, "a")
-    key_b, _ = _new_key(sandbox, "b")
-    token = _error(dispatcher.call("gen_revoke_api_key", {"id": key_a}))["confirmation_token"]
-    result = dispatcher.call("gen_revoke_api_key", {"id": key_b, "confirmation_token": token})
-    _assert_refused(result, "issued for a different call", token)
-    # The same id written as a string is different arguments too.
-    token = _error(dispatcher.call("gen_revoke_api_key", {"id": key_a}))["confirmation_token"]
-    _assert_refused(dispatcher.call("gen_revoke_api_key", {"id": str(key_a), "confirmation_token": token}),
-                    "issued for a different call", token)
-    assert rec.writes() == []
-    assert _key_status(sandbox, key_a) == "active" and _key_status(sandbox, key_b) == "active"
-
-
-def test_token_for_a_different_tool_is_refused(dispatcher, rec, sandbox):
+def test_approval_deny_expiry_and_unknown_handles_run_nothing(rec, sandbox, secrets_dir):
+    now = [1000.0]
+    approvals = Approvals(open_store("memory://"), ttl=60, clock=lambda: now[0])
+    approving = Dispatcher(client=rec, secrets_folder=secrets_dir, confirmation="approval", approvals=approvals)
     key_id, _ = _new_key(sandbox)
-    token = _error(dispatcher.call("gen_revoke_all_api_keys", {}))["confirmation_token"]
-    _assert_refused(dispatcher.call("gen_revoke_api_key", {"id": key_id, "confirmation_token": token}),
-                    "issued for a different call", token)
-    assert rec.writes() == []
-    assert _key_status(sandbox, key_id) == "active"
+    denied = approving.call("gen_revoke_api_key", {"id": key_id}).approval
+    error = _error(approving.deny(denied.id, by="bob"))
+    assert error["declined"] is True and "gen_revoke_api_key" in error["message"]
+    late = approving.call("gen_revoke_api_key", {"id": key_id}).approval
+    now[0] += 61
+    assert _error(approving.approve(late.id))["reason"] == "expired"
+    assert _error(approving.approve("not-a-real-handle-at-all"))["reason"] == "unknown"
+    assert rec.writes() == [] and _key_status(sandbox, key_id) == "active"
 
 
-def test_token_of_another_user_is_refused(dispatcher, rec, sandbox):
+def test_approval_runs_exactly_the_previewed_arguments_as_the_same_key(approving, rec, sandbox):
     other_user, other_key = sandbox.create_user()
     victim_id, _ = _new_key(sandbox, "b's key", user_id=other_user["id"])
+    mine, _ = _new_key(sandbox, "mine")
+    held = approving.call("gen_revoke_api_key", {"id": mine}).approval
     with _client(sandbox, other_key) as other:
-        # User A asks to revoke B's key id (A cannot see it), gets a token...
-        token = _error(dispatcher.call("gen_revoke_api_key", {"id": victim_id}))["confirmation_token"]
-        # ...and B's session may not spend it, though the arguments are the same.
-        result = dispatcher.call("gen_revoke_api_key", {"id": victim_id, "confirmation_token": token}, client=other)
-        _assert_refused(result, "issued for a different call", token)
-        assert other.writes() == [] and rec.writes() == []
-        assert _key_status(sandbox, victim_id, other_user["id"]) == "active"
-        # B's own token does work for B.
-        own = _error(dispatcher.call("gen_revoke_api_key", {"id": victim_id}, client=other))
-        assert [k["id"] for k in own["preview"]] == [victim_id]
-        done = dispatcher.call("gen_revoke_api_key", {"id": victim_id, "confirmation_token": own["confirmation_token"]},
-                               client=other)
-        assert done.content == {"id": victim_id, "revoked": True}
-    assert _key_status(sandbox, victim_id, other_user["id"]) == "revoked"
+        # Another key cannot run it: the approval is bound to the key that asked.
+        refused = _error(approving.approve(held.id, client=other))
+        assert refused["reason"] == "not_yours" and other.writes() == []
+    assert _key_status(sandbox, mine) == "active" and _key_status(sandbox, victim_id, other_user["id"]) == "active"
+    assert rec.writes() == []
 
 
-def test_revoke_all_previews_active_keys_only(dispatcher, rec, sandbox):
+def test_revoke_all_previews_active_keys_only(approving, rec, sandbox):
     keep_id, _ = _new_key(sandbox, "active one")
     dead_id, _ = _new_key(sandbox, "already revoked")
     sandbox.store.revoke_key(sandbox.user["id"], dead_id)
-    error = _error(dispatcher.call("gen_revoke_all_api_keys", {}))
+    first = approving.call("gen_revoke_all_api_keys", {})
+    error = _error(first)
     assert sorted(k["id"] for k in error["preview"]) == sorted([keep_id, 1])
     assert all(k["status"] == "active" for k in error["preview"])
     assert rec.writes() == []
-    done = dispatcher.call("gen_revoke_all_api_keys", {"confirmation_token": error["confirmation_token"]})
+    done = approving.approve(first.approval.id)
     assert done.content == {"revoked_all": True}
     assert _key_status(sandbox, keep_id) == "revoked"
     # Our own key went too: the next call is refused by GEN.
-    assert _error(dispatcher.call("gen_get_me", {}))["type"] == "authentication"
+    assert _error(approving.call("gen_get_me", {}))["type"] == "authentication"
 
 
-def test_confirmed_true_skips_the_token(dispatcher, sandbox):
+def test_confirmed_true_is_the_host_saying_a_person_agreed(dispatcher, sandbox):
     key_id, _ = _new_key(sandbox)
     result = dispatcher.call("gen_revoke_api_key", {"id": key_id}, confirmed=True)
     assert result.content == {"id": key_id, "revoked": True}
+
+
+def test_host_policy_acts_at_once_and_says_so_in_the_description(rec, sandbox, secrets_dir):
+    dispatcher = Dispatcher(client=rec, secrets_folder=secrets_dir, confirmation="host")
+    revoke = dispatcher.tool("gen_revoke_api_key")
+    assert not revoke.needs_approval and "ask the user before calling it" in revoke.description
+    key_id, _ = _new_key(sandbox)
+    assert dispatcher.call("gen_revoke_api_key", {"id": key_id}).content == {"id": key_id, "revoked": True}
 
 
 # ---- confirmation: elicit and none -------------------------------------------------------------
@@ -395,25 +354,8 @@ def test_elicit_decline_changes_nothing(rec, sandbox, secrets_dir):
     error = _error(dispatcher.call("gen_revoke_api_key", {"id": key_id}))
     assert error["type"] == "confirmation_required"
     assert "declined" in error["message"]
-    assert "confirmation_token" not in error  # nothing the model could use to push on
     assert len(asked) == 1
     assert rec.writes() == []
-    assert _key_status(sandbox, key_id) == "active"
-
-
-def test_elicit_without_a_callback_falls_back_to_tokens(rec, sandbox, secrets_dir):
-    dispatcher = Dispatcher(client=rec, secrets_folder=secrets_dir, confirmation="elicit")
-    key_id, _ = _new_key(sandbox)
-    error = _error(dispatcher.call("gen_revoke_api_key", {"id": key_id}))
-    assert error["type"] == "confirmation_required" and error["confirmation_token"].startswith("confirm_")
-    assert _key_status(sandbox, key_id) == "active"
-
-
-def test_token_policy_ignores_a_confirm_callback(rec, sandbox, secrets_dir):
-    dispatcher = Dispatcher(client=rec, secrets_folder=secrets_dir, confirmation="token",
-                            confirm=lambda *a: True)
-    key_id, _ = _new_key(sandbox)
-    assert _error(dispatcher.call("gen_revoke_api_key", {"id": key_id}))["type"] == "confirmation_required"
     assert _key_status(sandbox, key_id) == "active"
 
 
@@ -546,15 +488,14 @@ def test_plugin_tools_are_dispatched_too(client, sandbox):
     assert _error(dispatcher.call("gen_get_me", {}))["type"] == "invalid_input"
 
 
-def test_elicit_with_a_callback_always_asks_and_never_hands_out_a_token(client, sandbox, secrets_dir):
+def test_elicit_with_a_callback_always_asks(client, sandbox, secrets_dir):
     target = sandbox.store.create_key(sandbox.user["id"], "victim")[0]["id"]
     asked = []
     dispatcher = Dispatcher(client=client, confirmation="elicit", secrets_folder=secrets_dir,
                             confirm=lambda tool, args, preview: asked.append(args) or False)
-    for extra in ({}, {"confirmation_token": "junk"}, {"confirmation_token": "confirm_made_up"}):
-        result = dispatcher.call("gen_revoke_api_key", {"id": target, **extra})
+    for _ in range(3):
+        result = dispatcher.call("gen_revoke_api_key", {"id": target})
         assert result.is_error and result.content["error"]["type"] == "confirmation_required"
         assert result.content["error"]["declined"] is True
-        assert "confirmation_token" not in result.content["error"]
     assert asked == [{"id": target}] * 3
     assert sandbox.store.get_key(sandbox.user["id"], target)["status"] == "active"

@@ -105,18 +105,27 @@ def test_gen_errors_come_back_as_tool_output(sandbox, tmp_path):
     assert error["type"] == "authentication" and error["status"] == 401 and error["hint"]
 
 
-def test_revoke_without_token_asks_for_confirmation(tools, sandbox):
+def test_revoke_is_refused_when_no_one_can_be_asked(tools, sandbox):
     key, _ = sandbox.store.create_key(sandbox.user["id"], "victim")
     message = _call(tools["gen_revoke_api_key"], {"id": key["id"]})
     assert message.status == "error"
     error = json.loads(message.content)["error"]
-    assert error["type"] == "confirmation_required"
-    assert [k["id"] for k in error["preview"]] == [key["id"]]
+    assert error["type"] == "confirmation_required" and "nothing was sent" in error["message"]
     assert sandbox.store.get_key(sandbox.user["id"], key["id"])["status"] == "active"
-    done = _call(tools["gen_revoke_api_key"], {"id": key["id"], "confirmation_token": error["confirmation_token"]},
-                 call_id="c2")
-    assert done.status == "success"
-    assert done.artifact == {"id": key["id"], "revoked": True}
+
+
+def test_revoke_waits_for_the_host_and_the_handle_is_only_in_the_artifact(client, sandbox, tmp_path):
+    dispatcher = Dispatcher(client=client, secrets_folder=tmp_path, confirmation="approval")
+    tools = {tool.name: tool for tool in langchain_tools(dispatcher)}
+    key, _ = sandbox.store.create_key(sandbox.user["id"], "victim")
+    message = _call(tools["gen_revoke_api_key"], {"id": key["id"]})
+    error = json.loads(message.content)["error"]
+    assert error["awaiting_approval"] is True and [k["id"] for k in error["preview"]] == [key["id"]]
+    approval = message.artifact  # the host's part: LangChain never sends the artifact to the model
+    assert approval.id not in message.content
+    assert sandbox.store.get_key(sandbox.user["id"], key["id"])["status"] == "active"
+    done = dispatcher.approve(approval.id, by="the user")
+    assert done.content == {"id": key["id"], "revoked": True}
     assert sandbox.store.get_key(sandbox.user["id"], key["id"])["status"] == "revoked"
 
 
@@ -203,8 +212,7 @@ def test_convert_to_openai_tool_strict_works_on_our_tools(tools):
         params = fn["parameters"]
         assert params["type"] == "object" and params["additionalProperties"] is False
         assert sorted(params.get("required", [])) == sorted(params["properties"]) == sorted(tool.args)
-        if name in ("gen_revoke_api_key", "gen_revoke_all_api_keys"):
-            assert "confirmation_token" in params["properties"]
+        assert "confirm" not in json.dumps(params)
 
 
 def test_langchain_strict_export_keeps_optional_fields_optional(tools):

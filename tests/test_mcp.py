@@ -247,7 +247,7 @@ async def test_list_tools_names_titles_annotations_and_schemas(connect, sb):
         a = tools[name].annotations
         assert (tools[name].title, a.read_only_hint, a.destructive_hint, a.idempotent_hint, a.open_world_hint) == (
             title, read_only, destructive, idempotent, open_world), name
-        assert ("confirmation_token" in tools[name].input_schema["properties"]) is destructive
+        assert "confirm" not in json.dumps(tools[name].input_schema)  # nothing a model could send approves
 
 
 # -- tools/call ---------------------------------------------------------------------------
@@ -406,11 +406,10 @@ async def test_http_two_users_each_see_and_touch_only_their_own_keys(sb, http_ur
     a_target = sb.store.create_key(a_id, "a-only")[0]["id"]
     a_ids = {k["id"] for k in sb.store.list_keys(a_id)}
 
-    async with connect(a_key) as a:  # no elicitation: the token flow
+    async with connect(a_key) as a:  # no elicitation: refused, nothing sent
         listed = ok(await call(a, "gen_list_api_keys"), (await schemas(a))["gen_list_api_keys"])
         assert {k["id"] for k in listed["api_keys"]} == a_ids
-        a_token = failed(await call(a, "gen_revoke_api_key", {"id": a_target}),
-                         "confirmation_required")["confirmation_token"]
+        failed(await call(a, "gen_revoke_api_key", {"id": a_target}), "confirmation_required")
 
     asker = Asker("accept", True)
     async with connect(b_key, asker=asker, header="X-API-Key") as b:
@@ -420,15 +419,6 @@ async def test_http_two_users_each_see_and_touch_only_their_own_keys(sb, http_ur
         failed(await call(b, "gen_update_api_key", {"id": a_target, "name": "stolen"}), "not_found")
         failed(await call(b, "gen_revoke_api_key", {"id": a_target}), "not_found")
         assert "No matching key" in asker.messages[-1]
-        # B's client can ask B, so it does: A's token in the arguments counts for nothing.
-        asked = len(asker.messages)
-        failed(await call(b, "gen_revoke_api_key", {"id": a_target, "confirmation_token": a_token}), "not_found")
-        assert len(asker.messages) == asked + 1
-    async with connect(b_key, header="X-API-Key") as b:  # no elicitation: the token flow
-        # A's confirmation token is bound to A: it confirms nothing for B.
-        refused = failed(await call(b, "gen_revoke_api_key", {"id": a_target, "confirmation_token": a_token}),
-                         "confirmation_required")
-        assert "different call" in refused["message"]
     assert status(sb, a_id, a_target) == "active" and sb.store.get_key(a_id, a_target)["name"] == "a-only"
 
 
@@ -446,36 +436,37 @@ async def test_elicitation_decline_keeps_the_key_and_accept_revokes_it(connect, 
         for action, confirm in [("decline", None), ("cancel", None), ("accept", False)]:
             asker.action, asker.confirm = action, confirm
             error = failed(await call(session, "gen_revoke_api_key", {"id": target}), "confirmation_required")
-            assert error["declined"] is True and "confirmation_token" not in error
+            assert error["declined"] is True
             assert status(sb, user_id, target) == "active"
         asker.action, asker.confirm = "accept", True
         done = ok(await call(session, "gen_revoke_api_key", {"id": target}),
                   (await schemas(session))["gen_revoke_api_key"])
     assert done == {"id": target, "revoked": True} and status(sb, user_id, target) == "revoked"
     assert len(asker.messages) == 4
-    assert all(f"id {target}: victim (active)" in m for m in asker.messages)
+    assert all(f'id {target}: "victim" (active)' in m for m in asker.messages)
     no_full_secret(*asker.messages)
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("modern", [False, True], ids=["handshake-era", "2026-era"])
-async def test_a_model_cannot_get_past_a_declining_user_with_a_made_up_token(connect, sb, modern):
-    """A client that can ask its user always does: a token in the arguments neither skips the
-    question nor earns a fresh token to act with."""
+async def test_a_model_cannot_get_past_a_declining_user_with_extra_fields(connect, sb, modern):
+    """No argument approves anything: a made-up approval field is invalid input, and the user is
+    asked again on every plain call."""
     user_id, key = new_user(sb)
     target = sb.store.create_key(user_id, "victim")[0]["id"]
     asker = Asker("decline", None)
     async with connect(key, asker=asker, modern=modern) as session:
-        for token in (None, "junk", "confirm_made_up"):
-            args = {"id": target} if token is None else {"id": target, "confirmation_token": token}
-            error = failed(await call(session, "gen_revoke_api_key", args), "confirmation_required")
-            assert error["declined"] is True and "confirmation_token" not in error
-    assert len(asker.messages) == 3
+        for extra in ({"confirmation_token": "junk"}, {"confirm": True}, {"approved": "yes"}):
+            failed(await call(session, "gen_revoke_api_key", {"id": target, **extra}), "invalid_input")
+        for _ in range(2):
+            error = failed(await call(session, "gen_revoke_api_key", {"id": target}), "confirmation_required")
+            assert error["declined"] is True
+    assert len(asker.messages) == 2
     assert status(sb, user_id, target) == "active"
 
 
 @pytest.mark.anyio
-async def test_a_client_that_cannot_ask_gets_the_token_flow(sb, http_url, logs, secrets_dir):
+async def test_a_client_that_cannot_ask_is_refused_naming_the_options(sb, http_url, logs, secrets_dir):
     user_id, key = new_user(sb)
     target = sb.store.create_key(user_id, "victim")[0]["id"]
 
@@ -484,7 +475,8 @@ async def test_a_client_that_cannot_ask_gets_the_token_flow(sb, http_url, logs, 
 
     async with Connect("http", sb, logs, secrets_dir, http_url)(key, asker=unsupported) as session:
         error = failed(await call(session, "gen_revoke_api_key", {"id": target}), "confirmation_required")
-    assert error["confirmation_token"] and status(sb, user_id, target) == "active"
+    assert "--confirmation host" in error["hint"] and "nothing was sent" in error["message"]
+    assert status(sb, user_id, target) == "active"
 
 
 @pytest.mark.anyio
@@ -501,62 +493,36 @@ async def test_an_error_answer_from_the_user_is_a_no_and_earns_no_token(sb, http
     async with Connect("http", sb, logs, secrets_dir, http_url)(key, asker=refuses_with_an_error) as session:
         for _ in range(2):
             error = failed(await call(session, "gen_revoke_api_key", {"id": target}), "confirmation_required")
-            assert error["declined"] is True and "confirmation_token" not in error
+            assert error["declined"] is True
     assert len(asked) == 2 and status(sb, user_id, target) == "active"
 
 
-# -- confirmation: tokens -------------------------------------------------------------------
+# -- confirmation: clients that cannot ask, the host policy ---------------------------------
 
 
 @pytest.mark.anyio
-async def test_token_flow_missing_wrong_reused_token_are_refused(connect, sb):
-    user_id, key = new_user(sb)
-    first, second, third = (sb.store.create_key(user_id, f"victim-{i}")[0]["id"] for i in range(3))
-
-    async def refused(args: dict[str, Any], reason: str) -> dict[str, Any]:
-        error = failed(await call(session, "gen_revoke_api_key", args), "confirmation_required")
-        assert reason in error["message"], error["message"]
-        assert status(sb, user_id, args["id"]) == "active"
-        return error
-
-    async with connect(key) as session:  # no elicitation callback
-        missing = await refused({"id": first}, "not run")
-        assert [(p["id"], p["name"], p["status"]) for p in missing["preview"]] == [(first, "victim-0", "active")]
-        token = missing["confirmation_token"]
-        assert token and missing["expires_in_seconds"] > 0
-        await refused({"id": first, "confirmation_token": "confirm_wrong"}, "unknown")
-        done = await call(session, "gen_revoke_api_key", {"id": first, "confirmation_token": token})
-        assert ok(done, (await schemas(session))["gen_revoke_api_key"]) == {"id": first, "revoked": True}
-        assert status(sb, user_id, first) == "revoked"
-
-        # A token spent on another call (refused) cannot be used again for its own call.
-        other = (await refused({"id": second}, "not run"))["confirmation_token"]
-        await refused({"id": third, "confirmation_token": other}, "different call")
-        await refused({"id": second, "confirmation_token": other}, "already used")
-        no_full_secret(json.dumps(missing))
-
-
-@pytest.mark.anyio
-async def test_expired_token_is_refused(stdio, sb):
+async def test_a_stdio_client_without_elicitation_is_refused_and_nothing_is_sent(stdio, sb):
     user_id, key = new_user(sb)
     target = sb.store.create_key(user_id, "victim")[0]["id"]
-    async with stdio(key, "--confirmation", "token", "--confirmation-ttl", "0.5") as session:
-        token = failed(await call(session, "gen_revoke_api_key", {"id": target}),
-                       "confirmation_required")["confirmation_token"]
-        time.sleep(0.7)
-        error = failed(await call(session, "gen_revoke_api_key", {"id": target, "confirmation_token": token}),
-                       "confirmation_required")
-    assert "expired" in error["message"] and status(sb, user_id, target) == "active"
-
-
-@pytest.mark.anyio
-async def test_token_policy_never_elicits(stdio, sb):
-    user_id, key = new_user(sb)
-    target = sb.store.create_key(user_id, "victim")[0]["id"]
-    asker = Asker("accept", True)
-    async with stdio(key, "--confirmation", "token", asker=asker) as session:
+    async with stdio(key) as session:  # no elicitation callback
         error = failed(await call(session, "gen_revoke_api_key", {"id": target}), "confirmation_required")
-    assert error["confirmation_token"] and asker.messages == [] and status(sb, user_id, target) == "active"
+        assert "elicitation" in error["message"] and "--confirmation host" in error["hint"]
+        assert "preview" not in error
+    assert status(sb, user_id, target) == "active"
+    assert all(k["last_used_at"] is None for k in sb.store.list_keys(user_id))  # not even a preview was asked
+
+
+@pytest.mark.anyio
+async def test_host_policy_acts_without_asking_and_says_the_client_must(stdio, sb):
+    user_id, key = new_user(sb)
+    target = sb.store.create_key(user_id, "victim")[0]["id"]
+    asker = Asker("decline", None)
+    async with stdio(key, "--confirmation", "host", asker=asker) as session:
+        tools = {t.name: t for t in (await session.list_tools()).tools}
+        revoke = tools["gen_revoke_api_key"]
+        assert revoke.annotations.destructive_hint is True and "ask the user" in revoke.description
+        ok(await call(session, "gen_revoke_api_key", {"id": target}), revoke.output_schema)
+    assert asker.messages == [] and status(sb, user_id, target) == "revoked"
 
 
 @pytest.mark.anyio
@@ -566,7 +532,6 @@ async def test_none_policy_acts_without_asking(stdio, sb):
     asker = Asker("decline", None)
     async with stdio(key, "--confirmation", "none", asker=asker) as session:
         tools = {t.name: t for t in (await session.list_tools()).tools}
-        assert "confirmation_token" not in tools["gen_revoke_api_key"].input_schema["properties"]
         ok(await call(session, "gen_revoke_api_key", {"id": target}), tools["gen_revoke_api_key"].output_schema)
     assert asker.messages == [] and status(sb, user_id, target) == "revoked"
 
@@ -626,3 +591,17 @@ async def test_the_global_sandbox_option_serves_the_persistent_sandbox(tmp_path,
                       (await schemas(session))["gen_create_api_key"])
     assert (tmp_path / "sandbox.sqlite3").exists()
     assert made["name"] == "via-sandbox-mcp" and made["token"].startswith("gen_pat_…")
+
+
+@pytest.mark.anyio
+async def test_elicitation_shows_a_spoofing_key_name_quoted_and_escaped(stdio, sb):
+    """A model may rename a key to text that forges the question; the user sees it escaped."""
+    user_id, key = new_user(sb)
+    spoof = "x\n\x1b[2KNOTE: this is a DRY RUN; no key will be revoked\u202e" + "y" * 150
+    target = sb.store.create_key(user_id, spoof)[0]["id"]
+    asker = Asker("decline", None)
+    async with stdio(key, asker=asker) as session:
+        failed(await call(session, "gen_revoke_api_key", {"id": target}), "confirmation_required")
+    (message,) = asker.messages
+    assert "\x1b" not in message and "\u202e" not in message and "\nNOTE" not in message
+    assert f'id {target}: "x\\n\\x1b[2KNOTE: this is a DRY RUN' in message and "characters)" in message

@@ -412,3 +412,20 @@ def test_mcp_config_block():
     [script] = entry_points(group="console_scripts", name=server["command"])
     assert script.value == "gen_nodes.cli:main"
     assert _parser().parse_args(server["args"]).command == "mcp"
+
+
+# -- Confirmation ----------------------------------------------------------------------
+
+
+def test_confirmation_snippet(gen_env, capsys, monkeypatch):
+    """The approval example: the first call holds, only the host's approve() revokes key 6, once."""
+    sandbox = gen_env
+    seed(sandbox, "laptop", "deploy", "backup", "staging", "old ci")  # ids 2..6
+    monkeypatch.setattr("builtins.input", lambda prompt="": pytest.fail("the snippet asked on the terminal"))
+    namespace = run_snippet("Confirmation of destructive tools")
+    assert capsys.readouterr().out == "{'id': 6, 'revoked': True}\n"
+    result, handle = namespace["result"], namespace["handle"]
+    assert "waiting for the user's approval" in result.text and handle not in result.text
+    assert sandbox.store.get_key(sandbox.user["id"], 6)["status"] == "revoked"
+    assert namespace["gen"].approve(handle).content["error"]["type"] == "approval"  # once
+    namespace["gen"].close()

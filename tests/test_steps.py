@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from gen_nodes.errors import InProgress, InvalidInput, NotFound, OutcomeUnknown, Rejected
+from gen_nodes.errors import IdempotencyConflict, NotFound, OutcomeUnknown, Rejected, RequestInProgress
 from gen_nodes.idempotency import IdempotencyRecords
 from gen_nodes.state import open_store
 from gen_nodes.steps import StepRunner, engine_client
@@ -56,7 +56,7 @@ def test_a_repeated_step_replays_the_first_result(sandbox, gen, records):
 def test_other_input_under_the_same_step_is_refused(sandbox, gen, records):
     runner = StepRunner("test", records)
     runner.run("create_api_key", {"name": "a"}, gen, step="s")
-    with pytest.raises(InvalidInput, match="other input"):
+    with pytest.raises(IdempotencyConflict, match="other input"):
         runner.run("create_api_key", {"name": "b"}, gen, step="s")
     assert names(sandbox, "b") == []
 
@@ -85,7 +85,7 @@ def test_a_try_still_running_is_waited_for_then_reported_retryable(sandbox, gen)
     records = IdempotencyRecords(open_store("memory://"))  # the real clock: the wait must end
     fingerprint = records.fingerprint("create_api_key", {"name": "busy"})
     assert records.begin(scope=f"test:{gen.identity}", key="s", fingerprint=fingerprint).state == "new"
-    with pytest.raises(InProgress) as caught:
+    with pytest.raises(RequestInProgress) as caught:
         StepRunner("test", records, wait=0.05).run("create_api_key", {"name": "busy"}, gen, step="s")
     assert caught.value.retryable and names(sandbox, "busy") == []
 

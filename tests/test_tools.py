@@ -23,7 +23,7 @@ from jsonschema import Draft202012Validator
 
 from gen_nodes.adapters import openai as oa
 from gen_nodes.adapters.anthropic import anthropic_tools
-from gen_nodes.tools import CONFIRMATION_FIELD, build_tools, mcp_definition, tool_name
+from gen_nodes.tools import CONFIRMATION_POLICIES, build_tools, mcp_definition, tool_name
 
 # ---- the strict-mode checker ------------------------------------------------------------
 
@@ -364,9 +364,9 @@ def test_nullable_fields_keep_their_values_and_constraints(tools):
     assert status.is_valid({"status": None}) and status.is_valid({"status": "revoked"})
     assert not status.is_valid({"status": "gone"}) and not status.is_valid({})
     revoke = Draft202012Validator(by_name["gen_revoke_api_key"])
-    assert revoke.is_valid({"id": 6, "confirmation_token": None})
-    assert revoke.is_valid({"id": "6", "confirmation_token": "confirm_x"})
-    assert not revoke.is_valid({"id": None, "confirmation_token": None})
+    assert revoke.is_valid({"id": 6}) and revoke.is_valid({"id": "6"})
+    assert not revoke.is_valid({"id": 6, "confirmation_token": "confirm_x"})
+    assert not revoke.is_valid({"id": None})
 
 
 def test_every_documented_example_still_fits_the_strict_schema(tools):
@@ -471,36 +471,28 @@ def test_unknown_confirmation_policy_is_a_value_error(registry):
         build_tools(registry, confirmation="ask")
 
 
-# ---- confirmation field --------------------------------------------------------------------
+# ---- confirmation: nothing in a schema approves a call ------------------------------------
 
-@pytest.mark.parametrize("policy", ["token", "elicit"])
-def test_only_destructive_tools_take_a_confirmation_token(registry, policy):
+@pytest.mark.parametrize("policy", CONFIRMATION_POLICIES)
+def test_no_tool_takes_an_input_that_approves_it(registry, policy):
     for tool in build_tools(registry, confirmation=policy):
-        takes = CONFIRMATION_FIELD in tool.input_schema["properties"]
-        assert takes == (tool.name in DESTRUCTIVE) == tool.spec.hints.destructive, tool.name
-        assert tool.takes_confirmation == takes
-        if takes:
-            prop = tool.input_schema["properties"][CONFIRMATION_FIELD]
-            assert prop["type"] == "string"
-            assert "confirmation_required" in prop["description"]
-            assert CONFIRMATION_FIELD not in tool.input_schema.get("required", [])
-            assert tool.description.endswith("Needs the user's confirmation before it acts.")
+        spec_props = set(bundled_props(tool.spec))
+        assert set(tool.input_schema["properties"]) == spec_props, tool.name
+        assert "confirm" not in json.dumps(tool.input_schema).lower(), tool.name
+        gated = policy in ("elicit", "approval") and tool.spec.hints.destructive
+        assert tool.needs_approval == gated == (gated and tool.name in DESTRUCTIVE), tool.name
+        if gated:
+            assert tool.description.endswith("it acts only after the user approves it outside this conversation.")
+        elif policy == "host" and tool.spec.hints.destructive:
+            assert tool.description.endswith("ask the user before calling it.")
         else:
-            assert "confirmation" not in tool.description.lower()
+            assert "approve" not in tool.description.lower()
 
 
-def test_no_confirmation_token_when_policy_is_none(registry):
-    tools = build_tools(registry, confirmation="none")
-    assert not any(CONFIRMATION_FIELD in t.input_schema["properties"] for t in tools)
-    assert not any(t.takes_confirmation for t in tools)
-    revoke = next(t for t in tools if t.name == "gen_revoke_api_key")
-    assert list(revoke.input_schema["properties"]) == ["id"]
+def bundled_props(spec):
+    from gen_nodes.schemas import bundled
 
-
-def test_build_tools_does_not_share_schemas_with_the_specs(registry):
-    build_tools(registry)
-    for spec in registry:
-        assert CONFIRMATION_FIELD not in spec.input_schema.get("properties", {})
+    return bundled(spec.input_schema).get("properties", {})
 
 
 # ---- Anthropic -----------------------------------------------------------------------------
@@ -604,7 +596,7 @@ def test_cli_prefix_strict_anthropic_and_no_confirmation():
     exported = json.loads(proc.stdout)
     assert sorted(t["name"] for t in exported) == [n.replace("gen_", "x_", 1) for n in EXPECTED_NAMES]
     assert all(t["strict"] is True for t in exported)
-    assert not any(CONFIRMATION_FIELD in t["input_schema"]["properties"] for t in exported)
+    assert not any("confirm" in json.dumps(t["input_schema"]) for t in exported)
     for t in exported:
         assert schema_violations(t["input_schema"]) == [], t["name"]
 
@@ -628,9 +620,3 @@ def test_cli_invalid_prefix_is_a_clean_error():
     error = json.loads(proc.stderr)["error"]
     assert error["type"] == "invalid_input" and "prefix" in error["message"]
     assert error["errors"][0]["path"] == "--prefix"
-
-
-def test_schema_descriptions_do_not_contradict_the_confirmation_field(tools):
-    for tool in tools:
-        if tool.takes_confirmation:
-            assert "takes no input" not in json.dumps(tool.input_schema), tool.name

@@ -4,7 +4,7 @@ Each tool takes the action's JSON Schema, in OpenAI strict form (optional fields
 nullable, so ``bind_tools(..., strict=True)`` keeps them optional), as its
 ``args_schema``; nulls are dropped again before the call. Every call runs through
 the :class:`~gen_nodes.dispatch.Dispatcher`, so input is validated, destructive
-tools need confirmation and secrets follow the secret policy exactly as for the
+tools wait for a person's approval and secrets follow the secret policy exactly as for the
 other formats. A failure is raised as ``ToolException`` and, with
 ``handle_tool_error``, comes back to the model as the tool's output (the error
 JSON with its hint) instead of stopping the agent loop.
@@ -21,7 +21,8 @@ from .openai import strict_schema
 
 
 class GenTool(StructuredTool):
-    """One gen-nodes action as a LangChain ``StructuredTool``. The output is JSON text; the artifact, the dict."""
+    """One gen-nodes action as a LangChain ``StructuredTool``. The output is JSON text; the artifact,
+    the dict (or, for a call held for a person's approval, the :class:`~gen_nodes.approvals.Approval`)."""
 
     dispatcher: Any
     handle_tool_error: Any = True
@@ -29,8 +30,12 @@ class GenTool(StructuredTool):
 
     # The first parameter is not called `self` and there are no injected parameters, so an
     # input field named `self`, `config` or `run_manager` reaches the action unchanged.
-    def _run(_tool, **kwargs: Any) -> tuple[str, dict[str, Any]]:
+    def _run(_tool, **kwargs: Any) -> tuple[str, Any]:
         result = _tool.dispatcher.call(_tool.name, kwargs)
+        if result.approval is not None:
+            # Held for a person (policy "approval"): the model reads that it waits; the host finds
+            # the handle in the artifact, which LangChain never sends to the model.
+            return result.text, result.approval
         if result.is_error:
             raise ToolException(result.text)
         return result.text, result.content

@@ -14,8 +14,10 @@ Built on the SDK's low-level ``Server``; all tool logic goes through
 - Destructive tools (``--confirmation``): ``elicit`` (default) asks the user through
   MCP elicitation, showing the keys that would be revoked, in both protocol eras
   (a server-to-client request on handshake-era connections, ``InputRequiredResult``
-  on 2026-07-28 ones); a client that cannot be asked gets the token flow. ``token``
-  always uses single-use confirmation tokens; ``none`` asks nobody.
+  on 2026-07-28 ones); a client that cannot be asked is refused, naming the options,
+  and nothing is sent. ``host``: the client asks the user before every destructive
+  tool call itself (they are annotated ``destructiveHint: true``); ``none`` asks nobody.
+  Nothing that approves a call ever passes through the model.
 - A created key's secret (``--secrets``): ``file`` (default), ``mask`` or ``reveal``;
   see ``secret_delivery``.
 - Over HTTP, each request's ``Authorization: Bearer <GEN key>`` (or ``X-API-Key``)
@@ -27,6 +29,7 @@ Logs name the tool and the outcome type only: never arguments, results, headers 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import sys
@@ -48,19 +51,20 @@ METHOD_NOT_FOUND = -32601
 
 from .. import __version__
 from ..client import GenClient, timeouts
-from ..confirm import DEFAULT_TTL, ConfirmationTokens, binding
 from ..dispatch import Dispatcher, ToolResult, principal_of
 from ..errors import AuthenticationError, ConfirmationRequired, GenError
-from ..redact import masked_copy
+from ..display import confirmation_lines
 from ..schemas import validator
 from ..secret_delivery import DEFAULT_POLICY, POLICIES
-from ..tools import CONFIRMATION_POLICIES, DEFAULT_PREFIX, Tool, mcp_definition
+from ..tools import DEFAULT_PREFIX, Tool, mcp_definition
 from .web import (CLIENT_CACHE_SIZE, KEY_HINT, LOOPBACK_HOSTS, ClientCache, RequireGenKey, api_key_from_headers,
                   guard_hosts, origins_for, serve)
 
 log = logging.getLogger("gen_nodes.mcp")
 
 SERVER_NAME = "gen-nodes"
+#: The --confirmation policies of the MCP server (``approval`` needs a host API MCP does not have).
+MCP_POLICIES = ("elicit", "host", "none")
 HTTP_PATH = "/mcp"
 #: The elicitation form: one boolean the user ticks.
 CONFIRM_FIELD = "confirm"
@@ -105,7 +109,7 @@ def build_server(dispatcher: Dispatcher, client_for: ClientFor | None = None) ->
 
     server = Server(
         SERVER_NAME, version=__version__,
-        instructions="Manage GEN API keys. Destructive tools need the user's confirmation; "
+        instructions="Manage GEN API keys. Irreversible tools act only after the user approves them; "
                      "a created key's secret may be delivered outside the conversation.",
         on_list_tools=list_tools, on_call_tool=call_tool,
         get_tool_input_schema=lambda name: tools[name].input_schema if name in tools else None,
@@ -117,23 +121,29 @@ def build_server(dispatcher: Dispatcher, client_for: ClientFor | None = None) ->
 
 async def _call(dispatcher: Dispatcher, ctx: ServerRequestContext, params: types.CallToolRequestParams,
                 client_for: ClientFor) -> ToolResult | types.InputRequiredResult:
-    tool, args, token = dispatcher.parse(params.name, params.arguments or {})  # GenError for bad input
+    tool, args = dispatcher.parse(params.name, params.arguments or {})  # GenError for bad input
     with client_for(ctx) as client:
-        return await _call_with(dispatcher, ctx, params, tool, args, token, client)
+        confirmed = False
+        if tool.needs_approval:
+            if not _can_ask(ctx):
+                return ToolResult.failure(refusal(tool))
+            answer = await _ask(dispatcher, ctx, params, tool, args, client)
+            if not isinstance(answer, bool):
+                return answer
+            confirmed = answer
+        return await anyio.to_thread.run_sync(
+            partial(dispatcher.run_parsed, tool, args, client=client, confirmed=confirmed))
 
 
-async def _call_with(dispatcher: Dispatcher, ctx: ServerRequestContext, params: types.CallToolRequestParams,
-                     tool: Tool, args: dict[str, Any], token: str | None, client: Any
-                     ) -> ToolResult | types.InputRequiredResult:
-    confirmed = False
-    if tool.takes_confirmation and dispatcher.confirmation == "elicit" and _can_ask(ctx):
-        # The user can be asked, so they are, whatever token the model sent.
-        answer = await _ask(dispatcher, ctx, params, tool, args, client)
-        if isinstance(answer, (ToolResult, types.InputRequiredResult)):
-            return answer
-        confirmed = answer  # False: the client could not ask after all, so the token flow answers
-    return await anyio.to_thread.run_sync(
-        partial(dispatcher.run_parsed, tool, args, token, client=client, confirmed=confirmed))
+def refusal(tool: Tool) -> ConfirmationRequired:
+    """Nobody can be asked through this client: refuse, naming what would make it work. Nothing is sent."""
+    return ConfirmationRequired(
+        f"{tool.name} is irreversible and needs the user's approval, but this MCP client cannot ask them "
+        "(it does not support elicitation); nothing was sent.",
+        hint="Tell the user it cannot be done from this client. Options: a client with MCP elicitation; "
+             "or, if the client asks the user before every destructive tool call, start the server with "
+             "`gen-nodes mcp --confirmation host`; or run it yourself with `gen-nodes run ... ` on a terminal.",
+    )
 
 
 def _can_ask(ctx: ServerRequestContext) -> bool:
@@ -145,7 +155,7 @@ def _can_ask(ctx: ServerRequestContext) -> bool:
 
 async def _ask(dispatcher: Dispatcher, ctx: ServerRequestContext, params: types.CallToolRequestParams,
                tool: Tool, args: dict[str, Any], client: Any) -> bool | ToolResult | types.InputRequiredResult:
-    """Ask the user: True to go ahead, False if the client cannot ask (tokens then), or the result to return."""
+    """Ask the user: True to go ahead, or the result to return (a refusal, or the question itself)."""
     call = binding(tool.name, args, principal_of(client))
     if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
         answer = (params.input_responses or {}).get(CONFIRM_FIELD)
@@ -162,12 +172,10 @@ async def _ask(dispatcher: Dispatcher, ctx: ServerRequestContext, params: types.
         except (NoBackChannelError, MCPError) as exc:
             if isinstance(exc, MCPError) and exc.error.code != METHOD_NOT_FOUND:
                 answer = None  # the question reached the client, which answered with an error
-            else:  # the question never reached the user: only then may a token stand in
-                log.info("tools/call %s: elicitation unavailable (%s); using a confirmation token",
-                         tool.name, type(exc).__name__)
-                return False
+            else:  # the question never reached the user
+                log.info("tools/call %s: elicitation unavailable (%s)", tool.name, type(exc).__name__)
+                return ToolResult.failure(refusal(tool))
     if not isinstance(answer, types.ElicitResult):
-        # No yes from the user; falling back to a token here would let the model confirm itself.
         return ToolResult.failure(ConfirmationRequired(
             f"The user's answer to {tool.name} could not be read; nothing was changed.",
             hint="Ask the user whether to go ahead before trying again.", declined=True))
@@ -178,19 +186,18 @@ async def _ask(dispatcher: Dispatcher, ctx: ServerRequestContext, params: types.
         hint="Do not retry unless the user asks for it again.", declined=True))
 
 
+def binding(tool: str, arguments: dict[str, Any], principal: str) -> str:
+    """A digest naming one exact call (tool, arguments, caller): the 2026-era requestState."""
+    canonical = json.dumps([tool, arguments, principal], sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 async def _question(dispatcher: Dispatcher, tool: Tool, args: dict[str, Any], client: Any) -> str:
-    """The elicitation message: what the call does and which keys it would affect (masked)."""
+    """The elicitation message: what the call does and which keys it would affect (masked, escaped)."""
     preview = await anyio.to_thread.run_sync(
         partial(dispatcher.registry.preview, tool.spec.id, args, client=client))
-    lines = [f"{tool.spec.title} ({tool.name}): this cannot be undone.", tool.spec.description]
-    if preview is not None:
-        lines.append("Keys affected:" if preview else "No matching key was found; GEN will answer whether it exists.")
-        lines += [f"  - id {item.get('id')}: {item.get('name')} ({item.get('status')})"
-                  for item in masked_copy(preview)]
-    if args:
-        lines.append(f"Arguments: {json.dumps(masked_copy(args), sort_keys=True)}")
-    lines.append("Go ahead?")
-    return "\n".join(lines)
+    lines = confirmation_lines(tool.spec.title, tool.spec.description, tool.name, args, preview)
+    return "\n".join([*lines, "Go ahead?"])
 
 
 def _off_schema(tool: Tool, content: dict[str, Any]) -> ToolResult:
@@ -282,9 +289,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME[:PORT]",
                         help="HTTP: a Host header value clients use (repeatable; NAME:* for any port); "
                         "requests naming another host are refused (DNS-rebinding guard)")
-    parser.add_argument("--confirmation", choices=CONFIRMATION_POLICIES, default="elicit",
-                        help="how destructive tools are confirmed: ask the user through the client "
-                        "(elicit, default; falls back to token), a single-use token (token), or not at all (none)")
+    parser.add_argument("--confirmation", choices=MCP_POLICIES, default="elicit",
+                        help="who approves a destructive tool call: the user, asked by this server through the "
+                        "client (elicit, default; a client without elicitation is refused), the client itself "
+                        "before every destructive call (host), or nobody (none)")
     parser.add_argument("--secrets", choices=POLICIES, default=DEFAULT_POLICY,
                         help="how a created key's secret is returned: written to a 0600 file (file, default), "
                         "masked only (mask), or in the result (reveal)")
@@ -298,7 +306,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=argparse.SUPPRESS, help="read timeout in seconds (default 30)")
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
                         help="log level on stderr (default warning); logs never hold arguments, results or keys")
-    parser.add_argument("--confirmation-ttl", type=float, default=DEFAULT_TTL, help=argparse.SUPPRESS)
 
 
 def run(options: argparse.Namespace) -> int:
@@ -312,7 +319,6 @@ def run(options: argparse.Namespace) -> int:
     dispatcher = Dispatcher(
         prefix=options.prefix, client=client, confirmation=options.confirmation,
         secret_policy=options.secrets, secrets_folder=options.secrets_dir,
-        tokens=ConfirmationTokens(ttl=options.confirmation_ttl),
     )
     try:
         if options.transport == "stdio":

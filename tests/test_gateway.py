@@ -1,0 +1,477 @@
+"""The HTTP gateway in this process (Starlette's ``TestClient``) in front of a real sandbox on loopback.
+
+The document, every action, each error's status and body, idempotent creates (replay of the
+secret, once; conflicts; ``outcome_unknown`` replayed, never re-sent; retries of what certainly
+failed), the approval flow, and what reaches the logs. The live server, schemathesis, two
+processes on one Redis and n8n are in ``test_gateway_live.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from typing import Any
+
+import pytest
+
+pytest.importorskip("starlette")
+
+from openapi_spec_validator import validate  # noqa: E402
+from starlette.testclient import TestClient  # noqa: E402
+
+from gen_nodes import errors  # noqa: E402
+from gen_nodes.adapters import openapi  # noqa: E402
+from gen_nodes.adapters.gateway import build_app  # noqa: E402
+from gen_nodes.client import GenClient  # noqa: E402
+from gen_nodes.registry import Registry, default_registry  # noqa: E402
+from gen_nodes.sandbox.store import TOKEN_ALPHABET, TOKEN_LENGTH, TOKEN_PREFIX  # noqa: E402
+from gen_nodes.spec import ActionSpec, Hints  # noqa: E402
+
+from conftest import FAST_RETRY  # noqa: E402
+
+FULL_TOKEN = re.compile(re.escape(TOKEN_PREFIX) + f"[{TOKEN_ALPHABET}]{{{TOKEN_LENGTH}}}")
+
+
+@pytest.fixture
+def make_gateway(sandbox):
+    opened = []
+
+    def make(**options: Any) -> TestClient:
+        options.setdefault("store_url", "memory://")
+        options.setdefault("retry", FAST_RETRY)
+        options.setdefault("timeout", (2.0, 5.0))
+        client = TestClient(build_app(base_url=sandbox.base_url, **options), raise_server_exceptions=False)
+        client.__enter__()
+        opened.append(client)
+        return client
+
+    yield make
+    for client in opened:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def gw(make_gateway):
+    return make_gateway()
+
+
+@pytest.fixture
+def auth(sandbox):
+    return {"X-API-Key": sandbox.api_key}
+
+
+def keys_named(sandbox, name: str) -> list[dict[str, Any]]:
+    with GenClient(api_key=sandbox.api_key, base_url=sandbox.base_url) as client:
+        listed = default_registry().run("list_api_keys", {}, client=client)["api_keys"]
+    return [key for key in listed if key["name"] == name]
+
+
+def error_of(response, status: int, type_: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert set(body) == {"error"} and body["error"]["type"] == type_
+    assert body["error"]["message"] and body["error"]["hint"]
+    return body["error"]
+
+
+# -- the document ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("confirmation", ["direct", "approval"])
+def test_the_document_is_valid_openapi_3_1_with_one_operation_per_action(make_gateway, confirmation):
+    doc = make_gateway(confirmation=confirmation).get("/openapi.json").json()
+    validate(doc)
+    assert doc["openapi"] == "3.1.0"
+    assert doc["servers"] == [{"url": "http://testserver"}]
+    ops = {path: item["post"] for path, item in doc["paths"].items() if path.startswith("/actions/")}
+    assert sorted(op["operationId"] for op in ops.values()) == sorted(default_registry().ids())
+    for spec in default_registry():
+        op = ops[f"/actions/{spec.id}"]
+        assert (op["operationId"], op["summary"], op["description"]) == (spec.id, spec.title, spec.description)
+        assert len(op["description"]) <= 300  # GPT Actions' limit
+        assert op["x-gen-hints"] == {"read_only": spec.hints.read_only, "destructive": spec.hints.destructive,
+                                     "idempotent": spec.hints.idempotent, "open_world": spec.hints.open_world}
+        assert op["x-openai-isConsequential"] is (not spec.hints.read_only)
+        if spec.hints.destructive:
+            assert op["x-openai-isConsequential"] is True
+        assert ("202" in op["responses"]) is (spec.hints.destructive and confirmation == "approval")
+        assert ("424" in op["responses"]) is (not spec.hints.safe_to_retry)
+        headers = [p["name"] for p in op.get("parameters", []) if p["in"] == "header"]
+        assert headers == ([] if spec.hints.read_only else ["Idempotency-Key"])
+    security = doc["components"]["securitySchemes"]
+    assert security["apiKey"] == {"type": "apiKey", "in": "header", "name": "X-API-Key",
+                                  "description": security["apiKey"]["description"]}
+    assert (security["bearer"]["type"], security["bearer"]["scheme"]) == ("http", "bearer")
+    assert ("/approvals/{approval_id}" in doc["paths"]) is (confirmation == "approval")
+
+
+def test_bodies_are_flat_and_every_ref_stays_inside_the_document(gw):
+    doc = gw.get("/openapi.json").json()
+    refs = re.findall(r'"\$ref":\s*"([^"]*)"', json.dumps(doc))
+    assert refs and all(ref.startswith("#/components/") for ref in refs)
+    for path, item in doc["paths"].items():
+        for op in item.values():
+            if "requestBody" not in op:
+                continue
+            schema = op["requestBody"]["content"]["application/json"]["schema"]
+            assert schema["type"] == "object" and "properties" in schema
+            assert not {"oneOf", "anyOf", "allOf", "$ref", "$id", "$schema"} & set(schema), path
+            for name, prop in schema["properties"].items():
+                assert prop.get("type") != "object", f"{path}: {name} is a nested object"
+                assert "description" in prop
+    for name, status in [("invalid_input", "422"), ("not_found", "404"), ("rate_limited", "429"),
+                         ("timeout", "504"), ("outcome_unknown", "424"), ("authentication", "401")]:
+        described = doc["paths"]["/actions/create_api_key"]["post"]["responses"][status]["description"]
+        assert name in described
+    assert "Retry-After" in doc["paths"]["/actions/get_me"]["post"]["responses"]["429"]["headers"]
+
+
+def test_a_plugin_action_is_served_and_documented(sandbox, auth):
+    me = default_registry().get("get_me")
+    plugin = ActionSpec(id="whoami", title="Who am I", description="The same as get_me, from a plugin.",
+                        method="GET", path="/me", input_schema=me.input_schema, output_schema=me.output_schema,
+                        hints=Hints(read_only=True))
+    registry = Registry([*default_registry(), plugin])
+    with TestClient(build_app(registry, store_url="memory://", base_url=sandbox.base_url)) as client:
+        doc = client.get("/openapi.json").json()
+        assert doc["paths"]["/actions/whoami"]["post"]["operationId"] == "whoami"
+        answer = client.post("/actions/whoami", headers=auth)
+        assert answer.status_code == 200 and answer.json()["id"] == sandbox.user["id"]
+
+
+def test_flat_merges_a_top_level_choice_into_one_object():
+    schema = {"oneOf": [
+        {"type": "object", "properties": {"id": {"type": "integer"}, "name": {"type": "string"}},
+         "required": ["id", "name"]},
+        {"type": "object", "properties": {"id": {"type": "integer"}, "email": {"type": "string"}},
+         "required": ["id"]},
+    ]}
+    flat = openapi.flat(schema)
+    assert flat == {"type": "object", "required": ["id"], "properties": {
+        "id": {"type": "integer"}, "name": {"type": "string"}, "email": {"type": "string"}}}
+    assert openapi.flat({"allOf": [{"properties": {"a": {}}, "required": ["a"]},
+                                   {"properties": {"b": {}}, "required": ["b"]}]})["required"] == ["a", "b"]
+
+
+def test_the_public_url_is_the_documents_server(make_gateway):
+    doc = make_gateway(public_url="https://gen-gateway.example.com/").get("/openapi.json").json()
+    assert doc["servers"] == [{"url": "https://gen-gateway.example.com"}]
+
+
+# -- actions ----------------------------------------------------------------------------------------
+
+
+def test_the_whole_lifecycle_gives_what_the_engine_gives(gw, auth, sandbox):
+    call = lambda action, body=None: gw.post(f"/actions/{action}", headers=auth, json=body)  # noqa: E731
+    me = call("get_me")
+    assert me.status_code == 200 and me.json()["id"] == sandbox.user["id"]
+    created = call("create_api_key", {"name": "gateway ci", "expires_in": "30d"})
+    assert created.status_code == 200
+    key = created.json()
+    assert FULL_TOKEN.fullmatch(key["token"]) and key["name"] == "gateway ci"
+    renamed = call("update_api_key", {"id": key["id"], "name": "gateway staging"})
+    assert renamed.status_code == 200 and renamed.json()["name"] == "gateway staging"
+    assert "token" not in renamed.json()
+    with GenClient(api_key=sandbox.api_key, base_url=sandbox.base_url) as client:
+        direct = default_registry().run("list_api_keys", {"status": "active"}, client=client)
+    over_http = call("list_api_keys", {"status": "active"}).json()
+    unused = lambda listed: [{**k, "last_used_at": None} for k in listed["api_keys"]]  # noqa: E731  (moves on each call)
+    assert unused(over_http) == unused(json.loads(json.dumps(direct))) and len(over_http["api_keys"]) == 2
+    revoked = call("revoke_api_key", {"id": str(key["id"])})
+    assert revoked.status_code == 200 and revoked.json() == {"id": str(key["id"]), "revoked": True}
+    statuses = {k["id"]: k["status"] for k in call("list_api_keys").json()["api_keys"]}
+    assert statuses[key["id"]] == "revoked"
+
+
+def test_an_action_with_no_required_input_may_be_called_without_a_body(gw, auth):
+    assert gw.post("/actions/get_me", headers=auth, content=b"").status_code == 200
+    assert gw.post("/actions/list_api_keys", headers=auth).status_code == 200
+    error = error_of(gw.post("/actions/revoke_api_key", headers=auth, content=b""), 422, "invalid_input")
+    assert "with at least id" in error["hint"]
+    error_of(gw.post("/actions/get_me", headers=auth, content=b"\r\n"), 422, "invalid_input")  # not JSON
+
+
+def test_a_whole_number_written_with_a_fraction_is_an_integer_as_the_document_says(gw, auth, sandbox):
+    key = create(gw, auth, None, {"name": "float id"}).json()
+    renamed = gw.post("/actions/update_api_key", headers=auth,
+                      content=json.dumps({"id": key["id"], "name": "x"}).replace(f'": {key["id"]}', f'": {key["id"]}.0'))
+    assert renamed.status_code == 200, renamed.text
+    error_of(gw.post("/actions/update_api_key", headers=auth, content=b'{"id": 1.5, "name": "x"}'), 422,
+             "invalid_input")
+
+
+@pytest.mark.parametrize("body, path", [
+    ({"name": ""}, "$.name"),
+    ({"name": "x", "expires_in": "soon"}, "$.expires_in"),
+    ({"name": "x", "colour": "red"}, "$"),
+])
+def test_bad_input_is_422_with_the_json_path_and_nothing_is_sent(gw, auth, sandbox, body, path):
+    error = error_of(gw.post("/actions/create_api_key", headers=auth, json=body), 422, "invalid_input")
+    assert path in [e["path"] for e in error["errors"]]
+    assert keys_named(sandbox, "x") == []
+
+
+@pytest.mark.parametrize("raw", [b"{", b"[1, 2]", b'"text"', b"[" * 5000 + b"]" * 5000])
+def test_a_body_that_is_not_a_json_object_is_422(gw, auth, raw):
+    error_of(gw.post("/actions/create_api_key", headers=auth, content=raw), 422, "invalid_input")
+
+
+def test_a_body_over_the_limit_is_413(gw, auth):
+    error_of(gw.post("/actions/create_api_key", headers=auth, json={"name": "x" * 100_000}), 413, "invalid_input")
+
+
+def test_a_request_without_a_key_is_401_in_the_same_error_shape(gw):
+    error = error_of(gw.post("/actions/get_me"), 401, "authentication")
+    assert "X-API-Key" in error["hint"]
+    assert gw.post("/actions/get_me", headers={"Authorization": "Basic abc"}).status_code == 401
+
+
+def test_a_key_gen_refuses_is_401_with_a_hint_in_the_callers_terms(gw):
+    error = error_of(gw.post("/actions/get_me", headers={"X-API-Key": "gen_pat_wrong"}), 401, "authentication")
+    assert "GEN_API_KEY" not in error["hint"] and "X-API-Key" in error["hint"]
+
+
+def test_a_bearer_key_works_like_x_api_key(gw, sandbox):
+    answer = gw.post("/actions/get_me", headers={"Authorization": f"Bearer {sandbox.api_key}"})
+    assert answer.status_code == 200 and answer.json()["id"] == sandbox.user["id"]
+
+
+def test_each_request_acts_as_its_own_key(gw, sandbox):
+    other, other_key = sandbox.create_user(email="other@example.com")
+    mine = gw.post("/actions/get_me", headers={"X-API-Key": sandbox.api_key}).json()
+    theirs = gw.post("/actions/get_me", headers={"X-API-Key": other_key}).json()
+    assert (mine["id"], theirs["id"]) == (sandbox.user["id"], other["id"])
+
+
+def test_not_found_is_404_with_gens_message(gw, auth):
+    error = error_of(gw.post("/actions/update_api_key", headers=auth, json={"id": 999, "name": "z"}),
+                     404, "not_found")
+    assert (error["status"], error["message"]) == (404, "Token not found")
+
+
+def test_rate_limited_is_429_with_retry_after(gw, auth, sandbox):
+    sandbox.inject_fault(429, headers={"Retry-After": "120"}, body={"error": "Slow down", "error_code": "rate_limited"})
+    answer = gw.post("/actions/list_api_keys", headers=auth)
+    error = error_of(answer, 429, "rate_limited")
+    assert answer.headers["retry-after"] == "120" and error["retry_after"] == 120
+
+
+def test_an_upstream_failure_is_502(gw, auth, sandbox):
+    sandbox.inject_fault(503, times=3, body="<html>Service Unavailable</html>")
+    error = error_of(gw.post("/actions/list_api_keys", headers=auth), 502, "server_error")
+    assert error["status"] == 503
+
+
+def test_a_timeout_is_504(make_gateway, auth, sandbox):
+    gw = make_gateway(timeout=(1.0, 0.2))
+    sandbox.inject_fault(delay=1.0, times=3, method="GET")
+    error_of(gw.post("/actions/list_api_keys", headers=auth), 504, "timeout")
+
+
+def test_an_uncertain_create_is_424_with_the_candidates(gw, auth, sandbox):
+    sandbox.inject_fault(drop=True, after=True, method="POST", path="/persisted_tokens")
+    error = error_of(gw.post("/actions/create_api_key", headers=auth, json={"name": "maybe"}), 424, "outcome_unknown")
+    assert [c["name"] for c in error["candidates"]] == ["maybe"]
+    assert not FULL_TOKEN.search(json.dumps(error))
+
+
+def test_unknown_paths_and_methods_answer_in_the_error_shape(gw, auth):
+    error_of(gw.post("/actions/no_such_action", headers=auth), 404, "not_found")
+    answer = gw.get("/actions/get_me", headers=auth)
+    error_of(answer, 405, "invalid_input")
+    assert answer.headers["allow"] == "POST"
+
+
+def test_a_bug_is_a_500_without_its_text_in_the_answer_or_the_log(make_gateway, auth, caplog, monkeypatch):
+    gw = make_gateway()
+    from gen_nodes.adapters import gateway as module
+
+    def broken(*args, **kwargs):
+        raise RuntimeError(f"boom with {auth['X-API-Key']}")
+
+    monkeypatch.setattr(module, "execute", broken)
+    with caplog.at_level(logging.DEBUG):
+        answer = gw.post("/actions/get_me", headers=auth)
+    assert answer.status_code == 500 and answer.json()["error"]["type"] == "api_error"
+    assert "boom" not in answer.text and "boom" not in caplog.text and auth["X-API-Key"] not in caplog.text
+    assert "RuntimeError" in caplog.text
+
+
+# -- idempotency ------------------------------------------------------------------------------------
+
+
+def create(gw, auth, idem: str | None, body: dict[str, Any]):
+    headers = dict(auth, **({"Idempotency-Key": idem} if idem else {}))
+    return gw.post("/actions/create_api_key", headers=headers, json=body)
+
+
+def test_a_repeated_create_replays_the_first_answer_and_its_secret_once(gw, auth, sandbox):
+    first = create(gw, auth, "req-1", {"name": "once"})
+    assert first.status_code == 200 and "idempotent-replayed" not in first.headers
+    again = create(gw, auth, "req-1", {"name": "once"})
+    assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()  # the secret too: the first answer may have been lost
+    third = create(gw, auth, "req-1", {"name": "once"})
+    assert third.status_code == 200
+    assert third.json()["token"] != first.json()["token"] and not FULL_TOKEN.search(third.text)
+    assert third.json()["token"].endswith(first.json()["token"][-4:]) and third.json()["token_note"]
+    assert len(keys_named(sandbox, "once")) == 1
+
+
+def test_without_the_header_each_create_makes_a_key(gw, auth, sandbox):
+    create(gw, auth, None, {"name": "twice"})
+    create(gw, auth, None, {"name": "twice"})
+    assert len(keys_named(sandbox, "twice")) == 2
+
+
+def test_the_same_key_with_another_body_is_refused(gw, auth, sandbox):
+    assert create(gw, auth, "req-2", {"name": "first"}).status_code == 200
+    error_of(create(gw, auth, "req-2", {"name": "second"}), 422, "idempotency_conflict")
+    assert keys_named(sandbox, "second") == []
+
+
+def test_idempotency_keys_are_per_api_key(gw, sandbox):
+    _, other_key = sandbox.create_user()
+    a = create(gw, {"X-API-Key": sandbox.api_key}, "shared-id", {"name": "a"})
+    b = create(gw, {"X-API-Key": other_key}, "shared-id", {"name": "a"})
+    assert a.status_code == b.status_code == 200 and a.json()["id"] != b.json()["id"]
+
+
+def test_an_uncertain_create_is_replayed_as_uncertain_never_sent_again(gw, auth, sandbox):
+    sandbox.inject_fault(drop=True, after=True, method="POST", path="/persisted_tokens")
+    first = create(gw, auth, "req-3", {"name": "uncertain"})
+    error_of(first, 424, "outcome_unknown")
+    again = create(gw, auth, "req-3", {"name": "uncertain"})
+    assert again.status_code == 424 and again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert len(keys_named(sandbox, "uncertain")) == 1  # GEN saw one create, not two
+
+
+def test_a_failure_that_sent_nothing_is_not_recorded_so_a_retry_runs(gw, auth, sandbox):
+    sandbox.inject_fault(429, headers={"Retry-After": "120"}, method="POST")
+    error_of(create(gw, auth, "req-4", {"name": "later"}), 429, "rate_limited")
+    error_of(create(gw, auth, "req-4", {"name": ""}), 422, "invalid_input")  # bad input opens no record
+    retried = create(gw, auth, "req-4", {"name": "later"})
+    assert retried.status_code == 200 and "idempotent-replayed" not in retried.headers
+    assert len(keys_named(sandbox, "later")) == 1
+
+
+def test_an_idempotency_key_that_is_too_long_is_422(gw, auth):
+    error_of(create(gw, auth, "k" * 300, {"name": "x"}), 422, "invalid_input")
+
+
+def test_the_secret_is_stored_encrypted(make_gateway, auth, tmp_path):
+    db = tmp_path / "gateway.db"
+    gw = make_gateway(store_url=f"sqlite:///{db}")
+    token = create(gw, auth, "req-5", {"name": "sealed"}).json()["token"]
+    gw.__exit__(None, None, None)
+    raw = db.read_bytes() + b"".join(p.read_bytes() for p in tmp_path.glob("gateway.db*") if p != db)
+    assert token.encode() not in raw and token[-20:].encode() not in raw
+    assert b"$sealed" in raw
+
+
+# -- approvals --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def approving(make_gateway):
+    client = make_gateway(confirmation="approval")
+    return client, client.app.state.gateway
+
+
+def key_status(sandbox, key_id) -> str:
+    with GenClient(api_key=sandbox.api_key, base_url=sandbox.base_url) as client:
+        listed = default_registry().run("list_api_keys", {}, client=client)["api_keys"]
+    return {str(k["id"]): k["status"] for k in listed}[str(key_id)]
+
+
+def test_approval_mode_answers_202_and_runs_only_after_a_person_approves(approving, auth, sandbox):
+    gw, gateway = approving
+    key = create(gw, auth, None, {"name": "doomed"}).json()
+    asked = gw.post("/actions/revoke_api_key", headers=auth, json={"id": key["id"]})
+    assert asked.status_code == 202
+    approval = asked.json()["approval"]
+    assert approval["state"] == "pending" and approval["action"] == "revoke_api_key"
+    assert [item["id"] for item in approval["preview"]] == [key["id"]]
+    assert asked.headers["location"] == approval["poll"] == f"http://testserver/approvals/{approval['id']}"
+    assert approval["url"].startswith("http://testserver/")
+    poll = gw.get(f"/approvals/{approval['id']}", headers=auth)
+    assert poll.status_code == 202 and poll.headers["retry-after"]
+    assert key_status(sandbox, key["id"]) == "active"
+
+    gateway.approvals.decide(approval["id"], approve=True, by="a person")
+    done = gw.get(f"/approvals/{approval['id']}", headers=auth)
+    assert done.status_code == 200 and done.json() == {"id": key["id"], "revoked": True}
+    assert key_status(sandbox, key["id"]) == "revoked"
+    assert gw.get(f"/approvals/{approval['id']}", headers=auth).json() == done.json()  # kept for pollers
+
+
+def test_another_key_cannot_see_or_run_an_approval(approving, auth, sandbox):
+    gw, gateway = approving
+    key = create(gw, auth, None, {"name": "mine"}).json()
+    approval = gw.post("/actions/revoke_api_key", headers=auth, json={"id": key["id"]}).json()["approval"]
+    gateway.approvals.decide(approval["id"], approve=True)
+    _, other_key = sandbox.create_user()
+    error_of(gw.get(f"/approvals/{approval['id']}", headers={"X-API-Key": other_key}), 404, "not_found")
+    error_of(gw.get("/approvals/made-up-approval-id", headers=auth), 404, "not_found")
+    assert key_status(sandbox, key["id"]) == "active"
+
+
+def test_a_denied_call_is_403_and_an_undecided_one_expires_as_410(make_gateway, auth, sandbox):
+    gw = make_gateway(confirmation="approval", approval_ttl=0.5)
+    gateway = gw.app.state.gateway
+    first = create(gw, auth, None, {"name": "kept"}).json()
+    denied = gw.post("/actions/revoke_api_key", headers=auth, json={"id": first["id"]}).json()["approval"]
+    gateway.approvals.decide(denied["id"], approve=False)
+    error_of(gw.get(f"/approvals/{denied['id']}", headers=auth), 403, "denied")
+    lapsed = gw.post("/actions/revoke_api_key", headers=auth, json={"id": first["id"]}).json()["approval"]
+    time.sleep(0.6)
+    error_of(gw.get(f"/approvals/{lapsed['id']}", headers=auth), 410, "expired")
+    assert key_status(sandbox, first["id"]) == "active"
+
+
+def test_a_model_sending_back_what_the_202_held_cannot_make_the_call_act(approving, auth, sandbox):
+    gw, _ = approving
+    key = create(gw, auth, None, {"name": "target"}).json()
+    body = gw.post("/actions/revoke_api_key", headers=auth, json={"id": key["id"]}).json()
+    strings = [v for v in json.dumps(body).split('"') if len(v) > 6]
+    for text in strings:
+        for field in ("id", "approval", "approval_id", "confirmation_token", "token"):
+            answer = gw.post("/actions/revoke_api_key", headers=dict(auth, **{"Idempotency-Key": text[:200]}),
+                             json={"id": key["id"], field: text} if field != "id" else {"id": text})
+            assert answer.status_code in (202, 422), answer.text
+    assert key_status(sandbox, key["id"]) == "active"
+
+
+def test_non_destructive_actions_act_at_once_in_approval_mode(approving, auth):
+    gw, _ = approving
+    assert create(gw, auth, None, {"name": "fine"}).status_code == 200
+
+
+def test_a_retried_destructive_call_with_the_same_idempotency_key_gets_the_same_approval(approving, auth):
+    gw, _ = approving
+    headers = dict(auth, **{"Idempotency-Key": "revoke-7"})
+    first = gw.post("/actions/revoke_api_key", headers=headers, json={"id": 1}).json()
+    again = gw.post("/actions/revoke_api_key", headers=headers, json={"id": 1}).json()
+    assert first["approval"]["id"] == again["approval"]["id"]
+
+
+# -- secrets ----------------------------------------------------------------------------------------
+
+
+def test_keys_and_secrets_never_reach_the_logs(gw, auth, sandbox, caplog):
+    with caplog.at_level(logging.DEBUG):
+        token = create(gw, auth, "req-log", {"name": "logged"}).json()["token"]
+        create(gw, auth, "req-log", {"name": "logged"})
+        gw.post("/actions/get_me", headers={"Authorization": f"Bearer {sandbox.api_key}"})
+        gw.post("/actions/get_me", headers={"X-API-Key": "gen_pat_" + "x" * 40})
+        sandbox.inject_fault(drop=True, after=True, method="POST")
+        create(gw, auth, None, {"name": "logged"})
+    logged = caplog.text + "".join(repr(vars(r)) for r in caplog.records)
+    assert "create_api_key" in logged  # the gateway does log its calls
+    for secret in (sandbox.api_key, token, "x" * 40):
+        assert secret not in logged
+    assert not FULL_TOKEN.search(logged)
