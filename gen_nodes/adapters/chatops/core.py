@@ -31,10 +31,11 @@ import difflib
 import json
 import logging
 import re
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from ...approvals import ApprovalError, Approvals
 from ...client import GenClient
@@ -304,11 +305,11 @@ class ChatOps:
 
     def __init__(self, registry: Registry, store: Any, box: SecretBox, *, base_url: str | None = None,
                  timeout: Any = None, allow: Iterable[str] = (), prefix: str = "/gen",
-                 approval_ttl: int = APPROVAL_TTL) -> None:
+                 approval_ttl: float = APPROVAL_TTL, clock: Callable[[], float] = time.time) -> None:
         self.registry = registry
         self.grammar = Grammar(registry, prefix)
         self.bindings = Bindings(store, box)
-        self.approvals = Approvals(store, ttl=approval_ttl)
+        self.approvals = Approvals(store, ttl=approval_ttl, clock=clock)
         self.base_url = base_url
         self.timeout = timeout
         # One GenClient per bound key, reused across commands (keyed by the key's digest).
