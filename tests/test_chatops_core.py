@@ -205,3 +205,14 @@ def test_nothing_runs_if_the_requester_rebinds_another_key_meanwhile(sandbox, ca
     assert "changed" in said.text and said.replace
     assert _deletes(caplog) == 0
     assert "already used" in chat.press(who, asked.buttons.approval, approve=True).text
+
+
+def test_hints_name_chat_commands_not_actions(sandbox):
+    chat = ChatOps(default_registry(), open_store("memory://"), SecretBox("hint-test-secret-0"),
+                   base_url=sandbox.base_url)
+    who = ChatUser("slack", "T1", "U1")
+    chat.bind("slack", "U1", sandbox.api_key)
+    said = chat.run(who, chat.parse("keys rename 999 nobody")).text
+    assert said.startswith("Rename API key failed:")
+    assert "What to do: No such object for this account; call `/gen keys list" in said
+    assert "list_api_keys" not in said.split("What to do:")[1]
