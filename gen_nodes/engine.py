@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import weakref
 import re
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -30,8 +31,9 @@ log = logging.getLogger("gen_nodes.engine")
 
 Resolve = Callable[[str], ActionSpec]
 
-# Actions whose output was checked once already (see _check_output).
-_CHECKED: set[int] = set()
+# Actions whose output was checked once already (see _check_output): id -> the spec itself
+# (weakly), since a freed spec's id can be reused by a new, unchecked one.
+_CHECKED: "weakref.WeakValueDictionary[int, ActionSpec]" = weakref.WeakValueDictionary()
 
 #: Clock difference tolerated between us and GEN when looking for keys made "since" a request.
 CLOCK_SKEW = timedelta(minutes=2)
@@ -236,10 +238,10 @@ def _check_output(spec: ActionSpec, output: dict[str, Any]) -> None:
     checks only the first answer of each action in a process, ``never`` none.
     """
     policy = _output_check_policy(os.environ.get("GEN_NODES_CHECK_OUTPUT", ""))
-    if policy == "never" or (policy == "first" and id(spec) in _CHECKED):
+    if policy == "never" or (policy == "first" and _CHECKED.get(id(spec)) is spec):
         return
     if not (spec.response.wrap and not output.get(spec.response.wrap)):  # an empty list proves nothing
-        _CHECKED.add(id(spec))
+        _CHECKED[id(spec)] = spec
     found = problems(spec.output_schema, output)
     if found:
         log.warning(
