@@ -50,11 +50,24 @@ around their blocks only (restored after), so every answer is checked.
     blocks. Diagnostic: ``Dispatcher.call`` in this process (what the server runs per call,
     without MCP). No target.
 
+(i) ``gateway_call``: ``POST /actions/list_api_keys`` (5 keys) to ``gen-nodes serve`` (a process of
+    its own, SQLite store) over one kept-alive connection vs. a direct ``registry.run`` in this
+    process, both against ``gen-nodes sandbox`` in a process of its own; timed call by call in
+    alternating blocks. Diagnostic row: the same POST to ``benchmarks/minimal_gateway.py``, a
+    minimal Starlette app forwarding to the sandbox with ``requests``, served the same way. No
+    target: the gateway adds an HTTP hop; the diagnostic row shows how much is the gateway's own.
+(j) ``gateway_throughput``: 20 client threads, each on its own connection, each sending 50 calls
+    at once, against the gateway and against the minimal app, in alternating rounds (6 by
+    default) after a warm-up round each. Subject/baseline rows are the per-call latencies;
+    throughput is calls per second of wall time per round (median over rounds). Target: at most
+    1.20 on the latency median ratio and on throughput (the minimal app's calls per second over
+    the gateway's).
+
 Ratios are subject / baseline, for the medians and for the 90th percentiles.
 
 Flags (all optional):
     --json PATH       also write the results (and run metadata) as JSON to PATH
-    --only LIST       comma-separated subset of a,b,c,d,e,f (default: all)
+    --only LIST       comma-separated subset of a,b,c,d,e,f,i,j (default: all)
     --calls N         (a) timed calls per variant (default 2000; at least 1000 for a real run)
     --block N         (a), (f) calls per alternating block (default 25)
     --warmup N        (a), (f) warm-up calls per variant (default 200)
@@ -63,6 +76,10 @@ Flags (all optional):
     --large-runs N    (c) timed runs per variant and per breakdown stage (default 5)
     --mcp-runs N      (e) timed runs per command (default 15)
     --mcp-calls N     (f) timed calls per variant (default 1000)
+    --gateway-calls N (i) timed calls per variant (default 1000)
+    --clients N       (j) concurrent clients (default 20)
+    --per-client N    (j) calls per client per round (default 50)
+    --load-rounds N   (j) timed rounds per variant, alternating (default 6)
     --importtime      (b) always run the -X importtime analysis, even when on target
     --strict          exit with status 1 when a benchmark misses its target
 
@@ -98,8 +115,10 @@ TARGETS: dict[str, float | None] = {
     "tool_list_size": None,
     "mcp_cold_start": None,
     "mcp_call_latency": None,
+    "gateway_call": None,
+    "gateway_throughput": 1.20,
 }
-BENCHMARKS = "abcdef"
+BENCHMARKS = "abcdefij"
 CHECK_ENV = "GEN_NODES_CHECK_OUTPUT"
 
 _now = time.perf_counter
@@ -553,6 +572,172 @@ def bench_mcp_call_latency(calls: int = 1000, block: int = 25, warmup: int = 200
     return result
 
 
+# -- (i), (j) the HTTP gateway -----------------------------------------------------------------
+
+GATEWAY_START_TIMEOUT = 60
+
+
+@contextmanager
+def _served(argv: Sequence[str]) -> Iterator[str]:
+    """A server process started by ``argv`` that prints ``{"url": ...}`` first; its URL, stopped after."""
+    errlog = tempfile.TemporaryFile("w+")
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errlog, stdin=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline()
+        if not line:
+            errlog.seek(0)
+            raise RuntimeError(f"{' '.join(argv)} did not start: {errlog.read()[-800:]}")
+        yield json.loads(line)["url"]
+    finally:
+        errlog.close()
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def sandbox_process(keys: int) -> Iterator[tuple[str, str]]:
+    """``(base_url, api_key)`` of ``gen-nodes sandbox`` in a process of its own (so that client threads
+    here do not share a GIL with it), its user holding ``keys`` keys."""
+    argv, _ = console_command("sandbox", "--port", "0")
+    with _served_sandbox(argv) as (base_url, api_key):
+        with requests.Session() as session:
+            for i in range(keys - 1):
+                session.post(f"{base_url}/persisted_tokens", json={"name": f"bench {i}"},
+                             headers={"X-API-Key": api_key}).raise_for_status()
+        yield base_url, api_key
+
+
+@contextmanager
+def _served_sandbox(argv: Sequence[str]) -> Iterator[tuple[str, str]]:
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+    try:
+        first = json.loads(proc.stdout.readline())
+        yield first["base_url"], first["api_key"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def gateway_command(base_url: str, store: Path) -> list[str]:
+    argv, _ = console_command("serve", "--port", "0", "--base-url", base_url, "--store", f"sqlite:///{store}")
+    return argv
+
+
+def baseline_command(base_url: str) -> list[str]:
+    return [sys.executable, str(Path(__file__).resolve().parent / "minimal_gateway.py"), base_url]
+
+
+def _lister(url: str, api_key: str, keys: int) -> tuple[requests.Session, Callable[[], Any]]:
+    session = requests.Session()
+
+    def call() -> Any:
+        answer = session.post(f"{url}/actions/list_api_keys", headers={"X-API-Key": api_key})
+        answer.raise_for_status()
+        if len(answer.json()["api_keys"]) != keys:
+            raise RuntimeError(f"{url} listed {len(answer.json()['api_keys'])} keys, expected {keys}")
+        return answer
+
+    return session, call
+
+
+def bench_gateway_call(calls: int = 1000, block: int = 25, warmup: int = 100, keys: int = 5) -> dict[str, Any]:
+    """(i) ``POST /actions/list_api_keys`` through ``gen-nodes serve`` vs. a direct engine call, call by call."""
+    from gen_nodes.client import GenClient
+    from gen_nodes.registry import default_registry
+
+    registry = default_registry()
+    with sandbox_process(keys) as (base_url, api_key), tempfile.TemporaryDirectory() as tmp, \
+            _served(gateway_command(base_url, Path(tmp) / "gateway.db")) as gateway, \
+            _served(baseline_command(base_url)) as minimal, \
+            GenClient(api_key=api_key, base_url=base_url) as client, check_output_policy(None):
+        session, through_gateway = _lister(gateway, api_key, keys)
+        minimal_session, through_minimal = _lister(minimal, api_key, keys)
+        with session, minimal_session:
+            samples = time_interleaved({
+                "gateway": through_gateway,
+                "engine": lambda: registry.run("list_api_keys", {}, client=client),
+                "minimal": through_minimal,
+            }, calls, block=block, warmup=warmup)
+    result = compare(
+        "gateway_call", f"(i) list_api_keys through the gateway, {keys} keys",
+        ("POST /actions/list_api_keys to gen-nodes serve (loopback)", samples["gateway"]),
+        ("direct engine call (registry.run)", samples["engine"]),
+        extra=[("[diagnostic] the same POST to a minimal Starlette app + requests", samples["minimal"])],
+        keys=keys, calls_per_variant=calls, block=block, warmup=warmup,
+    )
+    result["details"]["gateway_overhead_median_s"] = result["subject"]["median_s"] - result["extra"][0]["median_s"]
+    return result
+
+
+def _load_round(url: str, api_key: str, keys: int, clients: int, per_client: int) -> tuple[float, list[float]]:
+    """``clients`` threads, each with its own connection, each sending ``per_client`` calls at once;
+    the round's wall time and every call's latency."""
+    import threading
+
+    barrier = threading.Barrier(clients + 1)
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    failures: list[BaseException] = []
+
+    def client_thread(out: list[float]) -> None:
+        session, call = _lister(url, api_key, keys)
+        with session:
+            call()  # connect before the clock starts
+            barrier.wait()
+            try:
+                for _ in range(per_client):
+                    started = _now()
+                    call()
+                    out.append(_now() - started)
+            except BaseException as exc:  # reported after the round
+                failures.append(exc)
+
+    threads = [threading.Thread(target=client_thread, args=(latencies[i],)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = _now()
+    for thread in threads:
+        thread.join()
+    wall = _now() - started
+    if failures:
+        raise RuntimeError(f"a client of {url} failed: {failures[0]!r}")
+    return wall, [x for per in latencies for x in per]
+
+
+def bench_gateway_throughput(clients: int = 20, per_client: int = 50, rounds: int = 6, keys: int = 5) -> dict[str, Any]:
+    """(j) ``clients`` concurrent clients on the gateway vs. on a minimal Starlette app that calls the
+    sandbox with ``requests``; rounds alternate between the two. Target: at most 1.2 on latency
+    (median per call) and on throughput (the minimal app's calls per second over the gateway's)."""
+    samples: dict[str, list[float]] = {"gateway": [], "minimal": []}
+    per_call: dict[str, list[float]] = {"gateway": [], "minimal": []}
+    with sandbox_process(keys) as (base_url, api_key), tempfile.TemporaryDirectory() as tmp, \
+            _served(gateway_command(base_url, Path(tmp) / "gateway.db")) as gateway, \
+            _served(baseline_command(base_url)) as minimal, check_output_policy(None):
+        urls = {"gateway": gateway, "minimal": minimal}
+        for name in urls:  # warm-up round each: threads, connections, the first (checked) answer
+            _load_round(urls[name], api_key, keys, clients, max(1, per_client // 5))
+        for name, _ in schedule(["gateway", "minimal"], rounds, 1):
+            wall, latencies = _load_round(urls[name], api_key, keys, clients, per_client)
+            samples[name] += latencies
+            per_call[name].append(wall / (clients * per_client))
+    result = compare(
+        "gateway_throughput", f"(j) {clients} concurrent clients, list_api_keys, {keys} keys",
+        ("gen-nodes serve: latency per call", samples["gateway"]),
+        ("minimal Starlette app + requests: latency per call", samples["minimal"]),
+        clients=clients, per_client=per_client, rounds=rounds, keys=keys,
+    )
+    throughput = {name: 1 / statistics.median(values) for name, values in per_call.items()}
+    ratio = _ratio(throughput["minimal"], throughput["gateway"])
+    result["details"].update(throughput_per_s=throughput, throughput_ratio=ratio)
+    if result["target"] is not None:
+        result["meets_target"] = result["ratio_median"] <= result["target"] and ratio <= result["target"]
+    return result
+
+
 # -- report -------------------------------------------------------------------------------
 
 
@@ -630,6 +815,14 @@ def format_table(report: dict[str, Any]) -> str:
             out.append(f"  command: {' '.join(d['command'])}; then closing the session (server exit): "
                        f"{_t(d['closing']['median_s'])} median, not counted; ratio with it: "
                        f"{d['ratio_median_with_closing']:.2f}")
+        elif r["id"] == "gateway_call":
+            out.append(f"  the gateway's own work over a minimal app doing the same POST (validation, shaping, error "
+                       f"mapping, its middleware): {_t(d['gateway_overhead_median_s'])} per call (median)")
+        elif r["id"] == "gateway_throughput":
+            tp = d["throughput_per_s"]
+            out.append(f"  throughput: gateway {tp['gateway']:.0f} calls/s, minimal app {tp['minimal']:.0f} calls/s; "
+                       f"ratio {d['throughput_ratio']:.2f} (target <= {r['target']:.2f}); {d['clients']} clients x "
+                       f"{d['per_client']} calls x {d['rounds']} rounds, alternating")
         elif r["id"] == "mcp_call_latency":
             out.append(f"  MCP on top of the dispatcher (JSON-RPC over pipes, the SDK on both ends, the server's "
                        f"thread hop and both ends' outputSchema checks): {_t(d['mcp_overhead_median_s'])} per call "
@@ -639,7 +832,8 @@ def format_table(report: dict[str, Any]) -> str:
 
 def run_all(*, only: Sequence[str] = tuple(BENCHMARKS), calls: int = 2000, block: int = 25, warmup: int = 200,
             cold_runs: int = 15, keys: int = 10_000, large_runs: int = 5, mcp_runs: int = 15, mcp_calls: int = 1000,
-            importtime: bool | None = None) -> dict[str, Any]:
+            importtime: bool | None = None, gateway_calls: int = 1000, clients: int = 20, per_client: int = 50,
+            load_rounds: int = 6) -> dict[str, Any]:
     """Run the chosen benchmarks; return ``{"meta": ..., "results": [...]}``."""
     started = _now()
     check_env = os.environ.get(CHECK_ENV)
@@ -650,6 +844,8 @@ def run_all(*, only: Sequence[str] = tuple(BENCHMARKS), calls: int = 2000, block
         "d": bench_tool_list_size,
         "e": lambda: bench_mcp_cold_start(runs=mcp_runs),
         "f": lambda: bench_mcp_call_latency(calls=mcp_calls, block=block, warmup=warmup),
+        "i": lambda: bench_gateway_call(calls=gateway_calls, block=block, warmup=min(warmup, 100)),
+        "j": lambda: bench_gateway_throughput(clients=clients, per_client=per_client, rounds=load_rounds),
     }
     results = [runners[key]() for key in BENCHMARKS if key in only]
     from gen_nodes import __version__
@@ -679,7 +875,7 @@ def _positive(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="gen-nodes benchmarks (see the module docstring).")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
-    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated subset of a,b,c,d,e,f")
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated subset of " + ",".join(BENCHMARKS))
     parser.add_argument("--calls", type=_positive, default=2000, help="(a) timed calls per variant (default 2000)")
     parser.add_argument("--block", type=_positive, default=25, help="(a), (f) calls per alternating block (default 25)")
     parser.add_argument("--warmup", type=int, default=200, help="(a), (f) warm-up calls per variant (default 200)")
@@ -688,17 +884,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--large-runs", type=_positive, default=5, help="(c) runs per variant and stage (default 5)")
     parser.add_argument("--mcp-runs", type=_positive, default=15, help="(e) runs per command (default 15)")
     parser.add_argument("--mcp-calls", type=_positive, default=1000, help="(f) timed calls per variant (default 1000)")
+    parser.add_argument("--gateway-calls", type=_positive, default=1000, help="(i) timed calls per variant (default 1000)")
+    parser.add_argument("--clients", type=_positive, default=20, help="(j) concurrent clients (default 20)")
+    parser.add_argument("--per-client", type=_positive, default=50, help="(j) calls per client per round (default 50)")
+    parser.add_argument("--load-rounds", type=_positive, default=6, help="(j) timed rounds per variant, alternating (default 6)")
     parser.add_argument("--importtime", action="store_true", default=None,
                         help="(b) run the -X importtime analysis even when on target")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a benchmark misses its target")
     args = parser.parse_args(argv)
     only = [part.strip() for part in args.only.split(",") if part.strip()]
     if not only or set(only) - set(BENCHMARKS):
-        parser.error(f"--only takes a comma-separated subset of a,b,c,d,e,f, not {args.only!r}")
+        parser.error(f"--only takes a comma-separated subset of {','.join(BENCHMARKS)}, not {args.only!r}")
 
     report = run_all(only=only, calls=args.calls, block=args.block, warmup=args.warmup, cold_runs=args.cold_runs,
                      keys=args.keys, large_runs=args.large_runs, mcp_runs=args.mcp_runs, mcp_calls=args.mcp_calls,
-                     importtime=args.importtime)
+                     importtime=args.importtime, gateway_calls=args.gateway_calls, clients=args.clients,
+                     per_client=args.per_client, load_rounds=args.load_rounds)
     print(format_table(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -66,6 +66,9 @@ MAX_BODY = 64 * 1024
 IDEMPOTENCY_WAIT = 10.0
 #: Seconds a runner is told to wait between polls of a pending approval.
 POLL_AFTER = 2
+#: Connections each GEN key's client keeps open: as many as calls run at once (anyio's worker
+#: threads, 40 by default), so concurrent calls never wait for, or throw away, a connection.
+POOL_SIZE = 40
 DEFAULT_STORE = "sqlite://"
 DEFAULT_PORT = 8080
 APPROVAL_PAGE_PATH = "/approve"
@@ -95,7 +98,8 @@ class Gateway:
         self.store_url, self.store = store_url, store
         self.public_url = public_url.rstrip("/") if public_url else None
         self.approval_ttl, self.idempotency_ttl, self.idempotency_wait = approval_ttl, idempotency_ttl, idempotency_wait
-        self.clients = ClientCache(lambda key: GenClient(api_key=key, base_url=base_url, timeout=timeout, retry=retry))
+        self.clients = ClientCache(lambda key: GenClient(api_key=key, base_url=base_url, timeout=timeout, retry=retry,
+                                                         pool_size=POOL_SIZE))
         self.document = openapi.document(registry, confirmation=confirmation)
         self.records: Any = None
         self.approvals: Any = None
