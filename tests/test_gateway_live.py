@@ -244,6 +244,44 @@ def test_an_approval_asked_on_one_gateway_is_run_when_polled_on_the_other(pair, 
     assert keys_named(sb, key, "to revoke")[0]["status"] == "revoked"
 
 
+def test_the_readmes_multi_worker_deployment_shares_one_redis(sb, logs, redis_url):
+    """``uvicorn --factory gen_nodes.adapters.gateway:app_from_env --workers 2`` as the README shows it."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "GEN_NODES_STORE": redis_url, "GEN_NODES_STATE_SECRET": secrets.token_hex(32),
+           "GEN_BASE_URL": sb.base_url, "GEN_NODES_ALLOWED_HOSTS": f"127.0.0.1:{port}"}
+    with open(logs / "uvicorn-workers.log", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "gen_nodes.adapters.gateway:app_from_env",
+                                 "--workers", "2", "--host", "127.0.0.1", "--port", str(port)],
+                                stdout=log, stderr=log, env=env)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + START_TIMEOUT
+            while True:
+                try:
+                    if requests.get(f"{url}/openapi.json", timeout=2).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    pass
+                assert time.monotonic() < deadline and proc.poll() is None, "uvicorn did not start"
+                time.sleep(0.2)
+            _, key = sb.create_user()
+            idem = secrets.token_hex(8)
+            with ThreadPoolExecutor(6) as pool:
+                answers = list(pool.map(lambda _: post(url, "create_api_key", key, {"name": "workers"}, idem),
+                                        range(6)))
+            assert [a.status_code for a in answers] == [200] * 6
+            assert len({a.json()["id"] for a in answers}) == 1 and len(keys_named(sb, key, "workers")) == 1
+            foreign = requests.get(f"{url}/openapi.json", headers={"Host": "evil.example"}, timeout=5)
+            assert foreign.status_code == 421
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+
+
 # -- last: what the servers logged ------------------------------------------------------------------
 
 
