@@ -44,10 +44,10 @@ FUZZ_EXAMPLES = 100
 class GatewayProcess:
     """One ``gen-nodes serve --port 0`` process; its stderr (debug log) goes to ``log``."""
 
-    def __init__(self, *args: str, log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *args: str, log: Path, env: dict[str, str] | None = None, command: list[str] = SERVE) -> None:
         self.log = log
         self._stderr = open(log, "ab")
-        self.proc = subprocess.Popen([*SERVE, "--port", "0", "--log-level", "debug", *args],
+        self.proc = subprocess.Popen([*command, "--port", "0", "--log-level", "debug", *args],
                                      stdout=subprocess.PIPE, stderr=self._stderr, text=True,
                                      env={**os.environ, **(env or {})})
         line = _read_line(self.proc, START_TIMEOUT)
@@ -134,6 +134,27 @@ def test_concurrent_repeats_of_one_create_make_one_key(gateway, sb):
     # The first answer and one replay carry the secret; every other replay only its masked form.
     assert len(full) == 2 and len(set(full)) == 1
     assert sum(a.headers.get("idempotent-replayed") == "true" for a in answers) == 7
+
+
+def test_a_public_bind_needs_the_opt_in_and_ends_with_a_clear_error(tmp_path):
+    done = subprocess.run([*SERVE, "--host", "0.0.0.0", "--port", "0", "--store", "memory://"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    error = json.loads(done.stderr)["error"]
+    assert error["type"] == "invalid_input" and "--allow-remote" in error["hint"]
+
+
+def test_the_sandbox_option_serves_the_persistent_sandbox(tmp_path):
+    env = {"GEN_NODES_SANDBOX_DIR": str(tmp_path / "sandbox"), "GEN_NODES_STATE_DIR": str(tmp_path / "state")}
+    process = GatewayProcess("--store", "sqlite://", log=tmp_path / "sandbox-serve.log", env=env,
+                             command=[sys.executable, "-m", "gen_nodes.cli", "--sandbox", "serve"])
+    try:
+        key = (tmp_path / "sandbox" / "bootstrap-key").read_text().strip()
+        assert post(process.url, "get_me", key).status_code == 200
+        assert (tmp_path / "state" / "state.db").exists()  # sqlite:// is the state dir's file
+    finally:
+        process.stop()
+    assert "persistent sandbox" in (tmp_path / "sandbox-serve.log").read_text()
 
 
 # -- schemathesis ---------------------------------------------------------------------------------
