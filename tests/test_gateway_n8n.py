@@ -12,8 +12,9 @@ import json
 import pytest
 
 pytest.importorskip("starlette")
-
-from n8n_support import node_error, node_output, workflow  # noqa: E402
+# The headless n8n of the n8n node's tests (tests/n8n_support.py, fixture `n8n` in conftest.py).
+n8n_support = pytest.importorskip("n8n_support")
+node_error, node_output, workflow = n8n_support.node_error, n8n_support.node_output, n8n_support.workflow
 from test_gateway_live import GatewayProcess, keys_named  # noqa: E402
 
 from gen_nodes.sandbox import Sandbox  # noqa: E402
