@@ -9,9 +9,11 @@ add a declaration here (or in your own package), its two schema files under
 from __future__ import annotations
 
 from .schemas import load_schema
-from .spec import ActionSpec, Hints, Input, Lookup, Response
+from .spec import ActionSpec, Chat, Hints, Input, Lookup, Response
 
 _LIST_KEYS = "list_api_keys"
+#: The chat command group of the key actions: ``/gen keys ...``.
+_KEYS = "keys"
 
 GET_ME = ActionSpec(
     id="get_me",
@@ -25,6 +27,7 @@ GET_ME = ActionSpec(
     input_schema=load_schema("get_me.input"),
     output_schema=load_schema("get_me.output"),
     hints=Hints(read_only=True, idempotent=True),
+    chat=Chat(verb="me"),
 )
 
 LIST_API_KEYS = ActionSpec(
@@ -42,6 +45,7 @@ LIST_API_KEYS = ActionSpec(
     hints=Hints(read_only=True, idempotent=True),
     inputs={"status": "filter"},
     response=Response(wrap="api_keys"),
+    chat=Chat(group=_KEYS, verb="list", args=("status",)),
 )
 
 CREATE_API_KEY = ActionSpec(
@@ -64,6 +68,8 @@ CREATE_API_KEY = ActionSpec(
         created_since="created_at",
         unset=("last_used_at",),
     ),
+    chat=Chat(group=_KEYS, verb="create", args=("name",), rest=True, options={"expires": "expires_in"},
+              labels={"expires_in": "30d"}),
 )
 
 UPDATE_API_KEY = ActionSpec(
@@ -80,6 +86,7 @@ UPDATE_API_KEY = ActionSpec(
     hints=Hints(idempotent=True),
     inputs={"id": "path", "name": "body"},
     body_envelope="persisted_token",
+    chat=Chat(group=_KEYS, verb="rename", args=("id", "name"), rest=True, labels={"name": "NEW NAME"}),
 )
 
 REVOKE_API_KEY = ActionSpec(
@@ -97,6 +104,7 @@ REVOKE_API_KEY = ActionSpec(
     inputs={"id": "path"},
     response=Response(template={"id": Input("id"), "revoked": True}, keep=("message",)),
     preview=Lookup(action=_LIST_KEYS, items="api_keys", match={"id": Input("id")}),
+    chat=Chat(group=_KEYS, verb="revoke", args=("id",)),
 )
 
 REVOKE_ALL_API_KEYS = ActionSpec(
@@ -114,4 +122,5 @@ REVOKE_ALL_API_KEYS = ActionSpec(
     hints=Hints(destructive=True, idempotent=True),
     response=Response(template={"revoked_all": True}, keep=("message",)),
     preview=Lookup(action=_LIST_KEYS, items="api_keys", match={"status": "active"}),
+    chat=Chat(group=_KEYS, verb="revoke-all"),
 )

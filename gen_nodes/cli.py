@@ -34,6 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.mcp_args = [*extra, *args.mcp_args]
     elif args.command == "serve":  # the same for `serve`
         args.serve_args = [*extra, *args.serve_args]
+    elif args.command == "chatops":  # and for `chatops`
+        args.chatops_args = [*extra, *args.chatops_args]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
@@ -104,6 +106,11 @@ def _parser() -> argparse.ArgumentParser:
                        "gen-nodes[gateway]); see `gen-nodes serve --help`", add_help=False)
     p.add_argument("serve_args", nargs=argparse.REMAINDER)
     p.set_defaults(handler=cmd_serve)
+
+    p = sub.add_parser("chatops", help="serve /gen slash commands for Slack or Discord, bind users' GEN keys; "
+                       "see `gen-nodes chatops --help`", add_help=False)
+    p.add_argument("chatops_args", nargs=argparse.REMAINDER)
+    p.set_defaults(handler=cmd_chatops)
 
     p = sub.add_parser("demo", help="walk through the whole API-key lifecycle against an embedded sandbox")
     p.set_defaults(handler=cmd_demo)
@@ -234,6 +241,12 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     with running() as sandbox:
         print(f"gen-nodes MCP server on the persistent sandbox at {sandbox.base_url}", file=sys.stderr, flush=True)
         return mcp_main(args.mcp_args, base_url=sandbox.base_url, api_key=sandbox.api_key, timeout=args.timeout)
+
+
+def cmd_chatops(args: argparse.Namespace) -> int:
+    from .adapters.chatops.cli import main as chatops_main
+
+    return chatops_main(args.chatops_args, base_url=args.base_url, timeout=args.timeout)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .approvals import Approval, ApprovalError, Approvals
-from .errors import ConfirmationRequired, GenError, InvalidInput
+from .errors import TOOL_TERMS, ConfirmationRequired, GenError, InvalidInput, Terms
 from .redact import masked_copy
 from .registry import Registry, default_registry
 from .secret_delivery import DEFAULT_POLICY, deliver
@@ -60,8 +60,9 @@ class ToolResult:
         return json.dumps(self.content, ensure_ascii=False)
 
     @classmethod
-    def failure(cls, error: GenError) -> "ToolResult":
-        return cls({"error": error.to_dict()}, is_error=True)
+    def failure(cls, error: GenError, terms: Terms | None = None) -> "ToolResult":
+        """The error as the model reads it, its hint in ``terms`` (default: a tool loop's, ``gen_`` tools)."""
+        return cls({"error": error.to_dict(terms or TOOL_TERMS)}, is_error=True)
 
     @classmethod
     def unexpected(cls, tool: str, exc: BaseException) -> "ToolResult":
@@ -79,7 +80,8 @@ class Dispatcher:
 
     ``confirmation``: a policy of :data:`~gen_nodes.tools.CONFIRMATION_POLICIES` (see the module
     doc); ``confirm``: the callback of ``elicit``; ``approvals``: where ``approval`` keeps pending
-    calls (default: in memory). ``secret_policy``: how a created key's secret is returned (see
+    calls (default: in memory). ``terms``: how hints name settings (see ``errors.Terms``; tools are
+    named with ``prefix``). ``secret_policy``: how a created key's secret is returned (see
     ``secret_delivery``). ``client``: a :class:`~gen_nodes.client.GenClient` to use when a call
     names none (made from the environment on first use).
     """
@@ -95,6 +97,7 @@ class Dispatcher:
         secret_policy: str = DEFAULT_POLICY,
         secrets_folder: Any = None,
         approvals: Approvals | None = None,
+        terms: Terms | None = None,
     ) -> None:
         self.registry = registry or default_registry()
         self.confirmation = confirmation
@@ -105,6 +108,8 @@ class Dispatcher:
         self.secret_policy = secret_policy
         self.secrets_folder = secrets_folder
         self._approvals = approvals
+        #: How hints name tools and settings for whoever reads the results.
+        self.terms = (terms or TOOL_TERMS).for_tools(prefix)
         self._lock = threading.Lock()
         deliver({}, secret_policy)  # fail now, not at the first create, on a bad policy name
 
@@ -133,7 +138,7 @@ class Dispatcher:
         try:
             tool, args = self.parse(name, arguments)
         except GenError as exc:
-            return ToolResult.failure(exc)
+            return self._failure(exc)
         return self.run_parsed(tool, args, client=client, confirmed=confirmed)
 
     def parse(self, name: str, arguments: Any) -> tuple[Tool, dict[str, Any]]:
@@ -155,7 +160,7 @@ class Dispatcher:
                     return held
             return self._run(tool.spec.id, args, client)
         except GenError as exc:
-            return ToolResult.failure(exc)
+            return self._failure(exc)
         except Exception as exc:  # the agent loop must go on; the details stay in our log
             return ToolResult.unexpected(tool.name, exc)
 
@@ -171,15 +176,15 @@ class Dispatcher:
             self.approvals.decide(handle, approve=True, by=by)
             return self.run_approved(handle, client=client)
         except GenError as exc:
-            return ToolResult.failure(exc)
+            return self._failure(exc)
 
     def deny(self, handle: str, *, by: str = "") -> ToolResult:
         """A person said no: the pending call ``handle`` never runs. The result says so (for the model)."""
         try:
             approval = self.approvals.decide(handle, approve=False, by=by)
         except GenError as exc:
-            return ToolResult.failure(exc)
-        return ToolResult.failure(ConfirmationRequired(
+            return self._failure(exc)
+        return self._failure(ConfirmationRequired(
             f"The user denied {approval.context.get('tool', approval.action)}; nothing was changed.",
             hint="Do not retry unless the user asks for it again.", declined=True))
 
@@ -192,7 +197,7 @@ class Dispatcher:
         if approval is None:
             current = self.approvals.get(handle)
             state = current.state if current else "unknown"
-            return ToolResult.failure(ApprovalError(f"This call cannot run: its approval is {state}.", reason=state))
+            return self._failure(ApprovalError(f"This call cannot run: its approval is {state}.", reason=state))
         tool = approval.context.get("tool", approval.action)
         try:
             client = client or self.default_client()
@@ -200,7 +205,7 @@ class Dispatcher:
                 raise ApprovalError("This approval belongs to another GEN key; it did not run.", reason="not_yours")
             result = self._run(approval.action, approval.arguments, client)
         except GenError as exc:
-            result = ToolResult.failure(exc)
+            result = self._failure(exc)
         except Exception as exc:
             result = ToolResult.unexpected(tool, exc)
         self.approvals.finish(handle, result=masked_copy(result.content), ok=not result.is_error)
@@ -219,6 +224,9 @@ class Dispatcher:
         """Close the default client, if one was made or given."""
         if self._client is not None:
             self._client.close()
+
+    def _failure(self, error: GenError) -> ToolResult:
+        return ToolResult.failure(error, self.terms)
 
     def _run(self, action: str, args: dict[str, Any], client: Any) -> ToolResult:
         output = self.registry.run(action, args, client=client)

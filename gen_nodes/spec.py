@@ -74,6 +74,31 @@ class Lookup:
 
 
 @dataclass(frozen=True)
+class Chat:
+    """How an action is typed as a chat command: ``/gen [GROUP] VERB ARGS... [field=value]``.
+
+    One parser and one help text (``adapters/chatops/core.py``) serve every chat
+    platform from this. An action without one still gets a command, derived from
+    its id and required inputs (see ``core.chat_of``).
+    """
+
+    #: The command word, e.g. ``"revoke-all"``.
+    verb: str
+    #: The word before the verb that groups related commands (``"keys"``); ``""`` for
+    #: a top-level command such as ``/gen me``.
+    group: str = ""
+    #: Input fields taken by position, in this order. Any input field can also be
+    #: given as ``field=value``.
+    args: tuple[str, ...] = ()
+    #: The last positional field takes every remaining word (a name with spaces).
+    rest: bool = False
+    #: Short option name -> input field, e.g. ``{"expires": "expires_in"}`` for ``expires=30d``.
+    options: Mapping[str, str] = field(default_factory=dict)
+    #: Input field -> how the usage line names it (default: the field name in capitals).
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ActionSpec:
     """One GEN endpoint as data. See ``actions.py`` for the built-in ones."""
 
@@ -95,6 +120,8 @@ class ActionSpec:
     preview: Lookup | None = None
     #: For a create that is not safe to retry: how to find keys it may have made.
     orphans: Lookup | None = None
+    #: How chat users type it (``/gen keys revoke 6``); None derives a command from the id.
+    chat: Chat | None = None
 
     def fields_at(self, location: Location) -> list[str]:
         """Names of the input fields declared for ``location``."""

@@ -209,7 +209,7 @@ def test_unknown_id_after_approval_is_not_found(approving, rec):
     error = _error(approving.approve(first.approval.id, by="alice"))
     assert error["type"] == "not_found"
     assert error["status"] == 404
-    assert "list_api_keys" in error["hint"]
+    assert "gen_list_api_keys" in error["hint"]  # named as the model calls it
     assert rec.writes() == [("DELETE", "/persisted_tokens/999999/revoke")]
 
 

@@ -305,7 +305,11 @@ async def test_a_missing_or_invalid_key_is_a_tool_error(stdio, key):
 async def test_http_invalid_bearer_key_is_a_tool_error(sb, http_url, logs, secrets_dir):
     connect = Connect("http", sb, logs, secrets_dir, http_url)
     async with connect(TOKEN_PREFIX + "y" * TOKEN_LENGTH) as session:
-        failed(await call(session, "gen_list_api_keys"), "authentication")
+        error = failed(await call(session, "gen_list_api_keys"), "authentication")
+        missing = failed(await call(session, "gen_revoke_api_key", {"id": 999999}), "confirmation_required")
+    # Hints in the caller's terms: over HTTP the key comes with each request, not from GEN_API_KEY.
+    assert "X-API-Key" in error["hint"] and "GEN_API_KEY" not in error["hint"]
+    assert "GEN_API_KEY" not in json.dumps(missing)
 
 
 def _leaves(exc: BaseException):

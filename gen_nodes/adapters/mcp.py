@@ -52,11 +52,12 @@ METHOD_NOT_FOUND = -32601
 from .. import __version__
 from ..client import GenClient, timeouts
 from ..dispatch import Dispatcher, ToolResult, principal_of
-from ..errors import AuthenticationError, ConfirmationRequired, GenError
+from ..errors import HTTP_TOOL_TERMS, TOOL_TERMS, AuthenticationError, ConfirmationRequired, GenError
 from ..display import confirmation_lines
 from ..schemas import validator
 from ..secret_delivery import DEFAULT_POLICY, POLICIES
 from ..tools import DEFAULT_PREFIX, Tool, mcp_definition
+from .mcp_sessions import IDLE, PER_KEY, TOTAL, UNPROVEN_IDLE, SessionGate
 from .web import (CLIENT_CACHE_SIZE, KEY_HINT, LOOPBACK_HOSTS, ClientCache, RequireGenKey, api_key_from_headers,
                   guard_hosts, origins_for, serve)
 
@@ -81,8 +82,10 @@ ClientFor = Callable[[ServerRequestContext], Any]
 # -- the server -----------------------------------------------------------------------
 
 
-def build_server(dispatcher: Dispatcher, client_for: ClientFor | None = None) -> Server:
-    """The MCP server for ``dispatcher``'s tools. ``client_for(ctx)`` picks the GenClient of a request."""
+def build_server(dispatcher: Dispatcher, client_for: ClientFor | None = None,
+                 on_success: Callable[[ServerRequestContext], None] | None = None) -> Server:
+    """The MCP server for ``dispatcher``'s tools. ``client_for(ctx)`` picks the GenClient of a request;
+    ``on_success(ctx)`` hears of every successful tool call."""
     tools = {tool.name: tool for tool in dispatcher.tools}
     listed = [types.Tool.model_validate(mcp_definition(tool)) for tool in dispatcher.tools]
     checkers = {tool.name: validator(tool.output_schema) for tool in dispatcher.tools}
@@ -95,7 +98,7 @@ def build_server(dispatcher: Dispatcher, client_for: ClientFor | None = None) ->
         try:
             result = await _call(dispatcher, ctx, params, client_for)
         except GenError as exc:
-            result = ToolResult.failure(exc)
+            result = ToolResult.failure(exc, dispatcher.terms)
         except Exception as exc:  # never reaches the SDK: it would send str(exc) to the client and log it
             result = ToolResult.unexpected(params.name, exc)
         if isinstance(result, types.InputRequiredResult):
@@ -103,6 +106,8 @@ def build_server(dispatcher: Dispatcher, client_for: ClientFor | None = None) ->
             return result
         if not result.is_error and params.name in checkers and not checkers[params.name].is_valid(result.content):
             result = _off_schema(tools[params.name], result.content)
+        if not result.is_error and on_success is not None:
+            on_success(ctx)
         log.info("tools/call %s -> %s", params.name,
                  f"error:{result.content['error'].get('type')}" if result.is_error else "ok")
         return _mcp_result(result)
@@ -126,7 +131,7 @@ async def _call(dispatcher: Dispatcher, ctx: ServerRequestContext, params: types
         confirmed = False
         if tool.needs_approval:
             if not _can_ask(ctx):
-                return ToolResult.failure(refusal(tool))
+                return ToolResult.failure(refusal(tool), dispatcher.terms)
             answer = await _ask(dispatcher, ctx, params, tool, args, client)
             if not isinstance(answer, bool):
                 return answer
@@ -174,16 +179,16 @@ async def _ask(dispatcher: Dispatcher, ctx: ServerRequestContext, params: types.
                 answer = None  # the question reached the client, which answered with an error
             else:  # the question never reached the user
                 log.info("tools/call %s: elicitation unavailable (%s)", tool.name, type(exc).__name__)
-                return ToolResult.failure(refusal(tool))
+                return ToolResult.failure(refusal(tool), dispatcher.terms)
     if not isinstance(answer, types.ElicitResult):
         return ToolResult.failure(ConfirmationRequired(
             f"The user's answer to {tool.name} could not be read; nothing was changed.",
-            hint="Ask the user whether to go ahead before trying again.", declined=True))
+            hint="Ask the user whether to go ahead before trying again.", declined=True), dispatcher.terms)
     if answer.action == "accept" and (answer.content or {}).get(CONFIRM_FIELD) is True:
         return True
     return ToolResult.failure(ConfirmationRequired(
         f"The user declined {tool.name} ({answer.action}); nothing was changed.",
-        hint="Do not retry unless the user asks for it again.", declined=True))
+        hint="Do not retry unless the user asks for it again.", declined=True), dispatcher.terms)
 
 
 def binding(tool: str, arguments: dict[str, Any], principal: str) -> str:
@@ -248,27 +253,39 @@ class _KeyedClients:
 
 
 def build_http_app(dispatcher: Dispatcher, *, host: str = "127.0.0.1", base_url: str | None = None,
-                   timeout: Any = None, allowed_hosts: Sequence[str] = ()) -> Any:
-    """The Starlette app serving streamable HTTP (stateful) at ``/mcp``.
+                   timeout: Any = None, allowed_hosts: Sequence[str] = (), **session_limits: Any) -> Any:
+    """The ASGI app serving streamable HTTP (stateful) at ``/mcp``.
 
     ``allowed_hosts``: the Host header values admitted (see ``web.guard_hosts``); the SDK's
     DNS-rebinding guard is configured from the same list, so it is on for every bind.
+    ``session_limits``: ``per_key``, ``total``, ``unproven_idle``, ``idle`` of ``mcp_sessions.SessionGate``.
     """
     hosts = list(allowed_hosts) or list(LOOPBACK_HOSTS)
     security = TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts,
                                          allowed_origins=origins_for(hosts))
-    server = build_server(dispatcher, client_for=_KeyedClients(base_url, timeout))
-    app = server.streamable_http_app(streamable_http_path=HTTP_PATH, host=host, transport_security=security)
-    app.add_middleware(RequireGenKey, paths=(HTTP_PATH,), jsonrpc=True)
-    return app
+    gate: SessionGate | None = None
+
+    def on_success(ctx: ServerRequestContext) -> None:
+        key = api_key_from_headers(ctx.request.headers) if ctx.request is not None else None
+        if key and gate is not None:
+            gate.prove(key)
+
+    server = build_server(dispatcher, client_for=_KeyedClients(base_url, timeout), on_success=on_success)
+    # The SDK's own limits stay as a backstop behind the gate's.
+    app = server.streamable_http_app(streamable_http_path=HTTP_PATH, host=host, transport_security=security,
+                                     session_idle_timeout=session_limits.get("idle", IDLE),
+                                     max_sessions=2 * session_limits.get("total", TOTAL))
+    gate = SessionGate(app, path=HTTP_PATH, **session_limits)
+    return RequireGenKey(gate, paths=(HTTP_PATH,), jsonrpc=True)
 
 
 def serve_http(dispatcher: Dispatcher, *, host: str = "127.0.0.1", port: int = 8000,
                base_url: str | None = None, timeout: Any = None, allow_remote: bool = False,
-               allowed_hosts: Sequence[str] = ()) -> None:
+               allowed_hosts: Sequence[str] = (), **session_limits: Any) -> None:
     """Serve streamable HTTP until interrupted; the first stdout line is ``{"url": ...}`` (see ``web.serve``)."""
     hosts = guard_hosts(host, allow_remote=allow_remote, allowed_hosts=allowed_hosts)
-    app = build_http_app(dispatcher, host=host, base_url=base_url, timeout=timeout, allowed_hosts=hosts)
+    app = build_http_app(dispatcher, host=host, base_url=base_url, timeout=timeout, allowed_hosts=hosts,
+                         **session_limits)
     serve(app, host=host, port=port, path=HTTP_PATH, allow_remote=allow_remote, allowed_hosts=allowed_hosts,
           name="gen-nodes MCP server")
 
@@ -289,6 +306,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME[:PORT]",
                         help="HTTP: a Host header value clients use (repeatable; NAME:* for any port); "
                         "requests naming another host are refused (DNS-rebinding guard)")
+    parser.add_argument("--sessions-per-key", type=_positive(int), default=PER_KEY, metavar="N",
+                        help=f"HTTP: open MCP sessions per GEN key (default {PER_KEY}; the least recently used idle "
+                        "one is closed for a new one)")
+    parser.add_argument("--sessions-total", type=_positive(int), default=TOTAL, metavar="N",
+                        help=f"HTTP: open MCP sessions in all (default {TOTAL})")
+    parser.add_argument("--unproven-session-idle", type=_positive(float), default=UNPROVEN_IDLE, metavar="SECONDS",
+                        help="HTTP: idle seconds before a session of a key that never made a successful call is "
+                        f"closed (default {UNPROVEN_IDLE:g}; other sessions: {IDLE:g})")
     parser.add_argument("--confirmation", choices=MCP_POLICIES, default="elicit",
                         help="who approves a destructive tool call: the user, asked by this server through the "
                         "client (elicit, default; a client without elicitation is refused), the client itself "
@@ -308,6 +333,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="log level on stderr (default warning); logs never hold arguments, results or keys")
 
 
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if not value > 0 or value != value or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+        return value
+    return parse
+
+
 def run(options: argparse.Namespace) -> int:
     """Start the server the options describe; returns when it stops."""
     configure_logging(options.log_level)
@@ -319,13 +353,16 @@ def run(options: argparse.Namespace) -> int:
     dispatcher = Dispatcher(
         prefix=options.prefix, client=client, confirmation=options.confirmation,
         secret_policy=options.secrets, secrets_folder=options.secrets_dir,
+        terms=TOOL_TERMS if options.transport == "stdio" else HTTP_TOOL_TERMS,
     )
     try:
         if options.transport == "stdio":
             serve_stdio(dispatcher)
         else:
             serve_http(dispatcher, host=options.host, port=options.port, base_url=base_url, timeout=timeout,
-                       allow_remote=options.allow_remote, allowed_hosts=options.allowed_host)
+                       allow_remote=options.allow_remote, allowed_hosts=options.allowed_host,
+                       per_key=options.sessions_per_key, total=options.sessions_total,
+                       unproven_idle=options.unproven_session_idle)
     except KeyboardInterrupt:
         pass
     return 0

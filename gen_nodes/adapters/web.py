@@ -149,11 +149,11 @@ class _Entry:
 # -- middleware ------------------------------------------------------------------------------
 
 
-def _headers(scope: Any) -> dict[str, str]:
+def request_headers(scope: Any) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
 
 
-async def _send_json(send: Any, status: int, body: dict[str, Any], headers: Iterable[tuple[str, str]] = ()) -> None:
+async def send_json(send: Any, status: int, body: dict[str, Any], headers: Iterable[tuple[str, str]] = ()) -> None:
     data = json.dumps(body).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
            *((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers)]
@@ -173,7 +173,7 @@ class RequireGenKey:
         self.paths = None if paths is None else tuple(p.rstrip("/") for p in paths)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and self._guarded(scope.get("path", "")) and not api_key_from_headers(_headers(scope)):
+        if scope["type"] == "http" and self._guarded(scope.get("path", "")) and not api_key_from_headers(request_headers(scope)):
             message = "This request carries no GEN API key."
             if self.jsonrpc:
                 body: dict[str, Any] = {"jsonrpc": "2.0", "id": None, "error": {
@@ -181,7 +181,7 @@ class RequireGenKey:
                     "data": {"type": "authentication", "hint": KEY_HINT}}}
             else:
                 body = {"error": {"type": "authentication", "message": message, "hint": KEY_HINT}}
-            return await _send_json(send, 401, body, [("www-authenticate", 'ApiKey realm="gen-nodes"')])
+            return await send_json(send, 401, body, [("www-authenticate", 'ApiKey realm="gen-nodes"')])
         await self.app(scope, receive, send)
 
     def _guarded(self, path: str) -> bool:
@@ -217,14 +217,14 @@ class HostGuard:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] in ("http", "websocket"):
-            headers = _headers(scope)
+            headers = request_headers(scope)
             if not _matches(headers.get("host", ""), self.hosts):
-                return await _send_json(send, 421, {"error": {
+                return await send_json(send, 421, {"error": {
                     "type": "invalid_input", "message": "This server does not answer to that Host name.",
                     "hint": "Use the address the server printed, or start it with that name in --allowed-host."}})
             origin = headers.get("origin")
             if origin is not None and not _matches(origin, self.origins):
-                return await _send_json(send, 403, {"error": {
+                return await send_json(send, 403, {"error": {
                     "type": "permission", "message": "Requests from that Origin are refused.",
                     "hint": "Open the page from the server's own address, or list the origin in --allowed-host."}})
         await self.app(scope, receive, send)

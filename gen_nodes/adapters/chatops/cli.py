@@ -1,0 +1,228 @@
+"""``gen-nodes chatops``: serve Slack or Discord, print Discord's commands, bind and unbind keys.
+
+    gen-nodes chatops slack [--host 127.0.0.1] [--port 3000] [--store URL]
+    gen-nodes chatops discord [--host 127.0.0.1] [--port 3001] [--store URL]
+    gen-nodes chatops discord commands
+    gen-nodes chatops bind --platform slack --user U123 < key.txt
+    gen-nodes chatops unbind --platform slack --user U123
+
+Servers print, as the first stdout line, ``{"url": ...}`` with the real address once
+bound. Configuration comes from the environment: ``GEN_NODES_CHATOPS_SECRET`` (seals
+the bound keys), ``SLACK_SIGNING_SECRET``, ``SLACK_BOT_TOKEN``, ``SLACK_API_URL``,
+``DISCORD_PUBLIC_KEY``, ``DISCORD_API_URL``, plus ``GEN_BASE_URL``. Bindings and
+approvals live in ``--store`` (default ``sqlite://``, a file in the state folder;
+``redis://...`` for several processes or machines).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Any, Sequence
+
+from ...errors import GenError, InvalidInput
+
+SECRET_ENV = "GEN_NODES_CHATOPS_SECRET"
+DEFAULT_STORE = "sqlite://"
+
+
+def main(argv: Sequence[str] | None = None, **defaults: Any) -> int:
+    """``defaults`` are ``gen-nodes``' global options (``base_url``, ``timeout``); None is ignored."""
+    parser = _parser()
+    parser.set_defaults(**{k: v for k, v in defaults.items() if v is not None})
+    args = parser.parse_args(argv)
+    return args.handler(args) or 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gen-nodes chatops",
+                                     description="GEN slash commands for Slack and Discord.")
+    sub = parser.add_subparsers(dest="chatops_command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("slack", help="serve /gen for Slack (Bolt, HTTP mode at /slack/events)")
+    _server_options(p, port=3000)
+    p.add_argument("--command", default="/gen", help="the slash command (default /gen)")
+    p.set_defaults(handler=cmd_slack)
+
+    p = sub.add_parser("discord", help="serve /gen for Discord (HTTP interactions at /interactions), "
+                       "or print its application commands")
+    p.add_argument("what", nargs="?", choices=["serve", "commands"], default="serve",
+                   help="commands: print the application-command JSON to register, and exit")
+    _server_options(p, port=3001)
+    p.set_defaults(handler=cmd_discord)
+
+    for name, text in (("bind", "bind a chat user to a GEN key read from stdin (checked with GEN first)"),
+                       ("unbind", "forget a chat user's GEN key")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--platform", choices=["slack", "discord"], required=True)
+        p.add_argument("--user", required=True, help="the platform's user id (Slack U..., Discord snowflake)")
+        _common(p)
+        p.set_defaults(handler=cmd_bind if name == "bind" else cmd_unbind)
+    return parser
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", default=os.environ.get("GEN_NODES_CHATOPS_STORE", DEFAULT_STORE),
+                   help="where bindings and approvals live: sqlite:// (default, a file in the state folder), "
+                   "sqlite:///path.db, or redis://host:port/db for several processes")
+    p.add_argument("--base-url", default=argparse.SUPPRESS,
+                   help="GEN API base URL (default: $GEN_BASE_URL or https://api.gen.pro/v1)")
+    p.add_argument("--timeout", type=float, default=argparse.SUPPRESS, help="GEN read timeout in seconds")
+
+
+def _server_options(p: argparse.ArgumentParser, port: int) -> None:
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1); any other than loopback needs --allow-remote")
+    p.add_argument("--port", type=int, default=port, help=f"port (default {port}; 0 picks a free one)")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="allow a --host reachable from other machines (then --allowed-host is required)")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME[:PORT]",
+                   help="a Host header value to answer besides loopback, e.g. the public name your reverse "
+                   "proxy forwards (repeatable; NAME:* for any port)")
+    p.add_argument("--allow", action="append", default=[], metavar="ID",
+                   help="a Slack workspace (T...) or Discord guild id allowed to use the bot; repeat for "
+                   "more (default: any workspace the app is installed in)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                   help="gen-nodes' log level on stderr (default info: the audit lines)")
+    _common(p)
+
+
+# -- commands -------------------------------------------------------------------------
+
+
+def cmd_slack(args: argparse.Namespace) -> int:
+    _needs("slack", "slack_bolt")
+    from slack_sdk import WebClient
+
+    from .slack import PATH, build_app, build_asgi
+
+    signing_secret, token = _env("SLACK_SIGNING_SECRET"), _env("SLACK_BOT_TOKEN")
+    _check_host(args)
+    configure_logging(args.log_level)
+    chatops = _chatops(args)
+    api_url = os.environ.get("SLACK_API_URL")
+    client = WebClient(token=token, base_url=api_url.rstrip("/") + "/") if api_url else None
+    app = build_app(chatops, signing_secret=signing_secret, token=token, client=client, command=args.command)
+    return _serve(build_asgi(app), args, PATH, "gen-nodes chatops slack")
+
+
+def cmd_discord(args: argparse.Namespace) -> int:
+    _needs("discord", "nacl")
+    from .discord import PATH, application_commands, build_app
+
+    if args.what == "commands":
+        from .core import Grammar
+        from ...registry import default_registry
+
+        print(json.dumps(application_commands(Grammar(default_registry())), indent=2))
+        return 0
+    public_key = _env("DISCORD_PUBLIC_KEY")
+    try:
+        bytes.fromhex(public_key)
+    except ValueError:
+        raise InvalidInput("DISCORD_PUBLIC_KEY is not hexadecimal.", errors=[{"path": "DISCORD_PUBLIC_KEY",
+                           "message": "not hex"}], hint="Copy the Public Key from the Discord developer "
+                           "portal's General Information page.") from None
+    _check_host(args)
+    configure_logging(args.log_level)
+    app = build_app(_chatops(args), public_key=public_key)
+    return _serve(app, args, PATH, "gen-nodes chatops discord")
+
+
+def cmd_bind(args: argparse.Namespace) -> int:
+    if sys.stdin.isatty():
+        print("Paste the GEN API key, then press Enter:", file=sys.stderr)
+    key = sys.stdin.readline().strip()
+    chatops = _chatops(args)
+    me = chatops.bind(args.platform, args.user, key)
+    chatops.audit(_operator(args), "bind", ids=[me.get("id")], outcome="ok")
+    print(json.dumps({"platform": args.platform, "user": args.user, "gen_user": me.get("id"),
+                      "email": me.get("email")}))
+    return 0
+
+
+def cmd_unbind(args: argparse.Namespace) -> int:
+    chatops = _chatops(args)
+    removed = chatops.bindings.unbind(args.platform, args.user)
+    chatops.audit(_operator(args), "unbind", outcome="ok" if removed else "not_bound")
+    print(json.dumps({"platform": args.platform, "user": args.user, "unbound": removed}))
+    return 0
+
+
+# -- helpers --------------------------------------------------------------------------
+
+
+def _chatops(args: argparse.Namespace):
+    from ...client import timeouts
+    from ...registry import default_registry
+    from ...state import open_store
+    from ...state.secretbox import SecretBox
+    from .core import ChatOps
+
+    _env(SECRET_ENV)
+    return ChatOps(default_registry(), open_store(args.store), SecretBox.from_env(SECRET_ENV),
+                   base_url=getattr(args, "base_url", None), timeout=timeouts(getattr(args, "timeout", None)),
+                   allow=getattr(args, "allow", ()), prefix=getattr(args, "command", "/gen"))
+
+
+def _operator(args: argparse.Namespace):
+    from .core import ChatUser
+
+    return ChatUser(args.platform, "", args.user, "")
+
+
+def _env(name: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise InvalidInput(f"{name} is not set.", errors=[{"path": name, "message": "missing"}],
+                           hint=_ENV_HINTS.get(name, f"Set {name} in the environment."))
+    return value
+
+
+_ENV_HINTS = {
+    SECRET_ENV: f"Set {SECRET_ENV} to a long random string (e.g. `python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'`); it seals the bound GEN keys, so keep it and use the same "
+                "one on every process.",
+    "SLACK_SIGNING_SECRET": "Copy the Signing Secret from your Slack app's Basic Information page.",
+    "SLACK_BOT_TOKEN": "Copy the Bot User OAuth Token (xoxb-...) from your Slack app's OAuth & Permissions page.",
+    "DISCORD_PUBLIC_KEY": "Copy the Public Key from the Discord developer portal's General Information page.",
+}
+
+
+def _needs(extra: str, module: str) -> None:
+    try:
+        __import__(module)
+    except ImportError:
+        raise GenError(f"Chat-ops for {extra} needs the {extra} extra ({module} is missing).",
+                       hint=f"Install it with: pip install 'gen-nodes[{extra}]'") from None
+
+
+def _check_host(args: argparse.Namespace) -> None:
+    """Refuse a non-loopback --host without opt-in before opening anything (``serve`` checks again)."""
+    from ..web import guard_hosts
+
+    guard_hosts(args.host, allow_remote=args.allow_remote, allowed_hosts=args.allowed_host)
+
+
+def _serve(app: Any, args: argparse.Namespace, path: str, name: str) -> int:
+    """Serve through ``web.serve``: the first stdout line is ``{"url": ...}`` once the port is bound."""
+    from ..web import serve
+
+    try:
+        serve(app, host=args.host, port=args.port, path=path, allow_remote=args.allow_remote,
+              allowed_hosts=args.allowed_host, name=name)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def configure_logging(level: str = "info") -> None:
+    """gen-nodes' lines (the audit among them) on stderr at ``level``; other libraries' at WARNING."""
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("gen_nodes").setLevel(level.upper())
+    # Bolt and slack_sdk log whole bodies at DEBUG; see slack.py.
+    logging.getLogger("gen_nodes.chatops.slack").setLevel(max(logging.INFO, logging.getLevelName(level.upper())))

@@ -1,0 +1,191 @@
+"""MCP streamable HTTP sessions: each belongs to the GEN key that opened it, and they are bounded.
+
+:class:`SessionGate` is pure ASGI middleware in front of the SDK's ``/mcp`` endpoint:
+
+- **Bound to a key.** Each request carries its GEN key's digest into the SDK as the
+  authenticated principal (``scope["user"]``), so the SDK serves a session only to the key
+  that opened it; the gate also refuses, with 404 as for an unknown session, any request
+  whose key is not the session's. Nobody holding another user's ``Mcp-Session-Id`` can
+  answer its elicitation, delete it, or collide with its request ids.
+- **Bounded.** At most ``per_key`` sessions per key: a key at its limit loses its own least
+  recently used idle session, never someone else's (429 if all are busy). At most ``total``
+  sessions: when full, the least recently used idle session of a key that never made a
+  successful call goes first (503 with ``Retry-After`` if none can), and such unproven keys
+  may fill at most half the table, so made-up bearers cannot crowd out real users.
+- **Idle expiry.** A session of a key that never made a successful call (``prove``) is closed
+  after ``unproven_idle`` seconds without a request; others after ``idle`` seconds.
+
+Sessions are closed through the SDK itself (a DELETE of the session, as its client would send).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+
+from .web import api_key_from_headers, key_digest, request_headers, send_json
+
+log = logging.getLogger("gen_nodes.mcp.sessions")
+
+SESSION_HEADER = "mcp-session-id"
+#: Defaults: sessions per key, sessions in all, idle seconds for unproven and proven keys.
+PER_KEY, TOTAL, UNPROVEN_IDLE, IDLE = 16, 1000, 60.0, 1800.0
+
+
+@dataclass
+class _Session:
+    owner: str
+    last_seen: float
+    in_flight: int = 0
+
+
+def principal(digest: str) -> AuthenticatedUser:
+    """The SDK's authenticated user for a GEN key digest (sessions are bound to it)."""
+    return AuthenticatedUser(AccessToken(token="", client_id=digest, scopes=[], subject=digest))
+
+
+class SessionGate:
+    """See the module docstring. ``prove(key)`` marks a key that made a successful call."""
+
+    def __init__(self, app: Any, *, path: str = "/mcp", per_key: int = PER_KEY, total: int = TOTAL,
+                 unproven_idle: float = UNPROVEN_IDLE, idle: float = IDLE,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.app, self.path = app, path.rstrip("/")
+        self.per_key, self.total, self.unproven_idle, self.idle = per_key, total, unproven_idle, idle
+        self._clock = clock
+        self.sessions: OrderedDict[str, _Session] = OrderedDict()  # least recently used first
+        self._proven: OrderedDict[str, None] = OrderedDict()
+        self._last_sweep = float("-inf")
+
+    def prove(self, key: str) -> None:
+        digest = key_digest(key)
+        self._proven[digest] = None
+        self._proven.move_to_end(digest)
+        while len(self._proven) > 10 * self.total:
+            self._proven.popitem(last=False)
+
+    def proven(self, digest: str) -> bool:
+        return digest in self._proven
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("path", "").rstrip("/") != self.path:
+            return await self.app(scope, receive, send)
+        headers = request_headers(scope)
+        key = api_key_from_headers(headers)
+        if not key:
+            return await self.app(scope, receive, send)
+        digest = key_digest(key)
+        scope = {**scope, "user": principal(digest)}
+        await self._sweep(headers)
+        sid = headers.get(SESSION_HEADER)
+        version = headers.get("mcp-protocol-version")
+        if sid is None and scope["method"] == "POST" and (version is None or version in HANDSHAKE_PROTOCOL_VERSIONS):
+            return await self._open(digest, headers, scope, receive, send)
+        if sid is None:  # 2026-era requests have no sessions; anything else the SDK refuses itself
+            return await self.app(scope, receive, send)
+        session = self.sessions.get(sid)
+        if session is not None and session.owner != digest:
+            log.warning("refused a request for a session opened by another key")
+            return await send_json(send, 404, _rpc_error(-32600, "Session not found"))
+        if session is not None:
+            session.in_flight += 1
+            session.last_seen = self._clock()
+            self.sessions.move_to_end(sid)
+        status = await self._forward(scope, receive, send)
+        if session is not None:
+            session.in_flight -= 1
+            session.last_seen = self._clock()
+            if status == 404 or (scope["method"] == "DELETE" and status is not None and status < 300):
+                self.sessions.pop(sid, None)
+
+    async def _open(self, digest: str, headers: dict[str, str], scope: Any, receive: Any, send: Any) -> None:
+        refusal = await self._make_room(digest, headers)
+        if refusal is not None:
+            status, message, extra = refusal
+            log.warning("refused a new session: %s", message)
+            return await send_json(send, status, _rpc_error(-32000, message), extra)
+        opened: dict[str, str] = {}
+
+        async def watch(message: Any) -> None:
+            if message["type"] == "http.response.start" and message["status"] < 400:
+                for name, value in message.get("headers", ()):
+                    if name.decode("latin-1").lower() == SESSION_HEADER:
+                        opened["id"] = value.decode("latin-1")
+            await send(message)
+
+        await self.app(scope, receive, watch)
+        if "id" in opened:
+            self.sessions[opened["id"]] = _Session(owner=digest, last_seen=self._clock())
+
+    async def _make_room(self, digest: str, headers: dict[str, str]) -> tuple[int, str, list] | None:
+        mine = [sid for sid, s in self.sessions.items() if s.owner == digest]
+        if len(mine) >= self.per_key:
+            idle = [sid for sid in mine if self.sessions[sid].in_flight == 0]
+            if not idle:
+                return 429, (f"This GEN key has {len(mine)} MCP sessions open, all busy; the limit is "
+                             f"{self.per_key}. Close sessions you no longer use."), [("retry-after", "5")]
+            await self._close(idle[0], headers)
+        unproven = not self.proven(digest)
+        crowded = len(self.sessions) >= self.total or (
+            unproven and sum(not self.proven(s.owner) for s in self.sessions.values()) >= self.total // 2)
+        if crowded:
+            victims = [sid for sid, s in self.sessions.items() if s.in_flight == 0 and not self.proven(s.owner)]
+            if not victims:
+                return 503, "The server has too many MCP sessions open; try again shortly.", [("retry-after", "30")]
+            await self._close(victims[0], headers)
+        return None
+
+    async def _sweep(self, headers: dict[str, str]) -> None:
+        now = self._clock()
+        if now - self._last_sweep < 1.0:
+            return
+        self._last_sweep = now
+        for sid, s in list(self.sessions.items()):
+            limit = self.idle if self.proven(s.owner) else self.unproven_idle
+            if s.in_flight == 0 and now - s.last_seen > limit:
+                await self._close(sid, headers)
+
+    async def _close(self, sid: str, headers: dict[str, str]) -> None:
+        """End a session through the SDK, with the DELETE its own client would send."""
+        session = self.sessions.pop(sid, None)
+        if session is None:
+            return
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "DELETE",
+                 "scheme": "http", "path": self.path, "raw_path": self.path.encode(), "query_string": b"",
+                 "root_path": "", "client": ("127.0.0.1", 0), "server": ("127.0.0.1", 0),
+                 "headers": [(b"host", headers.get("host", "127.0.0.1").encode("latin-1")),
+                             (SESSION_HEADER.encode(), sid.encode("latin-1"))],
+                 "user": principal(session.owner)}
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def discard(message: Any) -> None:
+            pass
+
+        try:
+            await self.app(scope, receive, discard)
+        except Exception as exc:  # the session is forgotten either way; the SDK expires it later
+            log.warning("closing an MCP session failed: %s", type(exc).__name__)
+
+    async def _forward(self, scope: Any, receive: Any, send: Any) -> int | None:
+        status: list[int] = []
+
+        async def watch(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+            await send(message)
+
+        await self.app(scope, receive, watch)
+        return status[0] if status else None
+
+
+def _rpc_error(code: int, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}

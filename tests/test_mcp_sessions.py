@@ -1,0 +1,201 @@
+"""MCP streamable HTTP sessions: bound to the key that opened them, bounded, expired when idle.
+
+The binding is checked against the real server (the SDK behind ``gen-nodes mcp --transport
+http``) with raw HTTP requests, as an attacker would send them. The limits and expiry are
+checked on :class:`SessionGate` in-process, in front of a small stand-in for the SDK's
+endpoint, with a clock the test moves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytest.importorskip("mcp")
+
+from gen_nodes.adapters.mcp_sessions import SessionGate  # noqa: E402
+from gen_nodes.adapters.web import key_digest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+    "protocolVersion": "2025-06-18", "capabilities": {"elicitation": {}}, "clientInfo": {"name": "t", "version": "1"}}}
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+# -- the real server: a session belongs to its key ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from gen_nodes.sandbox import Sandbox
+
+    with Sandbox() as sb:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GEN_")}
+        proc = subprocess.Popen([sys.executable, "-m", "gen_nodes.cli", "mcp", "--transport", "http", "--port", "0",
+                                 "--base-url", sb.base_url, "--secrets-dir", str(tmp_path_factory.mktemp("s"))],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=REPO, env=env, text=True)
+        try:
+            assert select.select([proc.stdout], [], [], 60)[0], "the server printed no url"
+            yield sb, json.loads(proc.stdout.readline())["url"]
+        finally:
+            proc.terminate()
+            proc.wait(10)
+            proc.stdout.close()
+
+
+def post(url: str, key: str, body: dict, session: str | None = None, method: str = "POST") -> tuple[int, dict, str]:
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+               "X-API-Key": key, "MCP-Protocol-Version": "2025-06-18"}
+    if session:
+        headers["Mcp-Session-Id"] = session
+    data = json.dumps(body).encode() if method == "POST" else None
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, dict(answer.headers), answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read().decode()
+
+
+def open_session(url: str, key: str) -> str:
+    status, headers, _ = post(url, key, INIT)
+    assert status == 200, status
+    session = {k.lower(): v for k, v in headers.items()}["mcp-session-id"]
+    assert post(url, key, {"jsonrpc": "2.0", "method": "notifications/initialized"}, session)[0] == 202
+    return session
+
+
+def test_another_key_cannot_use_answer_or_delete_a_session(server):
+    sb, url = server
+    _, a_key = sb.create_user()
+    _, b_key = sb.create_user()
+    session = open_session(url, a_key)
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
+    # B holds A's session id and a valid key of its own: refused as if the session did not exist.
+    assert post(url, b_key, listing, session)[0] == 404
+    assert post(url, "junk", listing, session)[0] == 404
+    answer = {"jsonrpc": "2.0", "id": 0, "result": {"action": "accept", "content": {"confirm": True}}}
+    assert post(url, b_key, answer, session)[0] == 404  # an elicitation answer from someone else
+    assert post(url, b_key, {}, session, method="DELETE")[0] == 404
+    # A's session is untouched and still A's.
+    status, _, body = post(url, a_key, listing, session)
+    assert status == 200 and "gen_revoke_api_key" in body
+    assert post(url, a_key, {}, session, method="DELETE")[0] == 200
+    assert post(url, a_key, listing, session)[0] == 404
+
+
+# -- the gate's limits, with a stand-in for the SDK endpoint ----------------------------------------
+
+
+class FakeSessions:
+    """Answers an opening POST with a new Mcp-Session-Id, a known session's request with 200,
+    DELETE by ending it, anything else with 404; records who it saw."""
+
+    def __init__(self):
+        self.open, self.deleted, self.users, self.count = set(), [], [], 0
+
+    async def __call__(self, scope, receive, send):
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        self.users.append(scope.get("user"))
+        sid = headers.get("mcp-session-id")
+        extra = []
+        if sid is None:
+            self.count += 1
+            sid = f"s{self.count}"
+            self.open.add(sid)
+            status, extra = 200, [(b"mcp-session-id", sid.encode())]
+        elif sid not in self.open:
+            status = 404
+        elif scope["method"] == "DELETE":
+            self.open.discard(sid)
+            self.deleted.append(sid)
+            status = 200
+        else:
+            status = 200
+        await send({"type": "http.response.start", "status": status, "headers": extra})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+
+class Gate:
+    def __init__(self, **limits):
+        self.now = [0.0]
+        self.inner = FakeSessions()
+        self.gate = SessionGate(self.inner, clock=lambda: self.now[0], **limits)
+        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.gate), base_url="http://127.0.0.1:1")
+
+    async def open(self, key):
+        answer = await self.http.post("/mcp", headers={"X-API-Key": key}, json=INIT)
+        return answer.status_code, answer.headers.get("mcp-session-id")
+
+    async def use(self, key, sid):
+        return (await self.http.post("/mcp", headers={"X-API-Key": key, "Mcp-Session-Id": sid}, json={})).status_code
+
+
+@pytest.mark.anyio
+async def test_the_sdk_sees_the_key_as_the_sessions_principal():
+    g = Gate()
+    await g.open("k1")
+    assert g.inner.users[-1].access_token.client_id == key_digest("k1") and "k1" not in repr(g.inner.users[-1])
+
+
+@pytest.mark.anyio
+async def test_a_key_at_its_limit_closes_its_own_oldest_idle_session_not_others():
+    g = Gate(per_key=2, total=100)
+    other = (await g.open("other"))[1]
+    first, second = [(await g.open("a"))[1] for _ in range(2)]
+    status, third = await g.open("a")
+    assert status == 200 and g.inner.deleted == [first]
+    assert await g.use("a", first) == 404 and await g.use("a", second) == 200 and await g.use("a", third) == 200
+    assert await g.use("other", other) == 200
+
+
+@pytest.mark.anyio
+async def test_made_up_bearers_cannot_crowd_out_a_real_user():
+    g = Gate(per_key=4, total=6)
+    real = (await g.open("real"))[1]
+    g.gate.prove("real")  # it made a successful call
+    statuses = [(await g.open(f"junk-{i}"))[0] for i in range(1000)]
+    assert statuses.count(200) == 1000  # each junk session pushes out an older junk one...
+    unproven = [s for s in g.gate.sessions.values() if s.owner != key_digest("real")]
+    assert len(unproven) <= 3 and len(g.gate.sessions) <= 6  # ...and they hold at most half the table
+    assert await g.use("real", real) == 200  # the real user's session survives
+    assert (await g.open("real"))[0] == 200  # and it can open more
+    assert len(g.inner.open) <= 6  # the SDK holds no more than the gate admits
+
+
+@pytest.mark.anyio
+async def test_a_full_table_of_proven_busy_keys_answers_503_with_retry_after():
+    g = Gate(per_key=1, total=2)
+    for key in ("a", "b"):
+        await g.open(key)
+        g.gate.prove(key)
+    answer = await g.http.post("/mcp", headers={"X-API-Key": "c"}, json=INIT)
+    assert answer.status_code == 503 and answer.headers["retry-after"]
+    assert "too many MCP sessions" in answer.json()["error"]["message"]
+
+
+@pytest.mark.anyio
+async def test_idle_sessions_of_unproven_keys_expire_quickly_others_later():
+    g = Gate(unproven_idle=60, idle=1800)
+    junk = (await g.open("junk"))[1]
+    real = (await g.open("real"))[1]
+    g.gate.prove("real")
+    g.now[0] = 61
+    await g.open("someone")  # any request sweeps
+    assert await g.use("junk", junk) == 404 and await g.use("real", real) == 200
+    g.now[0] = 61 + 1801
+    await g.open("someone else")
+    assert await g.use("real", real) == 404
