@@ -97,6 +97,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", dest="anthropic_strict", action="store_true", help="strict schemas for Anthropic")
     p.set_defaults(handler=cmd_tools)
 
+    p = sub.add_parser("export", help="write a package for another runner, generated from the actions (n8n)",
+                       description="Write an installable package generated from the installed actions. "
+                       "n8n: the community node package n8n-nodes-gen (plain JavaScript, no build step).")
+    p.add_argument("format", choices=["n8n"])
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write the package into")
+    p.set_defaults(handler=cmd_export)
+
     p = sub.add_parser("mcp", help="serve the actions over MCP (needs gen-nodes[mcp]); see `gen-nodes mcp --help`",
                        add_help=False)
     p.add_argument("mcp_args", nargs=argparse.REMAINDER)
@@ -223,6 +230,14 @@ def cmd_tools(args: argparse.Namespace) -> int:
         export = openai.responses_tools if args.format == "openai-responses" else openai.chat_completions_tools
         out = export(tools, strict=args.strict)
     print(json.dumps(out, indent=2))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .adapters.n8n import PACKAGE_NAME, write_package
+
+    out = write_package(_registry(), args.out)
+    print(json.dumps({"format": args.format, "package": PACKAGE_NAME, "path": str(out.resolve())}))
     return 0
 
 

@@ -63,3 +63,12 @@ def gen_target(request, record_mode, cassette_scrubber):
     with open_gen_target(record_mode, cassette_scrubber, retry=FAST_RETRY, variant=variant) as target:
         yield target
 # ---- end of cassette tests block ----------------------------------------------------
+
+
+# ---- a real headless n8n (installed once into .cache/n8n/; see tests/n8n_support.py) ----
+@pytest.fixture(scope="session")
+def n8n():
+    """The installed n8n (an :class:`n8n_support.N8nInstall`); installs it on first use (~4 min)."""
+    from n8n_support import ensure_installed
+
+    return ensure_installed()

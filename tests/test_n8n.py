@@ -1,0 +1,248 @@
+"""The generated n8n package (``gen-nodes export n8n``) in a real headless n8n, against real sandboxes.
+
+The n8n install is cached in ``.cache/n8n/`` (first run: about 4 minutes; see
+``tests/n8n_support.py``). Each ``n8n execute`` starts n8n afresh (several seconds),
+so each test runs one workflow holding many nodes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from gen_nodes.adapters.n8n import N8N_TERMS, PACKAGE_NAME, node_description
+from gen_nodes.errors import NotFound
+from gen_nodes.registry import default_registry
+from gen_nodes.sandbox import Sandbox
+from gen_nodes.sandbox.store import hash_token
+from gen_nodes.schemas import bundled
+from n8n_support import node_error, node_output, node_runs, workflow
+
+NODE_TYPE = f"{PACKAGE_NAME}.gen"
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory):
+    """The package as the CLI writes it."""
+    out = tmp_path_factory.mktemp("export") / PACKAGE_NAME
+    proc = subprocess.run([sys.executable, "-m", "gen_nodes.cli", "export", "n8n", "--out", str(out)],
+                          capture_output=True, text=True, check=True)
+    assert json.loads(proc.stdout)["path"] == str(out.resolve())
+    return out
+
+
+@pytest.fixture(scope="module")
+def home(n8n, package, tmp_path_factory):
+    """One N8N_USER_FOLDER with the package installed as a community node."""
+    home = n8n.home(tmp_path_factory.mktemp("n8n-home"))
+    home.install_package(package)
+    return home
+
+
+def gen_node(node_name: str, operation: str, credential: str, *, continue_on_fail: bool = False, **params) -> dict:
+    """A GEN node; ``params`` are its parameters (the action's input fields)."""
+    node = {
+        "name": node_name,
+        "type": NODE_TYPE,
+        "typeVersion": 1,
+        "parameters": {"operation": operation, **params},
+        "credentials": {"genApi": {"id": credential, "name": credential}},
+    }
+    if continue_on_fail:
+        node["onError"] = "continueRegularOutput"
+    return node
+
+
+def credential(cred_id: str, sandbox: Sandbox) -> dict:
+    return {"id": cred_id, "name": cred_id, "type": "genApi",
+            "data": {"apiKey": sandbox.api_key, "baseUrl": sandbox.base_url}}
+
+
+def literal(value) -> str:
+    """A parameter value that n8n hands over exactly as this JSON value."""
+    return "={{ %s }}" % json.dumps(value)
+
+
+def cli_run(sandbox: Sandbox, action: str, arguments: dict, api_key: str | None = None) -> tuple[int, dict]:
+    """What ``gen-nodes run`` prints: (exit code, output or {"error": ...})."""
+    env = {**os.environ, "GEN_API_KEY": api_key or sandbox.api_key, "GEN_BASE_URL": sandbox.base_url}
+    proc = subprocess.run([sys.executable, "-m", "gen_nodes.cli", "run", action, "--input", json.dumps(arguments), "--yes"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    return proc.returncode, json.loads(proc.stdout if proc.returncode == 0 else proc.stderr)
+
+
+def assert_no_secret(result: dict, *secrets: str) -> None:
+    text = json.dumps(result)
+    for secret in secrets:
+        assert secret not in text
+
+
+# ---- the package itself -----------------------------------------------------------------
+
+def test_package_layout(package):
+    manifest = json.loads((package / "package.json").read_text())
+    assert manifest["name"] == PACKAGE_NAME
+    assert "n8n-community-node-package" in manifest["keywords"]
+    assert manifest["n8n"]["n8nNodesApiVersion"] == 1
+    for listed in manifest["n8n"]["nodes"] + manifest["n8n"]["credentials"]:
+        assert (package / listed).is_file(), listed
+    node_js = (package / "nodes/Gen/Gen.node.js").read_text()
+    # Plain JS that node can parse; the one shared function, no per-action code.
+    subprocess.run(["node", "--check", str(package / "nodes/Gen/Gen.node.js")], check=True)
+    assert node_js.count("function") == 0 and "genResponse" in node_js
+    assert "X-API-Key" in (package / "credentials/GenApi.credentials.js").read_text()
+
+
+def test_description_follows_the_specs():
+    specs = list(default_registry())
+    description = node_description(specs)
+    assert description["name"] == "gen" and description["usableAsTool"] is True
+    operation, *params = description["properties"]
+    options = {o["value"]: o for o in operation["options"]}
+    assert list(options) == [s.id for s in specs]
+    for spec in specs:
+        option = options[spec.id]
+        assert option["routing"]["request"]["method"] == spec.method
+        assert spec.title in option["name"]
+        assert ("destructive" in option["name"].lower()) == spec.hints.destructive
+        assert ("destructive" in option["description"].lower()) == spec.hints.destructive
+        schema = bundled(spec.input_schema)
+        shown = {p["name"]: p for p in params if spec.id in p["displayOptions"]["show"]["operation"]}
+        assert set(shown) == set(schema.get("properties", {}))
+        for name, param in shown.items():
+            assert param["required"] == (name in schema.get("required", ()))
+            assert param["description"] == schema["properties"][name].get("description", "")
+    # `name` is optional for create and required for rename: two parameters. A parameter is
+    # shared across operations only where it is identical, so no two are equal but for where shown.
+    names = [p for p in params if p["name"] == "name"]
+    assert sorted(p["required"] for p in names) == [False, True]
+    bare = [json.dumps({k: v for k, v in p.items() if k != "displayOptions"}, sort_keys=True) for p in params]
+    assert len(bare) == len(set(bare))
+
+
+# ---- in a real n8n ------------------------------------------------------------------------
+
+def test_lifecycle(home):
+    with Sandbox() as sandbox:
+        home.import_credentials([credential("gen-life", sandbox)])
+        wf = workflow(
+            gen_node("List before", "list_api_keys", "gen-life"),
+            gen_node("Create", "create_api_key", "gen-life", name="made by n8n", expires_in="30d"),
+            gen_node("Rename", "update_api_key", "gen-life", id="={{ $('Create').item.json.id }}", name="renamed by n8n"),
+            gen_node("Revoke", "revoke_api_key", "gen-life", id="={{ $('Create').item.json.id }}"),
+            gen_node("List revoked", "list_api_keys", "gen-life", status="revoked"),
+        )
+        result = home.run_workflow(wf)
+        assert node_error(result) is None, node_error(result)
+
+        [before] = node_output(result, "List before")  # one item: {"api_keys": [...]}
+        assert [k["name"] for k in before["api_keys"]] == ["sandbox bootstrap"]
+        [created] = node_output(result, "Create")
+        assert created["name"] == "made by n8n" and created["status"] == "active"
+        assert created["token"] and created["expires_at"]
+        # The token is the new key's real secret (revoked by now, so looked up by its hash).
+        row = sandbox.store._conn.execute("SELECT id FROM keys WHERE hash = ?", (hash_token(created["token"]),)).fetchone()
+        assert row is not None and row["id"] == created["id"]
+        [renamed] = node_output(result, "Rename")
+        assert renamed["id"] == created["id"] and renamed["name"] == "renamed by n8n" and "token" not in renamed
+        assert node_output(result, "Revoke") == [{"id": created["id"], "revoked": True}]
+        [revoked] = node_output(result, "List revoked")
+        assert [(k["id"], k["name"], k["status"]) for k in revoked["api_keys"]] == [(created["id"], "renamed by n8n", "revoked")]
+        # The credential's key never shows in what n8n prints.
+        assert_no_secret(result, sandbox.api_key)
+        assert sandbox.api_key not in result["_stdout"] + result["_stderr"]
+
+
+def test_gen_errors_reach_n8n(home):
+    with Sandbox() as sandbox:
+        home.import_credentials([credential("gen-err", sandbox)])
+        wf = workflow(
+            gen_node("Revoke missing (continue)", "revoke_api_key", "gen-err", continue_on_fail=True, id="999999"),
+            gen_node("Revoke missing", "revoke_api_key", "gen-err", id="999999"),
+        )
+        result = home.run_workflow(wf)
+        code, cli = cli_run(sandbox, "revoke_api_key", {"id": "999999"})
+        assert code == 4
+        expected = {k: cli["error"][k] for k in ("type", "message", "status", "error_code")}
+        assert expected["type"] == "not_found" and expected["message"] == "Token not found"  # GEN's words
+        # The hint in n8n's terms (the CLI's names its own flags).
+        expected["hint"] = N8N_TERMS.render(NotFound.default_hint)
+        assert expected["hint"] == "No such object for this account; call list_api_keys to see the ids you can use."
+
+        # Continue On Fail: the item carries the same error JSON the CLI prints.
+        [item] = node_output(result, "Revoke missing (continue)")
+        assert item == {"error": expected}
+
+        # Otherwise the node fails with GEN's message, and our hint as the description.
+        error = node_error(result, "Revoke missing")
+        assert error["message"] == expected["message"]
+        assert error["description"] == expected["hint"]
+        assert str(error.get("httpCode")) == "404"
+        assert node_error(result)["message"] == expected["message"]
+        assert_no_secret(result, sandbox.api_key)
+
+
+# ---- parity: every action's output equals `gen-nodes run`'s ------------------------------
+
+FROZEN = datetime(2026, 3, 9, 10, 0, 0, tzinfo=timezone.utc)
+
+
+def _twin_sandboxes():
+    """Two sandboxes in the same state at the same frozen time: keys 2-7, key 3 revoked."""
+    pair = []
+    for _ in range(2):
+        sb = Sandbox(clock=lambda: FROZEN).start()
+        sb.store.seed_keys(sb.user["id"], 6)
+        sb.store.revoke_key(sb.user["id"], 3)
+        pair.append(sb)
+    return pair
+
+
+def _cases():
+    """Every action with every example input of its schema (a plugin's actions too)."""
+    for spec in default_registry():
+        for index, example in enumerate(bundled(spec.input_schema).get("examples") or [{}]):
+            yield f"{spec.id}#{index}", spec.id, example
+
+
+def test_every_action_matches_gen_nodes_run(home):
+    cases = list(_cases())
+    pairs = {case: _twin_sandboxes() for case, _, _ in cases}
+    try:
+        home.import_credentials([credential(f"parity-{n}", pairs[case][0]) for n, (case, _, _) in enumerate(cases)])
+        nodes = [
+            gen_node(case, action, f"parity-{n}", continue_on_fail=True,
+                     **{field: literal(value) for field, value in example.items()})
+            for n, (case, action, example) in enumerate(cases)
+        ]
+        result = home.run_workflow(workflow(*nodes, parallel=True))
+        assert node_error(result) is None, node_error(result)
+        for case, action, example in cases:
+            n8n_sandbox, cli_sandbox = pairs[case]
+            [got] = node_output(result, case)
+            code, expected = cli_run(cli_sandbox, action, example)
+            assert code == 0, (case, expected)
+            if "token" in expected:  # a new secret each time: equal in kind, not in value
+                assert isinstance(got.pop("token"), str) and expected.pop("token")
+            assert got == expected, case
+            assert_no_secret(result, n8n_sandbox.api_key)
+    finally:
+        for pair in pairs.values():
+            for sb in pair:
+                sb.stop()
+
+
+def test_credential_test(home):
+    """The editor's "Test" button, through the REST API of a started n8n: GET /me with the key."""
+    with Sandbox() as sandbox, home.serve() as server:
+        good = server.test_credential("genApi", {"apiKey": sandbox.api_key, "baseUrl": sandbox.base_url + "/"}, "good")
+        assert good["status"] == "OK", good
+        bad = server.test_credential("genApi", {"apiKey": "gen_pat_not_a_key_000000", "baseUrl": sandbox.base_url}, "bad")
+        assert bad["status"] == "Error" and "Authorization failed" in bad["message"], bad
+        assert "gen_pat_not_a_key_000000" not in json.dumps(bad)
