@@ -161,21 +161,36 @@ def test_the_sandbox_option_serves_the_persistent_sandbox(tmp_path):
 
 #: Every operation the gateway documents, but revoke_all_api_keys (it would end each user's keys).
 FUZZED = sorted(spec_id for spec_id in default_registry().ids() if spec_id != "revoke_all_api_keys")
+#: In approval mode, what differs: the 202 of a destructive call, and polling.
+FUZZED_APPROVAL = ["get_approval", "revoke_api_key"]
 
 
 @pytest.fixture(scope="module")
-def live_schema(gateway):
+def approval_gateway(sb, logs, tmp_path_factory):
+    store = tmp_path_factory.mktemp("gateway-approval") / "gateway.db"
+    process = GatewayProcess("--base-url", sb.base_url, "--store", f"sqlite:///{store}", "--confirmation", "approval",
+                             log=logs / "approval.log")
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def live_schemas(gateway, approval_gateway):
     import schemathesis
 
-    schema = schemathesis.openapi.from_url(f"{gateway.url}/openapi.json")
-    documented = sorted(op.ok().definition.raw["operationId"] for op in schema.get_all_operations())
-    assert documented == sorted([*FUZZED, "revoke_all_api_keys"])
-    return schema
+    schemas = {"direct": schemathesis.openapi.from_url(f"{gateway.url}/openapi.json"),
+               "approval": schemathesis.openapi.from_url(f"{approval_gateway.url}/openapi.json")}
+    for confirmation, schema in schemas.items():
+        documented = sorted(op.ok().definition.raw["operationId"] for op in schema.get_all_operations())
+        extra = ["get_approval"] if confirmation == "approval" else []
+        assert documented == sorted([*FUZZED, "revoke_all_api_keys", *extra])
+    return schemas
 
 
 @pytest.mark.parametrize("mode", ["positive", "negative"])
-@pytest.mark.parametrize("operation_id", FUZZED)
-def test_schemathesis_finds_nothing_against_the_live_gateway(live_schema, sb, operation_id, mode):
+@pytest.mark.parametrize("confirmation, operation_id",
+                         [("direct", op) for op in FUZZED] + [("approval", op) for op in FUZZED_APPROVAL])
+def test_schemathesis_finds_nothing_against_the_live_gateway(live_schemas, sb, confirmation, operation_id, mode):
     """schemathesis' default checks (no server error, status codes, content types, headers and bodies
     as documented, bad input refused, good input accepted) on cases generated from the live document.
 
@@ -186,7 +201,8 @@ def test_schemathesis_finds_nothing_against_the_live_gateway(live_schema, sb, op
     from schemathesis import GenerationMode
     from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-    strategy = live_schema.find_operation_by_id(operation_id).as_strategy(generation_mode=GenerationMode(mode))
+    operation = live_schemas[confirmation].find_operation_by_id(operation_id)
+    strategy = operation.as_strategy(generation_mode=GenerationMode(mode))
 
     @settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None, derandomize=True,
               suppress_health_check=list(HealthCheck))
