@@ -101,10 +101,12 @@ class N8nInstall:
         )
         return env
 
-    def home(self, folder: Path) -> "N8nHome":
+    def home(self, folder: Path, env: dict[str, str] | None = None) -> "N8nHome":
+        """An N8N_USER_FOLDER at ``folder``; ``env`` is added to every n8n command run there
+        (e.g. ``N8N_CUSTOM_EXTENSIONS``)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        return N8nHome(self, folder)
+        return N8nHome(self, folder, env)
 
 
 def ensure_installed(version: str = N8N_VERSION) -> N8nInstall:
@@ -158,12 +160,16 @@ def _install(root: Path, version: str) -> None:
 class N8nHome:
     """One N8N_USER_FOLDER: its own database, credentials, workflows and community nodes."""
 
-    def __init__(self, install: N8nInstall, folder: Path):
+    def __init__(self, install: N8nInstall, folder: Path, env: dict[str, str] | None = None):
         self.install = install
         self.folder = folder
+        self.extra_env = dict(env or {})
+
+    def env(self) -> dict[str, str]:
+        return {**self.install.env(self.folder), **self.extra_env}
 
     def n8n(self, *args: str, timeout: float = 300, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        env = self.install.env(self.folder)
+        env = self.env()
         env.update(extra_env or {})
         return subprocess.run(
             [str(self.install.node_dir / "bin" / "node"), str(self.install.n8n_bin), *args],
@@ -249,7 +255,7 @@ class N8nServer:
     def start(self, timeout: float = 240) -> "N8nServer":
         import requests
 
-        env = self.home.install.env(self.home.folder)
+        env = self.home.env()
         env.update(N8N_PORT=str(self.port), N8N_LISTEN_ADDRESS="127.0.0.1", N8N_HOST="127.0.0.1",
                    N8N_PROTOCOL="http", N8N_EDITOR_BASE_URL=self.url)
         with open(self.log, "w") as log:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from gen_nodes.adapters.n8n import N8N_TERMS, PACKAGE_NAME, node_description
-from gen_nodes.errors import NotFound
+from gen_nodes.errors import InvalidInput, NotFound
 from gen_nodes.registry import default_registry
 from gen_nodes.sandbox import Sandbox
 from gen_nodes.sandbox.store import hash_token
@@ -154,9 +155,13 @@ def test_lifecycle(home):
         assert node_output(result, "Revoke") == [{"id": created["id"], "revoked": True}]
         [revoked] = node_output(result, "List revoked")
         assert [(k["id"], k["name"], k["status"]) for k in revoked["api_keys"]] == [(created["id"], "renamed by n8n", "revoked")]
-        # The credential's key never shows in what n8n prints.
+        # The credential's key never shows in what n8n prints, nor anywhere in its folder
+        # (database with the saved execution, logs): n8n keeps the credential encrypted.
         assert_no_secret(result, sandbox.api_key)
         assert sandbox.api_key not in result["_stdout"] + result["_stderr"]
+        for path in home.folder.rglob("*"):
+            if path.is_file():
+                assert sandbox.api_key.encode() not in path.read_bytes(), path
 
 
 def test_gen_errors_reach_n8n(home):
@@ -238,11 +243,112 @@ def test_every_action_matches_gen_nodes_run(home):
                 sb.stop()
 
 
-def test_credential_test(home):
-    """The editor's "Test" button, through the REST API of a started n8n: GET /me with the key."""
+def test_credential_test_and_ai_tool(home):
+    """The editor's "Test" button, through the REST API of a started n8n: GET /me with the key.
+    And the node is offered to AI Agents: n8n derives a tool variant (``genTool``) from ``usableAsTool``."""
     with Sandbox() as sandbox, home.serve() as server:
+        types = {t["name"]: t for t in server.session.get(f"{server.url}/types/nodes.json", timeout=60).json()}
+        assert {NODE_TYPE, NODE_TYPE + "Tool"} <= set(types)
+
         good = server.test_credential("genApi", {"apiKey": sandbox.api_key, "baseUrl": sandbox.base_url + "/"}, "good")
         assert good["status"] == "OK", good
         bad = server.test_credential("genApi", {"apiKey": "gen_pat_not_a_key_000000", "baseUrl": sandbox.base_url}, "bad")
         assert bad["status"] == "Error" and "Authorization failed" in bad["message"], bad
         assert "gen_pat_not_a_key_000000" not in json.dumps(bad)
+
+
+def test_custom_extension_folder(n8n, package, tmp_path):
+    """The README's second way: N8N_CUSTOM_EXTENSIONS names the folder; the type is CUSTOM.gen."""
+    home = n8n.home(tmp_path / "home", env={"N8N_CUSTOM_EXTENSIONS": str(package)})
+    with Sandbox() as sandbox:
+        home.import_credentials([credential("gen-ext", sandbox)])
+        node = gen_node("Me", "get_me", "gen-ext")
+        node["type"] = "CUSTOM.gen"
+        result = home.run_workflow(workflow(node))
+        assert node_error(result) is None, node_error(result)
+        code, expected = cli_run(sandbox, "get_me", {})
+        assert code == 0 and node_output(result, "Me") == [expected]
+
+
+def test_npm_pack_and_install(package, tmp_path):
+    """The README's tarball route: `npm pack`, then `npm install` in ~/.n8n/nodes, offline."""
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("no npm on PATH")  # the n8n fixture brings its own; this checks the README's commands
+    proc = subprocess.run([npm, "pack", "--pack-destination", str(tmp_path)], cwd=package,
+                          capture_output=True, text=True, check=True)
+    tarball = tmp_path / proc.stdout.strip().splitlines()[-1]
+    nodes = tmp_path / "nodes"
+    nodes.mkdir()
+    (nodes / "package.json").write_text(json.dumps({"name": "installed-nodes", "private": True}))
+    subprocess.run([npm, "install", "--offline", "--no-audit", "--no-fund", str(tarball)],
+                   cwd=nodes, capture_output=True, text=True, check=True)
+    installed = nodes / "node_modules" / PACKAGE_NAME
+    manifest = json.loads((installed / "package.json").read_text())
+    for listed in manifest["n8n"]["nodes"] + manifest["n8n"]["credentials"]:
+        assert (installed / listed).is_file()
+    assert json.loads((nodes / "package.json").read_text())["dependencies"][PACKAGE_NAME]
+    assert not (nodes / "node_modules" / "n8n-workflow").exists()  # n8n's own copy is used
+
+
+# ---- the input check before sending: the same verdicts as the engine's --------------------
+
+_ODD_VALUES = [True, None, [], {}, "", "abc", "30 days", "30d", "6", 0, -1, 6, 2.5, "x" * 256, "active", "gone"]
+
+
+def _input_cases():
+    """Every action: its examples, each property set to each odd value, no input, an unknown field."""
+    for spec in default_registry():
+        schema = bundled(spec.input_schema)
+        base = (schema.get("examples") or [{}])[0]
+        yield spec.id, {}
+        yield spec.id, {**base, "bogus": 1}
+        for example in schema.get("examples") or []:
+            yield spec.id, example
+        for name in schema.get("properties", {}):
+            for value in _ODD_VALUES:
+                yield spec.id, {**base, name: value}
+
+
+def test_input_checks_match_the_engine(n8n, package, tmp_path):
+    """GenericFunctions.js checks the input with the action's schema before sending; for every
+    case it must find problems at the same JSON paths as gen-nodes (jsonschema) does."""
+    from gen_nodes.schemas import problems
+
+    stub = tmp_path / "node_modules" / "n8n-workflow"
+    stub.mkdir(parents=True)
+    (stub / "index.js").write_text("class E extends Error {}\nmodule.exports = { NodeApiError: E, NodeOperationError: E };\n")
+    cases = list(_input_cases())
+    script = (
+        "const { problems, OPERATIONS } = require(process.argv[1]);"
+        "const cases = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
+        "console.log(JSON.stringify(cases.map(([op, input]) => problems(OPERATIONS[op].input, input, '$'))));"
+    )
+    proc = subprocess.run([str(n8n.node_dir / "bin" / "node"), "-e", script, str(package / "nodes/Gen/GenericFunctions.js")],
+                          input=json.dumps(cases), capture_output=True, text=True, check=True,
+                          env={**os.environ, "NODE_PATH": str(tmp_path / "node_modules")})
+    found = json.loads(proc.stdout)
+    registry = default_registry()
+    for (action, arguments), js in zip(cases, found):
+        py = problems(registry.get(action).input_schema, arguments)
+        assert sorted({p["path"] for p in js}) == sorted({p["path"] for p in py}), (action, arguments, js, py)
+
+
+def test_bad_input_is_refused_before_sending(home):
+    with Sandbox() as sandbox:
+        sandbox.inject_fault(503, times=1000)  # a trap: any request that reaches GEN takes one
+        home.import_credentials([credential("gen-bad", sandbox)])
+        wf = workflow(
+            gen_node("Rename bad id (continue)", "update_api_key", "gen-bad", continue_on_fail=True, id="abc", name="x"),
+            gen_node("Create bad expiry", "create_api_key", "gen-bad", name="ci", expires_in="30 days"),
+        )
+        result = home.run_workflow(wf)
+        assert sandbox.faults._faults and sandbox.faults._faults[0].times == 1000  # nothing was sent
+
+        code, cli = cli_run(sandbox, "create_api_key", {"name": "ci", "expires_in": "30 days"})
+        assert code == 2 and cli["error"]["type"] == "invalid_input"
+        error = node_error(result, "Create bad expiry")
+        assert error["message"].startswith("Invalid input for create_api_key: $.expires_in: '30 days' is not valid")
+        assert error["description"] == N8N_TERMS.render(InvalidInput.default_hint)
+        [item] = node_runs(result, "Rename bad id (continue)")[0]["data"]["main"][0]
+        assert "$.id" in json.dumps(item)

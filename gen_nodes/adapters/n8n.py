@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .. import __version__
-from ..errors import GenError, OutcomeUnknown, Terms, error_for_status
+from ..errors import GenError, InvalidInput, OutcomeUnknown, Terms, error_for_status
 from ..schemas import bundled
 from ..spec import ActionSpec, Input
 
@@ -42,6 +42,7 @@ DEFAULT_BASE_URL = "https://api.gen.pro/v1"
 DESTRUCTIVE_LABEL = "destructive"
 # Stand-in for the shared JS function inside the generated description; replaced by its name.
 _RESPONSE_FN = "__genResponse__"
+_VALIDATE_FN = "__genValidate__"
 
 
 def write_package(specs: Iterable[ActionSpec], out_dir: str | Path) -> Path:
@@ -83,7 +84,10 @@ def package_json() -> dict[str, Any]:
             "credentials": ["credentials/GenApi.credentials.js"],
             "nodes": ["nodes/Gen/Gen.node.js"],
         },
+        # n8n brings its own n8n-workflow (it sets NODE_PATH for community nodes); optional,
+        # so `npm install` of the package neither installs a second copy nor asks the registry.
         "peerDependencies": {"n8n-workflow": "*"},
+        "peerDependenciesMeta": {"n8n-workflow": {"optional": True}},
     }
 
 
@@ -166,8 +170,8 @@ def node_description(specs: Iterable[ActionSpec]) -> dict[str, Any]:
 
 def node_js(specs: Iterable[ActionSpec]) -> str:
     text = _class_module("Gen", node_description(specs), header="The GEN node (declarative)",
-                         requires="const { genResponse } = require('./GenericFunctions');\n")
-    return text.replace(json.dumps(_RESPONSE_FN), "genResponse")
+                         requires="const { genResponse, genValidate } = require('./GenericFunctions');\n")
+    return text.replace(json.dumps(_RESPONSE_FN), "genResponse").replace(json.dumps(_VALIDATE_FN), "genValidate")
 
 
 def _operation_property(specs: list[ActionSpec]) -> dict[str, Any]:
@@ -194,6 +198,8 @@ def _operation(spec: ActionSpec) -> dict[str, Any]:
         "action": name,
         "routing": {
             "request": {"method": spec.method, "url": _url(spec)},
+            # The input is checked against the action's schema before anything is sent.
+            "send": {"preSend": [_VALIDATE_FN]},
             "output": {"postReceive": [*_shape_steps(spec), _RESPONSE_FN]},
         },
     }
@@ -381,22 +387,37 @@ def error_table() -> dict[str, Any]:
 
     table = {str(status): entry(error_for_status(status)) for status in (401, 403, 404, 429)}
     table.update({"4xx": entry(error_for_status(400)), "5xx": entry(error_for_status(500)),
-                  "other": entry(GenError), "outcome_unknown": entry(OutcomeUnknown)})
+                  "other": entry(GenError), "outcome_unknown": entry(OutcomeUnknown),
+                  "invalid_input": entry(InvalidInput)})
     return table
 
 
 def operations_table(specs: Iterable[ActionSpec]) -> dict[str, Any]:
-    """Per operation: whether a repeat is safe, and the output fields a create must return."""
+    """Per operation: its input schema and where each field goes (to check the input before
+    sending), whether a repeat is safe, and the output fields a create must return."""
     table = {}
     for spec in specs:
         safe = spec.hints.safe_to_retry
+        schema = _compact(bundled(spec.input_schema))
         table[spec.id] = {
             "method": spec.method,
             "path": spec.path,
+            "input": schema,
+            "fields": {name: spec.inputs.get(name, "body") for name in schema.get("properties", {})},
+            "envelope": spec.body_envelope,
             "safeToRetry": safe,
             "required": [] if safe else list(bundled(spec.output_schema).get("required", ())),
         }
     return table
+
+
+def _compact(schema: Any) -> Any:
+    """A schema without what only documents it (the root's title and examples)."""
+    if isinstance(schema, dict):
+        return {k: _compact(v) for k, v in schema.items() if k not in ("$schema", "title", "examples")}
+    if isinstance(schema, list):
+        return [_compact(v) for v in schema]
+    return schema
 
 
 def generic_functions_js(specs: Iterable[ActionSpec]) -> str:
@@ -410,7 +431,7 @@ _GENERIC_FUNCTIONS = r"""'use strict';
 // to n8n as a NodeApiError whose message is GEN's message and whose description is what to
 // do next (the same words as the gen-nodes CLI); with "Continue On Fail" the item is
 // {"error": {...}} as the CLI prints it. Nothing here is specific to one operation.
-const { NodeApiError } = require('n8n-workflow');
+const { NodeApiError, NodeOperationError } = require('n8n-workflow');
 
 const ERRORS = __ERRORS__;
 
@@ -504,6 +525,104 @@ function answerError(operation, items, response) {
   return null;
 }
 
+// ---- the input, checked against the action's JSON Schema before anything is sent ----
+// The keywords the action schemas use: type, enum, const, pattern, minLength, maxLength,
+// minimum, maximum, anyOf/oneOf, required, properties, additionalProperties: false.
+
+function typeOf(value) {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'array';
+  if (typeof value === 'number') return Number.isInteger(value) ? 'integer' : 'number';
+  return typeof value;
+}
+
+function show(value) {
+  return typeof value === 'string' ? `'${value}'` : JSON.stringify(value);
+}
+
+function problems(schema, value, path) {
+  const out = [];
+  const add = (message) => out.push({ path, message });
+  const branches = schema.anyOf || schema.oneOf;
+  if (branches) {
+    const fits = branches.filter((branch) => problems(branch, value, path).length === 0).length;
+    if (fits === 0 || (schema.oneOf && fits > 1)) {
+      let message = `${show(value)} is not valid under ${fits ? 'exactly one' : 'any'} of the given schemas`;
+      if (schema.description) message += `. Expected: ${schema.description.replace(/\.$/, '')}`;
+      add(message);
+    }
+  }
+  if (schema.type !== undefined) {
+    const types = Array.isArray(schema.type) ? schema.type : [schema.type];
+    const kind = typeOf(value);
+    if (!types.some((t) => t === kind || (t === 'number' && kind === 'integer'))) {
+      add(`${show(value)} is not of type ${types.map(show).join(', ')}`);
+      return out;
+    }
+  }
+  if (schema.enum && !schema.enum.some((v) => v === value)) add(`${show(value)} is not one of ${JSON.stringify(schema.enum)}`);
+  if ('const' in schema && schema.const !== value) add(`${show(schema.const)} was expected`);
+  if (typeof value === 'string') {
+    if (schema.minLength !== undefined && [...value].length < schema.minLength) {
+      add(schema.minLength === 1 ? `${show(value)} should be non-empty` : `${show(value)} is too short`);
+    }
+    if (schema.maxLength !== undefined && [...value].length > schema.maxLength) add(`${show(value)} is too long`);
+    if (schema.pattern !== undefined && !new RegExp(schema.pattern, 'u').test(value)) {
+      add(`${show(value)} does not match ${show(schema.pattern)}`);
+    }
+  }
+  if (typeof value === 'number') {
+    if (schema.minimum !== undefined && value < schema.minimum) add(`${value} is less than the minimum of ${schema.minimum}`);
+    if (schema.maximum !== undefined && value > schema.maximum) add(`${value} is greater than the maximum of ${schema.maximum}`);
+  }
+  if (typeOf(value) === 'object') {
+    const properties = schema.properties || {};
+    for (const name of schema.required || []) {
+      if (!(name in value)) add(`${show(name)} is a required property`);
+    }
+    for (const [name, item] of Object.entries(value)) {
+      if (name in properties) out.push(...problems(properties[name], item, `${path}.${name}`));
+      else if (schema.additionalProperties === false) add(`Additional properties are not allowed (${show(name)} was unexpected)`);
+    }
+  }
+  return out;
+}
+
+function isEmpty(value) {
+  return value === undefined || value === null || value === '';
+}
+
+// The action's input as the request carries it (body and query values already in their
+// JSON types), plus the path and filter fields from the parameters.
+function inputOf(context, operation, requestOptions) {
+  const body = requestOptions.body || {};
+  const sent = operation.envelope ? (body[operation.envelope] || {}) : body;
+  const input = {};
+  for (const [name, where] of Object.entries(operation.fields)) {
+    if (where === 'body' || where === 'query') {
+      // An empty optional field was left out by its routing (undefined); a required one is kept.
+      const value = where === 'body' ? sent[name] : (requestOptions.qs || {})[name];
+      if (value !== undefined) input[name] = value;
+    } else {
+      const value = context.getNodeParameter(name, '');
+      if (!isEmpty(value)) input[name] = value;
+    }
+  }
+  return input;
+}
+
+async function genValidate(requestOptions) {
+  const id = this.getNodeParameter('operation');
+  const operation = OPERATIONS[id];
+  if (!operation) return requestOptions;
+  const found = problems(operation.input, inputOf(this, operation, requestOptions), '$');
+  if (!found.length) return requestOptions;
+  const summary = found.slice(0, 5).map((p) => `${p.path}: ${p.message}`).join('; ');
+  const error = { ...ERRORS.invalid_input, message: `Invalid input for ${id}: ${summary}`, status: null,
+    error_code: null, errors: found };
+  throw new NodeOperationError(this.getNode(), error.message, { description: error.hint });
+}
+
 async function genResponse(items, response) {
   const id = this.getNodeParameter('operation');
   const operation = { id, ...(OPERATIONS[id] || { method: '', safeToRetry: false, required: [] }) };
@@ -518,7 +637,7 @@ async function genResponse(items, response) {
   });
 }
 
-module.exports = { genResponse, ERRORS, OPERATIONS };
+module.exports = { genResponse, genValidate, problems, ERRORS, OPERATIONS };
 """
 
 
