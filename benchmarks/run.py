@@ -2,32 +2,28 @@
 
 Run from the project's virtual environment (the one ``gen-nodes`` is installed in)::
 
-    python benchmarks/run.py                      # all six, about a minute on 2 cores
+    python benchmarks/run.py                      # all eight, a few minutes on 2 cores
     python benchmarks/run.py --json results.json  # also write the results as JSON
 
-Every HTTP call goes to a real local sandbox on loopback, served from a thread of this
-process; subject and baseline hit the same sandbox. The engine's output-schema check runs,
-by default, only on the first answer of each action in a process (``GEN_NODES_CHECK_OUTPUT``
-unset, i.e. ``first``): the "default" rows measure that path, after a first, checked call.
-Rows marked ``always`` run with ``GEN_NODES_CHECK_OUTPUT=always`` set in ``os.environ``
-around their blocks only (restored after), so every answer is checked.
+Every HTTP call goes to a real local sandbox on loopback: in a thread of this process for
+(a), (e), in a process of its own for (c), (f), (g), (h) (so serializing a large list does not
+run inside the timings); subject and baseline hit the same sandbox. The engine checks every
+answer against its output schema (``GEN_NODES_CHECK_OUTPUT`` unset); diagnostic rows marked
+``first`` set ``GEN_NODES_CHECK_OUTPUT=first`` around their blocks only (restored after).
 
 (a) ``engine_overhead``: ``registry.run("list_api_keys", {}, client=client)`` with one
     reused ``GenClient`` (5 keys) vs. a bare ``requests.Session`` GET of the same URL with
     the same ``X-API-Key`` plus ``raise_for_status()`` and ``.json()``. Warmed up, then
     timed call by call in alternating blocks (order reversed every round). Target: median
-    ratio <= 1.10. Diagnostic row: the same engine call with ``always``.
+    ratio <= 1.10.
 (b) ``cli_cold_start``: wall time of the ``gen-nodes actions`` console script (``python -m
     gen_nodes.cli actions`` if there is none) vs. ``python -c "import requests, jsonschema"``,
     alternating, after a warm-up run of each. Target: median ratio <= 1.30. When missed (or
     with ``--importtime``), ``python -X importtime -m gen_nodes.cli actions`` runs once and
     its heaviest imports are reported.
-(c) ``large_list``: ``list_api_keys`` returning 10,000 keys through the engine (default path,
-    and ``always``) vs. a bare GET plus ``.json()``. No target; a breakdown times each stage
-    of the engine on its own: HTTP + JSON decode (``GenClient.request``; and ``json.loads``
-    alone), input validation, shaping, secret wrapping, and the output-schema check
-    (``engine._check_output`` under ``always``; on the default path it runs on the first
-    answer only).
+(c) ``large_list``, ``large_list_big``: ``list_api_keys`` returning 10,000 (and 100,000) keys
+    through the engine, fetched, decoded, checked, vs. a bare GET plus ``.json()``. Target:
+    <= 1.15 each. A breakdown times each stage of the engine on its own.
 (d) ``tool_list_size``: the six tools as exported for OpenAI Chat Completions (strict),
     OpenAI Responses (strict), Anthropic and MCP ``tools/list`` (what ``gen-nodes tools
     --format ...`` prints with its defaults), in characters of compact JSON
@@ -36,19 +32,19 @@ around their blocks only (restored after), so every answer is checked.
     tool description. Not timed.
 (e) ``mcp_cold_start``: from just before spawning ``gen-nodes mcp`` (stdio, console script
     next to ``sys.executable``, else ``python -m gen_nodes.cli mcp``) with the SDK's
-    ``stdio_client`` until ``tools/list`` has answered: process start, the server's imports
-    and set-up, ``initialize`` (handshake era), ``tools/list``, and this process's client
-    work for both (the client's ``import mcp`` is done before, so it is not counted). Not
-    counted: closing the session and the server's exit, reported apart. Baseline: the wall
-    time of ``python -c "import mcp"`` as a subprocess (start, import, interpreter exit).
-    Alternating, median of N runs each; diagnostic: ``python -c "import gen_nodes.adapters.mcp"``
-    (the server's imports alone). No target.
+    ``stdio_client`` until ``tools/list`` has answered, vs. the wall time of
+    ``python -c "import mcp"`` as a subprocess. Closing is reported apart. No target.
 (f) ``mcp_call_latency``: ``tools/call gen_list_api_keys`` (5 keys) over one long-lived stdio
-    session (``ClientSession.call_tool``, which also validates ``structuredContent``) vs. a
-    direct ``registry.run("list_api_keys", {}, client=client)`` in this process against the
-    same sandbox, both on the default check policy, timed call by call in alternating
-    blocks. Diagnostic: ``Dispatcher.call`` in this process (what the server runs per call,
-    without MCP). No target.
+    session to ``gen-nodes mcp`` vs. the same call to ``benchmarks/mcp_peer.py``, a minimal
+    server on the official SDK's ``MCPServer`` with the same six tools (a bare
+    ``requests.Session``, typed returns checked by pydantic). Both sessions open at once,
+    timed call by call in alternating blocks; the client's own outputSchema check is left
+    out on both (``send_request``). Target: <= 1.05.
+(g) ``mcp_large_list``: the same with 10,000 keys. Target: <= 1.20.
+(h) ``cli_large_list``, ``cli_large_list_memory``: the whole process ``gen-nodes run
+    list_api_keys`` at 100,000 keys vs. a bare script (``requests`` GET, ``.json()``,
+    ``print(json.dumps(..., indent=2))``), output to /dev/null: wall time and peak resident
+    memory (``wait4``), alternating. Target: <= 1.5 each.
 
 (i) ``gateway_call``: ``POST /actions/list_api_keys`` (5 keys) to ``gen-nodes serve`` (a process of
     its own, SQLite store) over one kept-alive connection vs. a direct ``registry.run`` in this
@@ -67,15 +63,19 @@ Ratios are subject / baseline, for the medians and for the 90th percentiles.
 
 Flags (all optional):
     --json PATH       also write the results (and run metadata) as JSON to PATH
-    --only LIST       comma-separated subset of a,b,c,d,e,f,i,j (default: all)
+    --only LIST       comma-separated subset of a,b,c,d,e,f,g,h,i,j (default: all)
     --calls N         (a) timed calls per variant (default 2000; at least 1000 for a real run)
     --block N         (a), (f) calls per alternating block (default 25)
-    --warmup N        (a), (f) warm-up calls per variant (default 200)
+    --warmup N        (a), (f) warm-up calls per variant (default 200; at most 100 for (f))
     --cold-runs N     (b) timed runs per command (default 15)
     --keys N          (c) keys in the listed account (default 10000)
     --large-runs N    (c) timed runs per variant and per breakdown stage (default 5)
+    --big-keys N      (c), (h) keys of the large list (default 100000)
+    --big-runs N      (c) timed runs per variant at --big-keys (default 3)
     --mcp-runs N      (e) timed runs per command (default 15)
     --mcp-calls N     (f) timed calls per variant (default 1000)
+    --mcp-large-calls N  (g) timed calls per variant (default 30)
+    --cli-runs N      (h) timed runs per command (default 5)
     --gateway-calls N (i) timed calls per variant (default 1000)
     --clients N       (j) concurrent clients (default 20)
     --per-client N    (j) calls per client per round (default 50)
@@ -111,14 +111,18 @@ import requests
 TARGETS: dict[str, float | None] = {
     "engine_overhead": 1.10,
     "cli_cold_start": 1.30,
-    "large_list": None,
+    "large_list": 1.15,
+    "large_list_big": 1.15,
     "tool_list_size": None,
     "mcp_cold_start": None,
-    "mcp_call_latency": None,
+    "mcp_call_latency": 1.05,
+    "mcp_large_list": 1.20,
+    "cli_large_list": 1.50,
+    "cli_large_list_memory": 1.50,
     "gateway_call": None,
     "gateway_throughput": 1.20,
 }
-BENCHMARKS = "abcdefij"
+BENCHMARKS = "abcdefghij"
 CHECK_ENV = "GEN_NODES_CHECK_OUTPUT"
 
 _now = time.perf_counter
@@ -232,6 +236,42 @@ def sandbox_with_keys(total: int) -> Iterator[Any]:
         sb.stop()
 
 
+_SANDBOX_PROCESS = """
+import json, sys
+from gen_nodes.sandbox import Sandbox
+sb = Sandbox().start()
+have = len(sb.store.list_keys(sb.user["id"]))
+if int(sys.argv[1]) > have:
+    sb.store.seed_keys(sb.user["id"], int(sys.argv[1]) - have)
+print(json.dumps({"base_url": sb.base_url, "api_key": sb.api_key}), flush=True)
+sys.stdin.read()
+sb.stop()
+"""
+
+
+class _Remote:
+    def __init__(self, base_url: str, api_key: str) -> None:
+        self.base_url, self.api_key = base_url, api_key
+
+
+@contextmanager
+def sandbox_process(total: int) -> Iterator[Any]:
+    """A sandbox in a process of its own (``base_url``, ``api_key``) with ``total`` keys: its work
+    (serializing the list) then runs beside the measured code, not inside its timings."""
+    proc = subprocess.Popen([sys.executable, "-c", _SANDBOX_PROCESS, str(total)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        ready = json.loads(proc.stdout.readline())
+        yield _Remote(ready["base_url"], ready["api_key"])
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @contextmanager
 def engine_warnings() -> Iterator[list[logging.LogRecord]]:
     """The engine's 'answer does not match its output schema' warnings logged in the block (there should be none)."""
@@ -292,20 +332,20 @@ def _shown(argv: Sequence[str], found: str) -> str:
 
 
 def bench_engine_overhead(calls: int = 2000, block: int = 25, warmup: int = 200, keys: int = 5) -> dict[str, Any]:
-    """(a) ``list_api_keys`` through the engine (default path; ``always`` as a diagnostic) vs. a bare GET."""
+    """(a) ``list_api_keys`` through the engine (default: every answer checked) vs. a bare GET."""
     with sandbox_with_keys(keys) as sb, engine_warnings() as warned, engine_and_bare(sb, keys) as (_, engine, bare):
-        samples = time_interleaved({"engine": engine, "always": engine, "baseline": bare}, calls, block, warmup,
-                                   policies={"engine": None, "always": "always", "baseline": None})
+        samples = time_interleaved({"engine": engine, "first": engine, "baseline": bare}, calls, block, warmup,
+                                   policies={"engine": None, "first": "first", "baseline": None})
     result = compare(
         "engine_overhead", f"(a) list_api_keys per call, {keys} keys",
-        ("engine, default check policy", samples["engine"]),
+        ("engine, every answer checked (default)", samples["engine"]),
         ("bare requests.Session GET + .json()", samples["baseline"]),
-        extra=[("[diagnostic] engine, check always", samples["always"])],
+        extra=[("[diagnostic] engine, check first answer only", samples["first"])],
         keys=keys, calls_per_variant=calls, block=block, warmup=warmup, schema_warnings=len(warned),
     )
     d, base = result["details"], result["baseline"]["median_s"]
     d["overhead_median_s"] = result["subject"]["median_s"] - base
-    d["output_check_median_s"] = result["extra"][0]["median_s"] - result["subject"]["median_s"]
+    d["output_check_median_s"] = result["subject"]["median_s"] - result["extra"][0]["median_s"]
     return result
 
 
@@ -350,23 +390,23 @@ def bench_cli_cold_start(runs: int = 15, warmup: int = 1, importtime: bool | Non
     return result
 
 
-# -- (c) a 10,000-key list ----------------------------------------------------------------
+# -- (c) a 10,000-key (and a 100,000-key) list -------------------------------------------
 
 
-def bench_large_list(keys: int = 10_000, runs: int = 5, warmup: int = 1) -> dict[str, Any]:
-    """(c) ``list_api_keys`` with ``keys`` keys through the engine (default and ``always``) vs. a bare GET +
-    ``.json()``, with a breakdown of the engine's stages."""
+def bench_large_list(keys: int = 10_000, runs: int = 5, warmup: int = 1, bench_id: str = "large_list") -> dict[str, Any]:
+    """(c) ``list_api_keys`` with ``keys`` keys through the engine (every answer checked) vs. a bare GET +
+    ``.json()``, the sandbox in its own process, with a breakdown of the engine's stages."""
+    import orjson
+
     from gen_nodes import engine
-    from gen_nodes.redact import hide_secrets
     from gen_nodes.registry import default_registry
 
     spec = default_registry().get("list_api_keys")
-    with sandbox_with_keys(keys) as sb, engine_warnings() as warned, \
+    with sandbox_process(keys) as sb, engine_warnings() as warned, \
             engine_and_bare(sb, keys) as (client, through_engine, bare):
-        samples = time_interleaved({"engine": through_engine, "always": through_engine, "baseline": bare},
-                                   runs, warmup=warmup, policies={"engine": None, "always": "always", "baseline": None})
-        # Each stage of engine.execute timed on its own, on the same data: (name, fn, kind); kind "sub" is
-        # part of the stage above it, "check" runs on the default path for the first answer only.
+        samples = time_interleaved({"engine": through_engine, "first": through_engine, "baseline": bare},
+                                   runs, warmup=warmup, policies={"engine": None, "first": "first", "baseline": None})
+        # Each stage of engine.execute timed on its own, on the same data (kind "sub": part of the stage above).
         response = client.request(spec.method, spec.path, safe_to_retry=True)
         body = requests.get(sb.base_url + spec.path, headers={"X-API-Key": sb.api_key}).content
         args = engine.validate_input(spec, {})
@@ -374,34 +414,33 @@ def bench_large_list(keys: int = 10_000, runs: int = 5, warmup: int = 1) -> dict
         stages = [
             ("HTTP + JSON decode (GenClient.request)",
              lambda: client.request(spec.method, spec.path, safe_to_retry=True), "stage"),
-            ("  of which JSON decode alone (json.loads)", lambda: json.loads(body), "sub"),
+            ("  of which JSON decode alone (orjson.loads)", lambda: orjson.loads(body), "sub"),
+            ("  [the baseline's decode: json.loads]", lambda: json.loads(body), "sub"),
             ("input validation", lambda: engine.validate_input(spec, {}), "stage"),
             ("shaping (wrap + filter)", lambda: engine._shape(spec, args, response), "stage"),
-            ("secret wrapping (hide_secrets)", lambda: hide_secrets(shaped), "stage"),
-            ("output-schema check (engine._check_output, always)", lambda: engine._check_output(spec, shaped),
-             "check"),
+            ("output-schema check (compiled)", lambda: engine._check_output(spec, shaped), "stage"),
+            ("secret wrapping (engine._hide_secrets)", lambda: engine._hide_secrets(spec, response, shaped), "stage"),
         ]
-        with check_output_policy("always"):
-            timed = time_interleaved({name: fn for name, fn, _ in stages}, runs)
+        timed = time_interleaved({name: fn for name, fn, _ in stages}, runs)
 
+    title = f"(c) list_api_keys, {keys:,} keys"
     result = compare(
-        "large_list", f"(c) list_api_keys, {keys:,} keys",
-        ("engine, default check policy", samples["engine"]),
+        bench_id, title,
+        ("engine, every answer checked (default)", samples["engine"]),
         ("bare requests.Session GET + .json()", samples["baseline"]),
-        extra=[("engine, check always (every answer)", samples["always"])],
+        extra=[("[diagnostic] engine, check first answer only", samples["first"])],
         keys=keys, runs=runs, warmup=warmup, response_bytes=len(body), schema_warnings=len(warned),
     )
-    default_med, always_med = result["subject"]["median_s"], result["extra"][0]["median_s"]
+    default_med = result["subject"]["median_s"]
     d = result["details"]
     d["breakdown"] = []
     for name, _, kind in stages:
         median = statistics.median(timed[name])
         d["breakdown"].append({"stage": name, "kind": kind, "median_s": median,
-                               "share_of_default": None if kind == "check" else _ratio(median, default_med),
-                               "share_of_always": _ratio(median, always_med)})
+                               "share_of_default": _ratio(median, default_med)})
     d["sum_default_s"] = sum(b["median_s"] for b in d["breakdown"] if b["kind"] == "stage")
-    d["sum_always_s"] = sum(b["median_s"] for b in d["breakdown"] if b["kind"] in ("stage", "check"))
-    d["per_key_check_us"] = d["breakdown"][-1]["median_s"] / keys * 1e6
+    check = next(b for b in d["breakdown"] if b["stage"].startswith("output-schema check"))
+    d["per_key_check_us"] = check["median_s"] / keys * 1e6
     return result
 
 
@@ -524,52 +563,122 @@ def bench_mcp_cold_start(runs: int = 15, warmup: int = 1) -> dict[str, Any]:
     return result
 
 
-def bench_mcp_call_latency(calls: int = 1000, block: int = 25, warmup: int = 200, keys: int = 5) -> dict[str, Any]:
-    """(f) ``tools/call gen_list_api_keys`` over one stdio session vs. a direct engine call, call by call."""
+PEER = Path(__file__).resolve().parent / "mcp_peer.py"
+
+
+def mcp_pair(sb: Any) -> dict[str, Any]:
+    """Server parameters of ``gen-nodes mcp`` and of the peer (``benchmarks/mcp_peer.py``), both on ``sb``."""
+    from mcp import StdioServerParameters
+
+    ours, _ = mcp_server_params(sb)
+    env = {"GEN_API_KEY": sb.api_key, "GEN_BASE_URL": sb.base_url}
+    return {"gen-nodes": ours, "peer": StdioServerParameters(command=sys.executable, args=[str(PEER)], env=env)}
+
+
+async def raw_call_tool(session: Any, name: str) -> Any:
+    """``tools/call`` without the client's own outputSchema check (jsonschema, which would dominate
+    a large list on both sides alike): what is timed is the server and the transport."""
+    import mcp_types as types
+
+    return await session.send_request(
+        types.CallToolRequest(params=types.CallToolRequestParams(name=name, arguments={})), types.CallToolResult)
+
+
+def bench_mcp_vs_peer(keys: int, calls: int, block: int, warmup: int, bench_id: str) -> dict[str, Any]:
+    """(f), (g) ``tools/call gen_list_api_keys`` on ``gen-nodes mcp`` vs. the peer, one long-lived stdio
+    session each, the sandbox in its own process, timed call by call in alternating blocks."""
     import anyio
 
-    from gen_nodes.dispatch import Dispatcher
+    async def measure(pair: dict[str, Any]) -> dict[str, list[float]]:
+        from contextlib import AsyncExitStack
 
-    async def measure(params: Any, variants: dict[str, Callable[[], Any]]) -> dict[str, list[float]]:
-        async with mcp_session(params) as session:
-            async def over_stdio() -> None:
-                result = await session.call_tool("gen_list_api_keys", {})
+        async with AsyncExitStack() as stack:
+            sessions = {name: await stack.enter_async_context(mcp_session(params)) for name, params in pair.items()}
+
+            async def call(name: str) -> None:
+                result = await raw_call_tool(sessions[name], "gen_list_api_keys")
                 if result.is_error or len(result.structured_content["api_keys"]) != keys:
-                    raise RuntimeError(f"tools/call gen_list_api_keys failed: {result.content[0].text[:300]}")
+                    raise RuntimeError(f"{name}: tools/call gen_list_api_keys failed: {result.content[0].text[:300]}")
 
             for _ in range(warmup):
-                await over_stdio()
-                for fn in variants.values():
-                    fn()
-            samples: dict[str, list[float]] = {"stdio": [], **{name: [] for name in variants}}
-            for name, n in schedule(list(samples), calls, block):
-                out = samples[name]
+                for name in sessions:
+                    await call(name)
+            samples: dict[str, list[float]] = {name: [] for name in sessions}
+            for name, n in schedule(list(sessions), calls, block):
                 for _ in range(n):
                     started = _now()
-                    if name == "stdio":
-                        await over_stdio()
-                    else:
-                        variants[name]()
-                    out.append(_now() - started)
+                    await call(name)
+                    samples[name].append(_now() - started)
             return samples
 
-    with sandbox_with_keys(keys) as sb, engine_and_bare(sb, keys) as (client, through_engine, _), \
-            check_output_policy(None):
-        dispatcher = Dispatcher(client=client)
-        params, _ = mcp_server_params(sb)
-        samples = anyio.run(measure, params, {
-            "engine": through_engine,
-            "dispatcher": lambda: dispatcher.call("gen_list_api_keys", {}, client=client),
-        })
-    result = compare(
-        "mcp_call_latency", f"(f) tools/call gen_list_api_keys, {keys} keys",
-        ("tools/call over stdio, one session", samples["stdio"]),
-        ("direct engine call (registry.run)", samples["engine"]),
-        extra=[("[diagnostic] Dispatcher.call, no MCP", samples["dispatcher"])],
+    with sandbox_process(keys) as sb, check_output_policy(None):
+        samples = anyio.run(measure, mcp_pair(sb))
+    return compare(
+        bench_id, f"({'f' if bench_id == 'mcp_call_latency' else 'g'}) MCP tools/call gen_list_api_keys, {keys:,} keys",
+        ("gen-nodes mcp (stdio), every answer checked", samples["gen-nodes"]),
+        ("minimal MCPServer peer (official SDK, pydantic output check)", samples["peer"]),
         keys=keys, calls_per_variant=calls, block=block, warmup=warmup,
     )
-    result["details"]["mcp_overhead_median_s"] = result["subject"]["median_s"] - result["extra"][0]["median_s"]
-    return result
+
+
+def bench_mcp_call_latency(calls: int = 1000, block: int = 25, warmup: int = 100, keys: int = 5) -> dict[str, Any]:
+    """(f) the 5-key list over MCP: gen-nodes vs. the peer."""
+    return bench_mcp_vs_peer(keys, calls, block, warmup, "mcp_call_latency")
+
+
+def bench_mcp_large_list(calls: int = 30, block: int = 3, warmup: int = 2, keys: int = 10_000) -> dict[str, Any]:
+    """(g) the 10,000-key list over MCP: gen-nodes vs. the peer."""
+    return bench_mcp_vs_peer(keys, calls, block, warmup, "mcp_large_list")
+
+
+# -- (h) the whole process, 100,000 keys ---------------------------------------------------
+
+BARE_SCRIPT = """
+import json, os, requests
+resp = requests.get(os.environ["GEN_BASE_URL"] + "/persisted_tokens", headers={"X-API-Key": os.environ["GEN_API_KEY"]})
+resp.raise_for_status()
+print(json.dumps({"api_keys": resp.json()}, indent=2))
+"""
+
+
+def run_measured(argv: Sequence[str], env: Mapping[str, str]) -> tuple[float, int]:
+    """Wall seconds and peak resident memory (bytes) of one run of ``argv``, its output discarded."""
+    with tempfile.TemporaryFile() as errlog:
+        started = _now()
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errlog, env=dict(env))
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = _now() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            errlog.seek(0)
+            raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}: {errlog.read()[-500:]!r}")
+    return elapsed, usage.ru_maxrss * 1024  # Linux reports kilobytes
+
+
+def bench_cli_large_list(keys: int = 100_000, runs: int = 5, warmup: int = 1) -> list[dict[str, Any]]:
+    """(h) ``gen-nodes run list_api_keys`` (a process of its own) vs. a bare script doing GET, ``.json()`` and
+    printing the same JSON: wall time and peak memory, alternating, the sandbox in its own process."""
+    cli, found = console_command("run", "list_api_keys")
+    bare = [sys.executable, "-c", BARE_SCRIPT]
+    with sandbox_process(keys) as sb:
+        env = {k: v for k, v in os.environ.items() if k != CHECK_ENV}
+        env.update(GEN_API_KEY=sb.api_key, GEN_BASE_URL=sb.base_url)
+        seconds: dict[str, list[float]] = {"cli": [], "bare": []}
+        peak: dict[str, list[float]] = {"cli": [], "bare": []}
+        for i, (name, _) in enumerate(schedule(["cli", "bare"], warmup + runs, 1)):
+            took, rss = run_measured(cli if name == "cli" else bare, env)
+            if i >= 2 * warmup:
+                seconds[name].append(took)
+                peak[name].append(rss / 2**20)
+    details = {"keys": keys, "runs": runs, "warmup": warmup, "command": cli, "found_as": found}
+    timed = compare("cli_large_list", f"(h) {_shown(cli, found)}, {keys:,} keys: wall time",
+                    ("whole process, every answer checked", seconds["cli"]),
+                    ("bare script: requests GET, .json(), print(json.dumps(..., indent=2))", seconds["bare"]),
+                    **details)
+    memory = compare("cli_large_list_memory", f"(h) the same: peak memory (RSS)",
+                     ("whole process", peak["cli"]), ("the same bare script", peak["bare"]), **details)
+    memory["unit"] = "MiB"
+    return [timed, memory]
 
 
 # -- (i), (j) the HTTP gateway -----------------------------------------------------------------
@@ -596,30 +705,6 @@ def _served(argv: Sequence[str]) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-@contextmanager
-def sandbox_process(keys: int) -> Iterator[tuple[str, str]]:
-    """``(base_url, api_key)`` of ``gen-nodes sandbox`` in a process of its own (so that client threads
-    here do not share a GIL with it), its user holding ``keys`` keys."""
-    argv, _ = console_command("sandbox", "--port", "0")
-    with _served_sandbox(argv) as (base_url, api_key):
-        with requests.Session() as session:
-            for i in range(keys - 1):
-                session.post(f"{base_url}/persisted_tokens", json={"name": f"bench {i}"},
-                             headers={"X-API-Key": api_key}).raise_for_status()
-        yield base_url, api_key
-
-
-@contextmanager
-def _served_sandbox(argv: Sequence[str]) -> Iterator[tuple[str, str]]:
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
-    try:
-        first = json.loads(proc.stdout.readline())
-        yield first["base_url"], first["api_key"]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
 
 
 def gateway_command(base_url: str, store: Path) -> list[str]:
@@ -650,10 +735,11 @@ def bench_gateway_call(calls: int = 1000, block: int = 25, warmup: int = 100, ke
     from gen_nodes.registry import default_registry
 
     registry = default_registry()
-    with sandbox_process(keys) as (base_url, api_key), tempfile.TemporaryDirectory() as tmp, \
-            _served(gateway_command(base_url, Path(tmp) / "gateway.db")) as gateway, \
-            _served(baseline_command(base_url)) as minimal, \
-            GenClient(api_key=api_key, base_url=base_url) as client, check_output_policy(None):
+    with sandbox_process(keys) as sb, tempfile.TemporaryDirectory() as tmp, \
+            _served(gateway_command(sb.base_url, Path(tmp) / "gateway.db")) as gateway, \
+            _served(baseline_command(sb.base_url)) as minimal, \
+            GenClient(api_key=sb.api_key, base_url=sb.base_url) as client, check_output_policy(None):
+        api_key = sb.api_key
         session, through_gateway = _lister(gateway, api_key, keys)
         minimal_session, through_minimal = _lister(minimal, api_key, keys)
         with session, minimal_session:
@@ -714,9 +800,10 @@ def bench_gateway_throughput(clients: int = 20, per_client: int = 50, rounds: in
     (median per call) and on throughput (the minimal app's calls per second over the gateway's)."""
     samples: dict[str, list[float]] = {"gateway": [], "minimal": []}
     per_call: dict[str, list[float]] = {"gateway": [], "minimal": []}
-    with sandbox_process(keys) as (base_url, api_key), tempfile.TemporaryDirectory() as tmp, \
-            _served(gateway_command(base_url, Path(tmp) / "gateway.db")) as gateway, \
-            _served(baseline_command(base_url)) as minimal, check_output_policy(None):
+    with sandbox_process(keys) as sb, tempfile.TemporaryDirectory() as tmp, \
+            _served(gateway_command(sb.base_url, Path(tmp) / "gateway.db")) as gateway, \
+            _served(baseline_command(sb.base_url)) as minimal, check_output_policy(None):
+        api_key = sb.api_key
         urls = {"gateway": gateway, "minimal": minimal}
         for name in urls:  # warm-up round each: threads, connections, the first (checked) answer
             _load_round(urls[name], api_key, keys, clients, max(1, per_client // 5))
@@ -762,7 +849,8 @@ def format_table(report: dict[str, Any]) -> str:
     head = ("benchmark", "subject med / p90", "baseline med / p90", "ratio med / p90", "target")
     rows = [head]
     for r in timed:
-        pair = lambda s: f"{_t(s['median_s'])} / {_t(s['p90_s'])}"  # noqa: E731
+        fmt = (lambda x: f"{x:.0f} MiB") if r.get("unit") == "MiB" else _t
+        pair = lambda s: f"{fmt(s['median_s'])} / {fmt(s['p90_s'])}"  # noqa: E731
         rows.append((r["title"], pair(r["subject"]), pair(r["baseline"]),
                      f"{r['ratio_median']:.2f} / {r['ratio_p90']:.2f}", _verdict(r)))
         rows += [(f"  {e['label']}", pair(e), "(same baseline)", f"{e['ratio_median']:.2f} / {e['ratio_p90']:.2f}", "")
@@ -793,17 +881,13 @@ def format_table(report: dict[str, Any]) -> str:
                 out.append("  heaviest by cumulative time:")
                 out += [f"    {x['module']:<32} {_t(x['cumulative_us'] / 1e6):>9} cumulative, "
                         f"{_t(x['self_us'] / 1e6)} self" for x in imp["top_cumulative"][:6]]
-        elif r["id"] == "large_list":
+        elif r["id"] in ("large_list", "large_list_big"):
             out.append(f"  response: {d['response_bytes'] / 1e6:.1f} MB; schema warnings: {d['schema_warnings']}; "
-                       f"breakdown (median of {d['runs']} runs each; share of the default / always engine median):")
-            share = lambda x: "-" if x is None else f"{x:.1%}"  # noqa: E731
+                       f"breakdown (median of {d['runs']} runs each; share of the engine's median):")
             for b in d["breakdown"]:
-                out.append(f"    {b['stage']:<54} {_t(b['median_s']):>9}  {share(b['share_of_default']):>6} / "
-                           f"{share(b['share_of_always'])}")
-            out.append(f"    {'sum, default path (no check) / always (with check)':<54} {_t(d['sum_default_s']):>9}"
-                       f" / {_t(d['sum_always_s'])}")
-            out.append(f"  output-schema check per key: {d['per_key_check_us']:.1f} us; on the default path it runs "
-                       "on the first answer of the process only")
+                out.append(f"    {b['stage']:<54} {_t(b['median_s']):>9}  {b['share_of_default']:>6.1%}")
+            out.append(f"    {'sum of the stages':<54} {_t(d['sum_default_s']):>9}")
+            out.append(f"  output-schema check per key: {d['per_key_check_us']:.2f} us")
         elif r["id"] == "tool_list_size":
             out.append(f"  compact JSON; tokens: {r['estimator']}")
             out += [f"    {f['format']:<36} {f['chars']:>6,} chars  ~{f['tokens']:>5,} tokens" for f in r["formats"]]
@@ -823,15 +907,14 @@ def format_table(report: dict[str, Any]) -> str:
             out.append(f"  throughput: gateway {tp['gateway']:.0f} calls/s, minimal app {tp['minimal']:.0f} calls/s; "
                        f"ratio {d['throughput_ratio']:.2f} (target <= {r['target']:.2f}); {d['clients']} clients x "
                        f"{d['per_client']} calls x {d['rounds']} rounds, alternating")
-        elif r["id"] == "mcp_call_latency":
-            out.append(f"  MCP on top of the dispatcher (JSON-RPC over pipes, the SDK on both ends, the server's "
-                       f"thread hop and both ends' outputSchema checks): {_t(d['mcp_overhead_median_s'])} per call "
-                       "(median)")
+        elif r["id"] == "cli_large_list":
+            out.append(f"  command: {' '.join(d['command'])} ({d['found_as']}); output to /dev/null")
     return "\n".join(out)
 
 
 def run_all(*, only: Sequence[str] = tuple(BENCHMARKS), calls: int = 2000, block: int = 25, warmup: int = 200,
-            cold_runs: int = 15, keys: int = 10_000, large_runs: int = 5, mcp_runs: int = 15, mcp_calls: int = 1000,
+            cold_runs: int = 15, keys: int = 10_000, large_runs: int = 5, big_keys: int = 100_000, big_runs: int = 3,
+            mcp_runs: int = 15, mcp_calls: int = 1000, mcp_large_calls: int = 30, cli_runs: int = 5,
             importtime: bool | None = None, gateway_calls: int = 1000, clients: int = 20, per_client: int = 50,
             load_rounds: int = 6) -> dict[str, Any]:
     """Run the chosen benchmarks; return ``{"meta": ..., "results": [...]}``."""
@@ -840,14 +923,21 @@ def run_all(*, only: Sequence[str] = tuple(BENCHMARKS), calls: int = 2000, block
     runners = {
         "a": lambda: bench_engine_overhead(calls=calls, block=block, warmup=warmup),
         "b": lambda: bench_cli_cold_start(runs=cold_runs, importtime=importtime),
-        "c": lambda: bench_large_list(keys=keys, runs=large_runs),
+        "c": lambda: [bench_large_list(keys=keys, runs=large_runs),
+                      bench_large_list(keys=big_keys, runs=big_runs, bench_id="large_list_big")],
         "d": bench_tool_list_size,
         "e": lambda: bench_mcp_cold_start(runs=mcp_runs),
-        "f": lambda: bench_mcp_call_latency(calls=mcp_calls, block=block, warmup=warmup),
+        "f": lambda: bench_mcp_call_latency(calls=mcp_calls, block=block, warmup=min(warmup, 100)),
+        "g": lambda: bench_mcp_large_list(calls=mcp_large_calls, block=max(1, min(block, mcp_large_calls // 10))),
+        "h": lambda: bench_cli_large_list(keys=big_keys, runs=cli_runs),
         "i": lambda: bench_gateway_call(calls=gateway_calls, block=block, warmup=min(warmup, 100)),
         "j": lambda: bench_gateway_throughput(clients=clients, per_client=per_client, rounds=load_rounds),
     }
-    results = [runners[key]() for key in BENCHMARKS if key in only]
+    results = []
+    for key in BENCHMARKS:
+        if key in only:
+            produced = runners[key]()
+            results += produced if isinstance(produced, list) else [produced]
     from gen_nodes import __version__
 
     meta = {
@@ -882,8 +972,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cold-runs", type=_positive, default=15, help="(b) runs per command (default 15)")
     parser.add_argument("--keys", type=_positive, default=10_000, help="(c) keys listed (default 10000)")
     parser.add_argument("--large-runs", type=_positive, default=5, help="(c) runs per variant and stage (default 5)")
+    parser.add_argument("--big-keys", type=_positive, default=100_000,
+                        help="(c), (h) keys of the large list (default 100000)")
+    parser.add_argument("--big-runs", type=_positive, default=3, help="(c) runs per variant at --big-keys (default 3)")
     parser.add_argument("--mcp-runs", type=_positive, default=15, help="(e) runs per command (default 15)")
     parser.add_argument("--mcp-calls", type=_positive, default=1000, help="(f) timed calls per variant (default 1000)")
+    parser.add_argument("--mcp-large-calls", type=_positive, default=30,
+                        help="(g) timed calls per variant, 10,000 keys (default 30)")
+    parser.add_argument("--cli-runs", type=_positive, default=5, help="(h) runs per command (default 5)")
     parser.add_argument("--gateway-calls", type=_positive, default=1000, help="(i) timed calls per variant (default 1000)")
     parser.add_argument("--clients", type=_positive, default=20, help="(j) concurrent clients (default 20)")
     parser.add_argument("--per-client", type=_positive, default=50, help="(j) calls per client per round (default 50)")
@@ -897,9 +993,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--only takes a comma-separated subset of {','.join(BENCHMARKS)}, not {args.only!r}")
 
     report = run_all(only=only, calls=args.calls, block=args.block, warmup=args.warmup, cold_runs=args.cold_runs,
-                     keys=args.keys, large_runs=args.large_runs, mcp_runs=args.mcp_runs, mcp_calls=args.mcp_calls,
-                     importtime=args.importtime, gateway_calls=args.gateway_calls, clients=args.clients,
-                     per_client=args.per_client, load_rounds=args.load_rounds)
+                     keys=args.keys, large_runs=args.large_runs, big_keys=args.big_keys, big_runs=args.big_runs,
+                     mcp_runs=args.mcp_runs, mcp_calls=args.mcp_calls, mcp_large_calls=args.mcp_large_calls,
+                     cli_runs=args.cli_runs, importtime=args.importtime, gateway_calls=args.gateway_calls,
+                     clients=args.clients, per_client=args.per_client, load_rounds=args.load_rounds)
     print(format_table(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

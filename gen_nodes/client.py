@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable, Mapping
 
+import orjson
 import requests
 import requests.adapters
 
@@ -435,13 +436,22 @@ def _never_sent(exc: requests.RequestException) -> bool:
 
 def _success(resp: requests.Response) -> ApiResponse:
     text = resp.text if resp.content else ""
-    data = None
-    if text.strip():
-        try:
-            data = json.loads(text)
-        except ValueError:
-            data = None
+    data = _decode(resp.content, text, resp.encoding) if text.strip() else None
     return ApiResponse(resp.status_code, resp.headers, data, text)
+
+
+def _decode(content: bytes, text: str, encoding: str | None) -> Any:
+    """The JSON body, or None. orjson reads a 2 MB list several times faster than ``json``; where it
+    is stricter (NaN, integers past 64 bits) or the body is not UTF-8, ``json`` reads the text."""
+    if (encoding or "utf-8").lower().replace("-", "").replace("_", "") in ("utf8", "ascii", "usascii"):
+        try:
+            return orjson.loads(content)
+        except orjson.JSONDecodeError:
+            pass
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 _TAGS = re.compile(r"<[^>]+>")

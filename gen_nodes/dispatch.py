@@ -30,6 +30,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import orjson
+
 from .approvals import Approval, ApprovalError, Approvals
 from .errors import TOOL_TERMS, ConfirmationRequired, GenError, InvalidInput, Terms
 from .redact import masked_copy
@@ -57,7 +59,7 @@ class ToolResult:
 
     @property
     def text(self) -> str:
-        return json.dumps(self.content, ensure_ascii=False)
+        return dumps(self.content)
 
     @classmethod
     def failure(cls, error: GenError, terms: Terms | None = None) -> "ToolResult":
@@ -270,6 +272,15 @@ def awaiting(tool: str, approval: Approval) -> ToolResult:
         "awaiting_approval": True,
         "preview": approval.preview,
     }}, is_error=True, approval=approval)
+
+
+def dumps(data: Any) -> str:
+    """Compact JSON (UTF-8 text, not ``\\u`` escapes): orjson, ``json`` for what orjson refuses
+    (integers past 64 bits, non-string keys)."""
+    try:
+        return orjson.dumps(data).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 def principal_of(client: Any) -> str:

@@ -4,7 +4,9 @@ The schema files live in the repository's top-level ``schemas/`` folder; the whe
 carries them as ``gen_nodes/schemas`` (see ``pyproject.toml``), so an installed
 copy finds them from any directory. ``$ref`` is resolved only through a
 ``referencing`` registry of the files we ship (plus those a plugin adds): never
-over the network. Each validator is built once and reused.
+over the network. Each validator is built once and reused: a compiled one
+(jsonschema-rs, see ``fastcheck.py``) says whether a document is valid, and ``jsonschema``
+says why when it is not.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
+
+from .fastcheck import FastCheck
 
 _SOURCE_TREE = Path(__file__).resolve().parent.parent / "schemas"
 
@@ -94,8 +98,41 @@ def _validator_class():
     return validators.extend(Draft202012Validator, type_checker=checker)
 
 
+def fast_check(schema: Mapping[str, Any]) -> FastCheck:
+    """The compiled check of ``schema`` (jsonschema-rs, from the bundled copy), built once per schema."""
+    key = id(schema)
+    hit = _FAST.get(key)
+    if hit is None or hit[0] is not schema:
+        try:
+            flat = bundled(schema)
+        except RecursionError:
+            flat = schema
+        hit = (schema, FastCheck(flat, list(_ref_registry_contents().items())))
+        _FAST[key] = hit
+    return hit[1]
+
+
+_FAST: dict[int, tuple[Mapping[str, Any], FastCheck]] = {}
+
+
+def _ref_registry_contents() -> dict[str, dict[str, Any]]:
+    _ref_registry()
+    return dict(_EXTRA)
+
+
+def is_valid(schema: Mapping[str, Any], instance: Any) -> bool:
+    """Whether ``instance`` satisfies ``schema``: the compiled check, ``jsonschema`` only where it cannot tell."""
+    # A no is confirmed by jsonschema: jsonschema-rs may be stricter (a pattern's "$", say).
+    return fast_check(schema).verdict(instance) is True or validator(schema).is_valid(instance)
+
+
 def problems(schema: Mapping[str, Any], instance: Any) -> list[dict[str, str]]:
-    """Every way ``instance`` fails ``schema``, as ``{"path": "$.field", "message": ...}``."""
+    """Every way ``instance`` fails ``schema``, as ``{"path": "$.field", "message": ...}``.
+
+    A valid document costs only the compiled check; ``jsonschema`` finds the problems.
+    """
+    if fast_check(schema).verdict(instance):
+        return []
     out = []
     for error in sorted(validator(schema).iter_errors(instance), key=lambda e: list(e.path)):
         message = error.message

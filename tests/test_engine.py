@@ -345,12 +345,26 @@ def test_an_answer_off_the_output_schema_is_returned_unchanged_with_a_warning(
     assert len(warnings) == 1 and "list_api_keys" in warnings[0] and "$.api_keys[0]" in warnings[0]
 
 
-def test_by_default_only_the_first_answer_of_an_action_is_checked(sandbox, client, monkeypatch, caplog):
+def test_by_default_every_answer_is_checked(sandbox, client, monkeypatch, caplog):
     from gen_nodes.registry import Registry
     from gen_nodes.actions import LIST_API_KEYS
     from dataclasses import replace
 
     monkeypatch.delenv("GEN_NODES_CHECK_OUTPUT", raising=False)
+    fresh = Registry([replace(LIST_API_KEYS)])
+    sandbox.inject_fault(200, body=OFF_SCHEMA_LIST, times=2, method="GET", path="/persisted_tokens")
+    with caplog.at_level("WARNING", logger="gen_nodes.engine"):
+        assert fresh.run("list_api_keys", {}, client=client) == {"api_keys": OFF_SCHEMA_LIST}
+        assert fresh.run("list_api_keys", {}, client=client) == {"api_keys": OFF_SCHEMA_LIST}
+    assert len([r for r in caplog.records if r.name == "gen_nodes.engine"]) == 2
+
+
+def test_first_checks_only_the_first_answer_of_an_action(sandbox, client, monkeypatch, caplog):
+    from gen_nodes.registry import Registry
+    from gen_nodes.actions import LIST_API_KEYS
+    from dataclasses import replace
+
+    monkeypatch.setenv("GEN_NODES_CHECK_OUTPUT", "first")
     fresh = Registry([replace(LIST_API_KEYS)])  # a spec object this process has not checked yet
     sandbox.inject_fault(200, body=OFF_SCHEMA_LIST, times=2, method="GET", path="/persisted_tokens")
     with caplog.at_level("WARNING", logger="gen_nodes.engine"):

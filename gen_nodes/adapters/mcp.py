@@ -54,7 +54,7 @@ from ..client import GenClient, timeouts
 from ..dispatch import Dispatcher, ToolResult, principal_of
 from ..errors import HTTP_TOOL_TERMS, TOOL_TERMS, AuthenticationError, ConfirmationRequired, GenError
 from ..display import confirmation_lines
-from ..schemas import validator
+from ..schemas import is_valid
 from ..secret_delivery import DEFAULT_POLICY, POLICIES
 from ..tools import DEFAULT_PREFIX, Tool, mcp_definition
 from .mcp_sessions import IDLE, PER_KEY, TOTAL, UNPROVEN_IDLE, SessionGate
@@ -88,7 +88,7 @@ def build_server(dispatcher: Dispatcher, client_for: ClientFor | None = None,
     ``on_success(ctx)`` hears of every successful tool call."""
     tools = {tool.name: tool for tool in dispatcher.tools}
     listed = [types.Tool.model_validate(mcp_definition(tool)) for tool in dispatcher.tools]
-    checkers = {tool.name: validator(tool.output_schema) for tool in dispatcher.tools}
+    output_schemas = {tool.name: tool.output_schema for tool in dispatcher.tools}
     client_for = client_for or (lambda ctx: nullcontext(dispatcher.default_client()))
 
     async def list_tools(ctx: ServerRequestContext, params: Any) -> types.ListToolsResult:
@@ -104,7 +104,8 @@ def build_server(dispatcher: Dispatcher, client_for: ClientFor | None = None,
         if isinstance(result, types.InputRequiredResult):
             log.info("tools/call %s -> input_required", params.name)
             return result
-        if not result.is_error and params.name in checkers and not checkers[params.name].is_valid(result.content):
+        if (not result.is_error and params.name in output_schemas
+                and not is_valid(output_schemas[params.name], result.content)):
             result = _off_schema(tools[params.name], result.content)
         if not result.is_error and on_success is not None:
             on_success(ctx)
