@@ -77,7 +77,12 @@ def _parser() -> argparse.ArgumentParser:
         description="Serve a local, faithful GEN API on loopback. The first output line is JSON with "
         "base_url and a bootstrap api_key. --reset instead deletes the state that --sandbox uses.",
     )
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1); any other needs --allow-remote and --allowed-host")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="let --host be an address other machines can reach (its API answers anyone who can)")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME[:PORT]",
+                   help="a Host name clients use (repeatable; NAME:* for any port): other names get 421")
     p.add_argument("--port", type=int, default=8765, help="0 picks a free port (default 8765)")
     p.add_argument("--db", default=":memory:", help="SQLite file for the state (default: in memory)")
     p.add_argument("--variant", choices=["reference", "openapi"], default="reference",
@@ -220,10 +225,18 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         return 0
     from .sandbox import Sandbox
 
-    sandbox = Sandbox(db_path=args.db, host=args.host, port=args.port, variant=args.variant)
+    sandbox = Sandbox(db_path=args.db, host=args.host, port=args.port, variant=args.variant,
+                      allow_remote=args.allow_remote, allowed_hosts=args.allowed_host)
     sandbox.bind()
     print(json.dumps({"base_url": sandbox.base_url, "api_key": sandbox.api_key}), flush=True)
-    print(f"GEN sandbox on {sandbox.base_url} ({args.variant} variant); Ctrl-C stops it.", file=sys.stderr, flush=True)
+    from .adapters.web import is_loopback
+
+    exposed = "" if is_loopback(args.host) else (
+        f" It is reachable from other machines: anyone who reaches it can read and change this sandbox's "
+        f"keys with a key of it (the one above included); it answers only to Host "
+        f"{', '.join(sandbox.allowed_hosts)}, and POST /_sandbox/users only to loopback clients.")
+    print(f"GEN sandbox on {sandbox.base_url} ({args.variant} variant).{exposed} Ctrl-C stops it.",
+          file=sys.stderr, flush=True)
     sandbox.serve_forever()
     return 0
 
@@ -339,6 +352,10 @@ def _read_input(raw: str) -> Any:
             errors=[{"path": "$", "message": f"not JSON: {exc.msg}"}],
             hint='Give the input as a JSON object, e.g. --input \'{"name": "ci"}\'; no request was sent.',
         ) from None
+    except RecursionError:
+        from .engine import too_deep
+
+        raise too_deep() from None
 
 
 def _client(args: argparse.Namespace):

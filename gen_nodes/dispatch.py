@@ -33,9 +33,11 @@ from typing import Any, Callable
 import orjson
 
 from .approvals import Approval, ApprovalError, Approvals
+from .engine import too_deep
 from .errors import TOOL_TERMS, ConfirmationRequired, GenError, InvalidInput, Terms
 from .redact import masked_copy
 from .registry import Registry, default_registry
+from .schemas import shown
 from .secret_delivery import DEFAULT_POLICY, deliver
 from .tools import DEFAULT_PREFIX, Tool, build_tools
 
@@ -83,9 +85,10 @@ class Dispatcher:
     ``confirmation``: a policy of :data:`~gen_nodes.tools.CONFIRMATION_POLICIES` (see the module
     doc); ``confirm``: the callback of ``elicit``; ``approvals``: where ``approval`` keeps pending
     calls (default: in memory). ``terms``: how hints name settings (see ``errors.Terms``; tools are
-    named with ``prefix``). ``secret_policy``: how a created key's secret is returned (see
-    ``secret_delivery``). ``client``: a :class:`~gen_nodes.client.GenClient` to use when a call
-    names none (made from the environment on first use).
+    named with ``prefix``; a server whose requests bring their own key passes
+    :data:`~gen_nodes.errors.HTTP_TOOL_TERMS`). ``secret_policy``: how a created key's secret is
+    returned (see ``secret_delivery``). ``client``: a :class:`~gen_nodes.client.GenClient` to use
+    when a call names none (made from the environment on first use).
     """
 
     def __init__(
@@ -130,9 +133,9 @@ class Dispatcher:
             return self._by_name[name]
         except KeyError:
             raise InvalidInput(
-                f"No tool named {name!r}.",
+                f"No tool named {shown(name)}.",
                 hint=f"Call one of: {', '.join(self._by_name)}.",
-                errors=[{"path": "$", "message": f"unknown tool {name!r}"}],
+                errors=[{"path": "$", "message": f"unknown tool {shown(name)}"}],
             ) from None
 
     def call(self, name: str, arguments: Any = None, *, client: Any = None, confirmed: bool = False) -> ToolResult:
@@ -147,8 +150,9 @@ class Dispatcher:
         """The tool and its validated arguments (nulls for optional fields dropped)."""
         tool = self.tool(name)
         args = _decode(arguments)
-        required = set(tool.input_schema.get("required", ()))
-        args = {k: v for k, v in args.items() if v is not None or k in required}
+        # Strict mode sends null for an optional field left out; an unknown field stays, to be refused.
+        optional = set(tool.input_schema.get("properties", {})) - set(tool.input_schema.get("required", ()))
+        args = {k: v for k, v in args.items() if v is not None or k not in optional}
         return tool, self.registry.validate(tool.spec.id, args)
 
     def run_parsed(self, tool: Tool, args: dict[str, Any], *, client: Any = None,
@@ -300,6 +304,8 @@ def _decode(arguments: Any) -> dict[str, Any]:
                 errors=[{"path": "$", "message": "not JSON"}],
                 hint="Send the arguments as one JSON object, e.g. {\"id\": 6}.",
             ) from None
+        except RecursionError:
+            raise too_deep() from None
     if not isinstance(arguments, dict):
         raise InvalidInput(
             f"The tool arguments must be a JSON object, not {type(arguments).__name__}.",

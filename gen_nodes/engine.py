@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any, Callable, Mapping
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from .client import ApiResponse, GenClient
-from .errors import GenError, InvalidInput, OutcomeUnknown
+from .errors import GenError, InvalidInput, NotFound, OutcomeUnknown
 from .redact import hide_secrets, masked_copy, may_name_secrets
-from .schemas import problems, validator
+from .schemas import problems, shown, validator
 from .spec import ActionSpec, Input, Lookup
 
 log = logging.getLogger("gen_nodes.engine")
@@ -36,13 +37,74 @@ _CHECKED: set[int] = set()
 CLOCK_SKEW = timedelta(minutes=2)
 
 
+#: Levels of nesting an input may have; JSON deeper than this is refused before it is looked at.
+MAX_DEPTH = 32
+#: The largest id a path may carry: GEN's ids are 64-bit integers.
+MAX_ID = 2**63 - 1
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+#: A base URL path that ends in an API version, as GEN's does (/v1).
+_VERSIONED = re.compile(r"/v[0-9]+/?$")
+
+
 def validate_input(spec: ActionSpec, arguments: Any) -> dict[str, Any]:
     """Return ``arguments`` if they satisfy the input schema; else raise :class:`InvalidInput`."""
-    found = problems(spec.input_schema, arguments)
+    found = _unreadable(arguments) or problems(spec.input_schema, arguments)
+    if not found and isinstance(arguments, dict):
+        found = [p for f in spec.fields_at("path") if f in arguments for p in _path_problems(f, arguments[f])]
     if found:
         summary = "; ".join(f"{p['path']}: {p['message']}" for p in found[:5])
         raise InvalidInput(f"Invalid input for {spec.id}: {summary}", errors=found, action=spec.id)
     return dict(arguments)
+
+
+def too_deep() -> InvalidInput:
+    """The error for JSON text nested too deeply to even parse."""
+    return InvalidInput(f"The input is nested more than {MAX_DEPTH} levels deep.",
+                        errors=[{"path": "$", "message": f"nested more than {MAX_DEPTH} levels deep"}])
+
+
+def _unreadable(arguments: Any) -> list[dict[str, str]]:
+    """What no schema should be asked to look at: nesting past :data:`MAX_DEPTH`, and text that is
+    not Unicode (a lone surrogate, which cannot be sent as UTF-8). Walked without recursion."""
+    stack: list[tuple[Any, str, int]] = [(arguments, "$", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return [{"path": path[:120] + ("…" if len(path) > 120 else ""),
+                     "message": f"nested more than {MAX_DEPTH} levels deep"}]
+        if isinstance(value, str) and not _is_unicode(value):
+            return [{"path": path, "message": "holds a lone surrogate (\\ud800-\\udfff), which is not valid Unicode"}]
+        if isinstance(value, dict):
+            for key, item in value.items():
+                step = f"{path}.{key}" if isinstance(key, str) and _SEGMENT.fullmatch(key) else f"{path}[{shown(key)}]"
+                if isinstance(key, str) and not _is_unicode(key):
+                    return [{"path": path, "message": "a field name holds a lone surrogate, which is not valid Unicode"}]
+                stack.append((item, step, depth + 1))
+        elif isinstance(value, (list, tuple)):
+            stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value))
+    return []
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _path_problems(field: str, value: Any) -> list[dict[str, str]]:
+    """Nothing but an id (or a plain word) goes into a URL path, whatever a schema let through."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        ok = 0 <= value <= MAX_ID
+    elif isinstance(value, str):
+        ok = bool(_SEGMENT.fullmatch(value)) and (not value.isdigit() or int(value) <= MAX_ID)
+    else:
+        ok = False
+    if ok:
+        return []
+    return [{"path": f"$.{field}", "message": f"{shown(value)} cannot go into the URL: expected an id "
+             f"(ASCII digits, at most {MAX_ID}) or a word of letters, digits, _ and -"}]
 
 
 def execute(spec: ActionSpec, arguments: Any, client: GenClient, *, resolve: Resolve | None = None) -> dict[str, Any]:
@@ -60,6 +122,9 @@ def execute(spec: ActionSpec, arguments: Any, client: GenClient, *, resolve: Res
     except OutcomeUnknown as exc:
         if spec.orphans is not None and resolve is not None:
             _attach_orphans(exc, spec.orphans, args, client, resolve, started)
+        raise
+    except NotFound as exc:
+        _blame_base_url(exc, spec, getattr(client, "base_url", ""))
         raise
     try:
         output = _shape(spec, args, response)
@@ -82,6 +147,15 @@ def _hide_secrets(spec: ActionSpec, response: ApiResponse, output: dict[str, Any
     if spec.response.template is None and not may_name_secrets(response.text):
         return output
     return hide_secrets(output)
+
+
+def _blame_base_url(exc: NotFound, spec: ActionSpec, base_url: str) -> None:
+    """A 404 for a path that names no object (or under a base URL without a version) means the
+    address is wrong, not the object: say which setting to fix."""
+    if spec.fields_at("path") and _VERSIONED.search(urlsplit(base_url).path):
+        return
+    exc.hint = (f"GEN does not know the address {spec.method} {base_url}{spec.path}: check ${{BASE_URL}}, "
+                "which must end in /v1, e.g. https://api.gen.pro/v1.")
 
 
 def _require_fields(spec: ActionSpec, output: dict[str, Any]) -> None:
@@ -108,6 +182,10 @@ def preview(spec: ActionSpec, arguments: Any, client: GenClient, resolve: Resolv
 
 
 def _path(spec: ActionSpec, args: Mapping[str, Any]) -> str:
+    found = [p for f in spec.fields_at("path") for p in _path_problems(f, args.get(f))]
+    if found:
+        raise InvalidInput(f"Invalid input for {spec.id}: {found[0]['path']}: {found[0]['message']}",
+                           errors=found, action=spec.id)
     values = {f: quote(str(args[f]), safe="") for f in spec.fields_at("path")}
     return spec.path.format(**values)
 
@@ -142,7 +220,7 @@ def _shape(spec: ActionSpec, args: Mapping[str, Any], response: ApiResponse) -> 
     raise GenError(
         f"GEN answered {spec.id} with status {response.status} but {body}; expected a JSON object.",
         status=response.status,
-        hint="This looks like a change in GEN's API or a proxy in the way; check GEN_BASE_URL and report it.",
+        hint="This looks like a change in GEN's API or a proxy in the way; check ${BASE_URL} and report it.",
     )
 
 
@@ -214,8 +292,8 @@ def _attach_orphans(exc: OutcomeUnknown, look: Lookup, args: Mapping[str, Any], 
     except GenError as lookup_error:
         exc.details["candidates"] = None
         exc.hint = (
-            f"{exc.hint} Listing to find a possible duplicate failed too ({lookup_error.type}); "
-            "run list_api_keys yourself once GEN answers again."
+            f"{exc.hint_template} Listing to find a possible duplicate failed too ({lookup_error.type}); "
+            "call ${list_api_keys} yourself once GEN answers again."
         )
         return
     exc.details["candidates"] = masked_copy(found)
@@ -223,16 +301,16 @@ def _attach_orphans(exc: OutcomeUnknown, look: Lookup, args: Mapping[str, Any], 
         ids = ", ".join(str(item.get("id")) for item in found)
         exc.hint = (
             f"The request may have succeeded: {len(found)} matching key(s) created since it began and never "
-            f"used: id {ids}. Its secret is lost, so revoke it with revoke_api_key (id {ids}) and create a "
+            f"used: id {ids}. Its secret is lost, so revoke it with ${{revoke_api_key}} (id {ids}) and create a "
             "new one; do not simply retry."
         )
     elif took_effect:
         exc.hint = (
             "GEN answered with success, so a key was most likely created, but it does not show in "
-            "list_api_keys yet; list again and revoke it before creating another."
+            "${list_api_keys} yet; list again and revoke it before creating another."
         )
     else:
         exc.hint = (
-            "No matching key shows up in list_api_keys yet, so the request most likely did not take effect; "
-            "check list_api_keys once more before creating again."
+            "No matching key shows up in ${list_api_keys} yet, so the request most likely did not take effect; "
+            "check ${list_api_keys} once more before creating again."
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -90,12 +91,100 @@ _VALIDATORS: dict[int, tuple[Mapping[str, Any], Any]] = {}
 
 @lru_cache(maxsize=1)
 def _validator_class():
-    """Draft 2020-12, except that an integer must be a JSON integer: 6.0 would be sent as "6.0"."""
-    from jsonschema import Draft202012Validator, validators
+    """Draft 2020-12, except that an integer must be a JSON integer (6.0 would be sent as "6.0"),
+    and ``pattern`` means what it means in JSON Schema (ECMA-262), not in Python: ``$`` is the end
+    of the string, not also the place before a final newline ("6\\n" must not pass ``^[0-9]+$``)."""
+    from jsonschema import Draft202012Validator, ValidationError, validators
 
     checker = Draft202012Validator.TYPE_CHECKER.redefine(
         "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
-    return validators.extend(Draft202012Validator, type_checker=checker)
+
+    def pattern(validator, expected, instance, schema):
+        if validator.is_type(instance, "string") and not _ecma_pattern(expected).search(instance):
+            yield ValidationError(f"does not match {expected}")
+
+    return validators.extend(Draft202012Validator, validators={"pattern": pattern}, type_checker=checker)
+
+
+@lru_cache(maxsize=256)
+def _ecma_pattern(pattern: str) -> "re.Pattern[str]":
+    """``pattern`` compiled with every ``$`` outside a character class made ``\\Z`` (ECMA's end of input)."""
+    out, in_class, escaped = [], False, False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        elif char == "$" and not in_class:
+            char = r"\Z"
+        out.append(char)
+    return re.compile("".join(out))
+
+
+#: Characters of a value echoed in an error message; the rest is cut, and its length said.
+ECHO_LIMIT = 40
+
+
+def shown(value: Any, limit: int = ECHO_LIMIT) -> str:
+    """``value`` as short JSON for an error message: a long string cut with its length, never Python's repr."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{_json(value[:limit])[:-1]}…\" ({len(value):,} characters)"
+    text = _json(value)
+    return text if len(text) <= limit else f"{text[:limit]}…"
+
+
+def _json(value: Any) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (ValueError, RecursionError):
+        text = f"a {type(value).__name__}"
+    # A lone surrogate cannot be written out as UTF-8: show it escaped.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+_TYPES = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
+          "object": "an object", "array": "a list", "null": "null"}
+_BOUNDS = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than",
+           "exclusiveMaximum": "less than"}
+
+
+def _message(error) -> str:
+    """What is wrong, in JSON's words, echoing at most a short prefix of the value."""
+    kind, value, limit = error.validator, error.instance, error.validator_value
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if kind == "type":
+        wanted = limit if isinstance(limit, list) else [limit]
+        return f"expected {' or '.join(_TYPES.get(t, t) for t in wanted)}, got {shown(value)}"
+    if kind == "maxLength":
+        return f"{shown(value)} is too long: at most {limit:,} characters"
+    if kind == "minLength":
+        return f"{shown(value)} is too short: at least {limit:,} character{'s' if limit != 1 else ''}"
+    if kind == "pattern":
+        return f"{shown(value)} does not match the pattern {limit}"
+    if kind in _BOUNDS:
+        return f"{shown(value)} is out of range: it must be {_BOUNDS[kind]} {limit}"
+    if kind == "enum":
+        return f"{shown(value)} is not one of {shown(limit, 200)}"
+    if kind == "const":
+        return f"{shown(value)} must be {shown(limit)}"
+    if kind == "required" and isinstance(value, dict):
+        missing = [name for name in limit if name not in value]
+        return f"missing required field {', '.join(shown(name) for name in missing[:5])}"
+    if kind == "additionalProperties" and isinstance(value, dict):
+        known = schema.get("properties", {})
+        unknown = [name for name in value if name not in known]
+        allowed = ", ".join(sorted(known)) or "none"
+        return f"unknown field {', '.join(shown(name) for name in unknown[:5])}. Allowed fields: {allowed}"
+    if kind in ("anyOf", "oneOf"):
+        described = schema.get("description")
+        expected = f"Expected: {described.rstrip('.')}" if described else "It matches none of the allowed forms"
+        return f"{shown(value)} is not valid here. {expected}"
+    text = error.message
+    return text if len(text) <= 200 else text[:200] + "…"
 
 
 def fast_check(schema: Mapping[str, Any]) -> FastCheck:
@@ -135,15 +224,12 @@ def problems(schema: Mapping[str, Any], instance: Any) -> list[dict[str, str]]:
         return []
     out = []
     for error in sorted(validator(schema).iter_errors(instance), key=lambda e: list(e.path)):
-        message = error.message
-        described = error.schema.get("description") if isinstance(error.schema, dict) else None
-        if error.validator in ("anyOf", "oneOf") and described:
-            message = f"{message}. Expected: {described.rstrip('.')}"
-        elif error.validator == "additionalProperties":
-            allowed = sorted(error.schema.get("properties", {}))
-            message = f"{message}. Allowed fields: {', '.join(allowed) or 'none'}"
-        out.append({"path": error.json_path, "message": message})
+        out.append({"path": _short_path(error.json_path), "message": _message(error)})
     return out
+
+
+def _short_path(path: str, limit: int = 120) -> str:
+    return path if len(path) <= limit else path[:limit] + "…"
 
 
 def bundled(schema: Mapping[str, Any]) -> dict[str, Any]:

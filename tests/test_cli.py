@@ -422,3 +422,41 @@ def test_time_limits_are_used(cli, on, sandbox):
 def test_a_nonsense_setting_in_the_environment_is_refused_with_a_message(cli, on):
     error = failed(cli(*on, "run", "get_me", env={"GEN_NODES_MAX_RESPONSE_BYTES": "lots"}), 2, "invalid_setting")
     assert "GEN_NODES_MAX_RESPONSE_BYTES" in error["message"]
+
+
+@pytest.mark.parametrize("depth", [50, 5000])
+def test_input_nested_too_deeply_exits_2_without_a_traceback(cli, on, sandbox, depth):
+    deep = '{"name": ' + "[" * depth + "]" * depth + "}"
+    error = failed(cli(*on, "run", "create_api_key", "--input", deep), 2, "invalid_input")
+    assert "nested more than 32 levels deep" in error["message"] + json.dumps(error["errors"])
+    assert untouched(sandbox)
+
+
+def test_an_id_with_a_trailing_newline_exits_2_and_sends_nothing(cli, on, sandbox):
+    error = failed(cli(*on, "run", "revoke_api_key", "--input", '{"id": "6\\n"}', "--yes"), 2, "invalid_input")
+    assert error["errors"][0]["path"] == "$.id"
+    assert untouched(sandbox)
+
+
+# -- the sandbox command: clear messages, and no silent non-loopback bind ---------------------
+
+
+@pytest.mark.parametrize("args, code, words", [
+    (["--host", "0.0.0.0"], 2, "--allow-remote"),
+    (["--host", "8.8.8.8"], 2, "--allow-remote"),
+    (["--host", "0.0.0.0", "--allow-remote"], 2, "--allowed-host"),
+    (["--host", "8.8.8.8", "--allow-remote", "--allowed-host", "gen.test:*"], 1, "Cannot listen on 8.8.8.8"),
+    (["--port", "99999"], 1, "out of range"),
+    (["--db", "/nonexistent/dir/x.db"], 1, "/nonexistent/dir/x.db"),
+])
+def test_the_sandbox_command_explains_what_it_cannot_do(cli, args, code, words):
+    done = cli("sandbox", *args, timeout=30)
+    assert done.returncode == code, done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    assert words in json.loads(done.stderr)["error"]["message"] + json.loads(done.stderr)["error"]["hint"]
+
+
+def test_a_second_sandbox_on_a_port_in_use_is_a_clear_error(cli, sandbox):
+    done = cli("sandbox", "--port", str(sandbox.port), timeout=30)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "already in use" in json.loads(done.stderr)["error"]["message"]

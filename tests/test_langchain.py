@@ -199,7 +199,7 @@ def test_input_field_named_config_reaches_the_action(reserved_names_tool, sandbo
     # Plain invoke too; a missing `config` is reported, not silently filled in.
     assert json.loads(tool.invoke(args))["id"] == sandbox.user["id"]
     error = json.loads(tool.invoke({k: v for k, v in args.items() if k != "config"}))["error"]
-    assert error["type"] == "invalid_input" and "'config' is a required property" in error["message"]
+    assert error["type"] == "invalid_input" and 'missing required field "config"' in error["message"]
 
 
 def test_convert_to_openai_tool_strict_works_on_our_tools(tools):

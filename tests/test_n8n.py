@@ -198,11 +198,11 @@ def test_gen_errors_reach_n8n(home):
 FROZEN = datetime(2026, 3, 9, 10, 0, 0, tzinfo=timezone.utc)
 
 
-def _twin_sandboxes():
+def _twin_sandboxes(variant: str):
     """Two sandboxes in the same state at the same frozen time: keys 2-7, key 3 revoked."""
     pair = []
     for _ in range(2):
-        sb = Sandbox(clock=lambda: FROZEN).start()
+        sb = Sandbox(clock=lambda: FROZEN, variant=variant).start()
         sb.store.seed_keys(sb.user["id"], 6)
         sb.store.revoke_key(sb.user["id"], 3)
         pair.append(sb)
@@ -216,13 +216,16 @@ def _cases():
             yield f"{spec.id}#{index}", spec.id, example
 
 
-def test_every_action_matches_gen_nodes_run(home):
+@pytest.mark.parametrize("variant", ["reference", "openapi"])
+def test_every_action_matches_gen_nodes_run(home, variant):
+    """Both answer styles GEN documents: integer ids and 204 revokes (its reference page), string
+    ids and revokes answered 200 with a message (its OpenAPI file)."""
     cases = list(_cases())
-    pairs = {case: _twin_sandboxes() for case, _, _ in cases}
+    pairs = {case: _twin_sandboxes(variant) for case, _, _ in cases}
     try:
-        home.import_credentials([credential(f"parity-{n}", pairs[case][0]) for n, (case, _, _) in enumerate(cases)])
+        home.import_credentials([credential(f"parity-{variant}-{n}", pairs[case][0]) for n, (case, _, _) in enumerate(cases)])
         nodes = [
-            gen_node(case, action, f"parity-{n}", continue_on_fail=True,
+            gen_node(case, action, f"parity-{variant}-{n}", continue_on_fail=True,
                      **{field: literal(value) for field, value in example.items()})
             for n, (case, action, example) in enumerate(cases)
         ]
@@ -352,3 +355,36 @@ def test_bad_input_is_refused_before_sending(home):
         assert error["description"] == N8N_TERMS.render(InvalidInput.default_hint)
         [item] = node_runs(result, "Rename bad id (continue)")[0]["data"]["main"][0]
         assert "$.id" in json.dumps(item)
+
+
+def test_a_plugin_action_becomes_an_operation():
+    """Nothing in the generator is per action: a plugin's spec with a query field, a body
+    envelope, a path field and a client-side filter compiles like the built-ins."""
+    from gen_nodes.spec import ActionSpec, Hints, Response
+
+    spec = ActionSpec(
+        id="find_things", title="Find things", description="Find things by kind.", method="POST",
+        path="/spaces/{space}/things/search",
+        input_schema={"type": "object", "required": ["space"], "properties": {
+            "space": {"type": "integer", "minimum": 1, "description": "The space."},
+            "q": {"type": "string", "description": "Text to look for."},
+            "limit": {"type": "integer", "description": "At most this many."},
+            "kind": {"enum": ["a", "b"], "description": "Only things of this kind."}}},
+        output_schema={"type": "object"}, hints=Hints(read_only=True),
+        inputs={"space": "path", "q": "query", "kind": "filter"}, body_envelope="search",
+        response=Response(wrap="things"),
+    )
+    description = node_description([*default_registry(), spec])
+    operation, *params = description["properties"]
+    [option] = [o for o in operation["options"] if o["value"] == "find_things"]
+    assert option["routing"]["request"] == {
+        "method": "POST", "url": '=/spaces/{{ encodeURIComponent(String($parameter["space"])) }}/things/search'}
+    mine = {p["name"]: p for p in params if p["displayOptions"]["show"]["operation"] == ["find_things"]}
+    assert set(mine) == {"space", "q", "limit", "kind"}
+    assert mine["q"]["routing"]["send"]["type"] == "query" and mine["q"]["routing"]["send"]["property"] == "q"
+    assert mine["limit"]["routing"]["send"]["property"] == "search.limit" and mine["limit"]["type"] == "number"
+    assert "routing" not in mine["space"] and "routing" not in mine["kind"]  # in the URL; filtered after
+    assert [o["value"] for o in mine["kind"]["options"]] == ["", "a", "b"]
+    [shape, last] = option["routing"]["output"]["postReceive"]
+    assert shape["type"] == "set" and '"things"' in shape["properties"]["value"] and '$parameter["kind"]' in shape["properties"]["value"]
+    assert last == "__genResponse__"

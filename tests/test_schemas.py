@@ -164,7 +164,7 @@ def test_problem_messages_explain_what_is_expected():
     [problem] = problems(create, {"expires_in": "30 days"})
     assert "Expected:" in problem["message"] and '"30d"' in problem["message"]
     [problem] = problems(create, {"nmae": "typo"})
-    assert "'nmae' was unexpected" in problem["message"]
+    assert 'unknown field "nmae"' in problem["message"]
     assert "Allowed fields: expires_in, name" in problem["message"]
 
 

@@ -200,6 +200,11 @@ def _matches(value: str, patterns: Iterable[str]) -> bool:
     return False
 
 
+def host_allowed(value: str, patterns: Iterable[str]) -> bool:
+    """True if a Host header value (or an Origin) is one of ``patterns`` (``name:*``: any port)."""
+    return _matches(value, patterns)
+
+
 def origins_for(hosts: Iterable[str]) -> list[str]:
     """The Origins a browser shows for pages served under ``hosts`` (http and https)."""
     return [f"{scheme}://{host}" for host in hosts for scheme in ("http", "https")]

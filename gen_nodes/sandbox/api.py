@@ -185,10 +185,14 @@ def parse_object(raw: bytes) -> dict | Response:
         return {}
     try:
         body = json.loads(raw.decode("utf-8"))
-    except ValueError:  # also UnicodeDecodeError and JSONDecodeError
+    except (ValueError, RecursionError):  # also UnicodeDecodeError and JSONDecodeError
         return error(400, "bad_request", "Request body is not valid JSON")
     if not isinstance(body, dict):
         return error(422, "validation_error", "Request body must be a JSON object")
+    try:
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # "\ud800" is valid JSON but no text: it cannot be stored
+        return error(422, "validation_error", "Request body holds a lone surrogate, which is not valid Unicode")
     return body
 
 

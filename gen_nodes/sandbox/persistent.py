@@ -39,11 +39,11 @@ def running() -> Iterator[Any]:
 
     folder = paths.private_folder(state_dir())
     key_path = folder / KEY_FILE
-    stored = key_path.read_text().strip() if key_path.exists() else None
+    stored = (paths.read_private(key_path) or "").strip() or None
     sandbox = Sandbox(db_path=str(folder / DB_FILE), api_key=stored).start()
     try:
-        if sandbox.api_key != stored:
-            paths.write_private(key_path, sandbox.api_key)
+        # Written each time: a new key, or the kept one put back 0600 if its file was widened or replaced.
+        paths.write_private(key_path, sandbox.api_key)
         yield sandbox
     finally:
         sandbox.stop()

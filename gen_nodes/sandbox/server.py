@@ -10,13 +10,15 @@ the next matching requests fail the way a network or a proxy would.
 from __future__ import annotations
 
 import logging
+import re
 import socket
-import socketserver
+import sqlite3
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
+from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
+from ..adapters.web import CannotServe, bind, guard_hosts, host_allowed
 from .api import API_PREFIX, VARIANTS, Api, Request, Response, Route, error
 from .faults import Fault, FaultQueue
 from .store import Store
@@ -25,6 +27,9 @@ logger = logging.getLogger("gen_nodes.sandbox")
 
 BOOTSTRAP_KEY_NAME = "sandbox bootstrap"
 MAX_BODY = 1 << 20
+# A chunk size line: hex digits only (no sign, no 0x), and not a novel.
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_MAX_CHUNK_LINE = 1024
 # How often serve_forever checks for shutdown; the default 0.5 s makes stop() slow.
 POLL_INTERVAL = 0.05
 
@@ -66,6 +71,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         if body is None:
             return
+        if not host_allowed(self.headers.get("Host", ""), self.server.allowed_hosts):
+            # DNS rebinding: a web page on another name must not reach the sandbox through a browser.
+            return self._send(error(421, "misdirected_request", "This sandbox does not answer to that Host name"))
         path = urlsplit(self.path).path
         api = self.server.api
         resolved = api.resolve(self.command, path)
@@ -124,7 +132,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _read_chunked(self) -> bytes | None:
         chunks, total = [], 0
         while True:
-            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            digits = self.rfile.readline(_MAX_CHUNK_LINE).split(b";")[0].strip()
+            if not _HEX.fullmatch(digits):  # int(b"-1", 16) is -1: it would have lowered the total
+                self.close_connection = True
+                self._send(error(400, "bad_request", "Invalid chunk size"))
+                return None
+            size = int(digits, 16)
             total += size
             if total > MAX_BODY:
                 self.close_connection = True
@@ -156,17 +169,18 @@ class _Server(ThreadingHTTPServer):
     # listen() backlog; the default 5 makes bursts of parallel clients wait on SYN retries.
     request_queue_size = 128
 
-    def __init__(self, address, api: Api, faults: FaultQueue):
+    def __init__(self, sock: socket.socket, api: Api, faults: FaultQueue, allowed_hosts: list[str]):
         self.api = api
         self.faults = faults
+        self.allowed_hosts = allowed_hosts
         self.stopping = threading.Event()
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def server_bind(self):
-        # HTTPServer.server_bind calls socket.getfqdn(), a DNS lookup that can stall.
-        socketserver.TCPServer.server_bind(self)
+        # The socket comes bound and listening (web.bind: one way to bind, one set of clear errors).
+        super().__init__(sock.getsockname(), _Handler, bind_and_activate=False)
+        self.socket.close()
+        self.socket = sock
+        self.server_address = sock.getsockname()
         self.server_name, self.server_port = self.server_address[:2]
 
     def handle_error(self, request, client_address):
@@ -204,11 +218,19 @@ class Sandbox:
     """
 
     def __init__(self, db_path: str = ":memory:", host: str = "127.0.0.1", port: int = 0,
-                 variant: str = "reference", clock=None, api_key: str | None = None):
+                 variant: str = "reference", clock=None, api_key: str | None = None, *,
+                 allow_remote: bool = False, allowed_hosts: Iterable[str] = ()):
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
         self.host, self.port, self.variant = host, port, variant
-        self.store = Store(db_path, clock=clock)
+        # A host other than loopback only with allow_remote and the Host names clients use.
+        self.allowed_hosts = guard_hosts(host, allow_remote=allow_remote, allowed_hosts=allowed_hosts)
+        try:
+            self.store = Store(db_path, clock=clock)
+        except sqlite3.Error as exc:
+            raise CannotServe(f"Cannot open the sandbox database {db_path}: {exc}.",
+                              hint="Give --db a file in a folder that exists and you can write to "
+                                   "(or leave it out for an in-memory sandbox).") from None
         self.faults = FaultQueue()
         self.base_url: str | None = None
         self.api_key: str | None = None
@@ -234,7 +256,7 @@ class Sandbox:
             if self._server is not None:
                 return self
             api = Api(self.store, self.variant, self._new_bootstrap_key)
-            self._server = _Server((self.host, self.port), api, self.faults)
+            self._server = _Server(bind(self.host, self.port), api, self.faults, self.allowed_hosts)
             self.port = self._server.server_address[1]
             self.base_url = f"http://{self.host}:{self.port}{API_PREFIX}"
             self.user, self.api_key = self._bootstrap()
