@@ -15,6 +15,7 @@ import os
 import sys
 from typing import Any, Sequence
 
+from . import __version__
 from .errors import CLI_TERMS, ConfirmationRequired, GenError, InvalidInput
 
 GLOBAL_HELP = {
@@ -52,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gen-nodes", description="GEN's API-key endpoints as ready-made actions.")
+    parser.add_argument("--version", action="version", version=f"gen-nodes {__version__}")
     _add_globals(parser, argparse_default=None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -63,7 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("action")
     p.set_defaults(handler=cmd_describe)
 
-    p = sub.add_parser("run", help="run an action and print its JSON output")
+    p = sub.add_parser("run", help="run an action and print its JSON output", formatter_class=_RunHelp,
+                       description="Run ACTION with the --input JSON and print its output as JSON.")
     p.add_argument("action")
     p.add_argument("--input", "-i", default="{}", metavar="JSON",
                    help="the input: JSON text, @FILE to read a file, or - to read stdin (default {})")
@@ -129,6 +132,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _RunHelp(argparse.HelpFormatter):
+    """`run --help` ends with the installed actions (read only when the help is shown)."""
+
+    def format_help(self) -> str:
+        specs = list(_registry())
+        width = max((len(s.id) for s in specs), default=0)
+        lines = [f"  {s.id:<{width}}  {s.title}{' (destructive)' if s.hints.destructive else ''}" for s in specs]
+        return (super().format_help() + "\nactions (`gen-nodes describe ACTION` prints one's schemas):\n"
+                + "\n".join(lines) + "\n")
+
+
 def _add_globals(parser: argparse.ArgumentParser, argparse_default: Any) -> None:
     # Given again on `run` (with SUPPRESS) so they may follow the action too.
     parser.add_argument("--base-url", default=argparse_default, help=GLOBAL_HELP["--base-url"])
@@ -144,7 +158,7 @@ def _seconds(text: str) -> float:
 
     number = positive_number(text)
     if number is None:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {json.dumps(text)}")
     return number
 
 
@@ -278,9 +292,15 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     try:
         from .adapters.mcp import main as mcp_main
     except ImportError as exc:
+        from .adapters.mcp_options import INSTALL, parser
+
+        if "-h" in args.mcp_args or "--help" in args.mcp_args:
+            parser().print_help()
+            print(f"\nThe MCP server needs the mcp extra ({exc.name} is missing here): {INSTALL}")
+            return 0
         raise GenError(
             f"The MCP server needs the mcp extra ({exc.name} is missing).",
-            hint="Install it with: pip install 'gen-nodes[mcp]'",
+            hint=f"Install it with: {INSTALL}",
         ) from None
     if not args.sandbox:
         return mcp_main(args.mcp_args, base_url=args.base_url, api_key=args.api_key, timeout=args.timeout)

@@ -477,7 +477,7 @@ def _http_error(resp: requests.Response, attempt: int) -> GenError:
         snippet = _SPACE.sub(" ", _TAGS.sub(" ", resp.text or "")).strip()[:200]
         message = f"GEN answered {status} {resp.reason or ''}".rstrip()
         if snippet:
-            message += f" (not a GEN error body: {snippet!r})"
+            message += f" (not a GEN error body: {json.dumps(snippet, ensure_ascii=False)})"
     cls = error_for_status(status)
     details: dict[str, Any] = {"status": status, "error_code": code, "attempts": attempt}
     if cls is RateLimited:

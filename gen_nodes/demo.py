@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from .client import GenClient
 from .errors import GenError
+from .display import quoted
 from .redact import mask
 from .registry import default_registry
 from .sandbox import Sandbox
@@ -26,11 +27,11 @@ def run_demo(out: Callable[[str], None] = print) -> int:
                 return registry.run(action, arguments or {}, client=client)
 
             me = step("Who am I?", "get_me", lambda: run("get_me"))
-            out(f"   user {me['id']}: {me.get('name')} <{me.get('email')}>")
+            out(f"   user {me['id']}: {_name(me.get('name'))} <{me.get('email')}>")
 
             key = step("Create a key that expires in 30 days", "create_api_key",
                        lambda: run("create_api_key", {"name": "n8n production", "expires_in": "30d"}))
-            out(f"   id {key['id']} {key['name']!r}, secret {mask(key['token'])} (shown once), "
+            out(f"   id {key['id']} {_name(key['name'])}, secret {mask(key['token'])} (shown once), "
                 f"expires {key['expires_at']}")
 
             with GenClient(api_key=key["token"], base_url=sandbox.base_url) as new_client:
@@ -43,12 +44,13 @@ def run_demo(out: Callable[[str], None] = print) -> int:
 
                 renamed = step("Rename the new key", "update_api_key",
                                lambda: run("update_api_key", {"id": key["id"], "name": "n8n staging"}))
-                out(f"   id {renamed['id']} is now {renamed['name']!r}")
+                out(f"   id {renamed['id']} is now {_name(renamed['name'])}")
 
                 preview = registry.preview("revoke_api_key", {"id": key["id"]}, client=client) or []
                 revoked = step("Revoke it (destructive: the demo confirms for you)", "revoke_api_key",
                                lambda: run("revoke_api_key", {"id": key["id"]}))
-                out(f"   revoked {[item['name'] for item in preview]}: {revoked}")
+                names = ", ".join(_name(item.get("name")) for item in preview) or "no key GEN listed"
+                out(f"   revoked id {revoked['id']} ({names}): GEN confirmed it")
 
                 step("Show that the revoked key is refused", "get_me",
                      lambda: _refused(out, lambda: registry.run("get_me", {}, client=new_client)))
@@ -56,6 +58,7 @@ def run_demo(out: Callable[[str], None] = print) -> int:
             active = registry.preview("revoke_all_api_keys", {}, client=client) or []
             step(f"Revoke all keys ({len(active)} active, including the one in use)", "revoke_all_api_keys",
                  lambda: run("revoke_all_api_keys"))
+            out(f"   revoked all keys: {', '.join(_name(item.get('name')) for item in active) or 'none was active'}")
             step("Show that even the key in use is now refused", "list_api_keys",
                  lambda: _refused(out, lambda: run("list_api_keys")))
     out("\nDone: every step ran through the same engine your agents and workflows use.")
@@ -82,7 +85,12 @@ def _refused(out: Callable[[str], None], call: Callable[[], Any]) -> None:
     raise RuntimeError("the sandbox accepted a key it should have refused")
 
 
+def _name(value: Any) -> str:
+    """A key's or user's name as the demo shows it: quoted and escaped, "(unnamed)" when it has none."""
+    return "(unnamed)" if value is None else quoted(value)
+
+
 def _table(out: Callable[[str], None], keys: list[dict[str, Any]]) -> None:
     for k in keys:
-        out(f"   {str(k['id']):>4}  {str(k.get('name')):<20} {k['status']:<8} "
+        out(f"   {str(k['id']):>4}  {_name(k.get('name')):<20} {k['status']:<8} "
             f"expires {k.get('expires_at') or 'never'}")

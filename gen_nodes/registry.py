@@ -82,10 +82,12 @@ class Registry:
         try:
             return self._actions[action_id]
         except KeyError:
+            from .schemas import shown
+
             close = difflib.get_close_matches(str(action_id), self.ids(), n=3)
             hint = f"Did you mean {', '.join(close)}? " if close else ""
             raise UnknownAction(
-                f"No action named {action_id!r}.",
+                f"No action named {shown(action_id)}.",
                 hint=f"{hint}Available actions: {', '.join(self.ids())}.",
             ) from None
 

@@ -263,6 +263,15 @@ class N8nServer:
                 [str(self.home.install.node_dir / "bin" / "node"), str(self.home.install.n8n_bin), "start"],
                 cwd=self.home.folder, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
+        try:  # whatever fails from here on, the process is not left running
+            self._wait_ready(timeout, requests.RequestException)
+            self.rest("POST", "/owner/setup", self.OWNER)  # signs the session in (auth cookie)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self, timeout: float, transient: type[Exception]) -> None:
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
@@ -271,15 +280,12 @@ class N8nServer:
                 # Until it is ready, n8n answers every path with 200 "n8n is starting up" (text).
                 ready = self.session.get(f"{self.url}/rest/settings", timeout=2)
                 if ready.status_code == 200 and ready.headers.get("content-type", "").startswith("application/json"):
-                    break
-            except requests.RequestException:
+                    return
+            except transient:
                 pass
             if time.monotonic() > deadline:
-                self.stop()
                 raise RuntimeError(f"n8n did not get ready in {timeout}s:\n{self.log.read_text()[-3000:]}")
             time.sleep(0.5)
-        self.rest("POST", "/owner/setup", self.OWNER)  # signs the session in (auth cookie)
-        return self
 
     def rest(self, method: str, path: str, body: dict | None = None) -> dict:
         resp = self.session.request(method, f"{self.url}/rest{path}", json=body, timeout=60)

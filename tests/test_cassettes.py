@@ -383,7 +383,7 @@ def test_html_502_from_a_proxy_becomes_a_readable_server_error(gen, gen_target, 
     error = caught.value
     assert error.status == 502 and error.error_code is None
     assert error.message == (
-        "GEN answered 502 Bad Gateway (not a GEN error body: '502 Bad Gateway 502 Bad Gateway nginx')"
+        "GEN answered 502 Bad Gateway (not a GEN error body: \"502 Bad Gateway 502 Bad Gateway nginx\")"
     )
     assert "<" not in error.message and "GEN (or a proxy" in error.hint
     assert vcr.responses[0]["headers"]["Content-Type"] == ["text/html; charset=utf-8"]

@@ -246,7 +246,7 @@ def test_unknown_action_suggests_the_closest(sandbox, registry):
         registry.get("list_api_key")
     error = caught.value
     assert error.type == "invalid_input" and error.exit_code == 2
-    assert "'list_api_key'" in error.message
+    assert '"list_api_key"' in error.message
     assert error.hint.startswith("Did you mean list_api_keys")
     assert "revoke_all_api_keys" in error.hint  # lists what exists
     with pytest.raises(UnknownAction) as caught:

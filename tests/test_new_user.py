@@ -43,7 +43,7 @@ def test_mcp_help_without_the_mcp_extra_prints_the_help(tmp_path):
     for name in ("mcp", "mcp_types"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "__init__.py").write_text(
-            f"raise ImportError('No module named {name!r}', name={name!r})\n")
+            f"raise ImportError('No module named {name}', name={name!r})\n")
     env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
     done = gen_nodes_cli("mcp", "--help", env=env)
     assert done.returncode == 0, done.stderr

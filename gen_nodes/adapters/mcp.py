@@ -35,7 +35,6 @@ import logging
 import sys
 from contextlib import nullcontext
 from functools import partial
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import anyio
@@ -55,9 +54,10 @@ from ..dispatch import Dispatcher, ToolResult, principal_of
 from ..errors import HTTP_TOOL_TERMS, TOOL_TERMS, AuthenticationError, ConfirmationRequired, GenError
 from ..display import confirmation_lines
 from ..schemas import is_valid
-from ..secret_delivery import DEFAULT_POLICY, POLICIES
-from ..tools import DEFAULT_PREFIX, Tool, mcp_definition
-from .mcp_sessions import IDLE, PER_KEY, TOTAL, UNPROVEN_IDLE, SessionGate
+from ..tools import Tool, mcp_definition
+from .mcp_options import IDLE, TOTAL
+from .mcp_options import parser as options_parser
+from .mcp_sessions import SessionGate
 from .web import (CLIENT_CACHE_SIZE, KEY_HINT, LOOPBACK_HOSTS, ClientCache, RequireGenKey, api_key_from_headers,
                   guard_hosts, origins_for, serve)
 
@@ -65,7 +65,6 @@ log = logging.getLogger("gen_nodes.mcp")
 
 SERVER_NAME = "gen-nodes"
 #: The --confirmation policies of the MCP server (``approval`` needs a host API MCP does not have).
-MCP_POLICIES = ("elicit", "host", "none")
 HTTP_PATH = "/mcp"
 #: The elicitation form: one boolean the user ticks.
 CONFIRM_FIELD = "confirm"
@@ -294,55 +293,6 @@ def serve_http(dispatcher: Dispatcher, *, host: str = "127.0.0.1", port: int = 8
 # -- command line ---------------------------------------------------------------------
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``gen-nodes mcp`` (``--base-url`` may come from the global options)."""
-    parser.add_argument("--transport", choices=["stdio", "http"], default="stdio",
-                        help="stdio (default) or streamable HTTP at /mcp")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="HTTP: address to bind (default 127.0.0.1); any other than loopback needs --allow-remote")
-    parser.add_argument("--port", type=int, default=8000,
-                        help="HTTP: port (default 8000; 0 picks a free one). The first stdout line is {\"url\": ...}")
-    parser.add_argument("--allow-remote", action="store_true",
-                        help="HTTP: allow a --host reachable from other machines (needs --allowed-host)")
-    parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME[:PORT]",
-                        help="HTTP: a Host header value clients use (repeatable; NAME:* for any port); "
-                        "requests naming another host are refused (DNS-rebinding guard)")
-    parser.add_argument("--sessions-per-key", type=_positive(int), default=PER_KEY, metavar="N",
-                        help=f"HTTP: open MCP sessions per GEN key (default {PER_KEY}; the least recently used idle "
-                        "one is closed for a new one)")
-    parser.add_argument("--sessions-total", type=_positive(int), default=TOTAL, metavar="N",
-                        help=f"HTTP: open MCP sessions in all (default {TOTAL})")
-    parser.add_argument("--unproven-session-idle", type=_positive(float), default=UNPROVEN_IDLE, metavar="SECONDS",
-                        help="HTTP: idle seconds before a session of a key that never made a successful call is "
-                        f"closed (default {UNPROVEN_IDLE:g}; other sessions: {IDLE:g})")
-    parser.add_argument("--confirmation", choices=MCP_POLICIES, default="elicit",
-                        help="who approves a destructive tool call: the user, asked by this server through the "
-                        "client (elicit, default; a client without elicitation is refused), the client itself "
-                        "before every destructive call (host), or nobody (none)")
-    parser.add_argument("--secrets", choices=POLICIES, default=DEFAULT_POLICY,
-                        help="how a created key's secret is returned: written to a 0600 file (file, default), "
-                        "masked only (mask), or in the result (reveal)")
-    parser.add_argument("--secrets-dir", type=Path, default=None,
-                        help="folder for --secrets file (default $GEN_NODES_SECRETS_DIR or ~/.local/state/gen-nodes/secrets)")
-    parser.add_argument("--prefix", default=DEFAULT_PREFIX, help=f"tool name prefix (default {DEFAULT_PREFIX})")
-    parser.add_argument("--base-url", default=argparse.SUPPRESS,
-                        help="GEN API base URL (default: $GEN_BASE_URL or https://api.gen.pro/v1)")
-    parser.add_argument("--api-key", default=argparse.SUPPRESS,
-                        help="stdio: the GEN API key (prefer $GEN_API_KEY; over HTTP each request brings its own)")
-    parser.add_argument("--timeout", type=float, default=argparse.SUPPRESS, help="read timeout in seconds (default 30)")
-    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
-                        help="log level on stderr (default warning); logs never hold arguments, results or keys")
-
-
-def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        value = kind(text)
-        if not value > 0 or value != value or value == float("inf"):
-            raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
-        return value
-    return parse
-
-
 def run(options: argparse.Namespace) -> int:
     """Start the server the options describe; returns when it stops."""
     configure_logging(options.log_level)
@@ -383,8 +333,7 @@ def configure_logging(level: str = "warning") -> None:
 def main(argv: Sequence[str] | None = None, **defaults: Any) -> int:
     """``gen-nodes mcp [options]``. ``defaults`` (``base_url``, ``api_key``, ``timeout``: the global
     options of ``gen-nodes``) apply unless ``argv`` says otherwise; ``None`` values are ignored."""
-    parser = argparse.ArgumentParser(prog="gen-nodes mcp", description="Serve the GEN tools over MCP.")
-    add_arguments(parser)
+    parser = options_parser()
     parser.set_defaults(**{name: value for name, value in defaults.items() if value is not None})
     return run(parser.parse_args(argv))
 

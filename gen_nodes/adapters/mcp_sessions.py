@@ -30,13 +30,12 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
+from .mcp_options import IDLE, PER_KEY, TOTAL, UNPROVEN_IDLE
 from .web import api_key_from_headers, key_digest, request_headers, send_json
 
 log = logging.getLogger("gen_nodes.mcp.sessions")
 
 SESSION_HEADER = "mcp-session-id"
-#: Defaults: sessions per key, sessions in all, idle seconds for unproven and proven keys.
-PER_KEY, TOTAL, UNPROVEN_IDLE, IDLE = 16, 1000, 60.0, 1800.0
 
 
 @dataclass
