@@ -497,7 +497,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port (default 8080)")
     parser.add_argument("--base-url", help="GEN API base URL (default: $GEN_BASE_URL or https://api.gen.pro/v1)")
-    parser.add_argument("--timeout", type=float, help="read timeout for GEN in seconds (default 30)")
+    parser.add_argument("--timeout", type=_seconds, help="read timeout for GEN in seconds (default 30)")
     parser.add_argument("--store", default=None, metavar="URL",
                         help="where idempotency records and approvals live: sqlite:// (default: a file in the "
                              "state dir), sqlite:///path.db, or redis://host:port/db for several gateways")
@@ -511,6 +511,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a Host header clients use (repeatable; needed with --allow-remote)")
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
                         help="log level on stderr (default warning); logs never hold bodies, headers or keys")
+
+
+def _seconds(text: str) -> float:
+    from ..client import positive_number
+
+    number = positive_number(text)
+    if number is None:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {json.dumps(text)}")
+    return number
 
 
 def main(argv: Sequence[str] | None = None, **defaults: Any) -> int:
