@@ -480,8 +480,9 @@ def _http_error(resp: requests.Response, attempt: int) -> GenError:
             message += f" (not a GEN error body: {json.dumps(snippet, ensure_ascii=False)})"
     cls = error_for_status(status)
     details: dict[str, Any] = {"status": status, "error_code": code, "attempts": attempt}
-    if cls is RateLimited:
-        details["retry_after"] = _retry_after(resp.headers.get("Retry-After"))
+    retry_after = _retry_after(resp.headers.get("Retry-After"))
+    if cls is RateLimited or (status >= 500 and retry_after is not None):
+        details["retry_after"] = retry_after  # a 503 may say when to come back, too
     return cls(message, **details)
 
 

@@ -36,6 +36,10 @@ stays in ``status``). The tree, with ``type`` / ``exit_code`` / ``http_status``:
 clients retry 5xx answers by themselves, and repeating a create that may have
 happened makes a second key. A retry that carries the same ``Idempotency-Key`` is
 answered the same ``outcome_unknown`` by the gateway, never sent again.
+
+``retryable`` says whether a workflow engine (Airflow, Temporal) may try the call
+again: true only for ``rate_limited``, ``server_error``, ``connection``, ``timeout``
+and ``in_progress``; every other error fails the engine's step for good.
 """
 
 from __future__ import annotations
@@ -126,6 +130,9 @@ class GenError(Exception):
 
     type = "api_error"
     exit_code = 1
+    #: Trying the same call again later may succeed (rate limits, GEN down, network faults).
+    #: Workflow engines retry only these; everything else fails the step for good.
+    retryable = False
     #: The HTTP gateway's status for this error (see the tree above).
     http_status = 502
     default_hint = "Something unexpected happened; read the message, then try again or report it."
@@ -230,6 +237,7 @@ class Rejected(GenError):
 class RateLimited(GenError):
     type = "rate_limited"
     exit_code = 5
+    retryable = True
     http_status = 429
     default_hint = "GEN is rate limiting this account; wait and try again."
 
@@ -243,6 +251,7 @@ class RateLimited(GenError):
 class ServerError(GenError):
     type = "server_error"
     exit_code = 5
+    retryable = True
     http_status = 502
     default_hint = "GEN (or a proxy in front of it) failed; try again in a minute. If it persists, check GEN's status page."
 
@@ -250,6 +259,7 @@ class ServerError(GenError):
 class ConnectionFailed(GenError):
     type = "connection"
     exit_code = 5
+    retryable = True
     http_status = 502
     default_hint = "Could not connect to GEN; check the network and ${BASE_URL}, then try again."
 
@@ -257,6 +267,7 @@ class ConnectionFailed(GenError):
 class RequestTimeout(GenError):
     type = "timeout"
     exit_code = 5
+    retryable = True
     http_status = 504
     default_hint = "GEN did not answer in time; try again later, or raise the timeout (${TIMEOUT}) or the deadline (${DEADLINE})."
 
@@ -346,6 +357,7 @@ class RequestInProgress(GenError):
     type = "in_progress"
     exit_code = 1
     http_status = 409
+    retryable = True
     default_hint = "The first request with this Idempotency-Key is still running; repeat this one in a few seconds."
 
 

@@ -198,3 +198,17 @@ def test_the_pool_is_sized_for_the_callers_concurrency(sandbox, caplog):
         thread.join()
     assert errors == []
     assert not [r for r in caplog.records if "pool is full" in r.getMessage()]
+
+
+def test_the_http_mcp_server_sizes_each_keys_pool_for_its_concurrent_calls():
+    pytest.importorskip("mcp")
+    import anyio
+
+    from gen_nodes.adapters.mcp import _KeyedClients
+
+    async def worker_threads() -> int:
+        return int(anyio.to_thread.current_default_thread_limiter().total_tokens)
+
+    clients = _KeyedClients(base_url="http://127.0.0.1:9/v1")
+    with clients.cache.lease(KEY) as client:
+        assert client.pool_size >= anyio.run(worker_threads)

@@ -92,3 +92,11 @@ def test_the_readme_stands_alone():
             assert (ROOT / link.split("#")[0]).exists(), link
     assert "../shared" not in readme
     assert "Where GEN's documents disagree" in readme
+
+
+@pytest.mark.parametrize("value", ["-5", "nan", "inf", "0"])
+def test_the_mcp_servers_timeout_is_checked_before_it_starts(value):
+    pytest.importorskip("mcp")
+    done = gen_nodes_cli("mcp", "--timeout", value)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "--timeout" in done.stderr and "positive number" in done.stderr

@@ -239,11 +239,17 @@ def serve_stdio(dispatcher: Dispatcher) -> None:
     anyio.run(run)
 
 
+#: Connections kept per GEN key: as many as tool calls can run at once (anyio's default worker
+#: threads), so one key's concurrent sessions never overflow its pool.
+POOL_SIZE = 40
+
+
 class _KeyedClients:
     """``client_for`` of the HTTP server: a leased GenClient for the request's own GEN key."""
 
     def __init__(self, base_url: str | None, timeout: Any = None, size: int = CLIENT_CACHE_SIZE) -> None:
-        self.cache = ClientCache(lambda key: GenClient(api_key=key, base_url=base_url, timeout=timeout), size)
+        self.cache = ClientCache(
+            lambda key: GenClient(api_key=key, base_url=base_url, timeout=timeout, pool_size=POOL_SIZE), size)
 
     def __call__(self, ctx: ServerRequestContext) -> Any:
         key = api_key_from_headers(ctx.request.headers) if ctx.request is not None else None

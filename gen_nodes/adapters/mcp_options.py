@@ -60,7 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="GEN API base URL (default: $GEN_BASE_URL or https://api.gen.pro/v1)")
     parser.add_argument("--api-key", default=argparse.SUPPRESS,
                         help="stdio: the GEN API key (prefer $GEN_API_KEY; over HTTP each request brings its own)")
-    parser.add_argument("--timeout", type=float, default=argparse.SUPPRESS, help="read timeout in seconds (default 30)")
+    parser.add_argument("--timeout", type=_positive(float), default=argparse.SUPPRESS,
+                        help="seconds to wait for each read (default 30); GEN_NODES_DEADLINE bounds a whole call")
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
                         help="log level on stderr (default warning); logs never hold arguments, results or keys")
 
