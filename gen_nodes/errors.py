@@ -76,6 +76,10 @@ class Terms:
     def render(self, template: str) -> str:
         return _Hint(template).safe_substitute(_Words(self))
 
+    def action(self, action_id: str) -> str:
+        """How the caller names an action (chat names it as its command)."""
+        return self.action_prefix + action_id
+
     def for_tools(self, prefix: str) -> "Terms":
         """The same words with actions named as tools."""
         return replace(self, action_prefix=prefix)
@@ -95,7 +99,7 @@ class _Words(dict):
         if name.isupper() and hasattr(self.terms, name):
             return getattr(self.terms, name)
         if name.islower():
-            return self.terms.action_prefix + name
+            return self.terms.action(name)
         raise KeyError(name)
 
 

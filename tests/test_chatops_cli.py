@@ -99,6 +99,11 @@ def test_missing_configuration_is_a_clear_error():
     assert done.returncode == 2 and "GEN_NODES_CHATOPS_SECRET" in json.loads(done.stderr)["error"]["message"]
     done = run_cli("chatops", "discord", "--host", "0.0.0.0", env=_env(DISCORD_PUBLIC_KEY="00" * 32))
     assert done.returncode == 2 and "--allow-remote" in json.loads(done.stderr)["error"]["hint"]
+    done = run_cli("chatops", "unbind", "--platform", "slack", "--user", "U1", "--store", "memory://",
+                   env=_env(GEN_NODES_CHATOPS_SECRET="short"))
+    assert done.returncode == 2 and "at least 16 characters" in json.loads(done.stderr)["error"]["message"]
+    done = run_cli("chatops", "unbind", "--platform", "slack", "--user", "U1", "--store", "redis://127.0.0.1:1/0")
+    assert done.returncode == 1 and "Cannot reach Redis" in json.loads(done.stderr)["error"]["message"]
 
 
 def test_bind_and_unbind_from_a_shell(sandbox, tmp_path):

@@ -160,3 +160,59 @@ def test_bindings_are_sealed_at_rest_and_need_the_same_secret():
 def test_a_press_of_an_unknown_or_expired_button_changes_nothing(chat):
     reply = chat.press(ChatUser("slack", "T1", "U1"), "made-up-approval-id", approve=True)
     assert "expired or is unknown" in reply.text
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _deletes(caplog) -> int:
+    return sum('"DELETE ' in r.getMessage() for r in caplog.records if r.name == "gen_nodes.sandbox")
+
+
+def test_a_button_expires_after_five_minutes(sandbox, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="gen_nodes.sandbox")
+    clock = Clock()
+    chat = ChatOps(default_registry(), open_store("memory://"), SecretBox("expiry-test-secret"),
+                   base_url=sandbox.base_url, clock=clock)
+    who = ChatUser("slack", "T1", "U1")
+    chat.bind("slack", "U1", sandbox.api_key)
+    asked = chat.run(who, chat.parse("keys revoke 1"))
+    assert "within 5 minutes" in asked.text
+    clock.now += 301
+    assert "expired" in chat.press(who, asked.buttons.approval, approve=True).text
+    assert _deletes(caplog) == 0
+
+
+def test_nothing_runs_if_the_requester_rebinds_another_key_meanwhile(sandbox, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="gen_nodes.sandbox")
+    chat = ChatOps(default_registry(), open_store("memory://"), SecretBox("rebind-test-secret"),
+                   base_url=sandbox.base_url)
+    who = ChatUser("discord", "G1", "42")
+    chat.bind("discord", "42", sandbox.api_key)
+    asked = chat.run(who, chat.parse("keys revoke 1"))
+    _, other_key = sandbox.create_user()
+    chat.bind("discord", "42", other_key)
+    said = chat.press(who, asked.buttons.approval, approve=True)
+    assert "changed" in said.text and said.replace
+    assert _deletes(caplog) == 0
+    assert "already used" in chat.press(who, asked.buttons.approval, approve=True).text
+
+
+def test_hints_name_chat_commands_not_actions(sandbox):
+    chat = ChatOps(default_registry(), open_store("memory://"), SecretBox("hint-test-secret-0"),
+                   base_url=sandbox.base_url)
+    who = ChatUser("slack", "T1", "U1")
+    chat.bind("slack", "U1", sandbox.api_key)
+    said = chat.run(who, chat.parse("keys rename 999 nobody")).text
+    assert said.startswith("Rename API key failed:")
+    assert "What to do: No such object for this account; call `/gen keys list" in said
+    assert "list_api_keys" not in said.split("What to do:")[1]

@@ -106,7 +106,7 @@ def test_help_and_usage_errors_are_the_ack_itself(events, web):
         assert usage in body["text"], usage
     ack, _ = person.command("keys revoke six")
     text = ack.json()["text"]
-    assert "Usage: `/gen keys revoke ID`" in text and "$.id" in text and "no request was sent" in text
+    assert "Usage: `/gen keys revoke ID`" in text and "$.id" in text and "Nothing was sent." in text
     ack, _ = person.command("keys frobnicate")
     assert "Unknown command" in ack.json()["text"] and "/gen keys" in ack.json()["text"]
     assert web.matching(RESPONSE) == []  # nothing followed through response_url

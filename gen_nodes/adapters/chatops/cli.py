@@ -162,8 +162,21 @@ def _chatops(args: argparse.Namespace):
     from ...state.secretbox import SecretBox
     from .core import ChatOps
 
+    from ...state import StoreError
+    from ...state.secretbox import SecretBoxError
+
     _env(SECRET_ENV)
-    return ChatOps(default_registry(), open_store(args.store), SecretBox.from_env(SECRET_ENV),
+    try:
+        box = SecretBox.from_env(SECRET_ENV)
+    except SecretBoxError as exc:
+        raise InvalidInput(str(exc), errors=[{"path": SECRET_ENV, "message": "too short"}],
+                           hint=_ENV_HINTS[SECRET_ENV]) from None
+    try:
+        store = open_store(args.store)
+    except StoreError as exc:
+        raise GenError(str(exc), hint="Check --store (or $GEN_NODES_CHATOPS_STORE): sqlite:// for one machine, "
+                       "redis://host:port/db for several; a Redis server must be running and reachable.") from None
+    return ChatOps(default_registry(), store, box,
                    base_url=getattr(args, "base_url", None), timeout=timeouts(getattr(args, "timeout", None)),
                    allow=getattr(args, "allow", ()), prefix=getattr(args, "command", "/gen"))
 

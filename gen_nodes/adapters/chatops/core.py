@@ -31,15 +31,16 @@ import difflib
 import json
 import logging
 import re
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from ...approvals import ApprovalError, Approvals
 from ...client import GenClient
 from ...display import plain, quoted
-from ...errors import AuthenticationError, GenError, InvalidInput
+from ...errors import AuthenticationError, GenError, InvalidInput, Terms
 from ...redact import KNOWN_PREFIXES, SECRET_FIELDS, masked_copy
 from ...registry import Registry
 from ...schemas import bundled
@@ -264,6 +265,21 @@ def coerce(value: Any, schema: Mapping[str, Any]) -> Any:
 # -- the chat core ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ChatTerms(Terms):
+    """Hints in a chat user's words: actions named as their commands, settings as the operator's."""
+
+    commands: Mapping[str, str] = field(default_factory=dict)
+    API_KEY: str = "bind an active key of yours with `/gen login`"
+    BASE_URL: str = "the chat-ops server's GEN_BASE_URL (ask its operator)"
+    TIMEOUT: str = "the chat-ops server's --timeout (ask its operator)"
+    DEADLINE: str = "the chat-ops server's GEN_NODES_DEADLINE (ask its operator)"
+    MAX_RESPONSE_BYTES: str = "the chat-ops server's GEN_NODES_MAX_RESPONSE_BYTES (ask its operator)"
+
+    def action(self, action_id: str) -> str:
+        return self.commands.get(action_id, action_id)
+
+
 class Bindings:
     """Each chat user's own GEN key, sealed at rest, in the shared store."""
 
@@ -304,11 +320,13 @@ class ChatOps:
 
     def __init__(self, registry: Registry, store: Any, box: SecretBox, *, base_url: str | None = None,
                  timeout: Any = None, allow: Iterable[str] = (), prefix: str = "/gen",
-                 approval_ttl: int = APPROVAL_TTL) -> None:
+                 approval_ttl: float = APPROVAL_TTL, clock: Callable[[], float] = time.time) -> None:
         self.registry = registry
         self.grammar = Grammar(registry, prefix)
+        self.terms = ChatTerms(commands={e.spec.id: f"`{self.grammar.usage(e)}`" for e in self.grammar.entries.values()},
+                               API_KEY=f"bind an active key of yours with `{prefix} login`")
         self.bindings = Bindings(store, box)
-        self.approvals = Approvals(store, ttl=approval_ttl)
+        self.approvals = Approvals(store, ttl=approval_ttl, clock=clock)
         self.base_url = base_url
         self.timeout = timeout
         # One GenClient per bound key, reused across commands (keyed by the key's digest).
@@ -386,7 +404,7 @@ class ChatOps:
         try:
             self.registry.validate(entry.spec.id, arguments)
         except InvalidInput as exc:
-            return self._usage(entry, f"{exc.message}\n{exc.hint}")
+            return self._usage(entry, f"{exc.message}\nNothing was sent.")
         if share and not _shareable(entry.spec):
             return self._usage(entry, f"`{SHARE_FLAG}` works only for read-only commands; this answer stays private.")
         return Command(kind="action", spec=entry.spec, arguments=arguments, share=share)
@@ -568,7 +586,7 @@ class ChatOps:
                      "into the private form.")
 
     def _failed(self, spec: ActionSpec, exc: GenError, replace: bool = False) -> Reply:
-        hint = exc.hint
+        hint = exc.to_dict(self.terms)["hint"]
         if isinstance(exc, AuthenticationError):
             hint = (f"GEN refused your bound key (revoked or expired?). Bind an active one with "
                     f"`{self.prefix} login`.")

@@ -227,9 +227,10 @@ def application_commands(grammar: Grammar, name: str = "gen") -> list[dict[str, 
             group = groups.get(entry.chat.group)
             if group is None:
                 group = groups[entry.chat.group] = {"type": SUB_COMMAND_GROUP, "name": entry.chat.group,
-                                                    "description": f"{entry.chat.group} commands", "options": []}
+                                                    "description": "", "options": []}
                 top.append(group)
             group["options"].append(sub)
+            group["description"] = _describe(f"{entry.chat.group}: " + ", ".join(o["name"] for o in group["options"]))
         else:
             top.append(sub)
     for verb, text in (("login", "Use your own GEN key (opens a private form)"),
