@@ -199,3 +199,27 @@ async def test_idle_sessions_of_unproven_keys_expire_quickly_others_later():
     g.now[0] = 61 + 1801
     await g.open("someone else")
     assert await g.use("real", real) == 404
+
+
+def test_repeated_refusals_log_a_few_lines_not_a_flood(tmp_path):
+    """100 requests for another key's session: refused every time, logged about five times."""
+    from gen_nodes.sandbox import Sandbox
+
+    log = tmp_path / "server.log"
+    with Sandbox() as sb, open(log, "w") as err:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GEN_")}
+        proc = subprocess.Popen([sys.executable, "-m", "gen_nodes.cli", "mcp", "--transport", "http", "--port", "0",
+                                 "--base-url", sb.base_url, "--secrets-dir", str(tmp_path)],
+                                stdout=subprocess.PIPE, stderr=err, cwd=REPO, env=env, text=True)
+        try:
+            assert select.select([proc.stdout], [], [], 60)[0], "the server printed no url"
+            url = json.loads(proc.stdout.readline())["url"]
+            session = open_session(url, sb.api_key)
+            listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
+            assert all(post(url, f"junk-{i}", listing, session)[0] == 404 for i in range(100))
+        finally:
+            proc.terminate()
+            proc.wait(10)
+            proc.stdout.close()
+    lines = [line for line in log.read_text().splitlines() if "opened by another key" in line]
+    assert 1 <= len(lines) <= 5, lines

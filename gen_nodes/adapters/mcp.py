@@ -32,6 +32,7 @@ import argparse
 import hashlib
 import json
 import logging
+import secrets
 import sys
 from contextlib import nullcontext
 from functools import partial
@@ -52,10 +53,14 @@ from .. import __version__
 from ..client import GenClient, timeouts
 from ..dispatch import Dispatcher, ToolResult, principal_of
 from ..errors import HTTP_TOOL_TERMS, TOOL_TERMS, AuthenticationError, ConfirmationRequired, GenError
+from ..approval_page import APPROVAL_PATH, approval_routes
+from ..approvals import APPROVED, DENIED, DONE, PENDING, RUNNING, Approvals
+from ..state import open_store
 from ..display import confirmation_lines
+from ..redact import masked_copy
 from ..schemas import is_valid
 from ..tools import Tool, mcp_definition
-from .mcp_options import IDLE, TOTAL
+from .mcp_options import ELICITATION_MODES, IDLE, TOTAL
 from .mcp_options import parser as options_parser
 from .mcp_sessions import SessionGate
 from .web import (CLIENT_CACHE_SIZE, KEY_HINT, LOOPBACK_HOSTS, ClientCache, RequireGenKey, api_key_from_headers,
@@ -64,7 +69,8 @@ from .web import (CLIENT_CACHE_SIZE, KEY_HINT, LOOPBACK_HOSTS, ClientCache, Requ
 log = logging.getLogger("gen_nodes.mcp")
 
 SERVER_NAME = "gen-nodes"
-#: The --confirmation policies of the MCP server (``approval`` needs a host API MCP does not have).
+#: Seconds between looks at an approval a person is deciding on the page.
+URL_POLL = 0.2
 HTTP_PATH = "/mcp"
 #: The elicitation form: one boolean the user ticks.
 CONFIRM_FIELD = "confirm"
@@ -82,9 +88,12 @@ ClientFor = Callable[[ServerRequestContext], Any]
 
 
 def build_server(dispatcher: Dispatcher, client_for: ClientFor | None = None,
-                 on_success: Callable[[ServerRequestContext], None] | None = None) -> Server:
+                 on_success: Callable[[ServerRequestContext], None] | None = None,
+                 elicitation: str = "auto", page_path: str | None = None) -> Server:
     """The MCP server for ``dispatcher``'s tools. ``client_for(ctx)`` picks the GenClient of a request;
-    ``on_success(ctx)`` hears of every successful tool call."""
+    ``on_success(ctx)`` hears of every successful tool call. ``elicitation``: ``auto`` (form if the client
+    has it, else URL), ``form`` or ``url``; URL mode needs ``page_path``, where the approval page is mounted."""
+    asking = _Asking(elicitation, page_path)
     tools = {tool.name: tool for tool in dispatcher.tools}
     listed = [types.Tool.model_validate(mcp_definition(tool)) for tool in dispatcher.tools]
     output_schemas = {tool.name: tool.output_schema for tool in dispatcher.tools}
@@ -95,7 +104,7 @@ def build_server(dispatcher: Dispatcher, client_for: ClientFor | None = None,
 
     async def call_tool(ctx: ServerRequestContext, params: types.CallToolRequestParams) -> Any:
         try:
-            result = await _call(dispatcher, ctx, params, client_for)
+            result = await _call(dispatcher, ctx, params, client_for, asking)
         except GenError as exc:
             result = ToolResult.failure(exc, dispatcher.terms)
         except Exception as exc:  # never reaches the SDK: it would send str(exc) to the client and log it
@@ -125,19 +134,119 @@ def build_server(dispatcher: Dispatcher, client_for: ClientFor | None = None,
 
 
 async def _call(dispatcher: Dispatcher, ctx: ServerRequestContext, params: types.CallToolRequestParams,
-                client_for: ClientFor) -> ToolResult | types.InputRequiredResult:
+                client_for: ClientFor, asking: "_Asking") -> ToolResult | types.InputRequiredResult:
     tool, args = dispatcher.parse(params.name, params.arguments or {})  # GenError for bad input
     with client_for(ctx) as client:
         confirmed = False
         if tool.needs_approval:
-            if not _can_ask(ctx):
+            mode = asking.mode(ctx)
+            if mode is None:
                 return ToolResult.failure(refusal(tool), dispatcher.terms)
+            if mode == "url":
+                return await _approve_by_url(dispatcher, ctx, params, tool, args, client, asking)
             answer = await _ask(dispatcher, ctx, params, tool, args, client)
             if not isinstance(answer, bool):
                 return answer
             confirmed = answer
         return await anyio.to_thread.run_sync(
             partial(dispatcher.run_parsed, tool, args, client=client, confirmed=confirmed))
+
+
+class _Asking:
+    """Which elicitation mode a request's client gets: ``form``, ``url`` or None (nobody can be asked)."""
+
+    def __init__(self, preference: str, page_path: str | None) -> None:
+        if preference not in ELICITATION_MODES:
+            raise ValueError(f"elicitation must be one of {ELICITATION_MODES}")
+        self.preference, self.page_path = preference, page_path
+
+    def mode(self, ctx: ServerRequestContext) -> str | None:
+        caps = ctx.session.client_capabilities
+        asks = caps.elicitation if caps else None
+        if asks is None:
+            return None
+        modern = ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+        if not (modern or ctx.session.can_send_request):
+            return None
+        form = asks.form is not None or asks.url is None  # an empty capability means form (2025-06-18)
+        url = (asks.url is not None and self.page_path is not None
+               and ctx.request is not None and bool(ctx.request.headers.get("host")))
+        if self.preference == "form":
+            return "form" if form else None
+        if self.preference == "url":
+            return "url" if url else None
+        return "form" if form else "url" if url else None
+
+
+async def _approve_by_url(dispatcher: Dispatcher, ctx: ServerRequestContext, params: types.CallToolRequestParams,
+                          tool: Tool, args: dict[str, Any], client: Any,
+                          asking: _Asking) -> ToolResult | types.InputRequiredResult:
+    """URL-mode elicitation: hold the call, send the person to the approval page, run it once if approved.
+
+    Handshake era: a server-to-client ``elicitation/create`` request, answered in the same call.
+    2026-07-28 era: an ``InputRequiredResult`` whose sealed ``requestState`` names the approval;
+    the client's second round, with the answer, waits for the decision.
+    """
+    approvals = dispatcher.approvals
+    call = binding(tool.name, args, principal_of(client))
+    modern = ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+    answer: Any = None
+    state = params.request_state or ""
+    if modern and state.startswith(call + ":") and params.input_responses:
+        approval_id, answer = state[len(call) + 1:], params.input_responses.get(CONFIRM_FIELD)
+        elicitation_id = None
+    else:
+        preview = await anyio.to_thread.run_sync(
+            partial(dispatcher.registry.preview, tool.spec.id, args, client=client))
+        approval = approvals.request(action=tool.spec.id, arguments=args, principal=principal_of(client),
+                                     preview=masked_copy(preview), context={"tool": tool.name, "surface": "mcp"})
+        approval_id = approval.id
+        request = ctx.request
+        url = f"{request.url.scheme}://{request.headers['host']}{asking.page_path}/{approval.id}"
+        lines = confirmation_lines(tool.spec.title, tool.spec.description, tool.name, args, preview)
+        message = "\n".join([*lines, "Open the page to approve or deny it."])
+        elicitation_id = secrets.token_urlsafe(16)
+        if modern:
+            return types.InputRequiredResult(
+                input_requests={CONFIRM_FIELD: types.ElicitRequest(params=types.ElicitRequestURLParams(
+                    message=message, url=url))},
+                request_state=f"{call}:{approval.id}")
+        try:
+            answer = await ctx.session.elicit_url(message, url, elicitation_id, related_request_id=ctx.request_id)
+        except (NoBackChannelError, MCPError) as exc:
+            log.info("tools/call %s: URL elicitation failed (%s)", tool.name, type(exc).__name__)
+    if not isinstance(answer, types.ElicitResult) or answer.action != "accept":
+        _deny_quietly(approvals, approval_id)
+        return ToolResult.failure(ConfirmationRequired(
+            f"The user did not open the approval page for {tool.name}; nothing was changed.",
+            hint="Do not retry unless the user asks for it again.", declined=True), dispatcher.terms)
+    decided = approvals.get(approval_id)
+    while decided is not None and decided.state == PENDING:
+        await anyio.sleep(URL_POLL)
+        decided = approvals.get(approval_id)
+    if elicitation_id is not None:
+        try:
+            await ctx.session.send_elicit_complete(elicitation_id, related_request_id=ctx.request_id)
+        except Exception:  # only a courtesy to the client
+            pass
+    if decided is not None and decided.state in (RUNNING, DONE):
+        return ToolResult.failure(ConfirmationRequired(
+            f"This approval of {tool.name} was already used; it did not run again.",
+            hint="Report the earlier result; call again only if the user asks for it again."), dispatcher.terms)
+    if decided is None or decided.state != APPROVED:
+        state = decided.state if decided else "expired"
+        return ToolResult.failure(ConfirmationRequired(
+            f"The user {'denied' if state == DENIED else 'did not approve'} {tool.name} ({state}); "
+            "nothing was changed.", hint="Do not retry unless the user asks for it again.", declined=True),
+            dispatcher.terms)
+    return await anyio.to_thread.run_sync(partial(dispatcher.run_approved, approval_id, client=client))
+
+
+def _deny_quietly(approvals: Any, approval_id: str) -> None:
+    try:
+        approvals.decide(approval_id, approve=False, by="client")
+    except GenError:
+        pass
 
 
 def refusal(tool: Tool) -> ConfirmationRequired:
@@ -149,13 +258,6 @@ def refusal(tool: Tool) -> ConfirmationRequired:
              "or, if the client asks the user before every destructive tool call, start the server with "
              "`gen-nodes mcp --confirmation host`; or run it yourself with `gen-nodes run ... ` on a terminal.",
     )
-
-
-def _can_ask(ctx: ServerRequestContext) -> bool:
-    caps = ctx.session.client_capabilities
-    if not (caps and caps.elicitation):
-        return False
-    return ctx.protocol_version in MODERN_PROTOCOL_VERSIONS or ctx.session.can_send_request
 
 
 async def _ask(dispatcher: Dispatcher, ctx: ServerRequestContext, params: types.CallToolRequestParams,
@@ -226,11 +328,12 @@ def _mcp_result(result: ToolResult) -> types.CallToolResult:
 # -- transports -----------------------------------------------------------------------
 
 
-def serve_stdio(dispatcher: Dispatcher) -> None:
-    """Serve on stdin/stdout until the client closes them (the dispatcher's own GenClient)."""
+def serve_stdio(dispatcher: Dispatcher, elicitation: str = "auto") -> None:
+    """Serve on stdin/stdout until the client closes them (the dispatcher's own GenClient).
+    No approval page here: ``url`` elicitation is refused, ``auto`` is form only."""
     from mcp.server.stdio import stdio_server
 
-    server = build_server(dispatcher)
+    server = build_server(dispatcher, elicitation=elicitation)
 
     async def run() -> None:
         async with stdio_server() as (read_stream, write_stream):
@@ -259,8 +362,10 @@ class _KeyedClients:
 
 
 def build_http_app(dispatcher: Dispatcher, *, host: str = "127.0.0.1", base_url: str | None = None,
-                   timeout: Any = None, allowed_hosts: Sequence[str] = (), **session_limits: Any) -> Any:
-    """The ASGI app serving streamable HTTP (stateful) at ``/mcp``.
+                   timeout: Any = None, allowed_hosts: Sequence[str] = (), elicitation: str = "auto",
+                   **session_limits: Any) -> Any:
+    """The ASGI app serving streamable HTTP (stateful) at ``/mcp``, and the approval page of URL-mode
+    elicitation at ``/approve/{id}`` (``approval_page.py``, over ``dispatcher.approvals``).
 
     ``allowed_hosts``: the Host header values admitted (see ``web.guard_hosts``); the SDK's
     DNS-rebinding guard is configured from the same list, so it is on for every bind.
@@ -276,22 +381,24 @@ def build_http_app(dispatcher: Dispatcher, *, host: str = "127.0.0.1", base_url:
         if key and gate is not None:
             gate.prove(key)
 
-    server = build_server(dispatcher, client_for=_KeyedClients(base_url, timeout), on_success=on_success)
+    server = build_server(dispatcher, client_for=_KeyedClients(base_url, timeout), on_success=on_success,
+                          elicitation=elicitation, page_path=APPROVAL_PATH)
     # The SDK's own limits stay as a backstop behind the gate's.
     app = server.streamable_http_app(streamable_http_path=HTTP_PATH, host=host, transport_security=security,
                                      session_idle_timeout=session_limits.get("idle", IDLE),
-                                     max_sessions=2 * session_limits.get("total", TOTAL))
+                                     max_sessions=2 * session_limits.get("total", TOTAL),
+                                     custom_starlette_routes=approval_routes(dispatcher.approvals))
     gate = SessionGate(app, path=HTTP_PATH, **session_limits)
     return RequireGenKey(gate, paths=(HTTP_PATH,), jsonrpc=True)
 
 
 def serve_http(dispatcher: Dispatcher, *, host: str = "127.0.0.1", port: int = 8000,
                base_url: str | None = None, timeout: Any = None, allow_remote: bool = False,
-               allowed_hosts: Sequence[str] = (), **session_limits: Any) -> None:
+               allowed_hosts: Sequence[str] = (), elicitation: str = "auto", **session_limits: Any) -> None:
     """Serve streamable HTTP until interrupted; the first stdout line is ``{"url": ...}`` (see ``web.serve``)."""
     hosts = guard_hosts(host, allow_remote=allow_remote, allowed_hosts=allowed_hosts)
     app = build_http_app(dispatcher, host=host, base_url=base_url, timeout=timeout, allowed_hosts=hosts,
-                         **session_limits)
+                         elicitation=elicitation, **session_limits)
     serve(app, host=host, port=port, path=HTTP_PATH, allow_remote=allow_remote, allowed_hosts=allowed_hosts,
           name="gen-nodes MCP server")
 
@@ -311,15 +418,16 @@ def run(options: argparse.Namespace) -> int:
         prefix=options.prefix, client=client, confirmation=options.confirmation,
         secret_policy=options.secrets, secrets_folder=options.secrets_dir,
         terms=TOOL_TERMS if options.transport == "stdio" else HTTP_TOOL_TERMS,
+        approvals=Approvals(open_store("memory://"), ttl=options.approval_ttl),
     )
     try:
         if options.transport == "stdio":
-            serve_stdio(dispatcher)
+            serve_stdio(dispatcher, elicitation=options.elicitation)
         else:
             serve_http(dispatcher, host=options.host, port=options.port, base_url=base_url, timeout=timeout,
                        allow_remote=options.allow_remote, allowed_hosts=options.allowed_host,
                        per_key=options.sessions_per_key, total=options.sessions_total,
-                       unproven_idle=options.unproven_session_idle)
+                       unproven_idle=options.unproven_session_idle, elicitation=options.elicitation)
     except KeyboardInterrupt:
         pass
     return 0

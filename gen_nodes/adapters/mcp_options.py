@@ -12,6 +12,8 @@ from ..tools import DEFAULT_PREFIX
 
 #: Who approves a destructive tool call over MCP.
 MCP_POLICIES = ("elicit", "host", "none")
+#: --elicitation: how the user is asked (a form in the client, or a page of this server).
+ELICITATION_MODES = ("auto", "form", "url")
 #: Defaults: sessions per key, sessions in all, idle seconds for unproven and proven keys.
 PER_KEY, TOTAL, UNPROVEN_IDLE, IDLE = 16, 1000, 60.0, 1800.0
 #: What to do without the extra.
@@ -50,6 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="who approves a destructive tool call: the user, asked by this server through the "
                         "client (elicit, default; a client without elicitation is refused), the client itself "
                         "before every destructive call (host), or nobody (none)")
+    parser.add_argument("--elicitation", choices=ELICITATION_MODES, default="auto",
+                        help="how --confirmation elicit asks: a form in the client, or (HTTP) a page of this server "
+                        "the client opens (url); auto (default): form if the client has it, else url")
+    parser.add_argument("--approval-ttl", type=_positive(float), default=300.0, metavar="SECONDS",
+                        help="HTTP, url elicitation: seconds the user has to decide on the page (default 300)")
     parser.add_argument("--secrets", choices=POLICIES, default=DEFAULT_POLICY,
                         help="how a created key's secret is returned: written to a 0600 file (file, default), "
                         "masked only (mask), or in the result (reveal)")
