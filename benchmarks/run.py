@@ -46,11 +46,24 @@ answer against its output schema (``GEN_NODES_CHECK_OUTPUT`` unset); diagnostic 
     ``print(json.dumps(..., indent=2))``), output to /dev/null: wall time and peak resident
     memory (``wait4``), alternating. Target: <= 1.5 each.
 
+(i) ``gateway_call``: ``POST /actions/list_api_keys`` (5 keys) to ``gen-nodes serve`` (a process of
+    its own, SQLite store) over one kept-alive connection vs. a direct ``registry.run`` in this
+    process, both against ``gen-nodes sandbox`` in a process of its own; timed call by call in
+    alternating blocks. Diagnostic row: the same POST to ``benchmarks/minimal_gateway.py``, a
+    minimal Starlette app forwarding to the sandbox with ``requests``, served the same way. No
+    target: the gateway adds an HTTP hop; the diagnostic row shows how much is the gateway's own.
+(j) ``gateway_throughput``: 20 client threads, each on its own connection, each sending 50 calls
+    at once, against the gateway and against the minimal app, in alternating rounds (6 by
+    default) after a warm-up round each. Subject/baseline rows are the per-call latencies;
+    throughput is calls per second of wall time per round (median over rounds). Target: at most
+    1.20 on the latency median ratio and on throughput (the minimal app's calls per second over
+    the gateway's).
+
 Ratios are subject / baseline, for the medians and for the 90th percentiles.
 
 Flags (all optional):
     --json PATH       also write the results (and run metadata) as JSON to PATH
-    --only LIST       comma-separated subset of a,b,c,d,e,f,g,h (default: all)
+    --only LIST       comma-separated subset of a,b,c,d,e,f,g,h,i,j (default: all)
     --calls N         (a) timed calls per variant (default 2000; at least 1000 for a real run)
     --block N         (a), (f) calls per alternating block (default 25)
     --warmup N        (a), (f) warm-up calls per variant (default 200; at most 100 for (f))
@@ -63,6 +76,10 @@ Flags (all optional):
     --mcp-calls N     (f) timed calls per variant (default 1000)
     --mcp-large-calls N  (g) timed calls per variant (default 30)
     --cli-runs N      (h) timed runs per command (default 5)
+    --gateway-calls N (i) timed calls per variant (default 1000)
+    --clients N       (j) concurrent clients (default 20)
+    --per-client N    (j) calls per client per round (default 50)
+    --load-rounds N   (j) timed rounds per variant, alternating (default 6)
     --importtime      (b) always run the -X importtime analysis, even when on target
     --strict          exit with status 1 when a benchmark misses its target
 
@@ -102,8 +119,10 @@ TARGETS: dict[str, float | None] = {
     "mcp_large_list": 1.20,
     "cli_large_list": 1.50,
     "cli_large_list_memory": 1.50,
+    "gateway_call": None,
+    "gateway_throughput": 1.20,
 }
-BENCHMARKS = "abcdefgh"
+BENCHMARKS = "abcdefghij"
 CHECK_ENV = "GEN_NODES_CHECK_OUTPUT"
 
 _now = time.perf_counter
@@ -673,6 +692,150 @@ def bench_cli_large_list(keys: int = 100_000, runs: int = 5, warmup: int = 1) ->
     return [timed, memory]
 
 
+# -- (i), (j) the HTTP gateway -----------------------------------------------------------------
+
+GATEWAY_START_TIMEOUT = 60
+
+
+@contextmanager
+def _served(argv: Sequence[str]) -> Iterator[str]:
+    """A server process started by ``argv`` that prints ``{"url": ...}`` first; its URL, stopped after."""
+    errlog = tempfile.TemporaryFile("w+")
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errlog, stdin=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline()
+        if not line:
+            errlog.seek(0)
+            raise RuntimeError(f"{' '.join(argv)} did not start: {errlog.read()[-800:]}")
+        yield json.loads(line)["url"]
+    finally:
+        errlog.close()
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def gateway_command(base_url: str, store: Path) -> list[str]:
+    argv, _ = console_command("serve", "--port", "0", "--base-url", base_url, "--store", f"sqlite:///{store}")
+    return argv
+
+
+def baseline_command(base_url: str) -> list[str]:
+    return [sys.executable, str(Path(__file__).resolve().parent / "minimal_gateway.py"), base_url]
+
+
+def _lister(url: str, api_key: str, keys: int) -> tuple[requests.Session, Callable[[], Any]]:
+    session = requests.Session()
+
+    def call() -> Any:
+        answer = session.post(f"{url}/actions/list_api_keys", headers={"X-API-Key": api_key})
+        answer.raise_for_status()
+        if len(answer.json()["api_keys"]) != keys:
+            raise RuntimeError(f"{url} listed {len(answer.json()['api_keys'])} keys, expected {keys}")
+        return answer
+
+    return session, call
+
+
+def bench_gateway_call(calls: int = 1000, block: int = 25, warmup: int = 100, keys: int = 5) -> dict[str, Any]:
+    """(i) ``POST /actions/list_api_keys`` through ``gen-nodes serve`` vs. a direct engine call, call by call."""
+    from gen_nodes.client import GenClient
+    from gen_nodes.registry import default_registry
+
+    registry = default_registry()
+    with sandbox_process(keys) as sb, tempfile.TemporaryDirectory() as tmp, \
+            _served(gateway_command(sb.base_url, Path(tmp) / "gateway.db")) as gateway, \
+            _served(baseline_command(sb.base_url)) as minimal, \
+            GenClient(api_key=sb.api_key, base_url=sb.base_url) as client, check_output_policy(None):
+        api_key = sb.api_key
+        session, through_gateway = _lister(gateway, api_key, keys)
+        minimal_session, through_minimal = _lister(minimal, api_key, keys)
+        with session, minimal_session:
+            samples = time_interleaved({
+                "gateway": through_gateway,
+                "engine": lambda: registry.run("list_api_keys", {}, client=client),
+                "minimal": through_minimal,
+            }, calls, block=block, warmup=warmup)
+    result = compare(
+        "gateway_call", f"(i) list_api_keys through the gateway, {keys} keys",
+        ("POST /actions/list_api_keys to gen-nodes serve (loopback)", samples["gateway"]),
+        ("direct engine call (registry.run)", samples["engine"]),
+        extra=[("[diagnostic] the same POST to a minimal Starlette app + requests", samples["minimal"])],
+        keys=keys, calls_per_variant=calls, block=block, warmup=warmup,
+    )
+    result["details"]["gateway_overhead_median_s"] = result["subject"]["median_s"] - result["extra"][0]["median_s"]
+    return result
+
+
+def _load_round(url: str, api_key: str, keys: int, clients: int, per_client: int) -> tuple[float, list[float]]:
+    """``clients`` threads, each with its own connection, each sending ``per_client`` calls at once;
+    the round's wall time and every call's latency."""
+    import threading
+
+    barrier = threading.Barrier(clients + 1)
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    failures: list[BaseException] = []
+
+    def client_thread(out: list[float]) -> None:
+        session, call = _lister(url, api_key, keys)
+        with session:
+            call()  # connect before the clock starts
+            barrier.wait()
+            try:
+                for _ in range(per_client):
+                    started = _now()
+                    call()
+                    out.append(_now() - started)
+            except BaseException as exc:  # reported after the round
+                failures.append(exc)
+
+    threads = [threading.Thread(target=client_thread, args=(latencies[i],)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = _now()
+    for thread in threads:
+        thread.join()
+    wall = _now() - started
+    if failures:
+        raise RuntimeError(f"a client of {url} failed: {failures[0]!r}")
+    return wall, [x for per in latencies for x in per]
+
+
+def bench_gateway_throughput(clients: int = 20, per_client: int = 50, rounds: int = 6, keys: int = 5) -> dict[str, Any]:
+    """(j) ``clients`` concurrent clients on the gateway vs. on a minimal Starlette app that calls the
+    sandbox with ``requests``; rounds alternate between the two. Target: at most 1.2 on latency
+    (median per call) and on throughput (the minimal app's calls per second over the gateway's)."""
+    samples: dict[str, list[float]] = {"gateway": [], "minimal": []}
+    per_call: dict[str, list[float]] = {"gateway": [], "minimal": []}
+    with sandbox_process(keys) as sb, tempfile.TemporaryDirectory() as tmp, \
+            _served(gateway_command(sb.base_url, Path(tmp) / "gateway.db")) as gateway, \
+            _served(baseline_command(sb.base_url)) as minimal, check_output_policy(None):
+        api_key = sb.api_key
+        urls = {"gateway": gateway, "minimal": minimal}
+        for name in urls:  # warm-up round each: threads, connections, the first (checked) answer
+            _load_round(urls[name], api_key, keys, clients, max(1, per_client // 5))
+        for name, _ in schedule(["gateway", "minimal"], rounds, 1):
+            wall, latencies = _load_round(urls[name], api_key, keys, clients, per_client)
+            samples[name] += latencies
+            per_call[name].append(wall / (clients * per_client))
+    result = compare(
+        "gateway_throughput", f"(j) {clients} concurrent clients, list_api_keys, {keys} keys",
+        ("gen-nodes serve: latency per call", samples["gateway"]),
+        ("minimal Starlette app + requests: latency per call", samples["minimal"]),
+        clients=clients, per_client=per_client, rounds=rounds, keys=keys,
+    )
+    throughput = {name: 1 / statistics.median(values) for name, values in per_call.items()}
+    ratio = _ratio(throughput["minimal"], throughput["gateway"])
+    result["details"].update(throughput_per_s=throughput, throughput_ratio=ratio)
+    if result["target"] is not None:
+        result["meets_target"] = result["ratio_median"] <= result["target"] and ratio <= result["target"]
+    return result
+
+
 # -- report -------------------------------------------------------------------------------
 
 
@@ -747,6 +910,14 @@ def format_table(report: dict[str, Any]) -> str:
             out.append(f"  command: {' '.join(d['command'])}; then closing the session (server exit): "
                        f"{_t(d['closing']['median_s'])} median, not counted; ratio with it: "
                        f"{d['ratio_median_with_closing']:.2f}")
+        elif r["id"] == "gateway_call":
+            out.append(f"  the gateway's own work over a minimal app doing the same POST (validation, shaping, error "
+                       f"mapping, its middleware): {_t(d['gateway_overhead_median_s'])} per call (median)")
+        elif r["id"] == "gateway_throughput":
+            tp = d["throughput_per_s"]
+            out.append(f"  throughput: gateway {tp['gateway']:.0f} calls/s, minimal app {tp['minimal']:.0f} calls/s; "
+                       f"ratio {d['throughput_ratio']:.2f} (target <= {r['target']:.2f}); {d['clients']} clients x "
+                       f"{d['per_client']} calls x {d['rounds']} rounds, alternating")
         elif r["id"] == "cli_large_list":
             out.append(f"  command: {' '.join(d['command'])} ({d['found_as']}); output to /dev/null")
     return "\n".join(out)
@@ -755,7 +926,8 @@ def format_table(report: dict[str, Any]) -> str:
 def run_all(*, only: Sequence[str] = tuple(BENCHMARKS), calls: int = 2000, block: int = 25, warmup: int = 200,
             cold_runs: int = 15, keys: int = 10_000, large_runs: int = 5, big_keys: int = 100_000, big_runs: int = 3,
             mcp_runs: int = 15, mcp_calls: int = 1000, mcp_large_calls: int = 30, cli_runs: int = 5,
-            importtime: bool | None = None) -> dict[str, Any]:
+            importtime: bool | None = None, gateway_calls: int = 1000, clients: int = 20, per_client: int = 50,
+            load_rounds: int = 6) -> dict[str, Any]:
     """Run the chosen benchmarks; return ``{"meta": ..., "results": [...]}``."""
     started = _now()
     check_env = os.environ.get(CHECK_ENV)
@@ -769,6 +941,8 @@ def run_all(*, only: Sequence[str] = tuple(BENCHMARKS), calls: int = 2000, block
         "f": lambda: bench_mcp_call_latency(calls=mcp_calls, block=block, warmup=min(warmup, 100)),
         "g": lambda: bench_mcp_large_list(calls=mcp_large_calls, block=max(1, min(block, mcp_large_calls // 10))),
         "h": lambda: bench_cli_large_list(keys=big_keys, runs=cli_runs),
+        "i": lambda: bench_gateway_call(calls=gateway_calls, block=block, warmup=min(warmup, 100)),
+        "j": lambda: bench_gateway_throughput(clients=clients, per_client=per_client, rounds=load_rounds),
     }
     results = []
     for key in BENCHMARKS:
@@ -802,7 +976,7 @@ def _positive(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="gen-nodes benchmarks (see the module docstring).")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
-    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated subset of a,b,c,d,e,f,g,h")
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated subset of " + ",".join(BENCHMARKS))
     parser.add_argument("--calls", type=_positive, default=2000, help="(a) timed calls per variant (default 2000)")
     parser.add_argument("--block", type=_positive, default=25, help="(a), (f) calls per alternating block (default 25)")
     parser.add_argument("--warmup", type=int, default=200, help="(a), (f) warm-up calls per variant (default 200)")
@@ -817,18 +991,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mcp-large-calls", type=_positive, default=30,
                         help="(g) timed calls per variant, 10,000 keys (default 30)")
     parser.add_argument("--cli-runs", type=_positive, default=5, help="(h) runs per command (default 5)")
+    parser.add_argument("--gateway-calls", type=_positive, default=1000, help="(i) timed calls per variant (default 1000)")
+    parser.add_argument("--clients", type=_positive, default=20, help="(j) concurrent clients (default 20)")
+    parser.add_argument("--per-client", type=_positive, default=50, help="(j) calls per client per round (default 50)")
+    parser.add_argument("--load-rounds", type=_positive, default=6, help="(j) timed rounds per variant, alternating (default 6)")
     parser.add_argument("--importtime", action="store_true", default=None,
                         help="(b) run the -X importtime analysis even when on target")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a benchmark misses its target")
     args = parser.parse_args(argv)
     only = [part.strip() for part in args.only.split(",") if part.strip()]
     if not only or set(only) - set(BENCHMARKS):
-        parser.error(f"--only takes a comma-separated subset of a,b,c,d,e,f,g,h, not {args.only!r}")
+        parser.error(f"--only takes a comma-separated subset of {','.join(BENCHMARKS)}, not {args.only!r}")
 
     report = run_all(only=only, calls=args.calls, block=args.block, warmup=args.warmup, cold_runs=args.cold_runs,
                      keys=args.keys, large_runs=args.large_runs, big_keys=args.big_keys, big_runs=args.big_runs,
                      mcp_runs=args.mcp_runs, mcp_calls=args.mcp_calls, mcp_large_calls=args.mcp_large_calls,
-                     cli_runs=args.cli_runs, importtime=args.importtime)
+                     cli_runs=args.cli_runs, importtime=args.importtime, gateway_calls=args.gateway_calls,
+                     clients=args.clients, per_client=args.per_client, load_rounds=args.load_rounds)
     print(format_table(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -230,3 +230,22 @@ def test_report_renders_and_round_trips(bench, tmp_path):
 def test_only_rejects_unknown(bench):
     with pytest.raises(SystemExit):
         bench.main(["--only", "a,z"])
+
+
+def test_gateway_call_smoke(bench, env_untouched):
+    pytest.importorskip("starlette")
+    result = bench.bench_gateway_call(calls=6, block=3, warmup=1)
+    check_result(result, "gateway_call", 6, extra=1)
+    assert result["target"] is None and result["details"]["keys"] == 5
+    assert math.isfinite(result["details"]["gateway_overhead_median_s"])
+    assert "(i) list_api_keys through the gateway" in rendered(bench, result)
+
+
+def test_gateway_throughput_smoke(bench, env_untouched):
+    pytest.importorskip("starlette")
+    result = bench.bench_gateway_throughput(clients=3, per_client=2, rounds=2)
+    check_result(result, "gateway_throughput", 3 * 2 * 2, extra=0)  # each variant: 2 rounds of 3 clients x 2 calls
+    details = result["details"]
+    assert result["target"] == 1.20 and positive_finite(details["throughput_ratio"])
+    assert all(positive_finite(x) for x in details["throughput_per_s"].values())
+    assert "calls/s" in rendered(bench, result)

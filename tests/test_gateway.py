@@ -382,6 +382,14 @@ def approving(make_gateway):
     return client, client.app.state.gateway
 
 
+def click(gw, page_url: str, decision: str):
+    """A person opening the approval link in a browser and pressing Approve or Deny."""
+    page = gw.get(page_url)
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    token = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text).group(1)
+    return gw.post(page_url, data={"csrf": token, "decision": decision}, follow_redirects=False)
+
+
 def key_status(sandbox, key_id) -> str:
     with GenClient(api_key=sandbox.api_key, base_url=sandbox.base_url) as client:
         listed = default_registry().run("list_api_keys", {}, client=client)["api_keys"]
@@ -389,7 +397,7 @@ def key_status(sandbox, key_id) -> str:
 
 
 def test_approval_mode_answers_202_and_runs_only_after_a_person_approves(approving, auth, sandbox):
-    gw, gateway = approving
+    gw, _ = approving
     key = create(gw, auth, None, {"name": "doomed"}).json()
     asked = gw.post("/actions/revoke_api_key", headers=auth, json={"id": key["id"]})
     assert asked.status_code == 202
@@ -402,7 +410,12 @@ def test_approval_mode_answers_202_and_runs_only_after_a_person_approves(approvi
     assert poll.status_code == 202 and poll.headers["retry-after"]
     assert key_status(sandbox, key["id"]) == "active"
 
-    gateway.approvals.decide(approval["id"], approve=True, by="a person")
+    assert approval["url"] == f"http://testserver/approve/{approval['id']}"
+    page = gw.get(approval["url"])  # a person's browser: no GEN key needed, nothing decided by looking
+    assert page.status_code == 200 and str(key["id"]) in page.text and "Approve" in page.text
+    assert gw.get(f"/approvals/{approval['id']}", headers=auth).status_code == 202
+    assert click(gw, approval["url"], "approve").status_code == 303
+    assert key_status(sandbox, key["id"]) == "active"  # it runs when the runner polls, with the runner's key
     done = gw.get(f"/approvals/{approval['id']}", headers=auth)
     assert done.status_code == 200 and done.json() == {"id": key["id"], "revoked": True}
     assert key_status(sandbox, key["id"]) == "revoked"
@@ -410,10 +423,10 @@ def test_approval_mode_answers_202_and_runs_only_after_a_person_approves(approvi
 
 
 def test_another_key_cannot_see_or_run_an_approval(approving, auth, sandbox):
-    gw, gateway = approving
+    gw, _ = approving
     key = create(gw, auth, None, {"name": "mine"}).json()
     approval = gw.post("/actions/revoke_api_key", headers=auth, json={"id": key["id"]}).json()["approval"]
-    gateway.approvals.decide(approval["id"], approve=True)
+    click(gw, approval["url"], "approve")
     _, other_key = sandbox.create_user()
     error_of(gw.get(f"/approvals/{approval['id']}", headers={"X-API-Key": other_key}), 404, "not_found")
     error_of(gw.get("/approvals/made-up-approval-id", headers=auth), 404, "not_found")
@@ -422,15 +435,29 @@ def test_another_key_cannot_see_or_run_an_approval(approving, auth, sandbox):
 
 def test_a_denied_call_is_403_and_an_undecided_one_expires_as_410(make_gateway, auth, sandbox):
     gw = make_gateway(confirmation="approval", approval_ttl=0.5)
-    gateway = gw.app.state.gateway
     first = create(gw, auth, None, {"name": "kept"}).json()
     denied = gw.post("/actions/revoke_api_key", headers=auth, json={"id": first["id"]}).json()["approval"]
-    gateway.approvals.decide(denied["id"], approve=False)
+    click(gw, denied["url"], "deny")
     error_of(gw.get(f"/approvals/{denied['id']}", headers=auth), 403, "denied")
     lapsed = gw.post("/actions/revoke_api_key", headers=auth, json={"id": first["id"]}).json()["approval"]
     time.sleep(0.6)
     error_of(gw.get(f"/approvals/{lapsed['id']}", headers=auth), 410, "expired")
     assert key_status(sandbox, first["id"]) == "active"
+
+
+def test_a_post_that_is_not_a_click_on_the_page_decides_nothing(approving, auth, sandbox):
+    gw, gateway = approving
+    key = create(gw, auth, None, {"name": "guarded"}).json()
+    approval = gw.post("/actions/revoke_api_key", headers=auth, json={"id": key["id"]}).json()["approval"]
+    forged = gw.post(approval["url"], data={"csrf": "0" * 64, "decision": "approve"}, follow_redirects=False)
+    assert forged.status_code == 403
+    gw.get(approval["url"])  # the page's cookie, but a request from another site
+    token = re.search(r'name="csrf" value="([0-9a-f]+)"', gw.get(approval["url"]).text).group(1)
+    cross = gw.post(approval["url"], data={"csrf": token, "decision": "approve"},
+                    headers={"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}, follow_redirects=False)
+    assert cross.status_code == 403
+    assert gateway.approvals.get(approval["id"]).state == "pending"
+    assert gw.get(f"/approvals/{approval['id']}", headers=auth).status_code == 202
 
 
 def test_a_model_sending_back_what_the_202_held_cannot_make_the_call_act(approving, auth, sandbox):

@@ -44,10 +44,10 @@ FUZZ_EXAMPLES = 100
 class GatewayProcess:
     """One ``gen-nodes serve --port 0`` process; its stderr (debug log) goes to ``log``."""
 
-    def __init__(self, *args: str, log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *args: str, log: Path, env: dict[str, str] | None = None, command: list[str] = SERVE) -> None:
         self.log = log
         self._stderr = open(log, "ab")
-        self.proc = subprocess.Popen([*SERVE, "--port", "0", "--log-level", "debug", *args],
+        self.proc = subprocess.Popen([*command, "--port", "0", "--log-level", "debug", *args],
                                      stdout=subprocess.PIPE, stderr=self._stderr, text=True,
                                      env={**os.environ, **(env or {})})
         line = _read_line(self.proc, START_TIMEOUT)
@@ -136,25 +136,61 @@ def test_concurrent_repeats_of_one_create_make_one_key(gateway, sb):
     assert sum(a.headers.get("idempotent-replayed") == "true" for a in answers) == 7
 
 
+def test_a_public_bind_needs_the_opt_in_and_ends_with_a_clear_error(tmp_path):
+    done = subprocess.run([*SERVE, "--host", "0.0.0.0", "--port", "0", "--store", "memory://"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    error = json.loads(done.stderr)["error"]
+    assert error["type"] == "invalid_input" and "--allow-remote" in error["hint"]
+
+
+def test_the_sandbox_option_serves_the_persistent_sandbox(tmp_path):
+    env = {"GEN_NODES_SANDBOX_DIR": str(tmp_path / "sandbox"), "GEN_NODES_STATE_DIR": str(tmp_path / "state")}
+    process = GatewayProcess("--store", "sqlite://", log=tmp_path / "sandbox-serve.log", env=env,
+                             command=[sys.executable, "-m", "gen_nodes.cli", "--sandbox", "serve"])
+    try:
+        key = (tmp_path / "sandbox" / "bootstrap-key").read_text().strip()
+        assert post(process.url, "get_me", key).status_code == 200
+        assert (tmp_path / "state" / "state.db").exists()  # sqlite:// is the state dir's file
+    finally:
+        process.stop()
+    assert "persistent sandbox" in (tmp_path / "sandbox-serve.log").read_text()
+
+
 # -- schemathesis ---------------------------------------------------------------------------------
 
 #: Every operation the gateway documents, but revoke_all_api_keys (it would end each user's keys).
 FUZZED = sorted(spec_id for spec_id in default_registry().ids() if spec_id != "revoke_all_api_keys")
+#: In approval mode, what differs: the 202 of a destructive call, and polling.
+FUZZED_APPROVAL = ["get_approval", "revoke_api_key"]
 
 
 @pytest.fixture(scope="module")
-def live_schema(gateway):
+def approval_gateway(sb, logs, tmp_path_factory):
+    store = tmp_path_factory.mktemp("gateway-approval") / "gateway.db"
+    process = GatewayProcess("--base-url", sb.base_url, "--store", f"sqlite:///{store}", "--confirmation", "approval",
+                             log=logs / "approval.log")
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def live_schemas(gateway, approval_gateway):
     import schemathesis
 
-    schema = schemathesis.openapi.from_url(f"{gateway.url}/openapi.json")
-    documented = sorted(op.ok().definition.raw["operationId"] for op in schema.get_all_operations())
-    assert documented == sorted([*FUZZED, "revoke_all_api_keys"])
-    return schema
+    schemas = {"direct": schemathesis.openapi.from_url(f"{gateway.url}/openapi.json"),
+               "approval": schemathesis.openapi.from_url(f"{approval_gateway.url}/openapi.json")}
+    for confirmation, schema in schemas.items():
+        documented = sorted(op.ok().definition.raw["operationId"] for op in schema.get_all_operations())
+        extra = ["get_approval"] if confirmation == "approval" else []
+        assert documented == sorted([*FUZZED, "revoke_all_api_keys", *extra])
+    return schemas
 
 
 @pytest.mark.parametrize("mode", ["positive", "negative"])
-@pytest.mark.parametrize("operation_id", FUZZED)
-def test_schemathesis_finds_nothing_against_the_live_gateway(live_schema, sb, operation_id, mode):
+@pytest.mark.parametrize("confirmation, operation_id",
+                         [("direct", op) for op in FUZZED] + [("approval", op) for op in FUZZED_APPROVAL])
+def test_schemathesis_finds_nothing_against_the_live_gateway(live_schemas, sb, confirmation, operation_id, mode):
     """schemathesis' default checks (no server error, status codes, content types, headers and bodies
     as documented, bad input refused, good input accepted) on cases generated from the live document.
 
@@ -165,7 +201,8 @@ def test_schemathesis_finds_nothing_against_the_live_gateway(live_schema, sb, op
     from schemathesis import GenerationMode
     from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-    strategy = live_schema.find_operation_by_id(operation_id).as_strategy(generation_mode=GenerationMode(mode))
+    operation = live_schemas[confirmation].find_operation_by_id(operation_id)
+    strategy = operation.as_strategy(generation_mode=GenerationMode(mode))
 
     @settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None, derandomize=True,
               suppress_health_check=list(HealthCheck))
@@ -221,10 +258,7 @@ def test_a_create_made_through_one_gateway_is_replayed_by_the_other(pair, sb):
 
 
 def test_an_approval_asked_on_one_gateway_is_run_when_polled_on_the_other(pair, sb):
-    from gen_nodes.approvals import Approvals
-    from gen_nodes.state import open_store
-
-    a, b, redis_url = pair
+    a, b, _ = pair
     _, key = sb.create_user()
     target = post(a.url, "create_api_key", key, {"name": "to revoke"}).json()
     asked = post(a.url, "revoke_api_key", key, {"id": target["id"]})
@@ -232,16 +266,57 @@ def test_an_approval_asked_on_one_gateway_is_run_when_polled_on_the_other(pair, 
     approval = asked.json()["approval"]
     poll_on_b = approval["poll"].replace(a.url, b.url)
     assert requests.get(poll_on_b, headers={"X-API-Key": key}, timeout=10).status_code == 202
-    store = open_store(redis_url)
-    try:
-        Approvals(store).decide(approval["id"], approve=True, by="a person")  # what the approval page does
-    finally:
-        store.close()
+    # A person's browser: the page served by A, the button's POST answered by B (behind one balancer).
+    with requests.Session() as browser:
+        page = browser.get(approval["url"], timeout=10)
+        assert page.status_code == 200 and str(target["id"]) in page.text
+        token = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text).group(1)
+        decided = browser.post(approval["url"].replace(a.url, b.url), data={"csrf": token, "decision": "approve"},
+                               allow_redirects=False, timeout=10)
+        assert decided.status_code == 303, decided.text
     done = requests.get(poll_on_b, headers={"X-API-Key": key}, timeout=30)
     assert done.status_code == 200 and done.json() == {"id": target["id"], "revoked": True}
     again = requests.get(approval["poll"], headers={"X-API-Key": key}, timeout=10)
     assert again.status_code == 200 and again.json() == done.json()
     assert keys_named(sb, key, "to revoke")[0]["status"] == "revoked"
+
+
+def test_the_readmes_multi_worker_deployment_shares_one_redis(sb, logs, redis_url):
+    """``uvicorn --factory gen_nodes.adapters.gateway:app_from_env --workers 2`` as the README shows it."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "GEN_NODES_STORE": redis_url, "GEN_NODES_STATE_SECRET": secrets.token_hex(32),
+           "GEN_BASE_URL": sb.base_url, "GEN_NODES_ALLOWED_HOSTS": f"127.0.0.1:{port}"}
+    with open(logs / "uvicorn-workers.log", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "gen_nodes.adapters.gateway:app_from_env",
+                                 "--workers", "2", "--host", "127.0.0.1", "--port", str(port)],
+                                stdout=log, stderr=log, env=env)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + START_TIMEOUT
+            while True:
+                try:
+                    if requests.get(f"{url}/openapi.json", timeout=2).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    pass
+                assert time.monotonic() < deadline and proc.poll() is None, "uvicorn did not start"
+                time.sleep(0.2)
+            _, key = sb.create_user()
+            idem = secrets.token_hex(8)
+            with ThreadPoolExecutor(6) as pool:
+                answers = list(pool.map(lambda _: post(url, "create_api_key", key, {"name": "workers"}, idem),
+                                        range(6)))
+            assert [a.status_code for a in answers] == [200] * 6
+            assert len({a.json()["id"] for a in answers}) == 1 and len(keys_named(sb, key, "workers")) == 1
+            foreign = requests.get(f"{url}/openapi.json", headers={"Host": "evil.example"}, timeout=5)
+            assert foreign.status_code == 421
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
 
 
 # -- last: what the servers logged ------------------------------------------------------------------

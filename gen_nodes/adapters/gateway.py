@@ -66,6 +66,9 @@ MAX_BODY = 64 * 1024
 IDEMPOTENCY_WAIT = 10.0
 #: Seconds a runner is told to wait between polls of a pending approval.
 POLL_AFTER = 2
+#: Connections each GEN key's client keeps open: as many as calls run at once (anyio's worker
+#: threads, 40 by default), so concurrent calls never wait for, or throw away, a connection.
+POOL_SIZE = 40
 DEFAULT_STORE = "sqlite://"
 DEFAULT_PORT = 8080
 APPROVAL_PAGE_PATH = "/approve"
@@ -95,10 +98,12 @@ class Gateway:
         self.store_url, self.store = store_url, store
         self.public_url = public_url.rstrip("/") if public_url else None
         self.approval_ttl, self.idempotency_ttl, self.idempotency_wait = approval_ttl, idempotency_ttl, idempotency_wait
-        self.clients = ClientCache(lambda key: GenClient(api_key=key, base_url=base_url, timeout=timeout, retry=retry))
+        self.clients = ClientCache(lambda key: GenClient(api_key=key, base_url=base_url, timeout=timeout, retry=retry,
+                                                         pool_size=POOL_SIZE))
         self.document = openapi.document(registry, confirmation=confirmation)
         self.records: Any = None
         self.approvals: Any = None
+        self.page: Any = None  # the approval page (approval_page.py), once the store is open
         self._own_store = store is None
 
     # -- lifespan ---------------------------------------------------------------------------
@@ -113,6 +118,12 @@ class Gateway:
             self.store = await anyio.to_thread.run_sync(open_store, self.store_url)
         self.records = IdempotencyRecords(self.store, **_given(ttl=self.idempotency_ttl))
         self.approvals = Approvals(self.store, **_given(ttl=self.approval_ttl))
+        if self.confirmation == "approval":
+            from starlette.routing import Router
+
+            from ..approval_page import approval_routes
+
+            self.page = Router(approval_routes(self.approvals, path=APPROVAL_PAGE_PATH, secret=_page_secret()))
         try:
             yield
         finally:
@@ -140,6 +151,10 @@ class Gateway:
 
         run_action.__name__ = f"run_{spec.id}"
         return run_action
+
+    async def approval_page(self, scope: Any, receive: Any, send: Any) -> None:
+        """The approval page (GET shows the call, POST decides), for a person's browser: no GEN key."""
+        await self.page(scope, receive, send)
 
     async def poll_approval(self, request: Request) -> Response:
         approval_id = request.path_params["approval_id"]
@@ -432,6 +447,26 @@ class _NoTraceback:
                 await JSONResponse(_unexpected_body(), 500)(scope, receive, send)
 
 
+class _Asgi:
+    """An ASGI callable as a route's endpoint (Starlette calls a plain function with a Request)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+def _page_secret() -> bytes | None:
+    """The approval page's CSRF key: derived from ``GEN_NODES_STATE_SECRET`` when it is set, so that
+    every gateway sharing a store accepts a form another one served; else random per process."""
+    import hashlib
+    import os
+
+    shared = os.environ.get("GEN_NODES_STATE_SECRET", "").strip()
+    return hashlib.sha256(b"gen-nodes approval page\0" + shared.encode()).digest() if shared else None
+
+
 # -- the app --------------------------------------------------------------------------------------
 
 
@@ -443,6 +478,8 @@ def build_app(registry: Registry | None = None, **options: Any) -> Starlette:
                      name=spec.id) for spec in gateway.registry]
     if "get" in gateway.document["paths"].get(openapi.APPROVAL_PATH, {}):
         routes.append(Route(openapi.APPROVAL_PATH, gateway.poll_approval, methods=["GET"]))
+        routes.append(Route(f"{APPROVAL_PAGE_PATH}/{{approval_id}}", _Asgi(gateway.approval_page),
+                            methods=["GET", "POST"], include_in_schema=False))
     app = Starlette(
         routes=routes,
         middleware=[Middleware(_NoTraceback), Middleware(RequireGenKey, paths=("/actions", "/approvals"))],
@@ -460,7 +497,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port (default 8080)")
     parser.add_argument("--base-url", help="GEN API base URL (default: $GEN_BASE_URL or https://api.gen.pro/v1)")
-    parser.add_argument("--timeout", type=float, help="read timeout for GEN in seconds (default 30)")
+    parser.add_argument("--timeout", type=_seconds, help="read timeout for GEN in seconds (default 30)")
     parser.add_argument("--store", default=None, metavar="URL",
                         help="where idempotency records and approvals live: sqlite:// (default: a file in the "
                              "state dir), sqlite:///path.db, or redis://host:port/db for several gateways")
@@ -474,6 +511,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a Host header clients use (repeatable; needed with --allow-remote)")
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
                         help="log level on stderr (default warning); logs never hold bodies, headers or keys")
+
+
+def _seconds(text: str) -> float:
+    from ..client import positive_number
+
+    number = positive_number(text)
+    if number is None:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {json.dumps(text)}")
+    return number
 
 
 def main(argv: Sequence[str] | None = None, **defaults: Any) -> int:
@@ -501,15 +547,20 @@ def main(argv: Sequence[str] | None = None, **defaults: Any) -> int:
     return 0
 
 
-def app_from_env() -> Starlette:
-    """The app for ``uvicorn --factory`` / gunicorn workers, configured by environment variables:
-    ``GEN_NODES_STORE`` (use a ``redis://`` URL with several workers), ``GEN_BASE_URL``,
-    ``GEN_NODES_CONFIRMATION`` (direct or approval), ``GEN_NODES_PUBLIC_URL``."""
+def app_from_env() -> Any:
+    """The app for ``uvicorn --factory`` and gunicorn workers, configured by environment variables:
+    ``GEN_NODES_STORE`` (a ``redis://`` URL when there are several workers or machines),
+    ``GEN_BASE_URL``, ``GEN_NODES_CONFIRMATION`` (direct or approval), ``GEN_NODES_PUBLIC_URL``, and
+    ``GEN_NODES_ALLOWED_HOSTS`` (comma-separated Host names; the same guard as ``--allowed-host``)."""
     import os
 
-    return build_app(store_url=os.environ.get("GEN_NODES_STORE") or DEFAULT_STORE,
-                     confirmation=os.environ.get("GEN_NODES_CONFIRMATION") or "direct",
-                     public_url=os.environ.get("GEN_NODES_PUBLIC_URL") or None)
+    from .web import HostGuard
+
+    app = build_app(store_url=os.environ.get("GEN_NODES_STORE") or DEFAULT_STORE,
+                    confirmation=os.environ.get("GEN_NODES_CONFIRMATION") or "direct",
+                    public_url=os.environ.get("GEN_NODES_PUBLIC_URL") or None)
+    hosts = [host.strip() for host in os.environ.get("GEN_NODES_ALLOWED_HOSTS", "").split(",") if host.strip()]
+    return HostGuard(app, hosts) if hosts else app
 
 
 if __name__ == "__main__":
