@@ -192,3 +192,14 @@ def test_two_processes_share_bindings_and_approvals_through_redis(redis_db, sand
         assert _deletes(sandbox_log) == 1
     for name in ("a.log", "b.log"):
         assert sandbox.api_key not in (tmp_path / name).read_text()
+
+
+def test_discord_commands_print_without_the_discord_extra():
+    """The command JSON is generated from the registry: printing it needs no PyNaCl."""
+    code = ("import sys; sys.modules['nacl'] = None\n"
+            "from gen_nodes.cli import main\n"
+            "sys.exit(main(['chatops', 'discord', 'commands']))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    commands = json.loads(done.stdout)
+    assert commands[0]["name"] == "gen" and commands[0]["options"]

@@ -110,15 +110,15 @@ def cmd_slack(args: argparse.Namespace) -> int:
 
 
 def cmd_discord(args: argparse.Namespace) -> int:
-    _needs("discord", "nacl")
     from .discord import PATH, application_commands, build_app
 
-    if args.what == "commands":
+    if args.what == "commands":  # generated from the registry; needs no extra
         from .core import Grammar
         from ...registry import default_registry
 
         print(json.dumps(application_commands(Grammar(default_registry())), indent=2))
         return 0
+    _needs("discord", "nacl")
     public_key = _env("DISCORD_PUBLIC_KEY")
     try:
         bytes.fromhex(public_key)

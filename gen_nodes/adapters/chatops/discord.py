@@ -28,8 +28,6 @@ import time
 from typing import Any, Mapping
 
 import requests
-from nacl.exceptions import BadSignatureError
-from nacl.signing import VerifyKey
 
 from .core import SHARE_FLAG, ChatOps, ChatUser, Grammar, Reply, _shareable, _types
 
@@ -61,6 +59,8 @@ def build_app(chatops: ChatOps, *, public_key: str, api_url: str | None = None,
     from starlette.requests import Request
     from starlette.responses import JSONResponse
     from starlette.routing import Route
+
+    from nacl.signing import VerifyKey  # PyNaCl only where requests are served, not to print commands
 
     verify_key = VerifyKey(bytes.fromhex(public_key))
     webhook = Webhook(api_url or os.environ.get("DISCORD_API_URL") or DEFAULT_API_URL, session)
@@ -106,7 +106,9 @@ def build_app(chatops: ChatOps, *, public_key: str, api_url: str | None = None,
     return Starlette(routes=[Route(PATH, interactions, methods=["POST"])])
 
 
-def _verified(key: VerifyKey, headers: Mapping[str, str], body: bytes, now: float) -> bool:
+def _verified(key: "VerifyKey", headers: Mapping[str, str], body: bytes, now: float) -> bool:
+    from nacl.exceptions import BadSignatureError
+
     signature = headers.get("x-signature-ed25519", "")
     timestamp = headers.get("x-signature-timestamp", "")
     try:
