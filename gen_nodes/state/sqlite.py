@@ -29,6 +29,20 @@ CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires);
 """
 
 
+def _patiently(step: Callable[[], Any], seconds: float = 30.0) -> Any:
+    """Run ``step``, again while SQLite says the file is locked, for up to ``seconds``."""
+    deadline = time.monotonic() + seconds
+    delay = 0.005
+    while True:
+        try:
+            return step()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
 def default_path() -> Path:
     """``$GEN_NODES_STATE_DIR/state.db`` (default ``~/.local/state/gen-nodes/state/state.db``)."""
     from ..paths import state_dir
@@ -59,7 +73,7 @@ class SqliteStore:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             if not self.path.exists():
                 os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
-            self._db().executescript(_SCHEMA)
+            _patiently(lambda: self._db().executescript(_SCHEMA))
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"Cannot open the state file {self.path}: {exc}") from None
 
@@ -71,8 +85,10 @@ class SqliteStore:
         if db is None:
             # Autocommit mode: transactions are opened explicitly below.
             db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA busy_timeout=30000")
+            # Switching to WAL needs a moment alone with the file, and SQLite answers "locked" at
+            # once (no busy wait) while another process opens it too: try again for a while.
+            _patiently(lambda: db.execute("PRAGMA journal_mode=WAL"))
             self._local.db = db
             with self._lock:
                 self._connections.append(db)
