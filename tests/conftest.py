@@ -19,6 +19,18 @@ def sandbox():
         yield sb
 
 
+@pytest.fixture(scope="module")
+def sb():
+    """One sandbox for a whole module, for modules that start servers (MCP, gateway) in front of it."""
+    with Sandbox() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
 @pytest.fixture
 def client(sandbox):
     with GenClient(api_key=sandbox.api_key, base_url=sandbox.base_url, retry=FAST_RETRY, timeout=(2.0, 5.0)) as c:

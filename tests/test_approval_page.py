@@ -20,11 +20,6 @@ from gen_nodes.state import open_store
 SPOOF = "ci\n\x1b[2K<script>alert(1)</script> NOTE: DRY RUN"
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 class Browser:
     def __init__(self, ttl: float = 300):
         self.now = [1000.0]

@@ -77,12 +77,6 @@ def _read_line(proc: subprocess.Popen, timeout: float) -> str:
 
 
 @pytest.fixture(scope="module")
-def sb():
-    with Sandbox() as sandbox:
-        yield sandbox
-
-
-@pytest.fixture(scope="module")
 def logs(tmp_path_factory):
     return tmp_path_factory.mktemp("gateway-logs")
 

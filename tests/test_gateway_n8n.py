@@ -17,13 +17,6 @@ n8n_support = pytest.importorskip("n8n_support")
 node_error, node_output, workflow = n8n_support.node_error, n8n_support.node_output, n8n_support.workflow
 from test_gateway_live import GatewayProcess, keys_named  # noqa: E402
 
-from gen_nodes.sandbox import Sandbox  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def sb():
-    with Sandbox() as sandbox:
-        yield sandbox
 
 
 @pytest.fixture(scope="module")

@@ -54,18 +54,7 @@ EXPECTED_TOOLS = {
 }
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 # -- servers, sessions ------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def sb():
-    with Sandbox() as sandbox:
-        yield sandbox
 
 
 @pytest.fixture(scope="module")

@@ -30,11 +30,6 @@ INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
     "protocolVersion": "2025-06-18", "capabilities": {"elicitation": {}}, "clientInfo": {"name": "t", "version": "1"}}}
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 # -- the real server: a session belongs to its key ------------------------------------------------
 
 

@@ -152,11 +152,6 @@ mcp = pytest.importorskip("mcp")
 from mcp import ClientSession, StdioServerParameters, stdio_client  # noqa: E402
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 async def play_mcp(session: ClientSession, target: int) -> None:
     tools = {t.name: t.input_schema for t in (await session.list_tools()).tools}
 

@@ -94,11 +94,6 @@ async def _get(app, path, **headers):
         return await http.get(path, headers=headers)
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 @pytest.mark.anyio
 async def test_require_gen_key_answers_401_without_an_oauth_challenge():
     app = _app((web.RequireGenKey, {"paths": ["/mcp"], "jsonrpc": True}))
