@@ -21,6 +21,7 @@ ones are kept ``keep`` seconds so a poller can read the outcome.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -149,6 +150,47 @@ class Approvals:
                 return approval
             sleep(min(poll, max(0.0, deadline - self._clock())))
 
+    # -- where a pending approval may be decided ---------------------------------------------
+    # An approval is decided only through a channel it was given: a page link (the secret of
+    # ``link``) or a chat route (``route``). Neither is the approval id nor derived from it, so
+    # whoever holds only the id (a model that saw a 202 or a poll answer) can decide nothing.
+
+    def link(self, approval_id: str) -> str:
+        """A new secret for the approval page (``/approve/<secret>``), returned once; only its hash is kept.
+
+        Give it to a person only (a notify target, MCP URL elicitation), never in an API answer.
+        """
+        approval = self.get(approval_id)
+        if approval is None:
+            raise ApprovalError("No such approval (it may have expired long ago).", reason="unknown")
+        secret = secrets.token_urlsafe(24)  # 192 bits
+        ttl = max(1.0, approval.expires_at + self.keep - self._clock())
+        if not self.store.add(_link_key(secret), {"approval": approval_id}, ttl=ttl):
+            raise RuntimeError("approval link collision")  # 192 random bits: never in practice
+        return secret
+
+    def by_link(self, secret: str) -> Approval | None:
+        """The approval a page link decides, or None for an unknown link (an approval id is one)."""
+        if not isinstance(secret, str) or not 16 <= len(secret) <= 128:
+            return None
+        record = self.store.get(_link_key(secret))
+        return self.get(record["approval"]) if record else None
+
+    def route(self, approval_id: str, platform: str, user: str) -> None:
+        """Let ``user`` of chat ``platform`` decide this approval (a notify target sent them the buttons)."""
+        approval = self.get(approval_id)
+        if approval is None:
+            raise ApprovalError("No such approval (it may have expired long ago).", reason="unknown")
+        ttl = max(1.0, approval.expires_at + self.keep - self._clock())
+        self.store.add(_route_key(approval_id, platform), {"user": user}, ttl=ttl)
+
+    def routed_to(self, approval_id: str, platform: str) -> str | None:
+        """The chat user of ``platform`` this approval was routed to, if any."""
+        if not isinstance(approval_id, str) or not 8 <= len(approval_id) <= 128:
+            return None
+        record = self.store.get(_route_key(approval_id, platform))
+        return record["user"] if record else None
+
     def _record(self, approval_id: str) -> dict[str, Any] | None:
         if not isinstance(approval_id, str) or not 8 <= len(approval_id) <= 128:
             return None
@@ -163,3 +205,11 @@ class Approvals:
 
 def _key(approval_id: str) -> str:
     return "approval:" + approval_id
+
+
+def _link_key(secret: str) -> str:
+    return "approval-link:" + hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _route_key(approval_id: str, platform: str) -> str:
+    return f"approval-route:{platform}:{approval_id}"

@@ -325,6 +325,15 @@ class ApprovalExpired(ConfirmationRequired):
     default_hint = "Nobody decided in time and nothing was changed; call the action again for a new approval."
 
 
+class NobodyToAsk(ConfirmationRequired):
+    """A destructive call needs a person's approval, but no notification target could reach one."""
+
+    type = "nobody_to_ask"
+    http_status = 503
+    default_hint = ("Nothing was changed. The server's operator must set an approval notify target that "
+                    "reaches a person (--approval-notify); then call the action again.")
+
+
 class UnknownAction(InvalidInput):
     """No action of that name is installed; the hint names the close matches."""
 
