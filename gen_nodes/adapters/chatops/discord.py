@@ -78,7 +78,8 @@ def build_app(chatops: ChatOps, *, public_key: str, api_url: str | None = None,
             return JSONResponse({"type": PONG})
         who = _who(payload)
         refused = chatops.admit(who)
-        if refused is not None:
+        # A press is admitted by ChatOps.press itself: an approval DM has no guild, its route admits it.
+        if refused is not None and kind != MESSAGE_COMPONENT:
             return JSONResponse(_message_response(refused))
         if kind == APPLICATION_COMMAND:
             words, fields, share = _options(payload.get("data") or {})
