@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import pytest
 
@@ -308,3 +309,40 @@ def test_an_mcp_held_call_is_answered_for_the_mcp_server(env, platform, store, c
     assert "client \"claude\"" in platform.wait_for("/discord/v10/channels/DM1/messages")[0].body["content"]
     said = chat.press(ChatUser("discord", "", "111"), approval.id, approve=True)
     assert said.text.startswith("Approved: the MCP server runs it") and said.replace
+
+
+def test_a_press_after_the_person_rebound_or_after_expiry_changes_nothing(env, platform, store, chat, sandbox,
+                                                                          gen_log):
+    chat.bind("slack", "U1", sandbox.api_key)
+    notice = _held_by_gateway(store)
+    assert parse_targets(["slack"], store=store)[0].deliver(notice) is True
+    _, other_key = sandbox.create_user()
+    chat.bind("slack", "U1", other_key)  # U1 acts as another GEN account now
+    said = chat.press(ChatUser("slack", "T1", "U1"), notice.approval_id, approve=True)
+    assert "no longer bound to the GEN account" in said.text
+    assert Approvals(store).get(notice.approval_id).state == "pending"
+    assert _audit(gen_log)[-1] == ("U1", "revoke_api_key", "key_changed")
+
+    chat.bind("slack", "U1", sandbox.api_key)
+    short = Approvals(store, ttl=0.3).request(action="revoke_api_key", arguments={"id": 1}, principal="p",
+                                             context={"surface": "gateway"})
+    assert parse_targets(["slack"], store=store)[0].deliver(
+        Notice(short.id, short.action, "Revoke API key", None, {"id": 1}, {"surface": "gateway"}, "soon")) is True
+    time.sleep(0.4)
+    said = chat.press(ChatUser("slack", "T1", "U1"), short.id, approve=True)
+    assert "expired" in said.text and Approvals(store).get(short.id).state == "expired"
+    no_account = Notice(short.id, short.action, "Revoke API key", None, None, {"surface": "gateway"}, "soon")
+    assert parse_targets(["slack"], store=store)[0].deliver(no_account) is False
+
+
+def test_discord_presses_from_a_guild_off_the_allow_list_are_still_refused(
+        env, platform, store, chat, sandbox, signer, interactions):
+    chat.allow = frozenset({"G1"})
+    chat.bind("discord", "111", sandbox.api_key)
+    asked = chat.run(ChatUser("discord", "G1", "111"), chat.parse("keys revoke 1"))
+    token = f"g9{next(_PRESSES)}"
+    ack = signer.post(interactions, discord_button(f"gen_approve:{asked.buttons.approval}", guild="G9", token=token))
+    assert ack.json() == {"type": 6}
+    said = platform.wait_for(f"/discord/v10/webhooks/APP1/{token}")[0].body
+    assert "not enabled for this workspace" in said["content"]
+    assert Approvals(store).get(asked.buttons.approval).state == "pending"

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import time
 from typing import Any, Callable, Mapping
 
 from ...approvals import ApprovalError, Approvals
@@ -80,6 +81,16 @@ def _index_key(platform: str, gen_user: Any) -> str:
     return f"{_INDEX_PREFIX}{platform}:{gen_user}"
 
 
+def _account_key(platform: str, approval_id: str) -> str:
+    return f"chatops:routed-account:{platform}:{approval_id}"
+
+
+def _still_bound(store: Any, who: ChatUser, approval_id: str) -> bool:
+    """Whether ``who`` still acts as the GEN account the approval was routed for (not unbound, not rebound)."""
+    routed = store.get(_account_key(who.platform, approval_id)) or {}
+    return routed.get("gen_user") is not None and who.user in bound_users(store, who.platform, routed["gen_user"])
+
+
 # -- the targets -------------------------------------------------------------------------------
 
 
@@ -104,11 +115,16 @@ class ChatApprover:
             log.info("approval %s: no %s user is bound to GEN account %s", notice.approval_id, self.platform,
                      gen_user)
             return False
+        approvals = Approvals(self.store)
         try:  # routed before the DM goes out, so an instant press finds its route
-            Approvals(self.store).route(notice.approval_id, self.platform, users[0])
+            approvals.route(notice.approval_id, self.platform, users[0])
         except ApprovalError:
             log.warning("approval %s is unknown or gone; nothing was sent", notice.approval_id)
             return False
+        # Kept beside the route: at the press the person must still be bound to this GEN account.
+        held = approvals.get(notice.approval_id)
+        ttl = max(1.0, (held.expires_at if held else time.time()) + approvals.keep - time.time())
+        self.store.add(_account_key(self.platform, notice.approval_id), {"gen_user": gen_user}, ttl=ttl)
         return self._send(users[0], notice_reply(notice))
 
 
@@ -236,6 +252,10 @@ def press_routed(chat: ChatOps, who: ChatUser, approval_id: str, approve: bool) 
         chat.audit(who, pending.action, outcome="refused_not_routed")
         return Reply("This approval was not sent to you; nothing was changed.")
     ids = _ids(pending.arguments, pending.preview or [])
+    if not _still_bound(chat.approvals.store, who, approval_id):
+        chat.audit(who, pending.action, ids=ids, outcome="key_changed")
+        return Reply(f"You are no longer bound to the GEN account that asked (`{chat.prefix} logout` or a "
+                     f"new `{chat.prefix} login` since); nothing was changed.")
     try:
         decided = chat.approvals.decide(approval_id, approve=approve, by=f"{who.platform}:{who.user}")
     except ApprovalError as exc:
