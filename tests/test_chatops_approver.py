@@ -175,7 +175,8 @@ def test_slack_dm_reaches_the_bound_user_and_only_their_press_decides(
 def test_slack_deny_decides_once(env, platform, store, chat, sandbox, slack_events):
     chat.bind("slack", "U1", sandbox.api_key)
     notice = _held_by_gateway(store)
-    assert parse_targets(["slack"], store=store)[0].deliver(notice) is True
+    # A server that opens its store in its lifespan passes a function returning it.
+    assert parse_targets(["slack"], store=lambda: store)[0].deliver(notice) is True
     denied = _slack_press(slack_events, platform, "U1", "gen_deny", notice.approval_id)
     assert denied["text"].startswith("Denied") and Approvals(store).get(notice.approval_id).state == "denied"
 
@@ -296,6 +297,7 @@ def test_discord_dm_reaches_the_bound_user_and_only_their_press_decides(
     said = _discord_press(interactions, signer, platform, "111", f"gen_approve:{elsewhere.approval_id}")
     assert "not sent to you" in said.body["content"] and Approvals(store).get(elsewhere.approval_id).state == "pending"
     assert ("111", "revoke_api_key", "refused_not_routed") in _audit(gen_log)
+    assert ("111", "use", "refused_workspace") not in _audit(gen_log)  # the DM's press was admitted by its route
     assert _deletes(gen_log) == 0 and DISCORD_TOKEN not in gen_log.text
 
 

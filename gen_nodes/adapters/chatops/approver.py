@@ -5,8 +5,9 @@ server's same option) builds a target here through :func:`gen_nodes.notify.parse
 
 - :func:`slack_target` / :func:`discord_target` read the bot token chat-ops uses
   (``SLACK_BOT_TOKEN`` and ``SLACK_API_URL``; ``DISCORD_BOT_TOKEN`` and ``DISCORD_API_URL``) and
-  take the server's ``store``, which must be the one ``gen-nodes chatops`` serves from (the
-  same ``--store``): bindings are read there and the approval lives there.
+  take the server's ``store`` (or a function returning it, for a server that opens its store
+  later), which must be the one ``gen-nodes chatops`` serves from (the same ``--store``):
+  bindings are read there and the approval lives there.
 - ``deliver(notice)`` finds the chat user bound to the GEN account that asked
   (``notice.account["id"]``, indexed when the user binds), routes the approval to them
   (:meth:`Approvals.route`), then sends them a DM: the preview, a danger Approve button and a
