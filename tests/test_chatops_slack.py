@@ -322,7 +322,7 @@ def test_the_readme_manifest_points_slack_at_this_server():
     [command] = manifest["features"]["slash_commands"]
     assert command["command"] == "/gen" and urlsplit(command["url"]).path == PATH
     assert manifest["settings"]["interactivity"] == {"is_enabled": True, "request_url": command["url"]}
-    assert manifest["oauth_config"]["scopes"]["bot"] == ["commands"]
+    assert manifest["oauth_config"]["scopes"]["bot"] == ["commands", "chat:write", "im:write"]  # DMs: approvals
     assert command["should_escape"] is False  # the adapter unescapes &amp; &lt; &gt; itself
 
 

@@ -297,6 +297,9 @@ class Bindings:
             "gen_user": gen_user.get("id"),
             "bound_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }, ttl=BINDING_TTL)
+        from .approver import remember_binding  # held calls of this GEN account find this person
+
+        remember_binding(self.store, platform, user, gen_user.get("id"))
 
     def api_key(self, platform: str, user: str) -> str | None:
         """The user's GEN key, or None if unbound (or sealed with another secret)."""
@@ -494,6 +497,11 @@ class ChatOps:
 
     def press(self, who: ChatUser, approval_id: str, approve: bool) -> Reply:
         """A press of an approval button: only its requester, once; the action runs exactly once."""
+        from .approver import press_routed  # a call held by another surface, routed to a chat user
+
+        routed = press_routed(self, who, approval_id, approve)
+        if routed is not None:
+            return routed
         refused = self.admit(who)
         if refused is not None:
             return refused

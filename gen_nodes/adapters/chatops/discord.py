@@ -77,7 +77,8 @@ def build_app(chatops: ChatOps, *, public_key: str, api_url: str | None = None,
         if kind == PING:
             return JSONResponse({"type": PONG})
         who = _who(payload)
-        refused = chatops.admit(who)
+        # A press is admitted by ChatOps.press itself: an approval DM has no guild, its route admits it.
+        refused = chatops.admit(who) if kind != MESSAGE_COMPONENT else None
         if refused is not None:
             return JSONResponse(_message_response(refused))
         if kind == APPLICATION_COMMAND:
