@@ -27,7 +27,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
-from .errors import ApprovalError  # noqa: F401  (its old home: importers of it from here keep working)
+from .errors import ApprovalError  # defined in errors.py; still importable from here
 from .state import Store
 
 PENDING, APPROVED, DENIED, RUNNING, DONE, EXPIRED = "pending", "approved", "denied", "running", "done", "expired"

@@ -422,8 +422,9 @@ def _idempotency_key(request: Request) -> str | None:
                                errors=[{"path": openapi.IDEMPOTENCY_QUERY, "message": "different values"}],
                                hint="Send one idempotency key, once; no request was sent.")
     value = given[0]
-    # Any characters (it is only hashed), but not blank: that is a runner's template that came out empty.
-    if not value.strip() or len(value) > openapi.IDEMPOTENCY_KEY_MAX:
+    # Any characters (it is only hashed), but not blank: that is a runner's template that came out
+    # empty. Blank is only spaces and tabs, as the document's pattern says (HTTP strips those).
+    if not value.strip(" \t") or len(value) > openapi.IDEMPOTENCY_KEY_MAX:
         raise MalformedRequest(
             f"{where} must be 1 to {openapi.IDEMPOTENCY_KEY_MAX} characters, not blank; it has {len(value)}.",
             errors=[{"path": openapi.IDEMPOTENCY_QUERY, "message": f"{len(value)} characters"}],

@@ -328,7 +328,7 @@ def idempotency_parameter() -> dict[str, Any]:
             "gets the first answer again instead of acting twice; a create's secret is replayed once. HTTP "
             f"clients may send it as the {IDEMPOTENCY_HEADER} header instead."
         ),
-        "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX, "pattern": r"\S"},
+        "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX, "pattern": r"[^ \t]"},
     }
 
 

@@ -41,7 +41,7 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator, TextIO
 
-from ..errors import CannotServe, InvalidInput  # noqa: F401  (CannotServe: re-exported from its old home)
+from ..errors import CannotServe, InvalidInput  # CannotServe: defined in errors.py, still importable from here
 
 log = logging.getLogger("gen_nodes.web")
 
