@@ -136,6 +136,9 @@ def test_the_document_does_not_depend_on_what_was_imported_before():
 @pytest.mark.parametrize("confirmation", ["direct", "approval"])
 def test_each_route_lists_exactly_the_errors_the_gateway_answers(make_gateway, confirmation):
     doc = make_gateway(confirmation=confirmation).get("/openapi.json").json()
+    create = doc["paths"]["/actions/create_api_key"]["post"]["responses"]
+    assert create["502"]["description"] == "Error: api_error, server_error, connection, response_too_large."
+    assert create["400"]["description"] == "Error: invalid_input."
     answered = {cls.type for cls in openapi.ANSWERED_ERRORS}
     for item in doc["paths"].values():
         for op in item.values():
@@ -145,9 +148,6 @@ def test_each_route_lists_exactly_the_errors_the_gateway_answers(make_gateway, c
                 types = response["description"].removeprefix("Error: ").rstrip(".").split(", ")
                 assert set(types) <= answered, (op["operationId"], status, types)
                 assert "cannot_serve" not in types and "approval" not in types  # never an HTTP answer
-    create = doc["paths"]["/actions/create_api_key"]["post"]["responses"]
-    assert create["502"]["description"] == "Error: api_error, server_error, connection, response_too_large."
-    assert create["400"]["description"] == "Error: invalid_input."
     revoke = doc["paths"]["/actions/revoke_api_key"]["post"]["responses"]
     held = confirmation == "approval"  # a repeat of a held call answers the approval's state
     assert ("410" in revoke) is held and ("denied" in revoke["403"]["description"]) is held
@@ -581,7 +581,7 @@ def test_a_repeat_of_a_held_call_answers_the_approvals_current_state(make_gatewa
     pending = hold(gw, auth, key["id"], "held-1")
     assert pending.status_code == 202 and pending.json()["approval"]["id"] == approval["id"]
     assert pending.headers["idempotent-replayed"] == "true" and pending.headers["location"] == approval["poll"]
-    click(gw, approval["url"], "deny")
+    gw.app.state.gateway.approvals.decide(approval["id"], approve=False, by="a person")
     error_of(hold(gw, auth, key["id"], "held-1"), 403, "denied")  # not a fresh pending
     lapsed = hold(gw, auth, key["id"], "held-2").json()["approval"]
     time.sleep(0.6)
@@ -593,7 +593,7 @@ def test_a_repeat_of_an_approved_held_call_gives_its_outcome_and_runs_it_once(ap
     gw, gateway = approving
     key = create(gw, auth, None, {"name": "approved"}).json()
     approval = hold(gw, auth, key["id"], "held-3").json()["approval"]
-    click(gw, approval["url"], "approve")
+    gateway.approvals.decide(approval["id"], approve=True, by="a person")
     done = hold(gw, auth, key["id"], "held-3")  # the repeat finds it approved and runs it, as a poll would
     assert done.status_code == 200 and done.json() == {"id": key["id"], "revoked": True}
     assert key_status(sandbox, key["id"]) == "revoked"
