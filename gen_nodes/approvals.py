@@ -27,7 +27,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
-from .errors import GenError
+from .errors import ApprovalError  # defined in errors.py; still importable from here
 from .state import Store
 
 PENDING, APPROVED, DENIED, RUNNING, DONE, EXPIRED = "pending", "approved", "denied", "running", "done", "expired"
@@ -35,18 +35,6 @@ PENDING, APPROVED, DENIED, RUNNING, DONE, EXPIRED = "pending", "approved", "deni
 DEFAULT_TTL = 300.0
 #: Seconds a decided or finished approval stays readable (for pollers and late clicks).
 DEFAULT_KEEP = 3600.0
-
-
-class ApprovalError(GenError):
-    """An approval cannot be decided or used: unknown, expired, already decided, or not yours."""
-
-    type = "approval"
-    exit_code = 6
-    default_hint = "Nothing was changed. Ask for a new approval by calling the action again."
-
-    def __init__(self, message: str, *, reason: str, **kw: Any) -> None:
-        super().__init__(message, reason=reason, **kw)
-        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ stays in ``status``). The tree, with ``type`` / ``exit_code`` / ``http_status``:
     +-- InvalidInput              invalid_input          2  422  nothing was sent
     |   +-- UnknownAction         invalid_input          2  422  no action of that name
     |   +-- BodyTooLarge          invalid_input          2  413  a request body over the gateway's limit
+    |   +-- MalformedRequest      invalid_input          2  400  a bad header or query parameter (not the input)
     +-- InvalidSetting            invalid_setting        2  500  the server's own configuration is wrong
     +-- AuthenticationError       authentication         3  401
     +-- PermissionDenied          permission             3  403
@@ -29,8 +30,11 @@ stays in ``status``). The tree, with ``type`` / ``exit_code`` / ``http_status``:
     +-- ConfirmationRequired      confirmation_required  6  428  a destructive call nobody approved
     |   +-- ApprovalDenied        denied                 6  403  a person refused it
     |   +-- ApprovalExpired       expired                6  410  nobody decided in time
+    |   +-- NobodyToAsk           nobody_to_ask          6  503  no notify target reaches a person
     +-- IdempotencyConflict       idempotency_conflict   1  422  an ``Idempotency-Key`` reused for another request
     +-- RequestInProgress         in_progress            1  409  the first request with that key is still running
+    +-- ApprovalError             approval               6  502  an approval that cannot be decided or used
+    +-- CannotServe               cannot_serve           1  502  a server could not start (never an HTTP answer)
 
 ``outcome_unknown`` has a status of its own, and a 4xx one on purpose: generic HTTP
 clients retry 5xx answers by themselves, and repeating a create that may have
@@ -372,6 +376,32 @@ class RequestInProgress(GenError):
     http_status = 409
     retryable = True
     default_hint = "The first request with this Idempotency-Key is still running; repeat this one in a few seconds."
+
+
+class MalformedRequest(InvalidInput):
+    """A header or query parameter of an HTTP request is malformed (not the action's input); nothing was sent."""
+
+    http_status = 400
+
+
+class ApprovalError(GenError):
+    """An approval cannot be decided or used: unknown, expired, already decided, or not yours."""
+
+    type = "approval"
+    exit_code = 6
+    default_hint = "Nothing was changed. Ask for a new approval by calling the action again."
+
+    def __init__(self, message: str, *, reason: str, **kw: Any) -> None:
+        super().__init__(message, reason=reason, **kw)
+        self.reason = reason
+
+
+class CannotServe(GenError):
+    """A server could not start: the port is taken, the address is wrong, or the app failed to start."""
+
+    type = "cannot_serve"
+    exit_code = 1
+    default_hint = "Pick a free port (or --port 0 for any free one) and an address of this machine."
 
 
 def error_for_status(status: int) -> type[GenError]:

@@ -99,13 +99,66 @@ def test_the_document_is_valid_openapi_3_1_with_one_operation_per_action(make_ga
             assert op["x-openai-isConsequential"] is True
         assert ("202" in op["responses"]) is (spec.hints.destructive and confirmation == "approval")
         assert ("424" in op["responses"]) is (not spec.hints.safe_to_retry)
-        headers = [p["name"] for p in op.get("parameters", []) if p["in"] == "header"]
-        assert headers == ([] if spec.hints.read_only else ["Idempotency-Key"])
+        # The key as a query parameter, never a header one: importers show the model every parameter
+        # and some forward only path and query ones (test_gateway_live: Open WebUI's own code).
+        parameters = [(p["name"], p["in"]) for p in op.get("parameters", [])]
+        assert parameters == ([] if spec.hints.read_only else [("idempotency_key", "query")])
     security = doc["components"]["securitySchemes"]
     assert security["apiKey"] == {"type": "apiKey", "in": "header", "name": "X-API-Key",
                                   "description": security["apiKey"]["description"]}
     assert (security["bearer"]["type"], security["bearer"]["scheme"]) == ("http", "bearer")
     assert ("/approvals/{approval_id}" in doc["paths"]) is (confirmation == "approval")
+
+
+DOCUMENT_IN_A_FRESH_PROCESS = """
+import json, sys
+for name in sys.argv[1:]:
+    __import__(name)
+from gen_nodes.adapters import openapi
+from gen_nodes.registry import default_registry
+print(json.dumps(openapi.document(default_registry(), confirmation="approval"), sort_keys=True))
+"""
+
+
+def test_the_document_does_not_depend_on_what_was_imported_before():
+    import subprocess
+    import sys
+
+    def document_after(*modules: str) -> str:
+        return subprocess.run([sys.executable, "-c", DOCUMENT_IN_A_FRESH_PROCESS, *modules], check=True,
+                              capture_output=True, text=True, timeout=120).stdout
+
+    alone = document_after()
+    assert document_after("gen_nodes.approvals", "gen_nodes.adapters.web", "gen_nodes.adapters.gateway") == alone
+    assert json.loads(alone) == openapi.document(default_registry(), confirmation="approval")  # this process too
+
+
+@pytest.mark.parametrize("confirmation", ["direct", "approval"])
+def test_each_route_lists_exactly_the_errors_the_gateway_answers(make_gateway, confirmation):
+    doc = make_gateway(confirmation=confirmation).get("/openapi.json").json()
+    create = doc["paths"]["/actions/create_api_key"]["post"]["responses"]
+    assert create["502"]["description"] == "Error: api_error, server_error, connection, response_too_large."
+    assert create["400"]["description"] == "Error: invalid_input."
+    answered = {cls.type for cls in openapi.ANSWERED_ERRORS}
+    for item in doc["paths"].values():
+        for op in item.values():
+            for status, response in op["responses"].items():
+                if status.startswith("2"):
+                    continue
+                types = response["description"].removeprefix("Error: ").rstrip(".").split(", ")
+                assert set(types) <= answered, (op["operationId"], status, types)
+                assert "cannot_serve" not in types and "approval" not in types  # never an HTTP answer
+    revoke = doc["paths"]["/actions/revoke_api_key"]["post"]["responses"]
+    held = confirmation == "approval"  # a repeat of a held call answers the approval's state
+    assert ("410" in revoke) is held and ("denied" in revoke["403"]["description"]) is held
+    assert "400" not in doc["paths"]["/actions/get_me"]["post"]["responses"]  # reads take no key
+
+
+def test_the_moved_error_classes_keep_their_old_import_names():
+    from gen_nodes.adapters.web import CannotServe
+    from gen_nodes.approvals import ApprovalError
+
+    assert CannotServe is errors.CannotServe and ApprovalError is errors.ApprovalError
 
 
 def test_bodies_are_flat_and_every_ref_stays_inside_the_document(gw):
@@ -359,8 +412,36 @@ def test_a_failure_that_sent_nothing_is_not_recorded_so_a_retry_runs(gw, auth, s
     assert len(keys_named(sandbox, "later")) == 1
 
 
-def test_an_idempotency_key_that_is_too_long_is_422(gw, auth):
-    error_of(create(gw, auth, "k" * 300, {"name": "x"}), 422, "invalid_input")
+def test_an_idempotency_key_that_is_too_long_is_400(gw, auth):
+    error_of(create(gw, auth, "k" * 300, {"name": "x"}), 400, "invalid_input")
+
+
+@pytest.mark.parametrize("where", ["header", "query"])
+@pytest.mark.parametrize("value", ["", "   "])
+def test_an_empty_idempotency_key_is_refused_not_ignored(gw, auth, sandbox, where, value):
+    name = f"empty-{where}-{len(value)}"
+    if where == "header":
+        answer = gw.post("/actions/create_api_key", headers=dict(auth, **{"Idempotency-Key": value}),
+                         json={"name": name})
+    else:
+        answer = gw.post(f"/actions/create_api_key?idempotency_key={value}", headers=auth, json={"name": name})
+    error = error_of(answer, 400, "invalid_input")
+    assert "Idempotency-Key" in error["message"] and "uuid" in error["hint"]
+    assert keys_named(sandbox, name) == []
+
+
+def test_the_query_parameter_is_an_idempotency_key_like_the_header(gw, auth, sandbox):
+    url = "/actions/create_api_key?idempotency_key=from-query"
+    first = gw.post(url, headers=auth, json={"name": "queried"})
+    again = gw.post(url, headers=auth, json={"name": "queried"})
+    assert first.status_code == again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
+    by_header = create(gw, auth, "from-query", {"name": "queried"})  # the same key, however it is sent
+    assert by_header.headers["idempotent-replayed"] == "true"
+    both = gw.post(url, headers=dict(auth, **{"Idempotency-Key": "from-query"}), json={"name": "queried"})
+    assert both.status_code == 200
+    error_of(gw.post(url, headers=dict(auth, **{"Idempotency-Key": "other"}), json={"name": "queried"}),
+             400, "invalid_input")
+    assert len(keys_named(sandbox, "queried")) == 1
 
 
 def test_the_secret_is_stored_encrypted(make_gateway, auth, tmp_path):
@@ -484,6 +565,55 @@ def test_a_retried_destructive_call_with_the_same_idempotency_key_gets_the_same_
     first = gw.post("/actions/revoke_api_key", headers=headers, json={"id": 1}).json()
     again = gw.post("/actions/revoke_api_key", headers=headers, json={"id": 1}).json()
     assert first["approval"]["id"] == again["approval"]["id"]
+
+
+def hold(gw, auth, key_id, idem: str):
+    """A destructive call with an Idempotency-Key, in approval mode: held for a person."""
+    return gw.post("/actions/revoke_api_key", headers=dict(auth, **{"Idempotency-Key": idem}), json={"id": key_id})
+
+
+def test_a_repeat_of_a_held_call_answers_the_approvals_current_state(make_gateway, auth, sandbox):
+    gw = make_gateway(confirmation="approval", approval_ttl=0.5)
+    key = create(gw, auth, None, {"name": "held"}).json()
+    asked = hold(gw, auth, key["id"], "held-1")
+    assert asked.status_code == 202
+    approval = asked.json()["approval"]
+    pending = hold(gw, auth, key["id"], "held-1")
+    assert pending.status_code == 202 and pending.json()["approval"]["id"] == approval["id"]
+    assert pending.headers["idempotent-replayed"] == "true" and pending.headers["location"] == approval["poll"]
+    gw.app.state.gateway.approvals.decide(approval["id"], approve=False, by="a person")
+    error_of(hold(gw, auth, key["id"], "held-1"), 403, "denied")  # not a fresh pending
+    lapsed = hold(gw, auth, key["id"], "held-2").json()["approval"]
+    time.sleep(0.6)
+    error_of(hold(gw, auth, key["id"], "held-2"), 410, "expired")
+    assert key_status(sandbox, key["id"]) == "active"
+
+
+def test_a_repeat_of_an_approved_held_call_gives_its_outcome_and_runs_it_once(approving, auth, sandbox):
+    gw, gateway = approving
+    key = create(gw, auth, None, {"name": "approved"}).json()
+    approval = hold(gw, auth, key["id"], "held-3").json()["approval"]
+    gateway.approvals.decide(approval["id"], approve=True, by="a person")
+    done = hold(gw, auth, key["id"], "held-3")  # the repeat finds it approved and runs it, as a poll would
+    assert done.status_code == 200 and done.json() == {"id": key["id"], "revoked": True}
+    assert key_status(sandbox, key["id"]) == "revoked"
+    assert gw.get(f"/approvals/{approval['id']}", headers=auth).json() == done.json()
+    again = hold(gw, auth, key["id"], "held-3")
+    assert again.status_code == 200 and again.json() == done.json()
+    assert gateway.approvals.get(approval["id"]).state == "done"
+
+
+def test_a_repeat_of_a_held_call_whose_approval_is_gone_says_so(approving, auth, sandbox):
+    gw, gateway = approving
+    key = create(gw, auth, None, {"name": "forgotten"}).json()
+    approval = hold(gw, auth, key["id"], "held-4").json()["approval"]
+    from gen_nodes.approvals import _key as record_name
+
+    gateway.store.delete(record_name(approval["id"]))  # as after its keeping time
+    assert gateway.approvals.get(approval["id"]) is None
+    error = error_of(hold(gw, auth, key["id"], "held-4"), 404, "not_found")
+    assert "no longer kept" in error["message"] and "new Idempotency-Key" in error["hint"]
+    assert key_status(sandbox, key["id"]) == "active"
 
 
 # -- secrets ----------------------------------------------------------------------------------------

@@ -5,6 +5,8 @@
   no server error, no answer off the document, no undocumented status.
 - Idempotency under concurrency: threads sending one create with one ``Idempotency-Key`` make
   one key at GEN.
+- Open WebUI's own code (its wheel, cached in ``.cache/``): every parameter its converter shows
+  the model is one its tool-server call delivers, and two creates with one key make one key.
 - Two gateway processes on one real ``redis-server``: a create made through one is replayed by the
   other (its secret once), and an approval asked on one is decided and polled on the other.
 - Every server logs at debug level into files that are searched for keys and secrets.
@@ -128,6 +130,142 @@ def test_concurrent_repeats_of_one_create_make_one_key(gateway, sb):
     # The first answer and one replay carry the secret; every other replay only its masked form.
     assert len(full) == 2 and len(set(full)) == 1
     assert sum(a.headers.get("idempotent-replayed") == "true" for a in answers) == 7
+
+
+def test_the_readmes_curl_sends_a_fresh_idempotency_key_on_any_machine_with_python(gateway, sb):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## HTTP gateway and OpenAPI", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    command = block[block.index("curl "):].replace("http://127.0.0.1:8080", gateway.url)
+    _, key = sb.create_user()
+    # xtrace shows the command as run, its substitutions made: the header must carry a key.
+    done = subprocess.run(["bash", "-c", "set -x\n" + command], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "GEN_API_KEY": key})
+    assert done.returncode == 0 and json.loads(done.stdout)["name"] == "n8n"
+    sent = re.search(r"Idempotency-Key: ([^'\n]*)", done.stderr)
+    assert sent and re.fullmatch(r"[0-9a-f-]{36}", sent.group(1)), "the README's key command printed nothing"
+
+
+# -- Open WebUI's importer, its own code --------------------------------------------------------------
+
+OPEN_WEBUI = "open-webui==0.12.4"
+OPEN_WEBUI_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "open-webui"
+#: What the converter and the tool-server call use from open_webui/utils/tools.py.
+OPEN_WEBUI_NAMES = {"OPENAPI_HTTP_METHODS", "resolve_schema", "convert_openapi_to_tool_payload", "execute_tool_server"}
+
+
+@pytest.fixture(scope="module")
+def open_webui() -> dict[str, Any]:
+    """Open WebUI 0.12.4's ``convert_openapi_to_tool_payload`` and ``execute_tool_server``, the source
+    from its wheel. Importing ``open_webui`` needs its whole server's dependencies, so only these
+    definitions run, with the few names they use (its settings at their defaults)."""
+    import ast
+    import logging
+    import zipfile
+
+    wheels = sorted(OPEN_WEBUI_CACHE.glob("open_webui-0.12.4-*.whl"))
+    if not wheels:  # once per machine: about 100 MB
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", OPEN_WEBUI,
+                        "-d", str(OPEN_WEBUI_CACHE)], check=True, timeout=600)
+        wheels = sorted(OPEN_WEBUI_CACHE.glob("open_webui-0.12.4-*.whl"))
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        source = wheel.read("open_webui/utils/tools.py").decode()
+    module = ast.parse(source)
+    kept = [node for node in module.body
+            if isinstance(node, ast.ImportFrom) and node.module == "__future__"
+            or getattr(node, "name", None) in OPEN_WEBUI_NAMES
+            or isinstance(node, ast.Assign) and {getattr(t, "id", None) for t in node.targets} & OPEN_WEBUI_NAMES]
+    import aiohttp
+    import base64
+    import copy
+    from urllib.parse import quote, urlencode
+
+    names: dict[str, Any] = {
+        "Any": Any, "aiohttp": aiohttp, "base64": base64, "copy": copy, "quote": quote, "urlencode": urlencode,
+        "log": logging.getLogger("open_webui.utils.tools"), "ENABLE_TOOL_SERVERS": True,
+        "AIOHTTP_CLIENT_TIMEOUT_TOOL_SERVER": 30, "AIOHTTP_CLIENT_SESSION_TOOL_SERVER_SSL": True,
+        "AIOHTTP_CLIENT_ALLOW_REDIRECTS": False,
+    }
+    exec(compile(ast.Module(body=kept, type_ignores=[]), "open_webui/utils/tools.py", "exec"), names)
+    assert OPEN_WEBUI_NAMES <= set(names)
+    return names
+
+
+class _Recorder:
+    """A loopback HTTP server that answers {} and keeps each request's path, query and JSON body."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlsplit
+
+        seen = self.seen = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+                url = urlsplit(self.path)
+                seen.append({"path": url.path, "query": {k: v[-1] for k, v in parse_qs(url.query).items()},
+                             "body": json.loads(raw or b"{}")})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _sample(name: str, schema: dict[str, Any]) -> Any:
+    kind = schema.get("type")
+    kind = next((k for k in kind if k != "null"), "string") if isinstance(kind, list) else kind
+    return {"integer": 7, "number": 7, "boolean": True, "array": [], "object": {}}.get(kind, f"value-of-{name}")
+
+
+def test_open_webui_delivers_every_parameter_it_shows_the_model(gateway, open_webui):
+    import asyncio
+
+    document = requests.get(f"{gateway.url}/openapi.json", timeout=10).json()
+    tools = open_webui["convert_openapi_to_tool_payload"](document)
+    assert sorted(tool["name"] for tool in tools) == sorted(default_registry().ids())
+    recorder = _Recorder()
+    try:
+        for tool in tools:
+            shown = tool["parameters"]["properties"]
+            arguments = {name: _sample(name, schema) for name, schema in shown.items()}
+            asyncio.run(open_webui["execute_tool_server"](recorder.url, {}, {}, tool["name"], arguments,
+                                                          {"openapi": document}))
+            sent = recorder.seen.pop()
+            assert sent["path"] == f"/actions/{tool['name']}"
+            delivered = {**sent["query"], **sent["body"]}
+            assert set(delivered) == set(shown), tool["name"]  # nothing shown is dropped, nothing added
+            if "idempotency_key" in shown:
+                assert sent["query"]["idempotency_key"] == "value-of-idempotency_key"
+    finally:
+        recorder.close()
+
+
+def test_two_creates_with_one_key_through_open_webui_make_one_key(gateway, sb, open_webui):
+    import asyncio
+
+    _, key = sb.create_user()
+    document = requests.get(f"{gateway.url}/openapi.json", timeout=10).json()
+    call = open_webui["execute_tool_server"]
+    arguments = {"name": "from-open-webui", "idempotency_key": secrets.token_hex(8)}  # as the model fills them
+    answers = [asyncio.run(call(gateway.url, {"Authorization": f"Bearer {key}"}, {}, "create_api_key",
+                                dict(arguments), {"openapi": document})) for _ in range(2)]
+    (first, _), (again, headers) = answers
+    assert "error" not in first and again["id"] == first["id"]
+    assert headers["Idempotent-Replayed"] == "true"
+    assert len(keys_named(sb, key, "from-open-webui")) == 1
 
 
 def test_a_public_bind_needs_the_opt_in_and_ends_with_a_clear_error(tmp_path):

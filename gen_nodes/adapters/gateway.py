@@ -13,10 +13,12 @@ handlers keyed by error class, and a lifespan that opens and closes the shared s
   or the error's ``http_status`` (``errors.py``) with the CLI's ``{"error": {...}}``.
 - Each request acts with its own GEN key (``X-API-Key`` or ``Authorization: Bearer``);
   without one, 401. Clients are kept per key (``web.ClientCache``).
-- ``Idempotency-Key`` on a call that changes something: the first call runs; a repeat
-  with the same key and body gets the first answer (a create's secret once more, then
-  masked), never a second request to GEN; the same key with another body is refused;
-  a concurrent repeat waits for the first. Records live in ``idempotency.py``'s store.
+- ``Idempotency-Key`` (or ``?idempotency_key=``) on a call that changes something: the first
+  call runs; a repeat with the same key and body gets the first answer (a create's secret once
+  more, then masked), never a second request to GEN; the same key with another body is refused;
+  a concurrent repeat waits for the first; an empty key is refused (400). A repeat of a call
+  held for approval answers the approval's current state, or its outcome once it ran. Records
+  live in ``idempotency.py``'s store.
 - ``--confirmation approval``: a destructive call answers 202 with a preview, the link
   of the approval page for a person, and ``GET /approvals/{id}`` to poll; the poll that
   finds it approved runs it, once, with the poller's key (which must be the asker's).
@@ -50,7 +52,7 @@ from starlette.routing import Route
 from ..client import GenClient, timeouts
 from ..engine import execute, preview
 from ..errors import (ApprovalDenied, ApprovalExpired, AuthenticationError, BodyTooLarge, GenError,
-                      IdempotencyConflict, InvalidInput, NotFound, OutcomeUnknown, RateLimited,
+                      IdempotencyConflict, InvalidInput, MalformedRequest, NotFound, OutcomeUnknown, RateLimited,
                       RequestInProgress, Terms)
 from ..redact import masked_copy
 from ..registry import Registry, default_registry
@@ -73,7 +75,7 @@ DEFAULT_STORE = "sqlite://"
 DEFAULT_PORT = 8080
 APPROVAL_PAGE_PATH = "/approve"
 
-_STATUS_BY_TYPE = {cls.type: cls.http_status for cls in openapi.error_classes()}
+_STATUS_BY_TYPE = openapi.status_by_type()
 #: Hints in the words of a caller of this HTTP API: every request brings its own key, and the
 #: other settings are the gateway operator's.
 TERMS = Terms(
@@ -173,7 +175,25 @@ class Gateway:
         with self.clients.lease(key) as client:
             if idem_key is None:
                 return self._answer(spec, arguments, client, links)
-            return self._idempotent(spec, arguments, client, idem_key, links)
+            answer = self._idempotent(spec, arguments, client, idem_key, links)
+        held = _held_approval_id(answer)
+        return answer if held is None else self._held_state(held, spec, key, links)
+
+    def _held_state(self, approval_id: str, spec: ActionSpec, key: str, links: "_Links") -> "Answer":
+        """A repeat of a call held for approval: the approval as a poll finds it now (pending, denied,
+        expired, or the outcome once it ran), never a second approval."""
+        if self.approvals.get(approval_id) is None:
+            raise NotFound(f"The approval this Idempotency-Key opened for {spec.id} is no longer kept; whether it "
+                           "ran is not known here, and it is not asked again.",
+                           hint=f"Call ${{list_api_keys}} to see whether {spec.id} took effect; to ask again, send "
+                                "the call with a new Idempotency-Key.")
+        try:
+            status, body, headers = self.poll(approval_id, key, links)
+        except GenError as exc:
+            status, body, headers = error_answer(exc)
+        if status == 202:
+            headers = {**headers, "Location": links.poll(approval_id)}
+        return status, body, {**headers, "Idempotent-Replayed": "true"}
 
     def _answer(self, spec: ActionSpec, arguments: dict[str, Any], client: GenClient, links: "_Links") -> "Answer":
         if spec.hints.destructive and self.confirmation == "approval":
@@ -293,6 +313,14 @@ def _replayed(begin: Any) -> Answer:
     return response["status"], body, {**response.get("headers", {}), "Idempotent-Replayed": "true"}
 
 
+def _held_approval_id(answer: Answer) -> str | None:
+    """The approval's id when ``answer`` replays a 202 that held the call for a person's approval."""
+    status, body, headers = answer
+    if status != 202 or headers.get("Idempotent-Replayed") != "true":
+        return None
+    return (body.get("approval") or {}).get("id")
+
+
 def _finished(result: dict[str, Any], ok: bool | None) -> Answer:
     if ok:
         return 200, result, {}
@@ -381,14 +409,27 @@ def _number(text: str) -> float | int:
 
 
 def _idempotency_key(request: Request) -> str | None:
-    value = request.headers.get(openapi.IDEMPOTENCY_HEADER.lower())
-    if value is None:
+    """The key from the ``Idempotency-Key`` header or the ``idempotency_key`` query parameter (tool
+    importers forward only the query). Present but unusable is refused: ignoring it would run the
+    call without the protection its sender asked for."""
+    given = [*request.headers.getlist(openapi.IDEMPOTENCY_HEADER),
+             *request.query_params.getlist(openapi.IDEMPOTENCY_QUERY)]
+    if not given:
         return None
-    if not 1 <= len(value) <= openapi.IDEMPOTENCY_KEY_MAX:  # any characters: it is only hashed
-        raise InvalidInput(
-            f"The {openapi.IDEMPOTENCY_HEADER} header must be 1 to {openapi.IDEMPOTENCY_KEY_MAX} characters.",
-            errors=[{"path": f"header {openapi.IDEMPOTENCY_HEADER}", "message": f"{len(value)} characters"}],
-            hint="Use a UUID; no request was sent.")
+    where = f"The {openapi.IDEMPOTENCY_HEADER} header (or the {openapi.IDEMPOTENCY_QUERY} query parameter)"
+    if len(set(given)) > 1:
+        raise MalformedRequest(f"{where} is given {len(given)} times with different values.",
+                               errors=[{"path": openapi.IDEMPOTENCY_QUERY, "message": "different values"}],
+                               hint="Send one idempotency key, once; no request was sent.")
+    value = given[0]
+    # Any characters (it is only hashed), but not blank: that is a runner's template that came out
+    # empty. Blank is only spaces and tabs, as the document's pattern says (HTTP strips those).
+    if not value.strip(" \t") or len(value) > openapi.IDEMPOTENCY_KEY_MAX:
+        raise MalformedRequest(
+            f"{where} must be 1 to {openapi.IDEMPOTENCY_KEY_MAX} characters, not blank; it has {len(value)}.",
+            errors=[{"path": openapi.IDEMPOTENCY_QUERY, "message": f"{len(value)} characters"}],
+            hint="Use a fresh UUID per logical request, e.g. from "
+                 "`python3 -c 'import uuid; print(uuid.uuid4())'`; no request was sent.")
     return value
 
 

@@ -7,12 +7,15 @@ action id, so a plugin's actions are in the document too. Written for importers
 - the request body is the action's input schema, flat: one object whose
   properties are the inputs, every ``$ref`` inlined, no ``oneOf``/``anyOf`` at its
   top (Dify reads only the top-level ``properties`` of a body);
-- the 200 response is the output schema; each error status the gateway can answer
-  (taken from ``errors.py``'s ``http_status``) has the CLI's ``{"error": {...}}``;
+- the 200 response is the output schema; each error status the gateway can answer for
+  that route (listed below, per kind of route; statuses from ``errors.py``) has the CLI's
+  ``{"error": {...}}``;
 - the only ``$ref`` point inside the document (``#/components/...``);
 - ``X-API-Key`` and bearer security schemes; ``x-openai-isConsequential`` on every
   operation (true unless it only reads) and ``x-gen-hints`` with the spec's hints;
-- ``Idempotency-Key`` on every operation that changes something, and with
+- an ``idempotency_key`` query parameter on every operation that changes something (the
+  gateway takes the ``Idempotency-Key`` header too, but a header parameter is one that tool
+  importers such as Open WebUI show the model and then never send), and with
   ``confirmation="approval"`` the 202 of a destructive call and ``GET /approvals/{id}``.
 
 Nothing here serves anything: ``adapters/gateway.py`` serves the document.
@@ -23,8 +26,10 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from .. import __version__
-from ..errors import (ApprovalDenied, ApprovalExpired, BodyTooLarge, ConfirmationRequired, GenError,
-                      IdempotencyConflict, OutcomeUnknown, RateLimited, RequestInProgress)
+from ..errors import (ApprovalDenied, ApprovalExpired, AuthenticationError, BodyTooLarge, ConnectionFailed, GenError,
+                      IdempotencyConflict, InvalidInput, InvalidSetting, MalformedRequest, NotFound, OutcomeUnknown,
+                      PermissionDenied, RateLimited, Rejected, RequestInProgress, RequestTimeout, ResponseTooLarge,
+                      ServerError)
 from ..schemas import bundled
 from ..spec import ActionSpec
 
@@ -33,6 +38,8 @@ ACTIONS_PATH = "/actions/{id}"
 APPROVAL_PATH = "/approvals/{approval_id}"
 APPROVAL_OPERATION = "get_approval"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+#: The same key as a query parameter: what tool importers that forward only path and query deliver.
+IDEMPOTENCY_QUERY = "idempotency_key"
 #: Longest Idempotency-Key the gateway keeps (UUIDs and hashes fit easily).
 IDEMPOTENCY_KEY_MAX = 255
 #: Confirmation modes of destructive actions: act at once, or wait for a person's approval.
@@ -44,6 +51,23 @@ _FILE_KEYWORDS = ("$schema", "$id")
 _COMBINATORS = ("oneOf", "anyOf", "allOf")
 #: Error statuses answered with a ``Retry-After`` header.
 _RETRY_AFTER = (RateLimited.http_status, RequestInProgress.http_status)
+
+# The errors each kind of route can answer, listed by hand: the document says what the gateway
+# does, not which GenError subclasses happen to be imported (start-up errors never answer a call).
+#: GEN's answer that made no sense (api_error), its refusals and failures, the key, the server's settings.
+_UPSTREAM_ERRORS = (GenError, InvalidSetting, AuthenticationError, PermissionDenied, NotFound, Rejected,
+                    RateLimited, ServerError, ConnectionFailed, RequestTimeout, ResponseTooLarge)
+#: Any action's POST: its body, then the call.
+CALL_ERRORS = (InvalidInput, BodyTooLarge, *_UPSTREAM_ERRORS)
+#: Added when the call changes something: its idempotency key (malformed, reused, still running).
+CHANGE_ERRORS = (MalformedRequest, IdempotencyConflict, RequestInProgress)
+#: Added when a repeat of the call could act twice: GEN may have acted, and nothing is sent again.
+UNSAFE_ERRORS = (OutcomeUnknown,)
+#: Added to a destructive call held for approval (a repeat with its key answers the approval's state),
+#: and to the poll of an approval.
+HELD_ERRORS = (ApprovalDenied, ApprovalExpired)
+#: Everything the gateway answers, for reading a recorded error's status back.
+ANSWERED_ERRORS = (*CALL_ERRORS, *CHANGE_ERRORS, *UNSAFE_ERRORS, *HELD_ERRORS)
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -129,7 +153,8 @@ def document(specs: Iterable[ActionSpec], *, server_url: str = "/", confirmation
                 "GEN's API-key endpoints as actions: POST the action's input as a flat JSON object to "
                 "/actions/{action}; the answer is the action's output. Authenticate with your GEN API key "
                 "(X-API-Key or Authorization: Bearer). Errors answer {\"error\": {type, message, hint, ...}}. "
-                f"Send an {IDEMPOTENCY_HEADER} header to make a retried create safe."
+                f"Send an {IDEMPOTENCY_HEADER} header (or the {IDEMPOTENCY_QUERY} query parameter) to make a "
+                "retried create safe."
             ),
         },
         "servers": [{"url": server_url}],
@@ -152,7 +177,7 @@ def operation(spec: ActionSpec, confirmation: str = "direct") -> dict[str, Any]:
                         "idempotent": hints.idempotent, "open_world": hints.open_world},
     }
     if not hints.read_only:
-        op["parameters"] = [_idempotency_parameter()]
+        op["parameters"] = [idempotency_parameter()]
     body = request_schema(spec)
     op["requestBody"] = {
         # An action whose inputs are all optional may be called with no body at all.
@@ -170,7 +195,7 @@ def operation(spec: ActionSpec, confirmation: str = "direct") -> dict[str, Any]:
             "headers": {"Location": {"description": "The poll URL.", "schema": {"type": "string"}}},
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Approval"}}},
         }
-    responses.update(error_responses(spec))
+    responses.update(error_responses(spec, confirmation))
     op["responses"] = responses
     return op
 
@@ -217,10 +242,14 @@ def flat(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def error_responses(spec: ActionSpec) -> dict[str, Any]:
+def error_responses(spec: ActionSpec, confirmation: str = "direct") -> dict[str, Any]:
     """Every error status the gateway may answer for ``spec``, each with the error types behind it."""
+    return _responses_of(applicable_errors(spec, confirmation))
+
+
+def _responses_of(classes: Iterable[type[GenError]]) -> dict[str, Any]:
     by_status: dict[int, list[str]] = {}
-    for cls in applicable_errors(spec):
+    for cls in classes:
         types = by_status.setdefault(cls.http_status, [])
         if cls.type not in types:
             types.append(cls.type)
@@ -239,42 +268,32 @@ def _error_response(types: list[str], retry_after: bool = False) -> dict[str, An
     return response
 
 
-def applicable_errors(spec: ActionSpec) -> list[type[GenError]]:
+def applicable_errors(spec: ActionSpec, confirmation: str = "direct") -> list[type[GenError]]:
     """The error classes a call of ``spec`` through the gateway can end in."""
-    out = []
-    for cls in error_classes():
-        if issubclass(cls, ConfirmationRequired):
-            continue  # the gateway never asks: it acts, or answers 202 (and the poll reports the decision)
-        if cls is OutcomeUnknown and spec.hints.safe_to_retry:
-            continue
-        if cls in (IdempotencyConflict, RequestInProgress) and spec.hints.read_only:
-            continue
-        out.append(cls)
+    out = list(CALL_ERRORS)
+    if not spec.hints.read_only:
+        out += CHANGE_ERRORS
+    if not spec.hints.safe_to_retry:
+        out += UNSAFE_ERRORS
+    if spec.hints.destructive and confirmation == "approval":
+        out += HELD_ERRORS
     return out
 
 
-def error_classes() -> list[type[GenError]]:
-    seen, stack, out = set(), [GenError], []
-    while stack:
-        cls = stack.pop(0)
-        if cls in seen:
-            continue
-        seen.add(cls)
-        out.append(cls)
-        stack.extend(cls.__subclasses__())
-    return out
+def status_by_type() -> dict[str, int]:
+    """The gateway's status for each error ``type`` (a type's first class: ``invalid_input`` is 422)."""
+    statuses: dict[str, int] = {}
+    for cls in ANSWERED_ERRORS:
+        statuses.setdefault(cls.type, cls.http_status)
+    return statuses
 
 
 def _approval_operation(specs: list[ActionSpec]) -> dict[str, Any]:
-    outputs = [response_schema(spec.output_schema) for spec in specs if spec.hints.destructive]
-    errors: dict[str, Any] = {}
-    for spec in specs:
-        if spec.hints.destructive:
-            errors.update(error_responses(spec))
-    errors.pop(str(BodyTooLarge.http_status), None)  # a GET has no body
-    for cls in (ApprovalDenied, ApprovalExpired):
-        errors[str(cls.http_status)] = _error_response([cls.type])
-    errors = dict(sorted(errors.items()))
+    held = [spec for spec in specs if spec.hints.destructive]
+    outputs = [response_schema(spec.output_schema) for spec in held]
+    # No body and no idempotency key: the approval's state, then the held action's own answer.
+    unsafe = UNSAFE_ERRORS if any(not spec.hints.safe_to_retry for spec in held) else ()
+    errors = _responses_of([*_UPSTREAM_ERRORS, *unsafe, *HELD_ERRORS])
     return {
         "operationId": APPROVAL_OPERATION,
         "summary": "Poll an approval",
@@ -297,16 +316,19 @@ def _approval_operation(specs: list[ActionSpec]) -> dict[str, Any]:
     }
 
 
-def _idempotency_parameter() -> dict[str, Any]:
+def idempotency_parameter() -> dict[str, Any]:
+    """The idempotency key as a query parameter. Not the header: importers that forward only path and
+    query parameters (Open WebUI) would show a header parameter to the model and drop its value."""
     return {
-        "name": IDEMPOTENCY_HEADER,
-        "in": "header",
+        "name": IDEMPOTENCY_QUERY,
+        "in": "query",
         "required": False,
         "description": (
             "Any unique string (a UUID) per logical request. A repeat with the same key and body within 24 hours "
-            "gets the first answer again instead of acting twice; a create's secret is replayed once."
+            "gets the first answer again instead of acting twice; a create's secret is replayed once. HTTP "
+            f"clients may send it as the {IDEMPOTENCY_HEADER} header instead."
         ),
-        "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX},
+        "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX, "pattern": r"[^ \t]"},
     }
 
 

@@ -41,7 +41,7 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator, TextIO
 
-from ..errors import GenError, InvalidInput
+from ..errors import CannotServe, InvalidInput  # CannotServe: defined in errors.py, still importable from here
 
 log = logging.getLogger("gen_nodes.web")
 
@@ -51,14 +51,6 @@ CLIENT_CACHE_SIZE = 64
 LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
 KEY_HINT = ("Send your GEN API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`. "
             "This server does not use OAuth; configure the header in your client.")
-
-
-class CannotServe(GenError):
-    """A server could not start: the port is taken, the address is wrong, or the app failed to start."""
-
-    type = "cannot_serve"
-    exit_code = 1
-    default_hint = "Pick a free port (or --port 0 for any free one) and an address of this machine."
 
 
 # -- keys and clients ----------------------------------------------------------------------
