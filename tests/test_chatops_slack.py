@@ -43,7 +43,7 @@ def events(chat, web):
     app = build_app(chat, signing_secret=SIGNING_SECRET, token=BOT_TOKEN,
                     client=WebClient(token=BOT_TOKEN, base_url=web.url + "/api/"),
                     token_verification_enabled=False)
-    with serve_asgi(build_asgi(app)) as url:
+    with serve_asgi(build_asgi(app, chat, signing_secret=SIGNING_SECRET)) as url:
         yield url + "/slack/events"
 
 

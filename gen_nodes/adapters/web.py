@@ -146,6 +146,40 @@ class _Entry:
         self.client, self.leases, self.evicted, self.closed = client, 0, False, False
 
 
+# -- request bodies --------------------------------------------------------------------------
+
+#: The largest request body the chat-ops endpoints read (Slack and Discord send a few KiB).
+MAX_BODY = 1024 * 1024
+
+
+class BodyTooLarge(Exception):
+    """A request body passed the limit; the rest of it was not read."""
+
+
+async def read_body(request: Any, limit: int = MAX_BODY) -> bytes:
+    """A Starlette request's body, read chunk by chunk and refused (:class:`BodyTooLarge`) as soon as
+    it passes ``limit`` bytes, or when its Content-Length says it will: a huge or endless body,
+    chunked or not, is never held in memory. Runs before any signature check, so it needs none."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def body_too_large(limit: int = MAX_BODY) -> Any:
+    """The 413 answer to a body over ``limit`` (the connection is closed: the rest is never read)."""
+    from starlette.responses import JSONResponse
+
+    return JSONResponse({"error": f"the request body is over {limit} bytes"}, status_code=413,
+                        headers={"connection": "close"})
+
+
 # -- middleware ------------------------------------------------------------------------------
 
 
