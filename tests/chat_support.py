@@ -277,3 +277,31 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
             return value
         time.sleep(0.02)
     raise AssertionError("condition not met in time")
+
+
+def post_unending(url: str, headers: dict[str, str], *, total: int = 2 * 1024 * 1024, chunk: int = 64 * 1024,
+                  wait: float = 5.0) -> tuple[int | None, int]:
+    """POST up to ``total`` bytes chunked through a raw socket and never send the last chunk, stopping
+    as soon as the server answers: (its status or None if it never did, bytes sent). A server that
+    reads the whole body before answering can only time out here."""
+    import select
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    head = "".join(f"{k}: {v}\r\n" for k, v in {**headers, "Transfer-Encoding": "chunked"}.items())
+    sent, answer = 0, b""
+    with socket.create_connection((parts.hostname, parts.port), timeout=wait) as sock:
+        sock.sendall(f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n{head}\r\n".encode())
+        try:
+            while sent < total and not select.select([sock], [], [], 0)[0]:
+                sock.sendall(b"%x\r\n%s\r\n" % (chunk, b"x" * chunk))
+                sent += chunk
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server stopped reading and hung up; its answer may be waiting
+        try:
+            if select.select([sock], [], [], wait)[0]:
+                answer = sock.recv(4096)
+        except (ConnectionResetError, socket.timeout):
+            pass
+    status = answer.split(b" ", 2)[1] if answer.startswith(b"HTTP/") else None
+    return (int(status) if status else None), sent

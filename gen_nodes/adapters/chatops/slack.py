@@ -146,7 +146,7 @@ def build_asgi(app: App, chatops: ChatOps, *, signing_secret: str):
             return body_too_large()
         timestamp = request.headers.get("x-slack-request-timestamp", "")
         signature = request.headers.get("x-slack-signature", "")
-        if not verifier.is_valid(body, timestamp, signature):
+        if not _signed(verifier, body, timestamp, signature):
             return JSONResponse({"error": "invalid request"}, status_code=401)
         if not await anyio.to_thread.run_sync(chatops.first_sight, "slack", f"{timestamp}:{signature}"):
             return Response(status_code=200)
@@ -154,6 +154,17 @@ def build_asgi(app: App, chatops: ChatOps, *, signing_secret: str):
         return to_starlette_response(await anyio.to_thread.run_sync(app.dispatch, bolt_request))
 
     return Starlette(routes=[Route(PATH, events, methods=["POST"])])
+
+
+def _signed(verifier: SignatureVerifier, body: bytes, timestamp: str, signature: str) -> bool:
+    """Slack's signature check, made total: a missing or non-numeric timestamp, or a body that is
+    not UTF-8, is a bad signature (slack_sdk would raise)."""
+    if not timestamp.isdigit() or not signature:
+        return False
+    try:
+        return verifier.is_valid(body, timestamp, signature)
+    except (ValueError, UnicodeDecodeError):
+        return False
 
 
 def _who(body: dict, channel: str | None = None) -> ChatUser:
