@@ -104,31 +104,37 @@ def cmd_slack(args: argparse.Namespace) -> int:
     _needs("slack", "slack_bolt")
     from slack_sdk import WebClient
 
-    from .slack import PATH, build_app, build_asgi
+    from .slack import PATH, build_app, build_asgi, platform_log
 
     signing_secret, token = _env("SLACK_SIGNING_SECRET"), _env("SLACK_BOT_TOKEN")
     _check_host(args)
     configure_logging(args.log_level)
-    chatops = _chatops(args)
     api_url = os.environ.get("SLACK_API_URL")
-    client = WebClient(token=token, base_url=api_url.rstrip("/") + "/") if api_url else None
-    app = _slack_app(build_app, chatops, signing_secret=signing_secret, token=token, client=client,
-                     command=args.command)
+    base_url = api_url.rstrip("/") + "/" if api_url else WebClient.BASE_URL
+    _check_bot_token(token, base_url)
+    chatops = _chatops(args)
+    client = WebClient(token=token, base_url=base_url, logger=platform_log)
+    app = build_app(chatops, signing_secret=signing_secret, client=client, command=args.command,
+                    token_verification_enabled=False)  # checked just above, with errors people can read
     return _serve(build_asgi(app, chatops, signing_secret=signing_secret), args, PATH, "gen-nodes chatops slack")
 
 
-def _slack_app(build_app: Any, chatops: Any, **options: Any) -> Any:
-    """The Bolt app, whose construction checks the bot token with Slack (``auth.test``): Slack
-    unreachable or the token refused become one clear error instead of a traceback."""
-    from slack_bolt.error import BoltError
+def _check_bot_token(token: str, base_url: str) -> None:
+    """Slack's ``auth.test`` for the bot token, before anything is served: Slack unreachable or the
+    token refused become one clear error instead of slack_sdk's error line and a traceback."""
+    from slack_sdk import WebClient
+    from slack_sdk.errors import SlackApiError, SlackClientError
 
+    quiet = logging.getLogger("gen_nodes.chatops.slack.start")  # slack_sdk logs the failure before raising it
+    quiet.propagate = False
+    quiet.addHandler(logging.NullHandler())
     try:
-        return build_app(chatops, **options)
-    except BoltError:  # its message holds Slack's whole answer; ours says what to do
-        raise AuthenticationError("Slack refused SLACK_BOT_TOKEN (auth.test failed).",
+        WebClient(token=token, base_url=base_url, logger=quiet, timeout=15).auth_test()
+    except SlackApiError as exc:
+        raise AuthenticationError(f"Slack refused SLACK_BOT_TOKEN: {exc.response.get('error') or 'auth.test failed'}.",
                                   hint=_ENV_HINTS["SLACK_BOT_TOKEN"] + " Check that the app is installed in "
                                   "the workspace and the token is current.") from None
-    except OSError as exc:  # URLError, a refused connection, a timeout, a name that does not resolve
+    except (OSError, SlackClientError, ValueError) as exc:  # URLError, refused, timed out, not Slack's answer
         raise ConnectionFailed(f"Cannot reach Slack to check SLACK_BOT_TOKEN ({type(exc).__name__}).",
                                hint="Check this machine's network and proxy settings (and SLACK_API_URL, if "
                                "set), then start it again.") from None

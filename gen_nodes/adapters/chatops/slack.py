@@ -22,8 +22,8 @@ the store, so across processes) with an empty 200 that does nothing.
 
 Bolt's and slack_sdk's own loggers log request and answer bodies at DEBUG, and Bolt
 writes a refused request's body at INFO: a pasted GEN key, or a newline forging an
-audit line. This module hands them a logger held at INFO whose filter cuts any line
-that would carry a body.
+audit line. This module hands them a logger held at INFO whose filter
+(:class:`BoltLines`) cuts any line that would carry a body.
 """
 
 from __future__ import annotations
@@ -51,12 +51,16 @@ MAX_SECTIONS = 40
 
 
 
-class NoBodies(logging.Filter):
+class BoltLines(logging.Filter):
     """Cuts a line that would carry a request body (Bolt writes one into a refused signature's line
-    and an unhandled request's) down to its first words, so no body reaches a log."""
+    and an unhandled request's) down to its first words, so no body reaches a log; and drops Bolt's
+    start-up notice that ``token`` goes unused (Bolt reads SLACK_BOT_TOKEN from the environment even
+    when it is given a client, which already carries that token)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
+        if "`token` will be unused" in text:
+            return False
         if "body" in text.lower() or "request (" in text or "\n" in text:
             record.msg, record.args = text.split("(", 1)[0].splitlines()[0].strip()[:80] + " (body not logged)", ()
         return True
@@ -66,7 +70,7 @@ class NoBodies(logging.Filter):
 #: copies this logger's level and filters onto the loggers it makes for its parts.
 platform_log = logging.getLogger("gen_nodes.chatops.slack")
 platform_log.setLevel(logging.INFO)
-platform_log.addFilter(NoBodies())
+platform_log.addFilter(BoltLines())
 
 
 def build_app(chatops: ChatOps, *, signing_secret: str, token: str | None = None,
@@ -75,7 +79,7 @@ def build_app(chatops: ChatOps, *, signing_secret: str, token: str | None = None
     """The Bolt app: one slash command, the login modal and the two approval buttons.
 
     With a ``client``, its token is the one used (``token`` is not passed on: Bolt would warn
-    that it goes unused). Building it calls ``auth.test`` unless ``token_verification_enabled``
+    that it goes unused, see :class:`BoltLines`). Building it calls ``auth.test`` unless ``token_verification_enabled``
     is False: Slack unreachable raises ``URLError``, a bad token ``BoltError``."""
     app = App(signing_secret=signing_secret, token=None if client is not None else token, client=client,
               logger=platform_log, token_verification_enabled=token_verification_enabled)
