@@ -65,24 +65,13 @@ def build_app(chatops: ChatOps, *, public_key: str, api_url: str | None = None,
 
     from nacl.signing import VerifyKey  # PyNaCl only where requests are served, not to print commands
 
-    from ..web import BodyTooLarge, body_too_large, read_body
-
     verify_key = VerifyKey(bytes.fromhex(public_key))
     webhook = Webhook(api_url or os.environ.get("DISCORD_API_URL") or DEFAULT_API_URL, session)
 
     async def interactions(request: Request) -> JSONResponse:
-        try:
-            body = await read_body(request)
-        except BodyTooLarge:
-            return body_too_large()
-        if not _verified(verify_key, request.headers, body, clock()):
-            return JSONResponse({"error": "invalid request signature"}, status_code=401)
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            return JSONResponse({"error": "the body is not JSON"}, status_code=400)
+        payload = await _verified_payload(request, verify_key, clock())
         if not isinstance(payload, dict):
-            return JSONResponse({"error": "the body is not a JSON object"}, status_code=400)
+            return payload  # the refusal
         kind = payload.get("type")
         if kind == PING:
             return JSONResponse({"type": PONG})
@@ -117,6 +106,28 @@ def build_app(chatops: ChatOps, *, public_key: str, api_url: str | None = None,
         return JSONResponse({"error": f"unsupported interaction type {kind!r}"}, status_code=400)
 
     return Starlette(routes=[Route(PATH, interactions, methods=["POST"])])
+
+
+async def _verified_payload(request: Any, verify_key: "VerifyKey", now: float) -> Any:
+    """The interaction, a JSON object read (at most 1 MiB) and verified; else the answer refusing
+    it: 413 past 1 MiB (the rest unread), 401 for a bad or stale signature, 400 for a body not JSON."""
+    from starlette.responses import JSONResponse
+
+    from ..web import BodyTooLarge, body_too_large, read_body
+
+    try:
+        body = await read_body(request)
+    except BodyTooLarge:
+        return body_too_large()
+    if not _verified(verify_key, request.headers, body, now):
+        return JSONResponse({"error": "invalid request signature"}, status_code=401)
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return JSONResponse({"error": "the body is not JSON"}, status_code=400)
+    if not isinstance(payload, dict):
+        return JSONResponse({"error": "the body is not a JSON object"}, status_code=400)
+    return payload
 
 
 def _verified(key: "VerifyKey", headers: Mapping[str, str], body: bytes, now: float) -> bool:
