@@ -399,3 +399,17 @@ def test_a_key_inside_a_word_never_reaches_gen(events, web, chat, sandbox, gen_l
     assert web.matching(RESPONSE) == []
     assert [a["outcome"] for a in _audit(gen_log)] == ["refused_inline_key"] * len(KEY_INSIDE)
     assert sandbox.api_key not in gen_log.text and sandbox.api_key not in web.all_text()
+
+
+def test_bolt_itself_logs_no_body_either(chat, sandbox, gen_log):
+    """Bolt's own check, reached without the server in front, writes the body into its 401 line at
+    INFO; the logger it is handed cuts that line."""
+    from slack_bolt.request import BoltRequest
+
+    app = build_app(chat, signing_secret=SIGNING_SECRET, client=WebClient(token=BOT_TOKEN, base_url="http://127.0.0.1:9/"),
+                    token_verification_enabled=False)
+    body, headers = slack_signed(SIGNING_SECRET, interaction_form(login_submission(sandbox.api_key, "{}")),
+                                 sign_with="not-the-signing-secret")
+    assert app.dispatch(BoltRequest(body=body.decode(), headers=headers)).status == 401
+    assert "Invalid request signature detected (body not logged)" in gen_log.text
+    assert sandbox.api_key not in gen_log.text and "view_submission" not in gen_log.text
