@@ -6,6 +6,7 @@
     app = RequireGenKey(app, paths=("/mcp",))  # 401 with a readable JSON body when a request has no key
     app = HostGuard(app, hosts, origins)       # DNS-rebinding guard: 421 on a foreign Host, 403 on a foreign Origin
     serve(app, host="127.0.0.1", port=0, path="/mcp")   # binds, prints {"url": ...} first, serves until Ctrl-C
+    body = await read_body(request)            # at most 1 MiB, streamed; BodyTooLarge -> body_too_large() (413)
 
 ``serve`` is the one way a surface listens:
 

@@ -50,7 +50,6 @@ SECTION_LIMIT = 3000
 MAX_SECTIONS = 40
 
 
-
 class BoltLines(logging.Filter):
     """Cuts a line that would carry a request body (Bolt writes one into a refused signature's line
     and an unhandled request's) down to its first words, so no body reaches a log; and drops Bolt's
@@ -79,8 +78,9 @@ def build_app(chatops: ChatOps, *, signing_secret: str, token: str | None = None
     """The Bolt app: one slash command, the login modal and the two approval buttons.
 
     With a ``client``, its token is the one used (``token`` is not passed on: Bolt would warn
-    that it goes unused, see :class:`BoltLines`). Building it calls ``auth.test`` unless ``token_verification_enabled``
-    is False: Slack unreachable raises ``URLError``, a bad token ``BoltError``."""
+    that it goes unused, see :class:`BoltLines`). Building it calls ``auth.test`` unless
+    ``token_verification_enabled`` is False: Slack unreachable raises ``URLError``, a bad token
+    ``BoltError`` (``gen-nodes chatops slack`` checks the token itself first, with readable errors)."""
     app = App(signing_secret=signing_secret, token=None if client is not None else token, client=client,
               logger=platform_log, token_verification_enabled=token_verification_enabled)
 
