@@ -314,7 +314,14 @@ def cmd_mcp(args: argparse.Namespace) -> int:
 def cmd_chatops(args: argparse.Namespace) -> int:
     from .adapters.chatops.cli import main as chatops_main
 
-    return chatops_main(args.chatops_args, base_url=args.base_url, timeout=args.timeout)
+    if not args.sandbox:
+        return chatops_main(args.chatops_args, base_url=args.base_url, timeout=args.timeout)
+    from .sandbox.persistent import running
+
+    with running() as sandbox:
+        print(f"gen-nodes chatops on the persistent sandbox at {sandbox.base_url}", file=sys.stderr, flush=True)
+        return chatops_main(args.chatops_args, base_url=sandbox.base_url, timeout=args.timeout,
+                            sandbox_key=sandbox.api_key)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ and requests signed the way Slack and Discord sign them.
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 import threading
@@ -157,17 +158,23 @@ def serve_asgi(app: Any) -> Iterator[str]:
 # -- Slack ------------------------------------------------------------------------------
 
 
-def slack_post(url: str, secret: str, form: dict[str, Any], *, timestamp: int | None = None,
-               headers: dict[str, str] | None = None, sign_with: str | None = None) -> requests.Response:
-    """POST a form as Slack does, signed with slack_sdk's signature code."""
+def slack_signed(secret: str, form: dict[str, Any], *, timestamp: int | None = None,
+                 sign_with: str | None = None) -> tuple[bytes, dict[str, str]]:
+    """A form as Slack sends it: the body and its signed headers (slack_sdk's signature code)."""
     from slack_sdk.signature import SignatureVerifier
 
     body = urlencode(form)
     ts = str(int(time.time()) if timestamp is None else timestamp)
     signature = SignatureVerifier(sign_with or secret).generate_signature(timestamp=ts, body=body)
-    return requests.post(url, data=body.encode(), timeout=15, headers={
-        "Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": ts,
-        "X-Slack-Signature": signature, **(headers or {})})
+    return body.encode(), {"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": ts,
+                           "X-Slack-Signature": signature}
+
+
+def slack_post(url: str, secret: str, form: dict[str, Any], *, timestamp: int | None = None,
+               headers: dict[str, str] | None = None, sign_with: str | None = None) -> requests.Response:
+    """POST a form as Slack does, signed with slack_sdk's signature code."""
+    body, signed = slack_signed(secret, form, timestamp=timestamp, sign_with=sign_with)
+    return requests.post(url, data=body, timeout=15, headers={**signed, **(headers or {})})
 
 
 def slash_form(text: str, response_url: str, *, user: str = "U1", team: str = "T1",
@@ -211,15 +218,28 @@ class DiscordSigner:
         self._key = SigningKey.generate()
         self.public_key = self._key.verify_key.encode().hex()
 
-    def post(self, url: str, payload: dict[str, Any], *, timestamp: int | None = None,
-             tamper: bool = False) -> requests.Response:
+    def signed(self, payload: dict[str, Any], *, timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
+        """An interaction as Discord sends it: the body and its signed headers."""
         body = json.dumps(payload).encode()
         ts = str(int(time.time()) if timestamp is None else timestamp)
         signature = self._key.sign(ts.encode() + body).signature.hex()
+        return body, {"Content-Type": "application/json", "X-Signature-Ed25519": signature,
+                      "X-Signature-Timestamp": ts}
+
+    def post(self, url: str, payload: dict[str, Any], *, timestamp: int | None = None,
+             tamper: bool = False) -> requests.Response:
+        body, headers = self.signed(payload, timestamp=timestamp)
         if tamper:
             body = body.replace(b'"type"', b'"type" ', 1)
-        return requests.post(url, data=body, timeout=15, headers={
-            "Content-Type": "application/json", "X-Signature-Ed25519": signature, "X-Signature-Timestamp": ts})
+        return requests.post(url, data=body, timeout=15, headers=headers)
+
+
+#: Discord gives every interaction an id of its own (a snowflake); the server refuses to act on one twice.
+_INTERACTION_IDS = itertools.count(1)
+
+
+def interaction_id() -> str:
+    return str(next(_INTERACTION_IDS))
 
 
 def discord_command(words: list[str], options: dict[str, Any] | None = None, *, user: str = "111",
@@ -231,19 +251,19 @@ def discord_command(words: list[str], options: dict[str, Any] | None = None, *, 
     for i, word in enumerate(reversed(words)):
         kind = 1 if i == 0 else 2
         leaf = [{"name": word, "type": kind, "options": leaf}]
-    return {"type": 2, "id": "i1", "application_id": "APP1", "token": token, "guild_id": guild,
+    return {"type": 2, "id": interaction_id(), "application_id": "APP1", "token": token, "guild_id": guild,
             "channel_id": "CH1", "member": {"user": {"id": user, "username": "u" + user}},
             "data": {"id": "c1", "name": "gen", "type": 1, "options": leaf}}
 
 
 def discord_button(custom_id: str, *, user: str = "111", guild: str = "G1", token: str = "btoken") -> dict[str, Any]:
-    return {"type": 3, "id": "i2", "application_id": "APP1", "token": token, "guild_id": guild,
+    return {"type": 3, "id": interaction_id(), "application_id": "APP1", "token": token, "guild_id": guild,
             "channel_id": "CH1", "member": {"user": {"id": user}}, "message": {"id": "m1", "flags": 64},
             "data": {"custom_id": custom_id, "component_type": 2}}
 
 
 def discord_modal(key: str, *, user: str = "111", guild: str = "G1", token: str = "mtoken") -> dict[str, Any]:
-    return {"type": 5, "id": "i3", "application_id": "APP1", "token": token, "guild_id": guild,
+    return {"type": 5, "id": interaction_id(), "application_id": "APP1", "token": token, "guild_id": guild,
             "channel_id": "CH1", "member": {"user": {"id": user}},
             "data": {"custom_id": "gen_login", "components": [
                 {"type": 1, "components": [{"type": 4, "custom_id": "api_key", "value": key}]}]}}
@@ -257,3 +277,31 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
             return value
         time.sleep(0.02)
     raise AssertionError("condition not met in time")
+
+
+def post_unending(url: str, headers: dict[str, str], *, total: int = 2 * 1024 * 1024, chunk: int = 64 * 1024,
+                  wait: float = 5.0) -> tuple[int | None, int]:
+    """POST up to ``total`` bytes chunked through a raw socket and never send the last chunk, stopping
+    as soon as the server answers: (its status or None if it never did, bytes sent). A server that
+    reads the whole body before answering can only time out here."""
+    import select
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    head = "".join(f"{k}: {v}\r\n" for k, v in {**headers, "Transfer-Encoding": "chunked"}.items())
+    sent, answer = 0, b""
+    with socket.create_connection((parts.hostname, parts.port), timeout=wait) as sock:
+        sock.sendall(f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n{head}\r\n".encode())
+        try:
+            while sent < total and not select.select([sock], [], [], 0)[0]:
+                sock.sendall(b"%x\r\n%s\r\n" % (chunk, b"x" * chunk))
+                sent += chunk
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server stopped reading and hung up; its answer may be waiting
+        try:
+            if select.select([sock], [], [], wait)[0]:
+                answer = sock.recv(4096)
+        except (ConnectionResetError, socket.timeout):
+            pass
+    status = answer.split(b" ", 2)[1] if answer.startswith(b"HTTP/") else None
+    return (int(status) if status else None), sent

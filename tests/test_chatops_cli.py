@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+import requests
 
 pytest.importorskip("slack_bolt")
 pytest.importorskip("nacl")
 
 from chat_support import (  # noqa: E402
-    DiscordSigner, Recorder, button_payload, interaction_form, slack_post, slash_form)
+    DiscordSigner, Recorder, button_payload, discord_command, interaction_form, slack_post, slack_signed, slash_form)
 
 CLI = [sys.executable, "-m", "gen_nodes.cli"]
 SIGNING_SECRET = "cli-signing-secret"
@@ -42,10 +43,10 @@ def run_cli(*args: str, stdin: str | None = None, env: dict[str, str] | None = N
 
 
 @contextmanager
-def server(*args: str, env: dict[str, str], log: Path) -> Iterator[str]:
-    """A `gen-nodes chatops ...` server; yields the url of its first stdout line; stderr goes to ``log``."""
+def server(*args: str, env: dict[str, str], log: Path, before: tuple[str, ...] = ()) -> Iterator[str]:
+    """A `gen-nodes [BEFORE...] chatops ...` server; yields the url of its first stdout line; stderr goes to ``log``."""
     with open(log, "w") as err:
-        proc = subprocess.Popen([*CLI, "chatops", *args, "--port", "0"], stdout=subprocess.PIPE, stderr=err,
+        proc = subprocess.Popen([*CLI, *before, "chatops", *args, "--port", "0"], stdout=subprocess.PIPE, stderr=err,
                                 stdin=subprocess.DEVNULL, env=env, cwd=REPO, text=True)
     try:
         ready, _, _ = select.select([proc.stdout], [], [], 60)
@@ -156,6 +157,7 @@ def test_the_slack_server_from_the_cli(sandbox, web, tmp_path):
                       "ids": [audit[0]["ids"][0]], "outcome": "ok"}]
     for secret in (token, sandbox.api_key, "xoxb-cli-test", SIGNING_SECRET):
         assert secret not in logged
+    assert "will be unused" not in logged and "Traceback" not in logged
 
 
 def test_the_discord_server_from_the_cli(tmp_path):
@@ -203,3 +205,85 @@ def test_discord_commands_print_without_the_discord_extra():
     assert done.returncode == 0, done.stdout + done.stderr
     commands = json.loads(done.stdout)
     assert commands[0]["name"] == "gen" and commands[0]["options"]
+
+
+# -- hardening: replays across processes, --sandbox, start-up failures -----------------------
+
+
+def _keys_made(caplog) -> int:
+    return sum('"POST /v1/persisted_tokens' in r.getMessage() for r in caplog.records if r.name == "gen_nodes.sandbox")
+
+
+def test_a_slack_replay_to_another_process_does_not_act(redis_db, sandbox, web, tmp_path, sandbox_log):
+    env = _env(SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_BOT_TOKEN="xoxb-cli-test", SLACK_API_URL=web.url + "/api/")
+    assert run_cli("chatops", "bind", "--platform", "slack", "--user", "U1", "--store", redis_db,
+                   "--base-url", sandbox.base_url, stdin=sandbox.api_key, env=env).returncode == 0
+    common = ("slack", "--store", redis_db, "--base-url", sandbox.base_url)
+    body, headers = slack_signed(SIGNING_SECRET, slash_form("keys create once", web.url + "/replay/"))
+    with server(*common, env=env, log=tmp_path / "a.log") as first, \
+            server(*common, env=env, log=tmp_path / "b.log") as second:
+        assert requests.post(first, data=body, headers=headers, timeout=15).status_code == 200
+        web.wait_for("/replay/")
+        again = requests.post(second, data=body, headers=headers, timeout=15)
+        assert again.status_code == 200 and not again.text
+        time.sleep(1)  # a wrongly started run on the second process would show itself here
+    assert len(web.matching("/replay/")) == 1 and _keys_made(sandbox_log) == 1
+    assert "replayed slack request" in (tmp_path / "b.log").read_text()
+
+
+def test_a_discord_replay_to_another_process_does_not_act(sandbox, web, tmp_path, sandbox_log):
+    signer = DiscordSigner()
+    store = f"sqlite:///{tmp_path / 'shared.db'}"
+    env = _env(DISCORD_PUBLIC_KEY=signer.public_key, DISCORD_API_URL=web.url + "/api/v10")
+    assert run_cli("chatops", "bind", "--platform", "discord", "--user", "111", "--store", store,
+                   "--base-url", sandbox.base_url, stdin=sandbox.api_key, env=env).returncode == 0
+    common = ("discord", "--store", store, "--base-url", sandbox.base_url)
+    body, headers = signer.signed(discord_command(["keys", "create"], {"name": "once"}, token="replay"))
+    with server(*common, env=env, log=tmp_path / "a.log") as first, \
+            server(*common, env=env, log=tmp_path / "b.log") as second:
+        assert requests.post(first, data=body, headers=headers, timeout=15).json()["type"] == 5
+        web.wait_for("/api/v10/webhooks/APP1/replay")
+        again = requests.post(second, data=body, headers=headers, timeout=15).json()
+        assert "already handled" in again["data"]["content"]
+        time.sleep(1)
+    assert len(web.matching("/api/v10/webhooks/APP1/replay")) == 1 and _keys_made(sandbox_log) == 1
+
+
+def test_sandbox_flag_binds_and_serves_against_the_persistent_sandbox(web, tmp_path):
+    env = _env(GEN_NODES_SANDBOX_DIR=str(tmp_path / "sandbox"), SLACK_SIGNING_SECRET=SIGNING_SECRET,
+               SLACK_BOT_TOKEN="xoxb-cli-test", SLACK_API_URL=web.url + "/api/")
+    bound = run_cli("--sandbox", "chatops", "bind", "--platform", "slack", "--user", "U1", stdin="", env=env)
+    assert bound.returncode == 0, bound.stderr
+    assert json.loads(bound.stdout)["email"].endswith("@sandbox.local")
+    assert (tmp_path / "sandbox" / "chatops.sqlite3").exists()  # its own store, beside the sandbox's
+    with server("slack", env=env, log=tmp_path / "s.log", before=("--sandbox",)) as url:
+        slack_post(url, SIGNING_SECRET, slash_form("me", web.url + "/me/"))
+        assert "@sandbox.local" in web.wait_for("/me/")[0].body["text"]
+    gone = run_cli("--sandbox", "chatops", "unbind", "--platform", "slack", "--user", "U1", env=env)
+    assert json.loads(gone.stdout)["unbound"] is True
+    again = run_cli("--sandbox", "chatops", "unbind", "--platform", "slack", "--user", "U1", env=env)
+    assert json.loads(again.stdout)["unbound"] is False
+
+
+class RefusingSlack(Recorder):
+    def answer(self, entry):
+        if entry.path.startswith("/api/auth.test"):
+            return 200, {"ok": False, "error": "invalid_auth"}
+        return super().answer(entry)
+
+
+def test_slack_unreachable_or_a_bad_token_is_one_json_error(tmp_path):
+    store = f"sqlite:///{tmp_path / 'c.db'}"
+    unreachable = _env(SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_BOT_TOKEN="xoxb-cli-test",
+                       SLACK_API_URL="http://127.0.0.1:1/api/")
+    done = run_cli("chatops", "slack", "--port", "0", "--store", store, env=unreachable)
+    error = json.loads(done.stderr)["error"]
+    assert done.returncode == 5 and error["type"] == "connection" and "Cannot reach Slack" in error["message"]
+    assert "network" in error["hint"] and "Traceback" not in done.stderr
+    with RefusingSlack() as slack:
+        refused = _env(SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_BOT_TOKEN="xoxb-bad-token",
+                       SLACK_API_URL=slack.url + "/api/")
+        done = run_cli("chatops", "slack", "--port", "0", "--store", store, env=refused)
+    error = json.loads(done.stderr)["error"]
+    assert done.returncode == 3 and error["type"] == "authentication" and "SLACK_BOT_TOKEN" in error["message"]
+    assert "OAuth" in error["hint"] and "Traceback" not in done.stderr and "xoxb-bad-token" not in done.stderr

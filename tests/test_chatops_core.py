@@ -93,6 +93,27 @@ def test_a_typed_key_is_refused_wherever_it_appears(chat):
     assert chat.parse("keys create gen_ci").kind == "action"
 
 
+KEY = "gen_pat_AbCdEf0123456789xyzAbCdEf0123456789xy"
+
+
+@pytest.mark.parametrize("text", [
+    f"keys create name={KEY}", f"keys create ({KEY})", f"keys create key:{KEY}", f"keys create {KEY},",
+    f"keys create <<{KEY}>>", f"keys create {KEY.upper()}", f"keys create x expires={KEY}", f"keys rename 1 {KEY}.",
+    f"keys create my{KEY}", "keys create (gen_0123456789abcdef)", "keys create REF_0123456789ABCDEF!",
+])
+def test_a_key_inside_a_word_is_refused_before_parsing(chat, text):
+    command = chat.parse(text)
+    assert (command.kind, command.audit) == ("answer", "refused_inline_key")
+    words, value = ("keys", "create"), text.split(" ", 2)[2]
+    assert chat.parse_fields(words, {"name": value}).audit == "refused_inline_key"
+    assert chat.parse_fields(words, {"name": "ok", "expires": value}).audit == "refused_inline_key"
+
+
+@pytest.mark.parametrize("name", ["regen_nightly_build_job", "ci-gen-pipeline-for-prod", "gen_short", "prefgen_0123456789abcdef"])
+def test_a_name_that_only_contains_a_prefix_is_not_a_key(chat, name):
+    assert chat.parse(f"keys create {name}").kind == "action"
+
+
 def test_plugin_actions_get_commands_too():
     chat = ChatOps(Registry([GET_ME, PLUGIN]), open_store("memory://"), SecretBox("plugin-test-secret-0"))
     assert chat.grammar.usage(chat.grammar.entries[("get-balance",)]) == \

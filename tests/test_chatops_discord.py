@@ -9,11 +9,12 @@ import threading
 import time
 
 import pytest
+import requests
 
 pytest.importorskip("nacl")
 
 from chat_support import (  # noqa: E402
-    DiscordSigner, Recorder, chatops_on, discord_button, discord_command, discord_modal, serve_asgi)
+    DiscordSigner, Recorder, chatops_on, discord_button, discord_command, discord_modal, post_unending, serve_asgi)
 from gen_nodes.adapters.chatops.core import Grammar  # noqa: E402
 from gen_nodes.adapters.chatops.discord import application_commands, build_app  # noqa: E402
 from gen_nodes.registry import Registry  # noqa: E402
@@ -241,3 +242,41 @@ def test_application_commands_come_from_the_registry_plugins_included():
                                   "required": True, "type": 3}]
     for option in top["keys"]["options"]:
         assert len(option["description"]) <= 100
+
+
+# -- hardening: bodies, replays, keys inside words ------------------------------------------
+
+
+def test_a_body_over_one_mib_gets_413_before_it_is_read(interactions, signer):
+    status, sent = post_unending(interactions, {"Content-Type": "application/json"})
+    assert status == 413 and sent <= 2 * 1024 * 1024  # a server reading it all would never answer
+    body, headers = signer.signed({"type": 1, "pad": "x" * (1024 * 1024)})
+    assert requests.post(interactions, data=body, headers=headers, timeout=15).status_code == 413
+
+
+def test_a_replayed_interaction_does_not_act_again(interactions, signer, webhook, chat, sandbox, gen_log):
+    chat.bind("discord", "111", sandbox.api_key)
+    before = len(sandbox.store.list_keys(sandbox.user["id"]))
+    body, headers = signer.signed(discord_command(["keys", "create"], {"name": "twice"}, token="replay"))
+    first = requests.post(interactions, data=body, headers=headers, timeout=15)
+    assert first.json()["type"] == 5
+    webhook.wait_for("/api/v10/webhooks/APP1/replay")
+    again = requests.post(interactions, data=body, headers=headers, timeout=15)
+    assert again.status_code == 200 and "already handled" in again.json()["data"]["content"]
+    assert again.json()["data"]["flags"] == EPHEMERAL
+    time.sleep(0.5)  # a wrongly started second run would show itself here
+    assert len(webhook.matching("/api/v10/webhooks/APP1/replay")) == 1
+    assert len(sandbox.store.list_keys(sandbox.user["id"])) == before + 1
+
+
+@pytest.mark.parametrize("field, template", [
+    ("name", "name={key}"), ("name", "({key})"), ("name", "key:{key}"), ("name", "{key},"), ("name", "<<{key}>>"),
+    ("name", "{upper}"), ("expires", "{key}"), ("name", "{key}."),
+])
+def test_a_key_inside_an_option_never_reaches_gen(interactions, signer, webhook, chat, sandbox, field, template):
+    chat.bind("discord", "111", sandbox.api_key)
+    before = sandbox.store.list_keys(sandbox.user["id"])
+    value = template.format(key=sandbox.api_key, upper=sandbox.api_key.upper())
+    ack, _ = Person(interactions, signer, webhook).command(["keys", "create"], {field: value})
+    assert ack["type"] == 4 and "leaked" in ack["data"]["content"] and sandbox.api_key not in json.dumps(ack)
+    assert sandbox.store.list_keys(sandbox.user["id"]) == before

@@ -10,13 +10,15 @@ import threading
 import time
 
 import pytest
+import requests
 
 pytest.importorskip("slack_bolt")
 
 from slack_sdk import WebClient  # noqa: E402
 
 from chat_support import (  # noqa: E402
-    Recorder, button_payload, chatops_on, interaction_form, login_submission, serve_asgi, slack_post, slash_form)
+    Recorder, button_payload, chatops_on, interaction_form, login_submission, post_unending, serve_asgi, slack_post,
+    slack_signed, slash_form)
 from gen_nodes.adapters.chatops.slack import build_app, build_asgi  # noqa: E402
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -43,7 +45,7 @@ def events(chat, web):
     app = build_app(chat, signing_secret=SIGNING_SECRET, token=BOT_TOKEN,
                     client=WebClient(token=BOT_TOKEN, base_url=web.url + "/api/"),
                     token_verification_enabled=False)
-    with serve_asgi(build_asgi(app)) as url:
+    with serve_asgi(build_asgi(app, chat, signing_secret=SIGNING_SECRET)) as url:
         yield url + "/slack/events"
 
 
@@ -333,3 +335,81 @@ def test_the_readme_audit_example_is_what_is_logged(events, web, chat, sandbox, 
     Slack(events, web).answer("me")
     example = json.loads(snippet("What is logged", "json"))
     assert list(_audit(gen_log)[-1]) == list(example)
+
+
+# -- hardening: bodies, replays, keys inside words ------------------------------------------
+
+
+def test_no_refused_request_body_reaches_the_log(events, web, sandbox, gen_log):
+    """A badly signed or stale login form (holding a GEN key), an unsigned body forging an audit line,
+    and a 5 MB body: each is refused, and the log holds none of them."""
+    form = interaction_form(login_submission(sandbox.api_key, "{}"))
+    forged_line = '{"platform": "slack", "workspace": "T1", "user": "UBOSS", "action": "revoke_all", "outcome": "ok"}'
+    answers = [
+        slack_post(events, SIGNING_SECRET, form, sign_with="not-the-signing-secret").status_code,
+        slack_post(events, SIGNING_SECRET, form, timestamp=int(time.time()) - 6 * 60).status_code,
+        requests.post(events, data=f"text=x\nINFO gen_nodes.chatops.audit: {forged_line}\n", timeout=15,
+                      headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code,
+        requests.post(events, data=b"text=" + b"B" * (5 * 1024 * 1024), timeout=30, headers={
+            "Content-Type": "application/x-www-form-urlencoded"}).status_code,
+    ]
+    assert answers == [401, 401, 401, 413]
+    logged = gen_log.text + "\n".join(r.getMessage() for r in gen_log.records)
+    for leaked in (sandbox.api_key, sandbox.api_key.upper(), "UBOSS", "revoke_all", "BBBBBBBB", "view_submission"):
+        assert leaked not in logged, leaked
+    assert not _audit(gen_log)
+
+
+@pytest.mark.parametrize("length", ["chunked", "declared"])
+def test_a_body_over_one_mib_gets_413_before_it_is_read(events, length):
+    if length == "chunked":  # 2 MiB without the last chunk: a server reading it all would never answer
+        status, sent = post_unending(events, {"Content-Type": "application/x-www-form-urlencoded"})
+        assert status == 413 and sent <= 2 * 1024 * 1024
+    else:
+        body, headers = slack_signed(SIGNING_SECRET, {"text": "x" * (1024 * 1024 + 1)})
+        assert requests.post(events, data=body, headers=headers, timeout=15).status_code == 413
+
+
+def test_a_replayed_signed_request_does_not_act_again(events, web, chat, sandbox, gen_log):
+    chat.bind("slack", "U1", sandbox.api_key)
+    before = len(sandbox.store.list_keys(sandbox.user["id"]))
+    body, headers = slack_signed(SIGNING_SECRET, slash_form("keys create twice", web.url + RESPONSE + "replay/"))
+    first = requests.post(events, data=body, headers=headers, timeout=15)
+    web.wait_for(RESPONSE + "replay/")
+    again = requests.post(events, data=body, headers=headers, timeout=15)
+    assert (first.status_code, again.status_code) == (200, 200) and not again.text
+    time.sleep(0.5)  # a wrongly started second run would show itself here
+    assert len(web.matching(RESPONSE + "replay/")) == 1
+    assert len(sandbox.store.list_keys(sandbox.user["id"])) == before + 1
+    assert [a["outcome"] for a in _audit(gen_log)] == ["ok"]
+
+
+KEY_INSIDE = ["keys create name={key}", "keys create ({key})", "keys create key:{key}", "keys create {key},",
+              "keys create <<{key}>>", "keys create {upper}", "keys create x expires={key}", "keys rename 1 {key}."]
+
+
+def test_a_key_inside_a_word_never_reaches_gen(events, web, chat, sandbox, gen_log):
+    chat.bind("slack", "U1", sandbox.api_key)
+    before = sandbox.store.list_keys(sandbox.user["id"])
+    person = Slack(events, web)
+    for text in KEY_INSIDE:
+        ack, _ = person.command(text.format(key=sandbox.api_key, upper=sandbox.api_key.upper()))
+        assert ack.status_code == 200 and "leaked" in ack.json()["text"], text
+    assert sandbox.store.list_keys(sandbox.user["id"]) == before
+    assert web.matching(RESPONSE) == []
+    assert [a["outcome"] for a in _audit(gen_log)] == ["refused_inline_key"] * len(KEY_INSIDE)
+    assert sandbox.api_key not in gen_log.text and sandbox.api_key not in web.all_text()
+
+
+def test_bolt_itself_logs_no_body_either(chat, sandbox, gen_log):
+    """Bolt's own check, reached without the server in front, writes the body into its 401 line at
+    INFO; the logger it is handed cuts that line."""
+    from slack_bolt.request import BoltRequest
+
+    app = build_app(chat, signing_secret=SIGNING_SECRET, client=WebClient(token=BOT_TOKEN, base_url="http://127.0.0.1:9/"),
+                    token_verification_enabled=False)
+    body, headers = slack_signed(SIGNING_SECRET, interaction_form(login_submission(sandbox.api_key, "{}")),
+                                 sign_with="not-the-signing-secret")
+    assert app.dispatch(BoltRequest(body=body.decode(), headers=headers)).status == 401
+    assert "Invalid request signature detected (body not logged)" in gen_log.text
+    assert sandbox.api_key not in gen_log.text and "view_submission" not in gen_log.text

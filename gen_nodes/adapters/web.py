@@ -6,6 +6,7 @@
     app = RequireGenKey(app, paths=("/mcp",))  # 401 with a readable JSON body when a request has no key
     app = HostGuard(app, hosts, origins)       # DNS-rebinding guard: 421 on a foreign Host, 403 on a foreign Origin
     serve(app, host="127.0.0.1", port=0, path="/mcp")   # binds, prints {"url": ...} first, serves until Ctrl-C
+    body = await read_body(request)            # at most 1 MiB, streamed; BodyTooLarge -> body_too_large() (413)
 
 ``serve`` is the one way a surface listens:
 
@@ -136,6 +137,40 @@ class _Entry:
 
     def __init__(self, client: Any) -> None:
         self.client, self.leases, self.evicted, self.closed = client, 0, False, False
+
+
+# -- request bodies --------------------------------------------------------------------------
+
+#: The largest request body the chat-ops endpoints read (Slack and Discord send a few KiB).
+MAX_BODY = 1024 * 1024
+
+
+class BodyTooLarge(Exception):
+    """A request body passed the limit; the rest of it was not read."""
+
+
+async def read_body(request: Any, limit: int = MAX_BODY) -> bytes:
+    """A Starlette request's body, read chunk by chunk and refused (:class:`BodyTooLarge`) as soon as
+    it passes ``limit`` bytes, or when its Content-Length says it will: a huge or endless body,
+    chunked or not, is never held in memory. Runs before any signature check, so it needs none."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def body_too_large(limit: int = MAX_BODY) -> Any:
+    """The 413 answer to a body over ``limit`` (the connection is closed: the rest is never read)."""
+    from starlette.responses import JSONResponse
+
+    return JSONResponse({"error": f"the request body is over {limit} bytes"}, status_code=413,
+                        headers={"connection": "close"})
 
 
 # -- middleware ------------------------------------------------------------------------------

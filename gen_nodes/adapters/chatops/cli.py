@@ -5,13 +5,17 @@
     gen-nodes chatops discord commands
     gen-nodes chatops bind --platform slack --user U123 < key.txt
     gen-nodes chatops unbind --platform slack --user U123
+    gen-nodes --sandbox chatops ...   # against the persistent sandbox, bindings in its own store
 
 Servers print, as the first stdout line, ``{"url": ...}`` with the real address once
 bound. Configuration comes from the environment: ``GEN_NODES_CHATOPS_SECRET`` (seals
 the bound keys), ``SLACK_SIGNING_SECRET``, ``SLACK_BOT_TOKEN``, ``SLACK_API_URL``,
 ``DISCORD_PUBLIC_KEY``, ``DISCORD_API_URL``, plus ``GEN_BASE_URL``. Bindings and
 approvals live in ``--store`` (default ``sqlite://``, a file in the state folder;
-``redis://...`` for several processes or machines).
+``redis://...`` for several processes or machines). Under ``gen-nodes --sandbox`` every
+command acts against the persistent sandbox: the default store is then a file beside
+the sandbox's (sandbox keys and real ones never share a store), and ``bind`` with
+nothing on stdin binds the sandbox's own key.
 """
 
 from __future__ import annotations
@@ -23,14 +27,17 @@ import os
 import sys
 from typing import Any, Sequence
 
-from ...errors import GenError, InvalidInput
+from ...errors import AuthenticationError, ConnectionFailed, GenError, InvalidInput
 
 SECRET_ENV = "GEN_NODES_CHATOPS_SECRET"
 DEFAULT_STORE = "sqlite://"
+#: Under ``gen-nodes --sandbox``: the chat-ops store, in the persistent sandbox's folder.
+SANDBOX_STORE_FILE = "chatops.sqlite3"
 
 
 def main(argv: Sequence[str] | None = None, **defaults: Any) -> int:
-    """``defaults`` are ``gen-nodes``' global options (``base_url``, ``timeout``); None is ignored."""
+    """``defaults`` are ``gen-nodes``' global options (``base_url``, ``timeout``, and ``sandbox_key``
+    under ``--sandbox``); None is ignored."""
     parser = _parser()
     parser.set_defaults(**{k: v for k, v in defaults.items() if v is not None})
     args = parser.parse_args(argv)
@@ -65,9 +72,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--store", default=os.environ.get("GEN_NODES_CHATOPS_STORE", DEFAULT_STORE),
-                   help="where bindings and approvals live: sqlite:// (default, a file in the state folder), "
-                   "sqlite:///path.db, or redis://host:port/db for several processes")
+    p.add_argument("--store", default=None,
+                   help="where bindings and approvals live (default: $GEN_NODES_CHATOPS_STORE, else sqlite://, a "
+                   "file in the state folder): sqlite:///path.db, or redis://host:port/db for several processes")
     p.add_argument("--base-url", default=argparse.SUPPRESS,
                    help="GEN API base URL (default: $GEN_BASE_URL or https://api.gen.pro/v1)")
     p.add_argument("--timeout", type=float, default=argparse.SUPPRESS, help="GEN read timeout in seconds")
@@ -97,16 +104,40 @@ def cmd_slack(args: argparse.Namespace) -> int:
     _needs("slack", "slack_bolt")
     from slack_sdk import WebClient
 
-    from .slack import PATH, build_app, build_asgi
+    from .slack import PATH, build_app, build_asgi, platform_log
 
     signing_secret, token = _env("SLACK_SIGNING_SECRET"), _env("SLACK_BOT_TOKEN")
     _check_host(args)
     configure_logging(args.log_level)
-    chatops = _chatops(args)
     api_url = os.environ.get("SLACK_API_URL")
-    client = WebClient(token=token, base_url=api_url.rstrip("/") + "/") if api_url else None
-    app = build_app(chatops, signing_secret=signing_secret, token=token, client=client, command=args.command)
-    return _serve(build_asgi(app), args, PATH, "gen-nodes chatops slack")
+    base_url = api_url.rstrip("/") + "/" if api_url else WebClient.BASE_URL
+    _check_bot_token(token, base_url)
+    chatops = _chatops(args)
+    client = WebClient(token=token, base_url=base_url, logger=platform_log)
+    app = build_app(chatops, signing_secret=signing_secret, client=client, command=args.command,
+                    token_verification_enabled=False)  # checked just above, with errors people can read
+    return _serve(build_asgi(app, chatops, signing_secret=signing_secret), args, PATH, "gen-nodes chatops slack")
+
+
+def _check_bot_token(token: str, base_url: str) -> None:
+    """Slack's ``auth.test`` for the bot token, before anything is served: Slack unreachable or the
+    token refused become one clear error instead of slack_sdk's error line and a traceback."""
+    from slack_sdk import WebClient
+    from slack_sdk.errors import SlackApiError, SlackClientError
+
+    quiet = logging.getLogger("gen_nodes.chatops.slack.start")  # slack_sdk logs the failure before raising it
+    quiet.propagate = False
+    quiet.addHandler(logging.NullHandler())
+    try:
+        WebClient(token=token, base_url=base_url, logger=quiet, timeout=15).auth_test()
+    except SlackApiError as exc:
+        raise AuthenticationError(f"Slack refused SLACK_BOT_TOKEN: {exc.response.get('error') or 'auth.test failed'}.",
+                                  hint=_ENV_HINTS["SLACK_BOT_TOKEN"] + " Check that the app is installed in "
+                                  "the workspace and the token is current.") from None
+    except (OSError, SlackClientError, ValueError) as exc:  # URLError, refused, timed out, not Slack's answer
+        raise ConnectionFailed(f"Cannot reach Slack to check SLACK_BOT_TOKEN ({type(exc).__name__}).",
+                               hint="Check this machine's network and proxy settings (and SLACK_API_URL, if "
+                               "set), then start it again.") from None
 
 
 def cmd_discord(args: argparse.Namespace) -> int:
@@ -133,9 +164,11 @@ def cmd_discord(args: argparse.Namespace) -> int:
 
 
 def cmd_bind(args: argparse.Namespace) -> int:
+    sandbox_key = getattr(args, "sandbox_key", None)
     if sys.stdin.isatty():
-        print("Paste the GEN API key, then press Enter:", file=sys.stderr)
-    key = sys.stdin.readline().strip()
+        print("Paste the GEN API key, then press Enter" + (" (Enter alone binds the sandbox's own key):"
+              if sandbox_key else ":"), file=sys.stderr)
+    key = sys.stdin.readline().strip() or sandbox_key or ""
     chatops = _chatops(args)
     me = chatops.bind(args.platform, args.user, key)
     chatops.audit(_operator(args), "bind", ids=[me.get("id")], outcome="ok")
@@ -172,13 +205,27 @@ def _chatops(args: argparse.Namespace):
         raise InvalidInput(str(exc), errors=[{"path": SECRET_ENV, "message": "too short"}],
                            hint=_ENV_HINTS[SECRET_ENV]) from None
     try:
-        store = open_store(args.store)
+        store = open_store(_store_url(args))
     except StoreError as exc:
         raise GenError(str(exc), hint="Check --store (or $GEN_NODES_CHATOPS_STORE): sqlite:// for one machine, "
                        "redis://host:port/db for several; a Redis server must be running and reachable.") from None
     return ChatOps(default_registry(), store, box,
                    base_url=getattr(args, "base_url", None), timeout=timeouts(getattr(args, "timeout", None)),
                    allow=getattr(args, "allow", ()), prefix=getattr(args, "command", "/gen"))
+
+
+def _store_url(args: argparse.Namespace) -> str:
+    """--store, else $GEN_NODES_CHATOPS_STORE, else the default file: under --sandbox, one beside the
+    sandbox's own, so bindings of sandbox keys never mix with bindings of real GEN keys."""
+    chosen = args.store or os.environ.get("GEN_NODES_CHATOPS_STORE")
+    if chosen:
+        return chosen
+    if getattr(args, "sandbox_key", None):
+        from ...paths import private_folder
+        from ...sandbox.persistent import state_dir
+
+        return f"sqlite:///{private_folder(state_dir()) / SANDBOX_STORE_FILE}"
+    return DEFAULT_STORE
 
 
 def _operator(args: argparse.Namespace):

@@ -28,6 +28,7 @@ never command text, arguments or secrets.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import logging
 import re
@@ -62,8 +63,17 @@ LIST_LIMIT = 50
 _BINDING_PREFIX = "chatops:binding:"
 #: Seconds a binding lasts without use: a year (every command that uses it renews it).
 BINDING_TTL = 365 * 24 * 3600
-# A word that looks like a GEN key: a documented prefix and a long run of key characters.
-_KEY_LIKE = re.compile(r"(?:%s)[A-Za-z0-9_\-]{12,}" % "|".join(re.escape(p) for p in KNOWN_PREFIXES))
+#: Seconds a verified request is remembered, so a replay of it does not act again. Both platforms'
+#: requests are accepted with a timestamp up to 5 minutes off either way, so one signed request
+#: stays acceptable for 10 minutes from the first sight at most; a minute more for clock drift.
+REPLAY_TTL = 2 * 300 + 60
+_SEEN_PREFIX = "chatops:seen:"
+# Text that holds a GEN key: a documented prefix and a long run of key characters, in any case and
+# anywhere (inside `name=...`, brackets, after a colon...). The short generic prefixes (`gen_`, `ref_`)
+# must not follow a letter or digit, so a name like `regen_nightly_build` is not taken for a key;
+# `gen_pat_` is specific enough to be caught even glued to a word.
+_KEY_LIKE = re.compile(r"(?:gen_pat_|(?<![a-z0-9])(?:%s))[a-z0-9_\-]{12,}" % "|".join(
+    re.escape(p) for p in KNOWN_PREFIXES if p != "gen_pat_"), re.IGNORECASE)
 _INT = re.compile(r"^-?[0-9]+$")
 
 
@@ -148,6 +158,11 @@ class Entry:
     def option_name(self, name: str) -> str:
         """How a field is named as an option (its alias, if it has one)."""
         return next((alias for alias, target in self.chat.options.items() if target == name), name)
+
+
+def holds_key(text: str) -> bool:
+    """True if ``text`` holds something shaped like a GEN key anywhere in it (any case)."""
+    return _KEY_LIKE.search(text or "") is not None
 
 
 def chat_of(spec: ActionSpec) -> Chat:
@@ -328,6 +343,7 @@ class ChatOps:
         self.grammar = Grammar(registry, prefix)
         self.terms = ChatTerms(commands={e.spec.id: f"`{self.grammar.usage(e)}`" for e in self.grammar.entries.values()},
                                API_KEY=f"bind an active key of yours with `{prefix} login`")
+        self.store = store
         self.bindings = Bindings(store, box)
         self.approvals = Approvals(store, ttl=approval_ttl, clock=clock)
         self.base_url = base_url
@@ -341,13 +357,24 @@ class ChatOps:
     def prefix(self) -> str:
         return self.grammar.prefix
 
+    # -- 0. replays --
+
+    def first_sight(self, platform: str, request_id: str) -> bool:
+        """True the first time a verified request (``request_id``: what identifies it on ``platform``)
+        is seen; False for a replay. Remembered in the store for :data:`REPLAY_TTL`, added atomically,
+        so processes sharing the store see each other's requests."""
+        digest = hashlib.sha256(request_id.encode()).hexdigest()
+        if self.store.add(f"{_SEEN_PREFIX}{platform}:{digest}", {}, ttl=REPLAY_TTL):
+            return True
+        log.warning("a replayed %s request was answered without acting on it", platform)
+        return False
+
     # -- 1. parsing (no network) --
 
     def parse(self, text: str) -> Command:
         """What the person typed after the slash command, as a :class:`Command`."""
         words = (text or "").split()
-        if any(_KEY_LIKE.fullmatch(w.strip("`'\"")) for w in words) or (
-                words and words[0].lower() == "login" and len(words) > 1):
+        if holds_key(text) or (words and words[0].lower() == "login" and len(words) > 1):
             return self._inline_key()
         if not words or words[0].lower() == "help":
             return self._answer(self.grammar.help())
@@ -385,6 +412,8 @@ class ChatOps:
 
     def parse_fields(self, words: tuple[str, ...], fields: Mapping[str, Any], share: bool = False) -> Command:
         """A command given as words plus typed options (Discord's application commands)."""
+        if any(holds_key(str(v)) for v in (*words, *fields.values())):
+            return self._inline_key()
         if not words or words[0] == "help":
             return self._answer(self.grammar.help())
         if words[0] in ("login", "logout"):
@@ -392,8 +421,6 @@ class ChatOps:
         entry = self.grammar.entries.get(tuple(words))
         if entry is None:
             return self._unknown(list(words))
-        if any(isinstance(v, str) and _KEY_LIKE.search(v) for v in fields.values()):
-            return self._inline_key()
         values = {}
         for option, value in fields.items():
             target = entry.field_for(option)

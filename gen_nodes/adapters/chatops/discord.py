@@ -3,10 +3,12 @@
 Bolt does not cover Discord, so this module rebuilds its pipeline by hand, as
 thinly as the Slack adapter over :class:`~gen_nodes.adapters.chatops.core.ChatOps`:
 
-1. verify: every request's Ed25519 signature (``X-Signature-Ed25519`` over
+1. verify: the body is read capped at 1 MiB (413 past it, before the rest is
+   read); then every request's Ed25519 signature (``X-Signature-Ed25519`` over
    ``X-Signature-Timestamp`` + body) against ``DISCORD_PUBLIC_KEY`` with PyNaCl;
    a bad signature, or a timestamp more than 5 minutes off, gets 401;
-2. PING gets PONG;
+2. PING gets PONG; an interaction id seen before (remembered in the store, so
+   across processes) is a replay: answered, privately, without acting again;
 3. ack: help and usage errors are answered at once (type 4); ``login`` answers
    with a modal (type 9); anything that calls GEN is deferred (type 5) and its
    answer follows through the interaction webhook (``DISCORD_API_URL``, default
@@ -54,6 +56,7 @@ log = logging.getLogger("gen_nodes.chatops.discord")
 def build_app(chatops: ChatOps, *, public_key: str, api_url: str | None = None,
               session: requests.Session | None = None, clock=time.time):
     """The Starlette app answering Discord's interactions at ``/interactions``."""
+    import anyio
     from starlette.applications import Starlette
     from starlette.background import BackgroundTask
     from starlette.requests import Request
@@ -66,16 +69,15 @@ def build_app(chatops: ChatOps, *, public_key: str, api_url: str | None = None,
     webhook = Webhook(api_url or os.environ.get("DISCORD_API_URL") or DEFAULT_API_URL, session)
 
     async def interactions(request: Request) -> JSONResponse:
-        body = await request.body()
-        if not _verified(verify_key, request.headers, body, clock()):
-            return JSONResponse({"error": "invalid request signature"}, status_code=401)
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            return JSONResponse({"error": "the body is not JSON"}, status_code=400)
+        payload = await _verified_payload(request, verify_key, clock())
+        if not isinstance(payload, dict):
+            return payload  # the refusal
         kind = payload.get("type")
         if kind == PING:
             return JSONResponse({"type": PONG})
+        seen_as = str(payload.get("id") or request.headers.get("x-signature-ed25519", ""))
+        if not await anyio.to_thread.run_sync(chatops.first_sight, "discord", seen_as):
+            return JSONResponse(_message_response(Reply("This request was already handled; nothing more was done.")))
         who = _who(payload)
         # A press is admitted by ChatOps.press itself: an approval DM has no guild, its route admits it.
         refused = chatops.admit(who) if kind != MESSAGE_COMPONENT else None
@@ -105,6 +107,28 @@ def build_app(chatops: ChatOps, *, public_key: str, api_url: str | None = None,
         return JSONResponse({"error": f"unsupported interaction type {kind!r}"}, status_code=400)
 
     return Starlette(routes=[Route(PATH, interactions, methods=["POST"])])
+
+
+async def _verified_payload(request: Any, verify_key: "VerifyKey", now: float) -> Any:
+    """The interaction, a JSON object read (at most 1 MiB) and verified; else the answer refusing
+    it: 413 past 1 MiB (the rest unread), 401 for a bad or stale signature, 400 for a body not JSON."""
+    from starlette.responses import JSONResponse
+
+    from ..web import BodyTooLarge, body_too_large, read_body
+
+    try:
+        body = await read_body(request)
+    except BodyTooLarge:
+        return body_too_large()
+    if not _verified(verify_key, request.headers, body, now):
+        return JSONResponse({"error": "invalid request signature"}, status_code=401)
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return JSONResponse({"error": "the body is not JSON"}, status_code=400)
+    if not isinstance(payload, dict):
+        return JSONResponse({"error": "the body is not a JSON object"}, status_code=400)
+    return payload
 
 
 def _verified(key: "VerifyKey", headers: Mapping[str, str], body: bytes, now: float) -> bool:

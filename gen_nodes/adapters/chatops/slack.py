@@ -15,9 +15,15 @@ slow GEN never runs into Slack's 3-second deadline.
   only the requester's press acts, once (the store makes decide/claim atomic), so a
   double click or Slack's retry (``X-Slack-Retry-Num``) runs GEN's call once.
 
-Bolt's and slack_sdk's own loggers log request and answer bodies at DEBUG, which
-would include a new key's secret or a pasted GEN key: this module hands them a
-logger held at INFO instead.
+In front of Bolt, :func:`build_asgi` reads the body capped at 1 MiB (413 past it,
+before the rest is read), checks the signature itself (401, nothing logged), and
+answers a replay of a verified request (same signature and timestamp, remembered in
+the store, so across processes) with an empty 200 that does nothing.
+
+Bolt's and slack_sdk's own loggers log request and answer bodies at DEBUG, and Bolt
+writes a refused request's body at INFO: a pasted GEN key, or a newline forging an
+audit line. This module hands them a logger held at INFO whose filter
+(:class:`BoltLines`) cuts any line that would carry a body.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from typing import Any, Callable
 from slack_bolt import App
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
 from slack_sdk import WebClient
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
 from .core import ChatOps, ChatUser, Reply
@@ -42,17 +49,40 @@ APPROVE, DENY = "gen_approve", "gen_deny"
 SECTION_LIMIT = 3000
 MAX_SECTIONS = 40
 
-#: Given to Bolt and slack_sdk instead of their own loggers: their DEBUG lines hold bodies.
+
+class BoltLines(logging.Filter):
+    """Cuts a line that would carry a request body (Bolt writes one into a refused signature's line
+    and an unhandled request's) down to its first words, so no body reaches a log; and drops Bolt's
+    start-up notice that ``token`` goes unused (Bolt reads SLACK_BOT_TOKEN from the environment even
+    when it is given a client, which already carries that token)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "`token` will be unused" in text:
+            return False
+        if "body" in text.lower() or "request (" in text or "\n" in text:
+            record.msg, record.args = text.split("(", 1)[0].splitlines()[0].strip()[:80] + " (body not logged)", ()
+        return True
+
+
+#: Given to Bolt and slack_sdk instead of their own loggers: their DEBUG lines hold bodies. Bolt
+#: copies this logger's level and filters onto the loggers it makes for its parts.
 platform_log = logging.getLogger("gen_nodes.chatops.slack")
 platform_log.setLevel(logging.INFO)
+platform_log.addFilter(BoltLines())
 
 
 def build_app(chatops: ChatOps, *, signing_secret: str, token: str | None = None,
               client: WebClient | None = None, token_verification_enabled: bool = True,
               command: str = "/gen") -> App:
-    """The Bolt app: one slash command, the login modal and the two approval buttons."""
-    app = App(signing_secret=signing_secret, token=token, client=client, logger=platform_log,
-              token_verification_enabled=token_verification_enabled)
+    """The Bolt app: one slash command, the login modal and the two approval buttons.
+
+    With a ``client``, its token is the one used (``token`` is not passed on: Bolt would warn
+    that it goes unused, see :class:`BoltLines`). Building it calls ``auth.test`` unless
+    ``token_verification_enabled`` is False: Slack unreachable raises ``URLError``, a bad token
+    ``BoltError`` (``gen-nodes chatops slack`` checks the token itself first, with readable errors)."""
+    app = App(signing_secret=signing_secret, token=None if client is not None else token, client=client,
+              logger=platform_log, token_verification_enabled=token_verification_enabled)
 
     def ack_command(ack: Any, body: dict, client: WebClient) -> None:
         who = _who(body)
@@ -98,18 +128,47 @@ def build_app(chatops: ChatOps, *, signing_secret: str, token: str | None = None
     return app
 
 
-def build_asgi(app: App):
-    """A Starlette app serving the Bolt app at ``/slack/events`` (Bolt runs in a worker thread)."""
+def build_asgi(app: App, chatops: ChatOps, *, signing_secret: str):
+    """A Starlette app serving the Bolt app at ``/slack/events`` (Bolt runs in a worker thread).
+
+    Before Bolt sees a request: a body over 1 MiB gets 413 unread, a bad or stale signature
+    401, and a replay of a verified request an empty 200 (see the module docstring)."""
     import anyio
     from starlette.applications import Starlette
     from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
+    from ..web import BodyTooLarge, body_too_large, read_body
+
+    verifier = SignatureVerifier(signing_secret)
+
     async def events(request: Request):
-        bolt_request = to_bolt_request(request, await request.body())
+        try:
+            body = await read_body(request)
+        except BodyTooLarge:
+            return body_too_large()
+        timestamp = request.headers.get("x-slack-request-timestamp", "")
+        signature = request.headers.get("x-slack-signature", "")
+        if not _signed(verifier, body, timestamp, signature):
+            return JSONResponse({"error": "invalid request"}, status_code=401)
+        if not await anyio.to_thread.run_sync(chatops.first_sight, "slack", f"{timestamp}:{signature}"):
+            return Response(status_code=200)
+        bolt_request = to_bolt_request(request, body)
         return to_starlette_response(await anyio.to_thread.run_sync(app.dispatch, bolt_request))
 
     return Starlette(routes=[Route(PATH, events, methods=["POST"])])
+
+
+def _signed(verifier: SignatureVerifier, body: bytes, timestamp: str, signature: str) -> bool:
+    """Slack's signature check, made total: a missing or non-numeric timestamp, or a body that is
+    not UTF-8, is a bad signature (slack_sdk would raise)."""
+    if not timestamp.isdigit() or not signature:
+        return False
+    try:
+        return verifier.is_valid(body, timestamp, signature)
+    except (ValueError, UnicodeDecodeError):
+        return False
 
 
 def _who(body: dict, channel: str | None = None) -> ChatUser:
