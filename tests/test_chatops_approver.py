@@ -116,7 +116,7 @@ def slack_events(chat, platform):
     app = slack_adapter.build_app(chat, signing_secret=SIGNING_SECRET, token=SLACK_TOKEN,
                                   client=WebClient(token=SLACK_TOKEN, base_url=platform.url + "/api/"),
                                   token_verification_enabled=False)
-    with serve_asgi(slack_adapter.build_asgi(app)) as url:
+    with serve_asgi(slack_adapter.build_asgi(app, chat, signing_secret=SIGNING_SECRET)) as url:
         yield url + "/slack/events"
 
 
