@@ -25,13 +25,16 @@ class GenTool(StructuredTool):
     the dict (or, for a call held for a person's approval, the :class:`~gen_nodes.approvals.Approval`)."""
 
     dispatcher: Any
+    #: A person already approved this one call (set by :mod:`.langchain_hitl` on a one-call copy
+    #: after the framework's review; never from the tool's arguments).
+    confirmed: bool = False
     handle_tool_error: Any = True
     response_format: str = "content_and_artifact"
 
     # The first parameter is not called `self` and there are no injected parameters, so an
     # input field named `self`, `config` or `run_manager` reaches the action unchanged.
     def _run(_tool, **kwargs: Any) -> tuple[str, Any]:
-        result = _tool.dispatcher.call(_tool.name, kwargs)
+        result = _tool.dispatcher.call(_tool.name, kwargs, confirmed=_tool.confirmed)
         if result.approval is not None:
             # Held for a person (policy "approval"): the model reads that it waits; the host finds
             # the handle in the artifact, which LangChain never sends to the model.

@@ -1,0 +1,33 @@
+"""What a person reads when an agent framework pauses a destructive gen-nodes call for review.
+
+LangChain's ``HumanInTheLoopMiddleware`` and the OpenAI Agents SDK's ``needs_approval`` pause a
+tool call and show it to a person; the frameworks only know the raw arguments. This text adds
+what the call would affect (the keys a revoke would hit, found without changing anything),
+masked and escaped as every other confirmation is (see ``display.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..dispatch import Dispatcher
+from ..display import confirmation_lines
+from ..errors import GenError
+
+
+def review_text(dispatcher: Dispatcher, tool_name: str, arguments: Any, *, client: Any = None) -> str:
+    """The call ``tool_name(arguments)`` described for the person deciding on it (never raises
+    for bad input: the text then says why nothing can be previewed, and the call will be refused)."""
+    try:
+        tool, args = dispatcher.parse(tool_name, arguments)
+    except GenError as exc:
+        return f"{tool_name}: these arguments are invalid and the call will be refused: {exc}"
+    try:
+        preview = dispatcher.registry.preview(tool.spec.id, args, client=client or dispatcher.default_client())
+    except GenError as exc:
+        preview = None
+        note = f"What it would affect could not be read ({type(exc).__name__})."
+    else:
+        note = ""
+    lines = confirmation_lines(tool.spec.title, tool.spec.description, tool.name, args, preview)
+    return "\n".join([*lines, note] if note else lines)
