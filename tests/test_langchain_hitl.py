@@ -22,7 +22,8 @@ from langgraph.types import Command  # noqa: E402
 
 from gen_nodes.adapters.langchain import langchain_tools  # noqa: E402
 from gen_nodes.adapters.langchain_hitl import DECISIONS, GenHumanInTheLoop, interrupt_on  # noqa: E402
-from gen_nodes.dispatch import Dispatcher  # noqa: E402
+from hitl_support import TARGET_SHOWN, add_key, status  # noqa: E402
+from hitl_support import dispatcher, target  # noqa: E402,F401  (fixtures)
 
 CONFIG = {"configurable": {"thread_id": "t1"}}
 
@@ -34,18 +35,6 @@ class ScriptedModel(GenericFakeChatModel):
         return self
 
 
-class CountingDispatcher(Dispatcher):
-    """The real dispatcher, noting every action it actually runs against GEN."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.ran: list[tuple[str, dict]] = []
-
-    def _run(self, action, args, client):
-        self.ran.append((action, dict(args)))
-        return super()._run(action, args, client)
-
-
 def model_calling(*calls: tuple[str, dict, str]) -> ScriptedModel:
     turns = [AIMessage(content="", tool_calls=[{"name": n, "args": a, "id": i} for n, a, i in calls]),
              AIMessage(content="done")]
@@ -53,23 +42,8 @@ def model_calling(*calls: tuple[str, dict, str]) -> ScriptedModel:
 
 
 @pytest.fixture
-def dispatcher(client):
-    return CountingDispatcher(client=client)
-
-
-@pytest.fixture
 def tools(dispatcher):
     return langchain_tools(dispatcher)
-
-
-@pytest.fixture
-def target(sandbox):
-    key, _ = sandbox.store.create_key(sandbox.user["id"], "ci \x1b[31mbot")
-    return key["id"]
-
-
-def status(sandbox, key_id: int) -> str:
-    return sandbox.store.get_key(sandbox.user["id"], key_id)["status"]
 
 
 def agent_for(model, tools, middleware):
@@ -100,7 +74,7 @@ def test_approve_runs_the_previewed_call_once(sandbox, tools, dispatcher, target
     [request] = interrupt.value["action_requests"]
     assert request["name"] == "gen_revoke_api_key" and request["args"] == {"id": target}
     # The person reads which key goes, its name escaped; nothing was sent yet.
-    assert f'id {target}: "ci \\x1b[31mbot" (active)' in request["description"]
+    assert f'id {target}: {TARGET_SHOWN}' in request["description"]
     assert interrupt.value["review_configs"][0]["allowed_decisions"] == ["approve", "reject"]
     assert status(sandbox, target) == "active" and dispatcher.ran == []
 
@@ -124,15 +98,15 @@ def test_reject_runs_nothing(sandbox, tools, dispatcher, target):
 
 
 def test_an_edit_is_refused_and_runs_nothing(sandbox, tools, dispatcher, target):
-    other, _ = sandbox.store.create_key(sandbox.user["id"], "other")
+    other = add_key(sandbox, "other")
     agent = agent_for(model_calling(("gen_revoke_api_key", {"id": target}, "call-1")), tools,
                       [GenHumanInTheLoop(tools)])
     start(agent)
-    edit = {"type": "edit", "edited_action": {"name": "gen_revoke_api_key", "args": {"id": other["id"]}}}
+    edit = {"type": "edit", "edited_action": {"name": "gen_revoke_api_key", "args": {"id": other}}}
     with pytest.raises(ValueError, match="not allowed"):
         agent.invoke(Command(resume={"decisions": [edit]}), CONFIG, version="v2")
     assert dispatcher.ran == []
-    assert status(sandbox, target) == status(sandbox, other["id"]) == "active"
+    assert status(sandbox, target) == status(sandbox, other) == "active"
 
 
 def test_read_only_tools_do_not_pause_and_approval_covers_only_the_reviewed_call(sandbox, tools, dispatcher, target):
