@@ -44,3 +44,18 @@ def dispatcher(client):
 def target(sandbox):
     """The id of a fresh active key named :data:`TARGET_NAME`."""
     return add_key(sandbox)
+
+
+def run_readme_block(heading: str, **names: Any) -> dict[str, Any]:
+    """Execute the README's Python block under ``heading`` with ``names`` (e.g. the scripted ``model``) defined."""
+    from test_readme import snippet
+
+    namespace: dict[str, Any] = {"__name__": "__readme__", **names}
+    exec(compile(snippet(heading), f"README.md: {heading}", "exec"), namespace)
+    return namespace
+
+
+def seed_six(sandbox) -> None:
+    """Keys 2..6 after the bootstrap key; key 6, "old ci", is the one the README asks to revoke."""
+    for name in ("laptop", "deploy", "backup", "staging", "old ci"):
+        add_key(sandbox, name)

@@ -22,8 +22,9 @@ from langgraph.types import Command  # noqa: E402
 
 from gen_nodes.adapters.langchain import langchain_tools  # noqa: E402
 from gen_nodes.adapters.langchain_hitl import DECISIONS, GenHumanInTheLoop, interrupt_on  # noqa: E402
-from hitl_support import TARGET_SHOWN, add_key, status  # noqa: E402
+from hitl_support import TARGET_SHOWN, add_key, run_readme_block, seed_six, status  # noqa: E402
 from hitl_support import dispatcher, target  # noqa: E402,F401  (fixtures)
+from test_readme import gen_env  # noqa: E402,F401  (fixture)
 
 CONFIG = {"configurable": {"thread_id": "t1"}}
 
@@ -185,3 +186,17 @@ def test_a_call_reaching_the_tool_without_its_own_approval_is_refused(sandbox, t
     approved_request = request.override(state={"messages": [], "gen_approved_tool_calls": [own]})
     assert GenHumanInTheLoop(tools).wrap_tool_call(approved_request, _tool_node_handler).status == "success"
     assert status(sandbox, target) == "revoked"
+
+
+@pytest.mark.parametrize("answer, outcome", [("yes", "revoked"), ("no", "active")])
+def test_readme_snippet(gen_env, monkeypatch, capsys, answer, outcome):
+    """The README's loop with a scripted model: the person reads key 6's name, and their answer decides."""
+    sandbox = gen_env
+    seed_six(sandbox)
+    monkeypatch.setattr("builtins.input", lambda prompt="": answer)
+    namespace = run_readme_block("LangChain: a person reviews destructive calls",
+                                 model=model_calling(("gen_revoke_api_key", {"id": 6}, "call-1")))
+    namespace["tools"][0].dispatcher.close()
+    assert 'id 6: "old ci" (active)' in capsys.readouterr().out
+    assert status(sandbox, 6) == outcome
+    assert not namespace["result"].interrupts

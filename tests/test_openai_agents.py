@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("agents")
 
-from agents import Agent, Model, ModelResponse, RunConfig, Runner, Usage  # noqa: E402
+from agents import Agent, Model, ModelResponse, RunConfig, Runner, Usage, set_tracing_disabled  # noqa: E402
 from openai.types.responses import (  # noqa: E402
     ResponseFunctionToolCall,
     ResponseOutputMessage,
@@ -22,10 +22,13 @@ from openai.types.responses import (  # noqa: E402
 )
 
 from gen_nodes.adapters.openai_agents import agents_tools, review  # noqa: E402
-from hitl_support import TARGET_SHOWN, add_key, status  # noqa: E402
+from hitl_support import TARGET_SHOWN, add_key, run_readme_block, seed_six, status  # noqa: E402
 from hitl_support import dispatcher, target  # noqa: E402,F401  (fixtures)
+from test_readme import gen_env  # noqa: E402,F401  (fixture)
 
 NO_TRACING = RunConfig(tracing_disabled=True)
+# No trace export to OpenAI from any run here (the README snippet's runs included).
+set_tracing_disabled(True)
 
 
 class ScriptedModel(Model):
@@ -133,3 +136,17 @@ def test_a_tool_called_outside_the_sdk_approval_refuses(sandbox, dispatcher, tar
     text = asyncio.run(tool.on_invoke_tool(context, json.dumps({"id": target})))
     assert json.loads(text)["error"]["type"] == "confirmation_required"
     assert dispatcher.ran == [] and status(sandbox, target) == "active"
+
+
+@pytest.mark.parametrize("answer, outcome", [("yes", "revoked"), ("no", "active")])
+def test_readme_snippet(gen_env, monkeypatch, capsys, answer, outcome):
+    """The README's loop with a scripted model: the person reads key 6's name, and their answer decides."""
+    sandbox = gen_env
+    seed_six(sandbox)
+    monkeypatch.setattr("builtins.input", lambda prompt="": answer)
+    model = ScriptedModel([call("gen_revoke_api_key", {"id": 6}, "call_1")], [said("finished")])
+    namespace = run_readme_block("OpenAI Agents SDK: approvals", model=model)
+    namespace["gen"].close()
+    out = capsys.readouterr().out
+    assert 'id 6: "old ci" (active)' in out and out.endswith("finished\n")
+    assert status(sandbox, 6) == outcome
