@@ -22,6 +22,7 @@ from langgraph.types import Command  # noqa: E402
 
 from gen_nodes.adapters.langchain import langchain_tools  # noqa: E402
 from gen_nodes.adapters.langchain_hitl import DECISIONS, GenHumanInTheLoop, interrupt_on  # noqa: E402
+from gen_nodes.dispatch import Dispatcher  # noqa: E402
 from hitl_support import TARGET_SHOWN, add_key, run_readme_block, seed_six, status  # noqa: E402
 from hitl_support import dispatcher, target  # noqa: E402,F401  (fixtures)
 from test_readme import gen_env  # noqa: E402,F401  (fixture)
@@ -78,6 +79,7 @@ def test_approve_runs_the_previewed_call_once(sandbox, tools, dispatcher, target
     assert f'id {target}: {TARGET_SHOWN}' in request["description"]
     assert interrupt.value["review_configs"][0]["allowed_decisions"] == ["approve", "reject"]
     assert status(sandbox, target) == "active" and dispatcher.ran == []
+    assert sandbox.api_key not in repr(paused.interrupts)
 
     done = agent.invoke(Command(resume={"decisions": [{"type": "approve"}]}), CONFIG, version="v2")
     assert not done.interrupts
@@ -200,3 +202,32 @@ def test_readme_snippet(gen_env, monkeypatch, capsys, answer, outcome):
     assert 'id 6: "old ci" (active)' in capsys.readouterr().out
     assert status(sandbox, 6) == outcome
     assert not namespace["result"].interrupts
+
+
+def test_async_run_approve_runs_once(sandbox, tools, dispatcher, target):
+    import asyncio
+
+    agent = agent_for(model_calling(("gen_revoke_api_key", {"id": target}, "call-1")), tools,
+                      [GenHumanInTheLoop(tools)])
+
+    async def paused_then_approved():
+        start = {"messages": [{"role": "user", "content": "revoke the CI key"}]}
+        paused = await agent.ainvoke(start, CONFIG, version="v2")
+        assert paused.interrupts and dispatcher.ran == []
+        return await agent.ainvoke(Command(resume={"decisions": [{"type": "approve"}]}), CONFIG, version="v2")
+
+    done = asyncio.run(paused_then_approved())
+    assert dispatcher.ran == [("revoke_api_key", {"id": target})] and status(sandbox, target) == "revoked"
+    assert [m.status for m in tool_messages(done)] == ["success"]
+
+
+def test_review_text_when_the_preview_cannot_be_read(sandbox, client, target):
+    """GEN unreachable while asking: the person still reads the call, and that its effect is unknown."""
+    from gen_nodes.adapters.review import review_text
+    from gen_nodes.client import GenClient
+
+    with GenClient(api_key=sandbox.api_key, base_url="http://127.0.0.1:9", retry=None, timeout=(0.5, 0.5)) as down:
+        text = review_text(Dispatcher(client=down), "gen_revoke_api_key", {"id": target})
+    assert "Revoke API key (gen_revoke_api_key): this cannot be undone." in text
+    assert f'Arguments: {{"id": {target}}}' in text and "could not be read" in text
+    assert sandbox.api_key not in text

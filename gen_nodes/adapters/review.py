@@ -24,7 +24,7 @@ def review_text(dispatcher: Dispatcher, tool_name: str, arguments: Any, *, clien
         return f"{tool_name}: these arguments are invalid and the call will be refused: {exc}"
     try:
         preview = dispatcher.registry.preview(tool.spec.id, args, client=client or dispatcher.default_client())
-    except GenError as exc:
+    except Exception as exc:  # the person must still get the question; only the preview is missing
         preview = None
         note = f"What it would affect could not be read ({type(exc).__name__})."
     else:
