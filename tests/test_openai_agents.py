@@ -150,3 +150,12 @@ def test_readme_snippet(gen_env, monkeypatch, capsys, answer, outcome):
     out = capsys.readouterr().out
     assert 'id 6: "old ci" (active)' in out and out.endswith("finished\n")
     assert status(sandbox, 6) == outcome
+
+
+def test_review_of_an_invalid_call_says_it_will_be_refused(dispatcher):
+    from agents import ToolApprovalItem
+
+    raw = call("gen_revoke_api_key", {"id": "six\u202e"}, "call_1")
+    text = review(dispatcher, ToolApprovalItem(agent=None, raw_item=raw, tool_name="gen_revoke_api_key"))
+    assert text.startswith('"gen_revoke_api_key": this call is invalid and will be refused')
+    assert "\u202e" not in text and dispatcher.ran == []

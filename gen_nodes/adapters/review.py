@@ -8,10 +8,11 @@ masked and escaped as every other confirmation is (see ``display.py``).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ..dispatch import Dispatcher
-from ..display import confirmation_lines
+from ..display import arguments_line, confirmation_lines, quoted
 from ..errors import GenError
 
 
@@ -20,8 +21,8 @@ def review_text(dispatcher: Dispatcher, tool_name: str, arguments: Any, *, clien
     for bad input: the text then says why nothing can be previewed, and the call will be refused)."""
     try:
         tool, args = dispatcher.parse(tool_name, arguments)
-    except GenError as exc:
-        return f"{tool_name}: these arguments are invalid and the call will be refused: {exc}"
+    except GenError:
+        return _invalid(tool_name, arguments)
     try:
         preview = dispatcher.registry.preview(tool.spec.id, args, client=client or dispatcher.default_client())
     except Exception as exc:  # the person must still get the question; only the preview is missing
@@ -31,3 +32,15 @@ def review_text(dispatcher: Dispatcher, tool_name: str, arguments: Any, *, clien
         note = ""
     lines = confirmation_lines(tool.spec.title, tool.spec.description, tool.name, args, preview)
     return "\n".join([*lines, note] if note else lines)
+
+
+def _invalid(tool_name: str, arguments: Any) -> str:
+    """A call the dispatcher will refuse. Name and arguments come from the model: shown escaped
+    (the error's own text, written for the model, is not shown)."""
+    try:
+        decoded = json.loads(arguments) if isinstance(arguments, str) else arguments
+    except ValueError:
+        decoded = arguments
+    shown = decoded if isinstance(decoded, dict) else {"arguments": decoded}
+    return "\n".join([f"{quoted(tool_name)}: this call is invalid and will be refused; nothing is sent.",
+                      arguments_line(shown)])
