@@ -7,7 +7,8 @@ the :class:`~gen_nodes.dispatch.Dispatcher`, so input is validated, destructive
 tools wait for a person's approval and secrets follow the secret policy exactly as for the
 other formats. A failure is raised as ``ToolException`` and, with
 ``handle_tool_error``, comes back to the model as the tool's output (the error
-JSON with its hint) instead of stopping the agent loop.
+JSON with its hint) instead of stopping the agent loop. For LangChain's own pause for a
+person (``HumanInTheLoopMiddleware``), see :mod:`.langchain_hitl`.
 """
 
 from __future__ import annotations
