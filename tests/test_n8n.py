@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from gen_nodes.adapters.n8n import N8N_TERMS, PACKAGE_NAME, node_description
+from gen_nodes.adapters.n8n import HUMAN_REVIEW, N8N_TERMS, PACKAGE_NAME, node_description
 from gen_nodes.errors import InvalidInput, NotFound
 from gen_nodes.registry import default_registry
 from gen_nodes.sandbox import Sandbox
@@ -105,6 +105,7 @@ def test_description_follows_the_specs():
     description = node_description(specs)
     assert description["name"] == "gen" and description["usableAsTool"] is True
     operation, *params = description["properties"]
+    params = [p for p in params if p["type"] != "notice"]
     options = {o["value"]: o for o in operation["options"]}
     assert list(options) == [s.id for s in specs]
     for spec in specs:
@@ -125,6 +126,27 @@ def test_description_follows_the_specs():
     assert sorted(p["required"] for p in names) == [False, True]
     bare = [json.dumps({k: v for k, v in p.items() if k != "displayOptions"}, sort_keys=True) for p in params]
     assert len(bare) == len(set(bare))
+
+
+def test_destructive_operations_tell_the_builder_to_turn_on_human_review(package):
+    """n8n's Human-in-the-loop for AI tool calls gates a tool; the node says to turn it on, per the specs."""
+    specs = list(default_registry())
+    operation, notice, *_ = node_description(specs)["properties"]
+    destructive = [s.id for s in specs if s.hints.destructive]
+    assert sorted(destructive) == ["revoke_all_api_keys", "revoke_api_key"]
+    for option in operation["options"]:
+        asks = "turn on human review" in option["description"] and HUMAN_REVIEW in option["description"]
+        assert asks == (option["value"] in destructive), option["value"]
+    # A notice in the node's panel, shown only while a destructive operation is chosen.
+    assert notice["type"] == "notice" and HUMAN_REVIEW in notice["displayName"]
+    assert notice["displayOptions"] == {"show": {"operation": destructive}}
+    assert "Human-in-the-loop for AI tool calls" in HUMAN_REVIEW
+    # As generated: the node's JavaScript and the package README carry it.
+    assert (package / "nodes/Gen/Gen.node.js").read_text().count(HUMAN_REVIEW) == len(destructive) + 1
+    assert HUMAN_REVIEW in (package / "README.md").read_text()
+    # A registry without destructive actions gets no notice.
+    read_only = [s for s in specs if not s.hints.destructive]
+    assert all(p["type"] != "notice" for p in node_description(read_only)["properties"])
 
 
 # ---- in a real n8n ------------------------------------------------------------------------

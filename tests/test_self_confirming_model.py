@@ -3,7 +3,8 @@
 The model here is the worst case: after its first destructive call it copies every string of
 the result (every key and value, and the whole text) into every field of repeated calls: the
 tool's own fields and any field name a confirmation might hide behind. It runs against the
-dispatcher (every policy that gates), the OpenAI, Anthropic and LangChain paths and the MCP
+dispatcher (every policy that gates), the OpenAI, Anthropic and LangChain paths (LangChain's
+human-in-the-loop middleware with no reviewer's approval too), the OpenAI Agents SDK tools and the MCP
 server (stdio without elicitation, streamable HTTP without elicitation and with a user who
 declines). The sandbox must see no revoke: every key stays active.
 """
@@ -143,6 +144,51 @@ def test_the_langchain_path(sandbox, client, tmp_path, targets):
             return message.content  # what goes back to the model
 
         play(call, schemas, targets[0])
+    untouched(sandbox, targets)
+
+
+def test_the_langchain_human_in_the_loop_path(sandbox, client, tmp_path, targets):
+    """GenHumanInTheLoop's tool step with no reviewer's approval in the agent state: the model
+    picks the call id and every argument, and still nothing is revoked."""
+    pytest.importorskip("langchain.agents")
+    from langgraph.prebuilt.tool_node import ToolCallRequest
+
+    from gen_nodes.adapters.langchain import langchain_tools
+    from gen_nodes.adapters.langchain_hitl import GenHumanInTheLoop
+
+    tools = {t.name: t for t in langchain_tools(Dispatcher(client=client, secrets_folder=tmp_path))}
+    middleware = GenHumanInTheLoop(tools.values())
+    schemas = {name: {"properties": dict(tool.args)} for name, tool in tools.items()}
+    ids = iter(range(10**6))
+
+    def call(name, args):
+        tool_call = {"type": "tool_call", "id": str(args.get("id", next(ids))), "name": name, "args": args}
+        request = ToolCallRequest(tool_call=tool_call, tool=tools[name], state={"messages": []}, runtime=None)
+        return middleware.wrap_tool_call(request, lambda req: req.tool.invoke(req.tool_call)).content
+
+    assert play(call, schemas, targets[0]) > 100
+    untouched(sandbox, targets)
+
+
+def test_the_openai_agents_path(sandbox, client, tmp_path, targets):
+    """The Agents SDK tools invoked with no approval in the run context, call ids copied from results."""
+    pytest.importorskip("agents")
+    import asyncio
+
+    from agents.tool_context import ToolContext
+
+    from gen_nodes.adapters.openai_agents import agents_tools
+
+    tools = {t.name: t for t in agents_tools(Dispatcher(client=client, secrets_folder=tmp_path))}
+    schemas = {name: tool.params_json_schema for name, tool in tools.items()}
+
+    def call(name, args):
+        arguments = json.dumps(args)
+        context = ToolContext(context=None, tool_name=name, tool_call_id=str(args.get("id", "c")),
+                              tool_arguments=arguments)
+        return asyncio.run(tools[name].on_invoke_tool(context, arguments))
+
+    assert play(call, schemas, targets[0]) > 100
     untouched(sandbox, targets)
 
 

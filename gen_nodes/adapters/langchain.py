@@ -7,7 +7,8 @@ the :class:`~gen_nodes.dispatch.Dispatcher`, so input is validated, destructive
 tools wait for a person's approval and secrets follow the secret policy exactly as for the
 other formats. A failure is raised as ``ToolException`` and, with
 ``handle_tool_error``, comes back to the model as the tool's output (the error
-JSON with its hint) instead of stopping the agent loop.
+JSON with its hint) instead of stopping the agent loop. For LangChain's own pause for a
+person (``HumanInTheLoopMiddleware``), see :mod:`.langchain_hitl`.
 """
 
 from __future__ import annotations
@@ -25,13 +26,16 @@ class GenTool(StructuredTool):
     the dict (or, for a call held for a person's approval, the :class:`~gen_nodes.approvals.Approval`)."""
 
     dispatcher: Any
+    #: A person already approved this one call (set by :mod:`.langchain_hitl` on a one-call copy
+    #: after the framework's review; never from the tool's arguments).
+    confirmed: bool = False
     handle_tool_error: Any = True
     response_format: str = "content_and_artifact"
 
     # The first parameter is not called `self` and there are no injected parameters, so an
     # input field named `self`, `config` or `run_manager` reaches the action unchanged.
     def _run(_tool, **kwargs: Any) -> tuple[str, Any]:
-        result = _tool.dispatcher.call(_tool.name, kwargs)
+        result = _tool.dispatcher.call(_tool.name, kwargs, confirmed=_tool.confirmed)
         if result.approval is not None:
             # Held for a person (policy "approval"): the model reads that it waits; the host finds
             # the handle in the artifact, which LangChain never sends to the model.

@@ -42,6 +42,10 @@ CREDENTIAL_NAME = "genApi"
 DEFAULT_BASE_URL = "https://api.gen.pro/v1"
 #: How a destructive operation is labelled in n8n's operation list and in its description.
 DESTRUCTIVE_LABEL = "destructive"
+#: What a workflow's builder reads on each destructive operation: the node does not ask again, so when
+#: an AI Agent may call it, n8n's own review of AI tool calls is where a person approves.
+HUMAN_REVIEW = ("When an AI Agent uses this as a tool, turn on human review for it (n8n's "
+                "Human-in-the-loop for AI tool calls) so a person approves or denies each call before it runs.")
 # Stand-in for the shared JS function inside the generated description; replaced by its name.
 _RESPONSE_FN = "__genResponse__"
 _VALIDATE_FN = "__genValidate__"
@@ -166,7 +170,7 @@ def node_description(specs: Iterable[ActionSpec]) -> dict[str, Any]:
             # Never resend X-API-Key to wherever a redirect points (as the Python client).
             "disableFollowRedirect": True,
         },
-        "properties": [_operation_property(specs), *_parameters(specs)],
+        "properties": [_operation_property(specs), *_review_notice(specs), *_parameters(specs)],
     }
 
 
@@ -192,7 +196,7 @@ def _operation(spec: ActionSpec) -> dict[str, Any]:
     name, description = spec.title, spec.description
     if spec.hints.destructive:
         name = f"{spec.title} ({DESTRUCTIVE_LABEL})"
-        description = f"{DESTRUCTIVE_LABEL.capitalize()}: {description}"
+        description = f"{DESTRUCTIVE_LABEL.capitalize()}: {description} {HUMAN_REVIEW}"
     return {
         "name": name,
         "value": spec.id,
@@ -205,6 +209,15 @@ def _operation(spec: ActionSpec) -> dict[str, Any]:
             "output": {"postReceive": [*_shape_steps(spec), _RESPONSE_FN]},
         },
     }
+
+
+def _review_notice(specs: list[ActionSpec]) -> list[dict[str, Any]]:
+    """A notice in the node's panel while a destructive operation is chosen (none if there is none)."""
+    destructive = [spec.id for spec in specs if spec.hints.destructive]
+    if not destructive:
+        return []
+    return [{"displayName": f"This operation cannot be undone. {HUMAN_REVIEW}", "name": "humanReviewNotice",
+             "type": "notice", "default": "", "displayOptions": {"show": {"operation": destructive}}}]
 
 
 def _url(spec: ActionSpec) -> str:
@@ -475,6 +488,8 @@ def _readme(specs: list[ActionSpec]) -> str:
     for spec in specs:
         label = " (destructive)" if spec.hints.destructive else ""
         lines.append(f"| `{spec.id}` | {spec.title}{label} | `{spec.method} {spec.path}` |")
+    if any(spec.hints.destructive for spec in specs):
+        lines += ["", f"Destructive operations: {HUMAN_REVIEW}"]
     return "\n".join(lines) + "\n"
 
 
