@@ -291,9 +291,21 @@ async def test_a_missing_or_invalid_key_is_a_tool_error(stdio, key):
 
 
 @pytest.mark.anyio
-async def test_http_invalid_bearer_key_is_a_tool_error(sb, http_url, logs, secrets_dir):
+async def test_http_invalid_bearer_key_opens_no_session(sb, http_url, logs, secrets_dir):
+    """A key GEN refuses gets no session (401), with words saying so, and no OAuth challenge."""
     connect = Connect("http", sb, logs, secrets_dir, http_url)
-    async with connect(TOKEN_PREFIX + "y" * TOKEN_LENGTH) as session:
+    with pytest.raises(BaseException) as refused:
+        async with connect(TOKEN_PREFIX + "y" * TOKEN_LENGTH) as session:
+            await session.list_tools()
+    messages = [str(e) for e in _leaves(refused.value)]
+    assert any("GEN does not accept this API key" in m and "X-API-Key" in m for m in messages), messages
+
+
+@pytest.mark.anyio
+async def test_http_invalid_bearer_key_is_a_tool_error_without_sessions(sb, http_url, logs, secrets_dir):
+    """2026-era requests open no session: there a key GEN refuses is the tool call's error."""
+    connect = Connect("http", sb, logs, secrets_dir, http_url)
+    async with connect(TOKEN_PREFIX + "y" * TOKEN_LENGTH, modern=True) as session:
         error = failed(await call(session, "gen_list_api_keys"), "authentication")
         missing = failed(await call(session, "gen_revoke_api_key", {"id": 999999}), "confirmation_required")
     # Hints in the caller's terms: over HTTP the key comes with each request, not from GEN_API_KEY.

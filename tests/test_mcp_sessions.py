@@ -13,14 +13,19 @@ import os
 import select
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 
 pytest.importorskip("mcp")
+
+import httpx2  # noqa: E402  (the HTTP client the mcp SDK uses)
 
 from gen_nodes.adapters.mcp_sessions import SessionGate  # noqa: E402
 from gen_nodes.adapters.web import key_digest  # noqa: E402
@@ -90,6 +95,85 @@ def test_another_key_cannot_use_answer_or_delete_a_session(server):
     assert status == 200 and "gen_revoke_api_key" in body
     assert post(url, a_key, {}, session, method="DELETE")[0] == 200
     assert post(url, a_key, listing, session)[0] == 404
+
+
+def start_server(sb, secrets_dir, *extra, stderr=subprocess.DEVNULL):
+    """`gen-nodes mcp --transport http --port 0` in front of ``sb``; returns (process, url)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GEN_")}
+    proc = subprocess.Popen([sys.executable, "-m", "gen_nodes.cli", "mcp", "--transport", "http", "--port", "0",
+                             "--base-url", sb.base_url, "--secrets-dir", str(secrets_dir), *extra],
+                            stdout=subprocess.PIPE, stderr=stderr, cwd=REPO, env=env, text=True)
+    if not select.select([proc.stdout], [], [], 60)[0]:
+        stop(proc)
+        raise AssertionError("the server printed no url")
+    return proc, json.loads(proc.stdout.readline())["url"]
+
+
+def stop(proc):
+    proc.terminate()
+    proc.wait(10)
+    proc.stdout.close()
+
+
+class KeysSeen:
+    """Counts, per key, the requests the sandbox authenticated (what reached "GEN")."""
+
+    def __init__(self, sb):
+        self.counts, self._authenticate = Counter(), sb.store.authenticate
+        sb.store.authenticate = self
+
+    def __call__(self, plain, **options):
+        self.counts[plain] += 1
+        return self._authenticate(plain, **options)
+
+
+@pytest.mark.anyio
+async def test_made_up_bearers_cannot_evict_a_new_users_session_nor_flood_gen(tmp_path):
+    """520 sessions opened with made-up bearers (some sent again and again) against the real server:
+    each is refused with 401 and reaches the sandbox at most once, and a real user who has initialised
+    but not yet made a call keeps a working session. (That user speaks raw HTTP: the SDK client's
+    standing GET stream would keep its session busy, and a busy session was never evicted.)"""
+    from gen_nodes.sandbox import Sandbox
+
+    with Sandbox() as sb:
+        seen = KeysSeen(sb)
+        proc, url = start_server(sb, tmp_path, "--sessions-total", "8", "--sessions-per-key", "4")
+        try:
+            _, real_key = sb.create_user()
+            session = await anyio.to_thread.run_sync(open_session, url, real_key)
+            junk = [f"gen_pat_made-up-{i}" for i in range(500)] + ["gen_pat_again"] * 20
+            statuses = await open_many(url, junk)
+            listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
+            status, _, body = await anyio.to_thread.run_sync(post, url, real_key, listing, session)
+            assert status == 200 and "gen_get_me" in body, (status, body)
+            me = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "gen_get_me", "arguments": {}}}
+            status, _, body = await anyio.to_thread.run_sync(post, url, real_key, me, session)
+            assert status == 200 and '"isError":false' in body.replace(" ", ""), body
+        finally:
+            stop(proc)
+    assert statuses == Counter({401: 520}), statuses
+    assert max(seen.counts[key] for key in set(junk)) == 1  # each made-up bearer reached GEN once at most
+
+
+async def open_many(url, keys, at_once=32):
+    """Open a session with each key (raw HTTP, ``at_once`` at a time); a Counter of the statuses."""
+    statuses, limiter = Counter(), anyio.CapacityLimiter(at_once)
+
+    async def open_one(http, key):
+        async with limiter:
+            answer = await http.post(url, json=INIT, headers={
+                "Authorization": f"Bearer {key}", "Accept": "application/json, text/event-stream",
+                "MCP-Protocol-Version": "2025-06-18"})
+            statuses[answer.status_code] += 1
+            if answer.status_code == 401:
+                error = answer.json()["error"]
+                assert "GEN does not accept this API key" in error["message"] and error["data"]["hint"]
+                assert not answer.headers["www-authenticate"].lower().startswith("bearer")
+
+    async with httpx2.AsyncClient(timeout=60) as http, anyio.create_task_group() as group:
+        for key in keys:
+            group.start_soon(open_one, http, key)
+    return statuses
 
 
 # -- the gate's limits, with a stand-in for the SDK endpoint ----------------------------------------
@@ -218,3 +302,52 @@ def test_repeated_refusals_log_a_few_lines_not_a_flood(tmp_path):
             proc.stdout.close()
     lines = [line for line in log.read_text().splitlines() if "opened by another key" in line]
     assert 1 <= len(lines) <= 5, lines
+
+
+# -- the key check: shared, bounded, remembered -----------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_key_checks_are_shared_bounded_and_remembered():
+    from gen_nodes.adapters.key_check import ACCEPTED, BUSY, REJECTED, UNKNOWN, KeyCheck
+    from gen_nodes.errors import AuthenticationError, ServerError
+
+    now, release, lock = [0.0], threading.Event(), threading.Lock()
+    asked, running = [], {"now": 0, "most": 0}
+
+    def ask_gen(key):
+        with lock:
+            asked.append(key)
+            running["now"] += 1
+            running["most"] = max(running["most"], running["now"])
+        release.wait(10)
+        with lock:
+            running["now"] -= 1
+        if key.startswith("junk"):
+            raise AuthenticationError("Invalid, revoked or expired API key", status=401)
+        if key == "gen-down":
+            raise ServerError("GEN failed", status=503)
+
+    check = KeyCheck(ask_gen, concurrency=2, waiting=3, ttl=60, clock=lambda: now[0])
+    verdicts = {}
+
+    async def one(key, i):
+        verdicts[key, i] = await check(key)
+
+    async with anyio.create_task_group() as group:
+        for i in range(10):
+            group.start_soon(one, "junk-same", i)  # one question for all ten
+        await anyio.sleep(0.05)
+        for i in range(8):
+            group.start_soon(one, f"junk-{i}", 0)
+        await anyio.sleep(0.3)
+        release.set()
+    assert sorted(asked) == ["junk-0", "junk-1", "junk-2", "junk-3", "junk-same"] and running["most"] == 2
+    assert {verdicts["junk-same", i] for i in range(10)} == {REJECTED}
+    assert [verdicts[f"junk-{i}", 0] for i in range(8)] == [REJECTED] * 4 + [BUSY] * 4  # 2 asking + 3 waiting
+    assert await check("junk-same") == REJECTED and len(asked) == 5  # remembered...
+    now[0] = 61
+    assert await check("junk-same") == REJECTED and len(asked) == 6  # ...for ttl seconds
+    assert await check("real") == ACCEPTED and await check("real") == ACCEPTED and asked.count("real") == 1
+    assert await check("gen-down") == UNKNOWN and await check("gen-down") == UNKNOWN
+    assert asked.count("gen-down") == 2  # "GEN could not say" is not remembered
