@@ -9,11 +9,13 @@ endpoint, with a clock the test moves.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import select
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -351,3 +353,85 @@ async def test_key_checks_are_shared_bounded_and_remembered():
     assert await check("real") == ACCEPTED and await check("real") == ACCEPTED and asked.count("real") == 1
     assert await check("gen-down") == UNKNOWN and await check("gen-down") == UNKNOWN
     assert asked.count("gen-down") == 2  # "GEN could not say" is not remembered
+
+
+# -- a client that goes away mid-call -----------------------------------------------------------------
+
+
+CALL_GET_ME = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "gen_get_me", "arguments": {}}}
+#: The same call in the 2026-07-28 era: no session, the client's details in ``_meta`` of each request.
+MODERN_GET_ME = {**CALL_GET_ME, "params": {**CALL_GET_ME["params"], "_meta": {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {},
+    "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"}}}}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("modern", [False, True], ids=["handshake-era", "2026-era"])
+async def test_a_client_that_disconnects_mid_call_leaves_a_debug_line_not_a_traceback(tmp_path, modern):
+    """A client (the SDK's HTTP client) hangs up on a call the sandbox answers slowly; the server
+    finishes the call for nobody and logs one debug line about it, no traceback, no ERROR."""
+    from gen_nodes.sandbox import Sandbox
+
+    log = tmp_path / "server.log"
+    with Sandbox() as sb, open(log, "w") as err:
+        proc, url = start_server(sb, tmp_path, "--log-level", "debug", stderr=err)
+        try:
+            headers = {"X-API-Key": sb.api_key, "Accept": "application/json, text/event-stream"}
+            if modern:
+                body = MODERN_GET_ME
+                headers.update({"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call",
+                                "Mcp-Name": "gen_get_me"})
+            else:
+                body = CALL_GET_ME
+                session = await anyio.to_thread.run_sync(open_session, url, sb.api_key)
+                headers.update({"MCP-Protocol-Version": "2025-06-18", "Mcp-Session-Id": session})
+            sb.inject_fault(delay=1.5, method="GET", path="/me")
+            async with httpx2.AsyncClient(timeout=30) as http:
+                with anyio.move_on_after(0.5) as gave_up:
+                    async with http.stream("POST", url, json=body, headers=headers) as answer:
+                        await answer.aread()
+            assert gave_up.cancelled_caught  # the connection was closed mid-call
+            await anyio.sleep(2.0)  # the sandbox answers; the server finishes the call for nobody
+        finally:
+            stop(proc)
+    text = log.read_text()
+    assert "tools/call gen_get_me -> ok" in text, text
+    assert "Traceback" not in text and " ERROR " not in text and "Unexpected ASGI message" not in text, text
+    assert "the client went away before the answer to its request was complete" in text, text
+
+
+def test_an_answer_sent_after_the_response_completed_is_dropped_quietly(caplog):
+    """What the SDK does when a request fails after its answer went out (it sends a 500 too), behind
+    the gate on a real uvicorn server: dropped with a debug line, not uvicorn's RuntimeError traceback."""
+    import socket as sockets
+
+    import uvicorn
+
+    async def late_error(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        await receive()
+        await send({"type": "http.response.start", "status": 202, "headers": [(b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})
+        await send({"type": "http.response.start", "status": 500, "headers": [(b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})
+
+    listener = sockets.create_server(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(SessionGate(late_error), lifespan="off", log_config=None))
+    runner = threading.Thread(target=server.run, kwargs={"sockets": [listener]})
+    caplog.set_level(logging.DEBUG)
+    runner.start()
+    try:
+        while not server.started:
+            time.sleep(0.01)
+        port = listener.getsockname()[1]
+        answer = httpx.post(f"http://127.0.0.1:{port}/mcp", headers={"X-API-Key": "k", "MCP-Protocol-Version": "2026-07-28"},
+                            json={})
+        assert answer.status_code == 202
+        time.sleep(0.2)
+    finally:
+        server.should_exit = True
+        runner.join(10)
+        listener.close()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
+    assert any("dropped an ASGI http.response.start" in r.getMessage() for r in caplog.records)

@@ -19,6 +19,8 @@
   key is admitted as unproven, within the limits above.
 - **Idle expiry.** A session of a key that never made a successful call (``prove``) is closed
   after ``unproven_idle`` seconds without a request; others after ``idle`` seconds.
+- **Clients that hang up.** A client that disconnects mid-call leaves a debug line: what the SDK
+  still sends for it (even a second answer, after an error) is dropped here, not raised by the server.
 
 Sessions are closed through the SDK itself (a DELETE of the session, as its client would send).
 """
@@ -92,54 +94,49 @@ class SessionGate:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope.get("path", "").rstrip("/") != self.path:
             return await self.app(scope, receive, send)
+        exchange = _Exchange(receive, send)
         headers = request_headers(scope)
         key = api_key_from_headers(headers)
         if not key:
-            return await self.app(scope, receive, send)
+            return await self._run(scope, exchange)
         digest = key_digest(key)
         scope = {**scope, "user": principal(digest)}
         await self._sweep(headers)
         sid = headers.get(SESSION_HEADER)
         version = headers.get("mcp-protocol-version")
         if sid is None and scope["method"] == "POST" and (version is None or version in HANDSHAKE_PROTOCOL_VERSIONS):
-            return await self._open(key, digest, headers, scope, receive, send)
+            return await self._open(key, digest, headers, scope, exchange)
         if sid is None:  # 2026-era requests have no sessions; anything else the SDK refuses itself
-            return await self.app(scope, receive, send)
+            return await self._run(scope, exchange)
         session = self.sessions.get(sid)
         if session is not None and session.owner != digest:
             log.warning("refused a request for a session opened by another key")
             return await send_json(send, 404, _rpc_error(-32600, "Session not found"))
-        if session is not None:
-            session.in_flight += 1
-            session.last_seen = self._clock()
-            self.sessions.move_to_end(sid)
-        status = await self._forward(scope, receive, send)
-        if session is not None:
+        if session is None:
+            return await self._run(scope, exchange)
+        session.in_flight += 1
+        session.last_seen = self._clock()
+        self.sessions.move_to_end(sid)
+        try:
+            await self._run(scope, exchange)
+        finally:
             session.in_flight -= 1
             session.last_seen = self._clock()
+            status = exchange.status
             if status == 404 or (scope["method"] == "DELETE" and status is not None and status < 300):
                 self.sessions.pop(sid, None)
 
-    async def _open(self, key: str, digest: str, headers: dict[str, str], scope: Any, receive: Any,
-                    send: Any) -> None:
+    async def _open(self, key: str, digest: str, headers: dict[str, str], scope: Any, exchange: "_Exchange") -> None:
         # Vetted before making room: a key GEN refuses must never push out anyone's session.
         refusal = await self._vet(key, digest) or await self._make_room(digest, headers)
         if refusal is not None:
             status, error, extra = refusal
             log.warning("refused a new session: %s", error["error"]["message"])
-            return await send_json(send, status, error, extra)
-        opened: dict[str, str] = {}
-
-        async def watch(message: Any) -> None:
-            if message["type"] == "http.response.start" and message["status"] < 400:
-                for name, value in message.get("headers", ()):
-                    if name.decode("latin-1").lower() == SESSION_HEADER:
-                        opened["id"] = value.decode("latin-1")
-            await send(message)
-
-        await self.app(scope, receive, watch)
-        if "id" in opened:
-            self.sessions[opened["id"]] = _Session(owner=digest, last_seen=self._clock())
+            return await send_json(exchange.send, status, error, extra)
+        await self._run(scope, exchange)
+        opened = exchange.header(SESSION_HEADER) if (exchange.status or 500) < 400 else None
+        if opened is not None:
+            self.sessions[opened] = _Session(owner=digest, last_seen=self._clock())
 
     async def _vet(self, key: str, digest: str) -> Refusal | None:
         """Ask GEN about a key not yet proven: refuse one it rejects; one it accepts is proven."""
@@ -209,16 +206,53 @@ class SessionGate:
         except Exception as exc:  # the session is forgotten either way; the SDK expires it later
             log.warning("closing an MCP session failed: %s", type(exc).__name__)
 
-    async def _forward(self, scope: Any, receive: Any, send: Any) -> int | None:
-        status: list[int] = []
+    async def _run(self, scope: Any, exchange: "_Exchange") -> None:
+        try:
+            await self.app(scope, exchange.receive, exchange.send)
+        except Exception as exc:
+            if not exchange.gone:
+                raise
+            # Nobody is left to answer: what failed is the answer to a client that went away.
+            log.debug("a request whose client went away ended with %s", type(exc).__name__)
 
-        async def watch(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                status.append(message["status"])
-            await send(message)
 
-        await self.app(scope, receive, watch)
-        return status[0] if status else None
+class _Exchange:
+    """One request's receive and send, as the client sees them. Once the client has gone, or the
+    answer is complete, what the app still sends is dropped with a debug line: the server would
+    raise on it (``Unexpected ASGI message ... after response already completed``) and log a traceback."""
+
+    def __init__(self, receive: Any, send: Any) -> None:
+        self._receive, self._send = receive, send
+        self.status: int | None = None
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.complete = self.gone = self._dropped = False
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key.decode("latin-1").lower() == name:
+                return value.decode("latin-1")
+        return None
+
+    async def receive(self) -> Any:
+        message = await self._receive()
+        if message["type"] == "http.disconnect" and not (self.complete or self.gone):
+            self.gone = True
+            log.debug("the client went away before the answer to its request was complete")
+        return message
+
+    async def send(self, message: Any) -> None:
+        started = self.status is not None
+        if self.gone or self.complete or (started and message["type"] == "http.response.start"):
+            if not self._dropped:  # once: a stream may go on sending for a while
+                log.debug("dropped an ASGI %s sent after the answer was complete or its client had gone",
+                          message["type"])
+            self._dropped = True
+            return
+        if message["type"] == "http.response.start":
+            self.status, self.headers = message["status"], list(message.get("headers", ()))
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.complete = True
+        await self._send(message)
 
 
 def _rpc_error(code: int, message: str, auth_hint: str | None = None) -> dict[str, Any]:
