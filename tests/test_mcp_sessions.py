@@ -391,7 +391,10 @@ async def test_a_client_that_disconnects_mid_call_leaves_a_debug_line_not_a_trac
                     async with http.stream("POST", url, json=body, headers=headers) as answer:
                         await answer.aread()
             assert gave_up.cancelled_caught  # the connection was closed mid-call
-            await anyio.sleep(2.0)  # the sandbox answers; the server finishes the call for nobody
+            with anyio.move_on_after(30):  # the sandbox answers; the server finishes the call for nobody
+                while "tools/call gen_get_me" not in log.read_text():
+                    await anyio.sleep(0.1)
+            await anyio.sleep(0.3)
         finally:
             stop(proc)
     text = log.read_text()
@@ -422,7 +425,8 @@ def test_an_answer_sent_after_the_response_completed_is_dropped_quietly(caplog):
     caplog.set_level(logging.DEBUG)
     runner.start()
     try:
-        while not server.started:
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline:
             time.sleep(0.01)
         port = listener.getsockname()[1]
         answer = httpx.post(f"http://127.0.0.1:{port}/mcp", headers={"X-API-Key": "k", "MCP-Protocol-Version": "2026-07-28"},
