@@ -304,11 +304,23 @@ def cmd_mcp(args: argparse.Namespace) -> int:
         ) from None
     if not args.sandbox:
         return mcp_main(args.mcp_args, base_url=args.base_url, api_key=args.api_key, timeout=args.timeout)
+    from .adapters.mcp_options import parser as mcp_parser
     from .sandbox.persistent import running
 
+    over_http = mcp_parser().parse_known_args(args.mcp_args)[0].transport == "http"
     with running() as sandbox:
-        print(f"gen-nodes MCP server on the persistent sandbox at {sandbox.base_url}", file=sys.stderr, flush=True)
+        # Over HTTP each request brings its own key, so the person wiring a client must find it.
+        use = "send it with each request as `Authorization: Bearer <key>`" if over_http else "the server signs in with it"
+        _announce_sandbox("gen-nodes MCP server on", sandbox.base_url, use)
         return mcp_main(args.mcp_args, base_url=sandbox.base_url, api_key=sandbox.api_key, timeout=args.timeout)
+
+
+def _announce_sandbox(what: str, base_url: str, use: str) -> None:
+    """The stderr line of a server started with --sandbox: where it runs and where its key is (never the key)."""
+    from .sandbox.persistent import KEY_FILE, state_dir
+
+    print(f"{what} the persistent sandbox at {base_url}; its key is in {state_dir() / KEY_FILE} ({use})",
+          file=sys.stderr, flush=True)
 
 
 def cmd_chatops(args: argparse.Namespace) -> int:
@@ -340,11 +352,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print("gen-nodes serve: --api-key is ignored; each HTTP request brings its own GEN key.", file=sys.stderr)
     if not args.sandbox:
         return serve_main(args.serve_args, base_url=args.base_url, timeout=args.timeout)
-    from .sandbox.persistent import KEY_FILE, running, state_dir
+    from .sandbox.persistent import running
 
     with running() as sandbox:
-        print(f"gen-nodes gateway in front of the persistent sandbox at {sandbox.base_url}; its key is in "
-              f"{state_dir() / KEY_FILE}", file=sys.stderr, flush=True)
+        _announce_sandbox("gen-nodes gateway in front of", sandbox.base_url,
+                          "send it with each request as `X-API-Key: <key>`")
         return serve_main(args.serve_args, base_url=sandbox.base_url, timeout=args.timeout)
 
 

@@ -291,9 +291,21 @@ async def test_a_missing_or_invalid_key_is_a_tool_error(stdio, key):
 
 
 @pytest.mark.anyio
-async def test_http_invalid_bearer_key_is_a_tool_error(sb, http_url, logs, secrets_dir):
+async def test_http_invalid_bearer_key_opens_no_session(sb, http_url, logs, secrets_dir):
+    """A key GEN refuses gets no session (401), with words saying so, and no OAuth challenge."""
     connect = Connect("http", sb, logs, secrets_dir, http_url)
-    async with connect(TOKEN_PREFIX + "y" * TOKEN_LENGTH) as session:
+    with pytest.raises(BaseException) as refused:
+        async with connect(TOKEN_PREFIX + "y" * TOKEN_LENGTH) as session:
+            await session.list_tools()
+    messages = [str(e) for e in _leaves(refused.value)]
+    assert any("GEN does not accept this API key" in m and "X-API-Key" in m for m in messages), messages
+
+
+@pytest.mark.anyio
+async def test_http_invalid_bearer_key_is_a_tool_error_without_sessions(sb, http_url, logs, secrets_dir):
+    """2026-era requests open no session: there a key GEN refuses is the tool call's error."""
+    connect = Connect("http", sb, logs, secrets_dir, http_url)
+    async with connect(TOKEN_PREFIX + "y" * TOKEN_LENGTH, modern=True) as session:
         error = failed(await call(session, "gen_list_api_keys"), "authentication")
         missing = failed(await call(session, "gen_revoke_api_key", {"id": 999999}), "confirmation_required")
     # Hints in the caller's terms: over HTTP the key comes with each request, not from GEN_API_KEY.
@@ -598,3 +610,35 @@ async def test_elicitation_shows_a_spoofing_key_name_quoted_and_escaped(stdio, s
     (message,) = asker.messages
     assert "\x1b" not in message and "\u202e" not in message and "\nNOTE" not in message
     assert f'id {target}: "x\\n\\x1b[2KNOTE: this is a DRY RUN' in message and "characters)" in message
+
+
+def test_the_sandbox_http_server_says_where_its_key_is(tmp_path):
+    """`gen-nodes --sandbox mcp --transport http`: each request must bring the sandbox's key, so the
+    start-up lines name the file that holds it (never the key itself), and that key works."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GEN_")}
+    env["GEN_NODES_SANDBOX_DIR"] = str(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "gen_nodes.cli", "--sandbox", "mcp", "--transport", "http",
+                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, env=env,
+                            text=True)
+    try:
+        assert select.select([proc.stdout], [], [], 60)[0], "the server printed no url"
+        url = json.loads(proc.stdout.readline())["url"]
+        banner = ""
+        while "Ctrl-C" not in banner and select.select([proc.stderr], [], [], 10)[0]:
+            banner += proc.stderr.readline()
+        key_file = tmp_path / "bootstrap-key"
+        key = key_file.read_text().strip()
+        assert str(key_file) in banner and "Bearer" in banner, banner
+        assert key not in banner
+        request = urllib.request.Request(url, data=json.dumps({
+            "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}).encode(),
+            headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+                     "Authorization": f"Bearer {key}"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert answer.status == 200
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        proc.stdout.close()
+        proc.stderr.close()

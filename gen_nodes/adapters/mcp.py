@@ -62,6 +62,7 @@ from ..schemas import is_valid
 from ..tools import Tool, mcp_definition
 from .mcp_options import ELICITATION_MODES, IDLE, TOTAL
 from .mcp_options import parser as options_parser
+from .key_check import KeyCheck
 from .mcp_sessions import SessionGate
 from .web import (CLIENT_CACHE_SIZE, KEY_HINT, LOOPBACK_HOSTS, ClientCache, RequireGenKey, api_key_from_headers,
                   guard_hosts, origins_for, serve)
@@ -361,6 +362,21 @@ class _KeyedClients:
         return self.cache.lease(key)
 
 
+#: Seconds a session-opening request may wait for GEN to say whether it knows the key.
+KEY_CHECK_DEADLINE = 10.0
+
+
+def _key_check(dispatcher: Dispatcher, base_url: str | None, timeout: Any) -> KeyCheck:
+    """Whether GEN knows a key, by ``get_me`` with that key; a client of its own each time, so keys
+    GEN refuses never take a place in the clients kept for tool calls."""
+
+    def ask_gen(key: str) -> None:
+        with GenClient(api_key=key, base_url=base_url, timeout=timeout, deadline=KEY_CHECK_DEADLINE) as client:
+            dispatcher.registry.run("get_me", {}, client=client)
+
+    return KeyCheck(ask_gen)
+
+
 def build_http_app(dispatcher: Dispatcher, *, host: str = "127.0.0.1", base_url: str | None = None,
                    timeout: Any = None, allowed_hosts: Sequence[str] = (), elicitation: str = "auto",
                    **session_limits: Any) -> Any:
@@ -388,7 +404,7 @@ def build_http_app(dispatcher: Dispatcher, *, host: str = "127.0.0.1", base_url:
                                      session_idle_timeout=session_limits.get("idle", IDLE),
                                      max_sessions=2 * session_limits.get("total", TOTAL),
                                      custom_starlette_routes=approval_routes(dispatcher.approvals))
-    gate = SessionGate(app, path=HTTP_PATH, **session_limits)
+    gate = SessionGate(app, path=HTTP_PATH, key_check=_key_check(dispatcher, base_url, timeout), **session_limits)
     return RequireGenKey(gate, paths=(HTTP_PATH,), jsonrpc=True)
 
 
