@@ -65,11 +65,15 @@ def path_from_url(url: str) -> Path:
 _COMPANIONS = ("-wal", "-shm", "-journal")
 
 
+def _check_companions(path: Path) -> None:
+    for companion in _COMPANIONS:
+        check_state_file(path.with_name(path.name + companion))
+
+
 def _trusted_file(path: Path) -> None:
     """Make ``path`` (0600, in a 0700 folder) or check the one there; refuse what others could have planted."""
     check_state_folder(private_folder(path.parent))
-    for companion in _COMPANIONS:
-        check_state_file(path.with_name(path.name + companion))
+    _check_companions(path)
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
     except FileExistsError:
@@ -90,7 +94,11 @@ class SqliteStore:
         try:
             _trusted_file(self.path)
             _patiently(lambda: self._db().executescript(_SCHEMA))
+            # Again once SQLite made its own files: one planted after the first look is caught now,
+            # before any entry is written.
+            _check_companions(self.path)
         except UnsafePath as exc:
+            self.close()
             raise StoreError(str(exc)) from None
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"Cannot open the state file {self.path}: {exc}") from None
