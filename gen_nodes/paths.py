@@ -59,7 +59,8 @@ def check_state_folder(folder: Path) -> None:
                          "Keep gen-nodes' state in a folder of your own (e.g. GEN_NODES_STATE_DIR).")
     if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
         raise UnsafePath(f"Refusing the state folder {folder}: other users may add and replace files in it "
-                         f"(mode {stat.S_IMODE(info.st_mode):04o}). Use a folder of your own, or `chmod go-w {folder}`.")
+                         f"(mode {stat.S_IMODE(info.st_mode):04o}). Use a folder of your own, "
+                         f"or `chmod go-w {folder}`.")
 
 
 def check_state_file(path: Path, info: os.stat_result | None = None) -> bool:
