@@ -205,7 +205,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     registry.validate(spec.id, arguments)
     with _client(args) as client:
         if spec.hints.destructive and not args.yes:
-            _confirm(spec, arguments, client, registry, stdin_used=args.input == "-")
+            _confirm(spec, arguments, client, registry, stdin_used=args.input == "-", sandbox=args.sandbox)
         output = registry.run(spec.id, arguments, client=client)
     print_json(output)
     return 0
@@ -408,13 +408,18 @@ def _client(args: argparse.Namespace):
     return GenClient(api_key=args.api_key, base_url=args.base_url, **limits)
 
 
-def _confirm(spec, arguments: Any, client, registry, *, stdin_used: bool) -> None:
+#: The answers that confirm at the prompt, as the prompt names them.
+YES_ANSWERS = ("yes", "y")
+
+
+def _confirm(spec, arguments: Any, client, registry, *, stdin_used: bool, sandbox: bool = False) -> None:
     """Ask a person on a terminal; without one, refuse: nothing is sent."""
     interactive = not stdin_used and sys.stdin.isatty() and sys.stderr.isatty()
     if not interactive:
+        list_command = "gen-nodes run list_api_keys" + (" --sandbox" if sandbox else "")
         raise ConfirmationRequired(
             f"{spec.id} is destructive and needs confirmation; nothing was sent.",
-            hint="Re-run with --yes to confirm (check the ids with `gen-nodes run list_api_keys` first).",
+            hint=f"Re-run with --yes to confirm (check the ids with `{list_command}` first).",
             action=spec.id,
         )
     from .display import confirmation_lines
@@ -422,9 +427,9 @@ def _confirm(spec, arguments: Any, client, registry, *, stdin_used: bool) -> Non
     preview = registry.preview(spec.id, arguments, client=client)
     for line in confirmation_lines(spec.title, spec.description, spec.id, arguments, preview):
         print(line, file=sys.stderr)
-    print("Type 'yes' to go ahead: ", end="", file=sys.stderr, flush=True)
+    print(f"Type {' or '.join(repr(word) for word in YES_ANSWERS)} to go ahead: ", end="", file=sys.stderr, flush=True)
     answer = sys.stdin.readline()
-    if answer.strip().lower() not in ("y", "yes"):
+    if answer.strip().lower() not in YES_ANSWERS:
         raise ConfirmationRequired(f"{spec.id} was not confirmed; nothing was changed.", action=spec.id)
 
 

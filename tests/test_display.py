@@ -62,8 +62,9 @@ def _read_until(fd: int, needle: bytes, seconds: float = 30) -> bytes:
     return seen
 
 
-def test_the_cli_prompt_shows_a_spoofing_name_escaped(sandbox):
-    target = sandbox.store.create_key(sandbox.user["id"], SPOOF)[0]["id"]
+def answer_the_prompt(sandbox, target: int, answer: bytes) -> tuple[int, bytes]:
+    """Run ``gen-nodes run revoke_api_key`` on a terminal (a pty), type ``answer`` at its prompt;
+    its exit code and what it showed up to the prompt."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GEN_")}
     env.update(GEN_API_KEY=sandbox.api_key, GEN_BASE_URL=sandbox.base_url)
     controller, terminal = pty.openpty()
@@ -72,13 +73,19 @@ def test_the_cli_prompt_shows_a_spoofing_name_escaped(sandbox):
                             env=env, cwd=REPO)
     os.close(terminal)
     try:
-        prompt = _read_until(controller, b"Type 'yes'")
-        os.write(controller, b"no\n")
-        assert proc.wait(30) == 6
+        prompt = _read_until(controller, b"to go ahead: ")
+        os.write(controller, answer + b"\n")
+        return proc.wait(30), prompt
     finally:
         if proc.poll() is None:
             proc.kill()
         os.close(controller)
+
+
+def test_the_cli_prompt_shows_a_spoofing_name_escaped(sandbox):
+    target = sandbox.store.create_key(sandbox.user["id"], SPOOF)[0]["id"]
+    code, prompt = answer_the_prompt(sandbox, target, b"no")
+    assert code == 6
     assert b"Type 'yes'" in prompt, prompt
     assert b"\x1b" not in prompt and b"\\x1b[2K" in prompt  # the escape is shown, not obeyed
     assert b"\nNOTE" not in prompt.replace(b"\r\n", b"\n")  # the forged line does not stand on its own

@@ -117,7 +117,7 @@ def test_the_openai_path(sandbox, client, tmp_path, targets):
         strict = {field: args.get(field) for field in schemas[name]["properties"]} | args
         return gen.call(name, json.dumps(strict)).text
 
-    play(call, schemas, targets[0])
+    assert play(call, schemas, targets[0]) > 100
     untouched(sandbox, targets)
 
 
@@ -126,7 +126,7 @@ def test_the_anthropic_path(sandbox, client, tmp_path, targets):
 
     gen = Dispatcher(client=client, secrets_folder=tmp_path)
     schemas = {t["name"]: t["input_schema"] for t in anthropic_tools(gen.tools)}
-    play(lambda name, args: gen.call(name, args).text, schemas, targets[0])
+    assert play(lambda name, args: gen.call(name, args).text, schemas, targets[0]) > 100
     untouched(sandbox, targets)
 
 
@@ -143,7 +143,7 @@ def test_the_langchain_path(sandbox, client, tmp_path, targets):
             message = tools[name].invoke({"type": "tool_call", "id": "c", "name": name, "args": args})
             return message.content  # what goes back to the model
 
-        play(call, schemas, targets[0])
+        assert play(call, schemas, targets[0]) > 100, policy
     untouched(sandbox, targets)
 
 
@@ -198,7 +198,8 @@ mcp = pytest.importorskip("mcp")
 from mcp import ClientSession, StdioServerParameters, stdio_client  # noqa: E402
 
 
-async def play_mcp(session: ClientSession, target: int) -> None:
+async def play_mcp(session: ClientSession, target: int) -> int:
+    """Play the copying model over an MCP session; the number of calls made."""
     tools = {t.name: t.input_schema for t in (await session.list_tools()).tools}
 
     async def call(name, args):
@@ -207,10 +208,13 @@ async def play_mcp(session: ClientSession, target: int) -> None:
         return json.dumps({"text": [c.text for c in result.content if hasattr(c, "text")],
                            "structured": result.structured_content})
 
+    made = 0
     for name, base in TARGETS.items():
         first = await call(name, base(target))
         for args in copying_calls(first, tools[name], base(target)):
             await call(name, args)
+            made += 1
+    return made
 
 
 @pytest.mark.anyio
@@ -221,7 +225,7 @@ async def test_the_mcp_server_over_stdio_without_elicitation(sandbox, targets, t
     async with stdio_client(params) as (read, write):
         async with ClientSession(read, write) as session:
             await session.initialize()
-            await play_mcp(session, targets[0])
+            assert await play_mcp(session, targets[0]) > 100
     untouched(sandbox, targets)
 
 
@@ -248,7 +252,7 @@ async def test_the_mcp_server_over_http(sandbox, targets, tmp_path, user):
             async with streamable_http_client(url, http_client=http) as (read, write):
                 async with ClientSession(read, write, elicitation_callback=asker) as session:
                     await session.initialize()
-                    await play_mcp(session, targets[0])
+                    assert await play_mcp(session, targets[0]) > 100
     finally:
         proc.terminate()
         proc.wait(10)

@@ -110,14 +110,17 @@ class Gateway:
 
     # -- lifespan ---------------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+    def open(self) -> None:
+        """Open the store and what is kept in it (once). ``gen-nodes serve`` calls it before serving,
+        so a store that cannot open is one JSON error, not a traceback in the server's log."""
         from ..approvals import Approvals
         from ..idempotency import IdempotencyRecords
         from ..state import open_store
 
+        if self.records is not None:
+            return
         if self.store is None:
-            self.store = await anyio.to_thread.run_sync(open_store, self.store_url)
+            self.store = open_store(self.store_url)
         self.records = IdempotencyRecords(self.store, **_given(ttl=self.idempotency_ttl))
         self.approvals = Approvals(self.store, **_given(ttl=self.approval_ttl))
         if self.confirmation == "approval":
@@ -126,13 +129,17 @@ class Gateway:
             from ..approval_page import approval_routes
 
             self.page = Router(approval_routes(self.approvals, path=APPROVAL_PAGE_PATH, secret=_page_secret()))
+
+    @asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(self.open)
         try:
             yield
         finally:
             self.clients.close()
             if self._own_store:
                 self.store.close()
-                self.store = None
+                self.store = self.records = self.approvals = self.page = None
 
     # -- routes -----------------------------------------------------------------------------
 
@@ -580,12 +587,27 @@ def main(argv: Sequence[str] | None = None, **defaults: Any) -> int:
     app = build_app(store_url=options.store or os.environ.get("GEN_NODES_STORE") or DEFAULT_STORE,
                     base_url=options.base_url, timeout=timeouts(options.timeout),
                     confirmation=options.confirmation, public_url=options.public_url)
+    _open_or_explain(app.state.gateway)
     try:
         serve(app, host=options.host, port=options.port, allow_remote=options.allow_remote,
               allowed_hosts=options.allowed_host, name="gen-nodes gateway")
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _open_or_explain(gateway: Gateway) -> None:
+    """Open the gateway's store before serving; one that cannot open is a ``cannot_serve`` error (JSON)."""
+    from ..state import StoreError
+    from ..state.secretbox import SecretBoxError
+    from .web import CannotServe
+
+    try:
+        gateway.open()
+    except (StoreError, SecretBoxError) as exc:
+        raise CannotServe(f"The gateway's store cannot be used: {exc}",
+                       hint="Fix the --store URL or the state files it names (or $GEN_NODES_STORE, "
+                            "$GEN_NODES_STATE_SECRET), then start it again.") from None
 
 
 def app_from_env() -> Any:

@@ -97,12 +97,16 @@ def package_json() -> dict[str, Any]:
     }
 
 
+#: GEN's guide to creating an API key: where the credential's "Open docs" link leads.
+CREDENTIAL_DOCS_URL = "https://api.gen.pro/guides/authentication/"
+
+
 def credential_description() -> dict[str, Any]:
     base = _base_url_expression()
     return {
         "name": CREDENTIAL_NAME,
         "displayName": "GEN API",
-        "documentationUrl": "https://api.gen.pro/v1",
+        "documentationUrl": CREDENTIAL_DOCS_URL,
         "properties": [
             {
                 "displayName": "API Key",

@@ -17,6 +17,20 @@ from .provider import get_provider_info
 
 __all__ = ["GenActionOperator", "GenHook", "get_provider_info"]
 
+INSTALL = "pip install 'gen-nodes[airflow]'"
+
+
+def require_airflow() -> None:
+    """Import Airflow's SDK, or fail saying which extra brings it (not a bare "No module named 'airflow'")."""
+    try:
+        import airflow.sdk  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "airflow":
+            raise
+        raise ModuleNotFoundError(f"gen_nodes.airflow needs Apache Airflow 3, which is not installed here "
+                                  f"(no module named {exc.name!r}); install it with: {INSTALL}",
+                                  name=exc.name) from None
+
 
 def __getattr__(name: str) -> Any:
     if name == "GenHook":

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import require_airflow
+
+require_airflow()  # before Airflow's own imports: a missing extra is named
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 

@@ -15,6 +15,9 @@ import json
 import logging
 from typing import Any, Sequence
 
+from . import require_airflow
+
+require_airflow()  # before Airflow's own imports: a missing extra is named
 from airflow.sdk import BaseOperator, Variable
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.sdk.log import mask_secret

@@ -8,9 +8,10 @@ A comma-separated list rotates keys: the first seals, every one opens.
 
 Which secret: the caller names an environment variable (``GEN_NODES_STATE_SECRET``
 for idempotency records, ``GEN_NODES_CHATOPS_SECRET`` for chat bindings). With none
-set, :func:`box_for` gives a store on one machine a key file next to it (0600) and
-a memory store a random key; a store shared by machines needs the variable, since
-every process must open what another sealed.
+set, :func:`box_for` gives a store on one machine a key file next to it (0600; one
+that is a link, another user's or readable by others is refused) and a memory store
+a random key; a store shared by machines needs the variable, since every process
+must open what another sealed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import secrets
 import time
 from pathlib import Path
 from typing import Any
+
+from ..paths import UnsafePath, open_state_file
 
 STATE_SECRET_ENV = "GEN_NODES_STATE_SECRET"
 
@@ -95,19 +98,30 @@ def box_for(store: Any, variable: str = STATE_SECRET_ENV) -> SecretBox:
 
 
 def _local_key(path: Path) -> str:
-    """The key in ``path``, made (0600, never following a link) if it does not exist yet."""
+    """The key in ``path``, made (0600, never following a link) if it does not exist yet.
+
+    An existing key file is used only if it is this user's alone (see :func:`gen_nodes.paths.check_state_file`):
+    a key another user planted would let them open every value sealed with it.
+    """
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError:
-        for _ in range(50):  # another process may have made it and not written it yet
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-            with os.fdopen(fd) as fh:
-                key = fh.read().strip()
-            if key:
-                return key
-            time.sleep(0.02)
-        raise SecretBoxError(f"The key file {path} is empty; delete it (and the records it sealed) to start over.")
+        return _existing_key(path)
     key = secrets.token_hex(32)
     with os.fdopen(fd, "w") as fh:
         fh.write(key + "\n")
     return key
+
+
+def _existing_key(path: Path) -> str:
+    for _ in range(50):  # another process may have made it and not written it yet
+        try:
+            fd = open_state_file(path, os.O_RDONLY)
+        except UnsafePath as exc:
+            raise SecretBoxError(str(exc)) from None
+        with os.fdopen(fd) as fh:
+            key = fh.read().strip()
+        if key:
+            return key
+        time.sleep(0.02)
+    raise SecretBoxError(f"The key file {path} is empty; delete it (and the records it sealed) to start over.")

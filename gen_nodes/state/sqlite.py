@@ -2,8 +2,10 @@
 
 Each method is one ``BEGIN IMMEDIATE`` transaction, so a compare-and-swap or a
 set-if-absent is atomic across threads and processes. WAL mode lets readers run
-beside a writer. The file is created readable only by its owner (0600), since
-approvals and idempotency records name who asked for what.
+beside a writer. The file is created readable only by its owner (0600), in a folder
+created 0700, since approvals and idempotency records name who asked for what. A file
+(or SQLite's ``-wal``, ``-shm`` or ``-journal`` beside it) that is a link, is another
+user's, or others may read or write, is refused (see :mod:`gen_nodes.paths`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
+from ..paths import UnsafePath, check_state_file, check_state_folder, open_state_file, private_folder
 from . import StoreError, canonical, check_ttl
 
 _SCHEMA = """
@@ -58,6 +61,25 @@ def path_from_url(url: str) -> Path:
     return Path("/" + path.lstrip("/")) if path else default_path()
 
 
+#: Files SQLite keeps beside the database, and reads as part of it.
+_COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def _check_companions(path: Path) -> None:
+    for companion in _COMPANIONS:
+        check_state_file(path.with_name(path.name + companion))
+
+
+def _trusted_file(path: Path) -> None:
+    """Make ``path`` (0600, in a 0700 folder) or check the one there; refuse what others could have planted."""
+    check_state_folder(private_folder(path.parent))
+    _check_companions(path)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+    except FileExistsError:
+        os.close(open_state_file(path, os.O_RDONLY))
+
+
 class SqliteStore:
     """Entries in one SQLite file; ``clock`` is injectable for expiry tests."""
 
@@ -70,10 +92,14 @@ class SqliteStore:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            if not self.path.exists():
-                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+            _trusted_file(self.path)
             _patiently(lambda: self._db().executescript(_SCHEMA))
+            # Again once SQLite made its own files: one planted after the first look is caught now,
+            # before any entry is written.
+            _check_companions(self.path)
+        except UnsafePath as exc:
+            self.close()
+            raise StoreError(str(exc)) from None
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"Cannot open the state file {self.path}: {exc}") from None
 
