@@ -221,6 +221,20 @@ def parse_targets(values: Iterable[str] | None, *, secret: str | None = None,
     return targets or [StderrTarget()]
 
 
+def check_targets(values: Iterable[str] | None, *, secret: str | None = None,
+                  env: dict[str, str] | None = None) -> None:
+    """Raise :class:`InvalidSetting` (one line) for what :func:`parse_targets` would refuse, building
+    nothing: a server checks its targets before it listens, then builds them once its store is open."""
+    env = os.environ if env is None else env
+    secret = secret if secret is not None else env.get(SECRET_ENV) or None
+    for raw in values or ():
+        value = raw.strip()
+        if value.lower().startswith(("http://", "https://")):
+            parse_targets([value], secret=secret, env=env)
+        elif value and value != "stderr" and value not in _KINDS:
+            parse_targets([value], env=env)
+
+
 def targets_from_env(env: dict[str, str] | None = None, **options: Any) -> list[Target]:
     """The targets of ``$GEN_NODES_APPROVAL_NOTIFY`` (comma-separated), for ``app_from_env``."""
     env = os.environ if env is None else env

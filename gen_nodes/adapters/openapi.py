@@ -83,8 +83,6 @@ APPROVAL_SCHEMA = {
                 "id": {"type": "string", "description": "The approval's id; poll GET /approvals/{id} with it."},
                 "state": {"type": "string", "description": "pending, approved or running until the call has run."},
                 "action": {"type": "string", "description": "The action waiting for approval."},
-                "url": {"type": "string", "description": "The page where a person approves or denies the call: "
-                                                         "send it to that person, never to a model."},
                 "poll": {"type": "string", "description": "Where to poll for the result (GET, same API key)."},
                 "expires_at": {"type": ["string", "null"], "description": "When an undecided approval lapses."},
                 "preview": {"type": ["array", "null"], "items": {"type": "object"},
@@ -165,8 +163,9 @@ def operation(spec: ActionSpec, confirmation: str = "direct") -> dict[str, Any]:
     }}
     if hints.destructive and confirmation == "approval":
         responses["202"] = {
-            "description": "Nothing was done yet: a person must approve the call first. Send `approval.url` to that "
-                           "person, then poll `approval.poll` until it answers something other than 202.",
+            "description": "Nothing was done yet: a person must approve the call first. The gateway sends them its "
+                           "approval page (never in this answer); poll `approval.poll` until it answers something "
+                           "other than 202.",
             "headers": {"Location": {"description": "The poll URL.", "schema": {"type": "string"}}},
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Approval"}}},
         }
