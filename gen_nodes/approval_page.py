@@ -125,6 +125,10 @@ class _Page:
         approval = self.find(link)
         if approval is None:
             return _unknown()
+        if approval.state != PENDING:  # a second click, or a tab left open: say what became of it
+            return _page("Not decided", f"<p>This approval was already {html.escape(approval.state)}; this click "
+                         "changed nothing.</p>" + describe(approval) + outcome(approval), status=409,
+                         state=approval.state)
         problem = self._check(request, link, form)
         if problem is not None:
             return _page("Refused", f"<p>{html.escape(problem)} Nothing was changed. Open the link again.</p>",
