@@ -16,16 +16,13 @@ same Host guard as ``gen-nodes serve``, until ``stop()``.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import threading
 import time
 from typing import Any, Iterator
 
 import pytest
 
-from redis_support import APT_LOCK_WAIT
+from redis_support import apt_binary
 
 #: Flags for Chromium as root in CI, kept off Google's hosts (no network here).
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -33,23 +30,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 
 def chromium_binary() -> str:
-    """The path of Debian's Chromium, installed with apt-get if missing (we run as root in CI)."""
-    found = shutil.which("chromium") or (os.path.exists("/usr/bin/chromium") and "/usr/bin/chromium")
-    if found:
-        return found
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    lock = ["-o", f"DPkg::Lock::Timeout={APT_LOCK_WAIT}"]
-    install = ["apt-get", "install", "-y", "--no-install-recommends", *lock, "chromium"]
-    if subprocess.run(install, env=env, capture_output=True).returncode != 0:
-        subprocess.run(["apt-get", *lock, "update"], env=env, capture_output=True, check=False)
-        done = subprocess.run(install, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError("the approval page's browser tests need Debian's chromium, and apt-get could not "
-                               f"install it (run `apt-get install chromium` as root):\n{done.stderr[-2000:]}")
-    found = shutil.which("chromium") or "/usr/bin/chromium"
-    if not os.path.exists(found):
-        raise RuntimeError("apt-get installed chromium but /usr/bin/chromium is missing")
-    return found
+    """The path of Debian's Chromium, installed with apt-get if missing."""
+    return apt_binary("chromium", "chromium", why="The approval page's browser tests need Debian's chromium: ")
 
 
 def launch(playwright: Any) -> Any:

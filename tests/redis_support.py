@@ -22,23 +22,30 @@ import pytest
 APT_LOCK_WAIT = "600"
 
 
-def redis_server_binary() -> str:
-    """The path of ``redis-server``, installed with apt-get if missing (we run as root in CI)."""
-    found = shutil.which("redis-server")
+def apt_binary(package: str, binary: str, *, why: str = "") -> str:
+    """The path of ``binary``, installing Debian's ``package`` with apt-get if it is missing (we run
+    as root in CI); a RuntimeError that says what to run where it cannot."""
+    found = shutil.which(binary)
     if found:
         return found
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     lock = ["-o", f"DPkg::Lock::Timeout={APT_LOCK_WAIT}"]
-    install = ["apt-get", "install", "-y", "--no-install-recommends", *lock, "redis-server"]
+    install = ["apt-get", "install", "-y", "--no-install-recommends", *lock, package]
     if subprocess.run(install, env=env, capture_output=True).returncode != 0:
         subprocess.run(["apt-get", *lock, "update"], env=env, capture_output=True, check=False)
         done = subprocess.run(install, env=env, capture_output=True, text=True)
         if done.returncode != 0:
-            raise RuntimeError(f"could not install redis-server with apt-get:\n{done.stderr[-2000:]}")
-    found = shutil.which("redis-server") or "/usr/bin/redis-server"
+            raise RuntimeError(f"{why}could not install {package} with apt-get (run `apt-get install {package}` "
+                               f"as root):\n{done.stderr[-2000:]}")
+    found = shutil.which(binary) or f"/usr/bin/{binary}"
     if not os.path.exists(found):
-        raise RuntimeError("apt-get installed redis-server but the binary is not on PATH")
+        raise RuntimeError(f"apt-get installed {package} but the binary {binary} is not on PATH")
     return found
+
+
+def redis_server_binary() -> str:
+    """The path of ``redis-server``, installed with apt-get if missing."""
+    return apt_binary("redis-server", "redis-server")
 
 
 def _free_port() -> int:
