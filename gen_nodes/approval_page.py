@@ -220,13 +220,13 @@ def asked_text(requested: dict[str, Any]) -> str:
     surface = requested.get("surface")
     where = SURFACES.get(surface, plain(surface or "an unknown surface", 40))
     if surface == "gateway":
-        who = "a caller of the HTTP gateway (a workflow, or a model's tool; the gateway cannot tell which)"
+        who = " by a workflow or a model's tool (the gateway cannot tell which)"
     elif requested.get("client"):
-        who = f"the MCP client {quoted(requested['client'], 60)}"
+        who = f" by the MCP client {quoted(requested['client'], 60)}"
     else:
-        who = f"a client of {where}"
+        who = ""
     at = requested.get("at")
-    return f"Asked by {who} through {where}" + (f" at {plain(at, 40)}." if at else ".")
+    return f"Asked through {where}{who}" + (f" at {plain(at, 40)}." if at else ".")
 
 
 def _keys_table(preview: list[dict[str, Any]] | None) -> str:

@@ -82,7 +82,7 @@ def test_a_person_approves_in_chromium_and_the_next_poll_runs_it(sb, gateway, pe
     page.goto(gateway.inbox.link(approval["id"]))
     text = page.inner_text("body")
     for shown in ("Revoke API key", "ci <b>deploy</b>", str(target), user["email"], user["name"],
-                  "a caller of the HTTP gateway", "runs when the workflow next checks", "expires at"):
+                  "Asked through the HTTP gateway", "runs when the workflow next checks", "expires at"):
         assert shown in text, shown
     assert page.locator("b").count() == 0  # the name is text, not markup
     assert "danger" in page.get_attribute(APPROVE, "class")
