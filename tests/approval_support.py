@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from gen_nodes.notify import Notice
@@ -49,3 +50,30 @@ class Unreachable:
 
     def deliver(self, notice: Any) -> bool:
         return False
+
+
+class Receiver:
+    """A webhook endpoint on loopback that keeps each raw body and its headers, answering ``status``."""
+
+    def __init__(self, status: int = 204) -> None:
+        self.received: list[tuple[bytes, dict[str, str]]] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                raw = self.rfile.read(int(self.headers.get("content-length", 0)))
+                owner.received.append((raw, {k.lower(): v for k, v in self.headers.items()}))
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhook/n8n-token"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

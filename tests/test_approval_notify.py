@@ -14,13 +14,10 @@ import json
 import logging
 import os
 import re
-import select
 import socket
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -32,36 +29,10 @@ from starlette.testclient import TestClient  # noqa: E402
 from gen_nodes.adapters.gateway import build_app  # noqa: E402
 from gen_nodes.notify import SIGNATURE_HEADER, parse_targets, verify  # noqa: E402
 
+from approval_support import Receiver  # noqa: E402
 from conftest import FAST_RETRY  # noqa: E402
 
 SECRET = "shared-with-the-receiver-" + "s" * 20
-
-
-class Receiver:
-    """A webhook endpoint on loopback that keeps each raw body and its headers, answering ``status``."""
-
-    def __init__(self, status: int = 204) -> None:
-        self.received: list[tuple[bytes, dict[str, str]]] = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's name)
-                raw = self.rfile.read(int(self.headers.get("content-length", 0)))
-                owner.received.append((raw, {k.lower(): v for k, v in self.headers.items()}))
-                self.send_response(status)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhook/n8n-token"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
