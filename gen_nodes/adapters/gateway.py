@@ -595,7 +595,7 @@ def main(argv: Sequence[str] | None = None, **defaults: Any) -> int:
     except InvalidSetting as exc:  # one line, before anything listens
         print(f"gen-nodes serve: {exc.message} {exc.hint or ''}".strip(), file=sys.stderr)
         return 2
-    if options.confirmation == "direct" and not is_loopback(options.host):
+    if options.confirmation == "direct" and options.allow_remote and not is_loopback(options.host):
         print(f"gen-nodes serve: warning: listening on {options.host} with --confirmation direct: any caller, a "
               "model's tool included, can revoke keys at once; use --confirmation approval with an "
               "--approval-notify target that reaches a person.", file=sys.stderr, flush=True)
