@@ -140,6 +140,13 @@ class WebhookTarget:
         return False
 
 
+def iso_time(timestamp: float) -> str:
+    """A Unix time as the notices write it: ISO 8601 in UTC to the second, ``Z``-suffixed."""
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def sign(raw: bytes, secret: bytes) -> str:
     """The hex HMAC-SHA256 of ``raw``: what a receiver compares with the signature header."""
     return hmac.new(secret, raw, hashlib.sha256).hexdigest()

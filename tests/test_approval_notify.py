@@ -50,7 +50,8 @@ def gateway(sandbox, targets):
 
 def test_the_webhook_gets_a_signed_notice_whose_link_opens_the_page(sandbox, receiver, caplog):
     user_key = {"X-API-Key": sandbox.api_key}
-    with gateway(sandbox, parse_targets([receiver.url], secret=SECRET)) as gw, caplog.at_level(logging.DEBUG):
+    with gateway(sandbox, parse_targets([receiver.url], secret=SECRET)) as gw, caplog.at_level(logging.DEBUG), \
+            caplog.at_level(logging.DEBUG, logger="gen_nodes"):
         made = gw.post("/actions/create_api_key", headers=user_key, json={"name": "bot"}).json()
         asked = gw.post("/actions/revoke_api_key", headers=user_key, json={"id": made["id"]})
         assert asked.status_code == 202

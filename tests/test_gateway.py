@@ -463,7 +463,15 @@ def test_nobody_to_ask_fails_the_call_at_once(make_gateway, auth, sandbox):
     assert key_status(sandbox, key["id"]) == "active"
 
 
-def test_a_webhook_without_its_secret_refuses_to_start_in_one_line(monkeypatch, capsys):
+@pytest.fixture
+def gen_log_level():
+    """``main`` sets the gen_nodes logger's level (--log-level): put it back for the tests after."""
+    level = logging.getLogger("gen_nodes").level
+    yield
+    logging.getLogger("gen_nodes").setLevel(level)
+
+
+def test_a_webhook_without_its_secret_refuses_to_start_in_one_line(monkeypatch, capsys, gen_log_level):
     from gen_nodes.adapters.gateway import main
 
     monkeypatch.delenv("GEN_NODES_NOTIFY_SECRET", raising=False)
@@ -472,7 +480,7 @@ def test_a_webhook_without_its_secret_refuses_to_start_in_one_line(monkeypatch, 
     assert len(err.splitlines()) == 1 and "GEN_NODES_NOTIFY_SECRET" in err and "tok" not in err
 
 
-def test_a_direct_gateway_bound_beyond_loopback_warns_at_start(monkeypatch, capsys):
+def test_a_direct_gateway_bound_beyond_loopback_warns_at_start(monkeypatch, capsys, gen_log_level):
     from gen_nodes.adapters import gateway, web
 
     monkeypatch.setattr(web, "serve", lambda app, **options: None)  # bind nothing: only the start-up words

@@ -36,7 +36,6 @@ import secrets
 import sys
 import time
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
 from decimal import Decimal
 from functools import partial
 from typing import Any, AsyncIterator, Sequence
@@ -58,7 +57,7 @@ from ..redact import masked_copy
 from ..registry import Registry, default_registry
 from ..spec import ActionSpec
 from . import openapi
-from ..notify import check_targets
+from ..notify import check_targets, iso_time
 from .web import KEY_HINT, ClientCache, RequireGenKey, api_key_from_headers, is_loopback, log_path
 
 log = logging.getLogger("gen_nodes.gateway")
@@ -240,13 +239,13 @@ class Gateway:
         from ..notify import Notice
 
         shown = masked_copy(preview(spec, arguments, client, self.registry.get))
-        requested = {"surface": "gateway", "at": _iso(time.time()), "client": None}
+        requested = {"surface": "gateway", "at": iso_time(time.time()), "client": None}
         account = self._account(client)
         approval = self.approvals.request(action=spec.id, arguments=arguments, principal=client.identity,
                                           preview=shown, context={"surface": "gateway", "title": spec.title,
                                                                   "account": account, "requested": requested})
         notice = Notice(approval_id=approval.id, action=spec.id, title=spec.title, preview=shown, account=account,
-                        requested=requested, expires_at=_iso(approval.expires_at),
+                        requested=requested, expires_at=iso_time(approval.expires_at),
                         url=links.page(self.approvals.link(approval.id)))
         try:
             self.notifier.notify(notice)
@@ -349,13 +348,9 @@ def _approval_view(approval: Any, links: "_Links") -> dict[str, Any]:
         "state": approval.state,
         "action": approval.action,
         "poll": links.poll(approval.id),
-        "expires_at": _iso(approval.expires_at),
+        "expires_at": iso_time(approval.expires_at),
         "preview": approval.preview,
     }
-
-
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _unexpected_body() -> dict[str, Any]:

@@ -221,10 +221,8 @@ async def _approve_by_url(dispatcher: Dispatcher, ctx: ServerRequestContext, par
         approval_id, answer = state[len(call) + 1:], params.input_responses.get(CONFIRM_FIELD)
         elicitation_id = None
     else:
-        preview = await anyio.to_thread.run_sync(
-            partial(dispatcher.registry.preview, tool.spec.id, args, client=client))
-        approval, url = await anyio.to_thread.run_sync(
-            partial(_hold, dispatcher, ctx, tool, args, client, masked_copy(preview), asking))
+        approval, url, preview = await anyio.to_thread.run_sync(
+            partial(_hold, dispatcher, ctx, tool, args, client, asking))
         approval_id = approval.id
         lines = confirmation_lines(tool.spec.title, tool.spec.description, tool.name, args, preview)
         message = "\n".join([*lines, "Open the page to approve or deny it."])
@@ -266,29 +264,27 @@ async def _approve_by_url(dispatcher: Dispatcher, ctx: ServerRequestContext, par
 
 
 def _hold(dispatcher: Dispatcher, ctx: ServerRequestContext, tool: Tool, args: dict[str, Any], client: Any,
-          preview: Any, asking: _Asking) -> tuple[Any, str]:
-    """Open the approval and its page link; tell the notify targets. The link goes to the user only."""
-    from datetime import datetime, timezone
+          asking: _Asking) -> tuple[Any, str, Any]:
+    """Open the approval and its page link; tell the notify targets. The link goes to the user only.
+    Returns the approval, the link and the preview."""
+    from ..notify import Notice, iso_time
 
-    from ..notify import Notice
-
-    def iso(timestamp: float) -> str:
-        return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
+    preview = dispatcher.registry.preview(tool.spec.id, args, client=client)
     params = ctx.session.client_params
-    requested = {"surface": "mcp", "at": iso(time.time()),
+    requested = {"surface": "mcp", "at": iso_time(time.time()),
                  "client": params.client_info.name if params is not None and params.client_info else None}
     account = asking.account(dispatcher, client)
     approval = dispatcher.approvals.request(
-        action=tool.spec.id, arguments=args, principal=principal_of(client), preview=preview,
+        action=tool.spec.id, arguments=args, principal=principal_of(client), preview=masked_copy(preview),
         context={"tool": tool.name, "surface": "mcp", "title": tool.spec.title, "account": account,
                  "requested": requested})
     request = ctx.request
-    url = f"{request.url.scheme}://{request.headers['host']}{asking.page_path}/{dispatcher.approvals.link(approval.id)}"
-    asking.tell(Notice(approval_id=approval.id, action=tool.spec.id, title=tool.spec.title, preview=preview,
-                       account=account, requested=requested, expires_at=iso(approval.expires_at), url=url))
+    link = dispatcher.approvals.link(approval.id)
+    url = f"{request.url.scheme}://{request.headers['host']}{asking.page_path}/{link}"
+    asking.tell(Notice(approval_id=approval.id, action=tool.spec.id, title=tool.spec.title, preview=approval.preview,
+                       account=account, requested=requested, expires_at=iso_time(approval.expires_at), url=url))
     log.info("approval %s opened for %s", approval.id, tool.name)
-    return approval, url
+    return approval, url, preview
 
 
 def _deny_quietly(approvals: Any, approval_id: str) -> None:
