@@ -171,3 +171,14 @@ def test_the_readmes_signature_check_accepts_a_real_notice_and_refuses_a_changed
     header = headers[SIGNATURE_HEADER.lower()]
     assert namespace["signed"](raw, header, SECRET)
     assert not namespace["signed"](raw + b" ", header, SECRET) and not namespace["signed"](raw, header, "guess")
+
+
+def test_app_from_env_with_a_webhook_and_no_secret_stops_uvicorn_with_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "GEN_NODES_NOTIFY_SECRET"}
+    env.update(GEN_NODES_CONFIRMATION="approval", GEN_NODES_APPROVAL_NOTIFY="stderr,https://hooks.example/t0k3n",
+               GEN_NODES_STORE=f"sqlite:///{tmp_path}/gw.db")
+    done = subprocess.run([sys.executable, "-m", "uvicorn", "--factory", "gen_nodes.adapters.gateway:app_from_env",
+                           "--port", str(_free_port())], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "GEN_NODES_NOTIFY_SECRET" in lines[0] and "t0k3n" not in lines[0], done.stderr

@@ -615,10 +615,13 @@ def app_from_env() -> Any:
     from .web import HostGuard, install_log_filters
 
     install_log_filters()
-    app = build_app(store_url=os.environ.get("GEN_NODES_STORE") or DEFAULT_STORE,
-                    confirmation=os.environ.get("GEN_NODES_CONFIRMATION") or "direct",
-                    public_url=os.environ.get("GEN_NODES_PUBLIC_URL") or None,
-                    approval_notify=(os.environ.get(TARGETS_ENV) or "").split(","))
+    try:
+        app = build_app(store_url=os.environ.get("GEN_NODES_STORE") or DEFAULT_STORE,
+                        confirmation=os.environ.get("GEN_NODES_CONFIRMATION") or "direct",
+                        public_url=os.environ.get("GEN_NODES_PUBLIC_URL") or None,
+                        approval_notify=(os.environ.get(TARGETS_ENV) or "").split(","))
+    except InvalidSetting as exc:  # one line on stderr and exit 1, not a traceback from the server's loader
+        raise SystemExit(f"gen-nodes gateway: {exc.message} {exc.hint or ''}".strip()) from None
     hosts = [host.strip() for host in os.environ.get("GEN_NODES_ALLOWED_HOSTS", "").split(",") if host.strip()]
     return HostGuard(app, hosts) if hosts else app
 
