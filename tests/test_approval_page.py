@@ -157,3 +157,22 @@ async def test_an_expired_or_unknown_approval_cannot_be_decided():
     page = await b.http.get(f"/approve/{held.link}")
     assert "Expired" in page.text and "<form" not in page.text
     assert (await b.http.get("/approve/no-such-approval-link")).status_code == 404
+
+
+@pytest.mark.anyio
+async def test_the_host_guard_leaves_the_pages_origin_check_to_the_page_which_answers_in_html():
+    """A foreign Origin on the page gets the page's own HTML refusal, not the guard's JSON; elsewhere the guard's."""
+    from gen_nodes.adapters.web import HostGuard
+
+    b = Browser()
+    held = b.hold()
+    guarded = HostGuard(b.http._transport.app, ["127.0.0.1:*"])
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=guarded), base_url="http://127.0.0.1:8000")
+    _, token = await b.open(held)
+    http.cookies = b.http.cookies
+    page = await http.post(f"/approve/{held.link}", data={"csrf": token, "decision": "approve"},
+                           headers={"origin": "null"})
+    assert page.status_code == 403 and "text/html" in page.headers["content-type"] and "Refused" in page.text
+    other = await http.post("/actions/revoke_api_key", headers={"origin": "null"})
+    assert other.status_code == 403 and "Browsers send an Origin" in other.json()["error"]["hint"]
+    assert b.approvals.get(held.id).state == "pending"
