@@ -29,6 +29,7 @@ stays in ``status``). The tree, with ``type`` / ``exit_code`` / ``http_status``:
     +-- ConfirmationRequired      confirmation_required  6  428  a destructive call nobody approved
     |   +-- ApprovalDenied        denied                 6  403  a person refused it
     |   +-- ApprovalExpired       expired                6  410  nobody decided in time
+    |   +-- NobodyToAsk           nobody_to_ask          6  503  no notify target reached a person
     +-- IdempotencyConflict       idempotency_conflict   1  422  an ``Idempotency-Key`` reused for another request
     +-- RequestInProgress         in_progress            1  409  the first request with that key is still running
 

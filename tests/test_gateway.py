@@ -461,6 +461,8 @@ def test_nobody_to_ask_fails_the_call_at_once(make_gateway, auth, sandbox):
     error = error_of(gw.post("/actions/revoke_api_key", headers=auth, json={"id": key["id"]}), 503, "nobody_to_ask")
     assert "Nobody could be asked" in error["message"] and "--approval-notify" in error["hint"]
     assert key_status(sandbox, key["id"]) == "active"
+    documented = gw.get("/openapi.json").json()["paths"]["/actions/revoke_api_key"]["post"]["responses"]
+    assert "nobody_to_ask" in documented["503"]["description"]
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from typing import Any, Iterable
 
 from .. import __version__
 from ..errors import (ApprovalDenied, ApprovalExpired, BodyTooLarge, ConfirmationRequired, GenError,
-                      IdempotencyConflict, OutcomeUnknown, RateLimited, RequestInProgress)
+                      IdempotencyConflict, NobodyToAsk, OutcomeUnknown, RateLimited, RequestInProgress)
 from ..schemas import bundled
 from ..spec import ActionSpec
 
@@ -169,7 +169,7 @@ def operation(spec: ActionSpec, confirmation: str = "direct") -> dict[str, Any]:
             "headers": {"Location": {"description": "The poll URL.", "schema": {"type": "string"}}},
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Approval"}}},
         }
-    responses.update(error_responses(spec))
+    responses.update(error_responses(spec, approval=hints.destructive and confirmation == "approval"))
     op["responses"] = responses
     return op
 
@@ -216,10 +216,11 @@ def flat(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def error_responses(spec: ActionSpec) -> dict[str, Any]:
-    """Every error status the gateway may answer for ``spec``, each with the error types behind it."""
+def error_responses(spec: ActionSpec, *, approval: bool = False) -> dict[str, Any]:
+    """Every error status the gateway may answer for ``spec``, each with the error types behind it;
+    ``approval``: the call is held for a person (and fails at once when no notify target reaches one)."""
     by_status: dict[int, list[str]] = {}
-    for cls in applicable_errors(spec):
+    for cls in applicable_errors(spec) + ([NobodyToAsk] if approval else []):
         types = by_status.setdefault(cls.http_status, [])
         if cls.type not in types:
             types.append(cls.type)
