@@ -82,6 +82,10 @@ class Approvals:
             raise RuntimeError("approval id collision")  # 192 random bits: never in practice
         return approval
 
+    def now(self) -> float:
+        """The time by this store's clock (what ``expires_at`` is measured against)."""
+        return self._clock()
+
     def get(self, approval_id: str) -> Approval | None:
         """The approval, with ``state == "expired"`` once a pending one ran out of time."""
         record = self._record(approval_id)

@@ -140,6 +140,13 @@ class WebhookTarget:
         return False
 
 
+def iso_time(timestamp: float) -> str:
+    """A Unix time as the notices write it: ISO 8601 in UTC to the second, ``Z``-suffixed."""
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def sign(raw: bytes, secret: bytes) -> str:
     """The hex HMAC-SHA256 of ``raw``: what a receiver compares with the signature header."""
     return hmac.new(secret, raw, hashlib.sha256).hexdigest()
@@ -219,6 +226,20 @@ def parse_targets(values: Iterable[str] | None, *, secret: str | None = None,
                 f"Unknown approval notify target {value!r}.",
                 hint="Use stderr, an http(s):// webhook URL, " + ", ".join(sorted(_KINDS)) + ".")
     return targets or [StderrTarget()]
+
+
+def check_targets(values: Iterable[str] | None, *, secret: str | None = None,
+                  env: dict[str, str] | None = None) -> None:
+    """Raise :class:`InvalidSetting` (one line) for what :func:`parse_targets` would refuse, building
+    nothing: a server checks its targets before it listens, then builds them once its store is open."""
+    env = os.environ if env is None else env
+    secret = secret if secret is not None else env.get(SECRET_ENV) or None
+    for raw in values or ():
+        value = raw.strip()
+        if value.lower().startswith(("http://", "https://")):
+            parse_targets([value], secret=secret, env=env)
+        elif value and value != "stderr" and value not in _KINDS:
+            parse_targets([value], env=env)
 
 
 def targets_from_env(env: dict[str, str] | None = None, **options: Any) -> list[Target]:

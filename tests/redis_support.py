@@ -25,35 +25,36 @@ from setup_needs import MissingNeed, need_root, or_fail
 APT_LOCK_WAIT = "600"
 
 
-REDIS_INSTALL = "install Debian's redis-server (`sudo apt-get install -y redis-server`), or any redis-server on PATH"
-
-
-def redis_server_binary() -> str:
-    """The path of ``redis-server``, installed with apt-get if missing (we run as root in CI).
-
-    Raises :class:`MissingNeed` (one line) when it is missing and cannot be installed here.
-    """
-    found = shutil.which("redis-server")
+def apt_binary(package: str, binary: str, *, why: str = "") -> str:
+    """The path of ``binary``, installing Debian's ``package`` with apt-get if it is missing (we run
+    as root in CI). Raises :class:`MissingNeed` (one line saying what to install) where it cannot."""
+    found = shutil.which(binary)
     if found:
         return found
+    otherwise = f"install Debian's {package} (`sudo apt-get install -y {package}`), or any {binary} on PATH"
     if shutil.which("apt-get") is None:
-        raise MissingNeed(f"The tests need redis-server, which is not on PATH, and there is no apt-get here to "
-                          f"install it: {REDIS_INSTALL}")
-    need_root("Installing redis-server with apt-get", otherwise=REDIS_INSTALL)
+        raise MissingNeed(f"{why}The tests need {binary}, which is not on PATH, and there is no apt-get here to "
+                          f"install it: {otherwise}")
+    need_root(f"Installing {package} with apt-get", otherwise=otherwise)
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     lock = ["-o", f"DPkg::Lock::Timeout={APT_LOCK_WAIT}"]
-    install = ["apt-get", "install", "-y", "--no-install-recommends", *lock, "redis-server"]
+    install = ["apt-get", "install", "-y", "--no-install-recommends", *lock, package]
     if subprocess.run(install, env=env, capture_output=True).returncode != 0:
         subprocess.run(["apt-get", *lock, "update"], env=env, capture_output=True, check=False)
         done = subprocess.run(install, env=env, capture_output=True, text=True)
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-            raise MissingNeed(f"`apt-get install redis-server` failed (exit {done.returncode}: {last}); "
-                              f"{REDIS_INSTALL}")
-    found = shutil.which("redis-server") or "/usr/bin/redis-server"
+            raise MissingNeed(f"{why}`apt-get install {package}` failed (exit {done.returncode}: {last}); "
+                              f"{otherwise}")
+    found = shutil.which(binary) or f"/usr/bin/{binary}"
     if not os.path.exists(found):
-        raise MissingNeed("apt-get installed redis-server but it is not on PATH: add /usr/bin to PATH")
+        raise MissingNeed(f"apt-get installed {package} but {binary} is not on PATH: add /usr/bin to PATH")
     return found
+
+
+def redis_server_binary() -> str:
+    """The path of ``redis-server``, installed with apt-get if missing."""
+    return apt_binary("redis-server", "redis-server")
 
 
 def _free_port() -> int:

@@ -29,6 +29,7 @@ from gen_nodes.registry import Registry, default_registry  # noqa: E402
 from gen_nodes.sandbox.store import TOKEN_ALPHABET, TOKEN_LENGTH, TOKEN_PREFIX  # noqa: E402
 from gen_nodes.spec import ActionSpec, Hints  # noqa: E402
 
+from approval_support import CSRF, Inbox, Unreachable  # noqa: E402
 from conftest import FAST_RETRY  # noqa: E402
 
 FULL_TOKEN = re.compile(re.escape(TOKEN_PREFIX) + f"[{TOKEN_ALPHABET}]{{{TOKEN_LENGTH}}}")
@@ -458,8 +459,13 @@ def test_the_secret_is_stored_encrypted(make_gateway, auth, tmp_path):
 
 
 @pytest.fixture
-def approving(make_gateway):
-    client = make_gateway(confirmation="approval")
+def inbox():
+    return Inbox()
+
+
+@pytest.fixture
+def approving(make_gateway, inbox):
+    client = make_gateway(confirmation="approval", notify_targets=[inbox])
     return client, client.app.state.gateway
 
 
@@ -467,7 +473,7 @@ def click(gw, page_url: str, decision: str):
     """A person opening the approval link in a browser and pressing Approve or Deny."""
     page = gw.get(page_url)
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
-    token = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text).group(1)
+    token = CSRF.search(page.text).group(1)
     return gw.post(page_url, data={"csrf": token, "decision": decision}, follow_redirects=False)
 
 
@@ -477,48 +483,115 @@ def key_status(sandbox, key_id) -> str:
     return {str(k["id"]): k["status"] for k in listed}[str(key_id)]
 
 
-def test_approval_mode_answers_202_and_runs_only_after_a_person_approves(approving, auth, sandbox):
+def test_approval_mode_answers_202_and_runs_only_after_a_person_approves(approving, auth, sandbox, inbox):
     gw, _ = approving
     key = create(gw, auth, None, {"name": "doomed"}).json()
     asked = gw.post("/actions/revoke_api_key", headers=auth, json={"id": key["id"]})
     assert asked.status_code == 202
     approval = asked.json()["approval"]
+    assert set(approval) == {"id", "state", "action", "poll", "expires_at", "preview"}
     assert approval["state"] == "pending" and approval["action"] == "revoke_api_key"
     assert [item["id"] for item in approval["preview"]] == [key["id"]]
     assert asked.headers["location"] == approval["poll"] == f"http://testserver/approvals/{approval['id']}"
-    assert approval["url"].startswith("http://testserver/")
     poll = gw.get(f"/approvals/{approval['id']}", headers=auth)
     assert poll.status_code == 202 and poll.headers["retry-after"]
     assert key_status(sandbox, key["id"]) == "active"
 
-    assert approval["url"] == f"http://testserver/approve/{approval['id']}"
-    page = gw.get(approval["url"])  # a person's browser: no GEN key needed, nothing decided by looking
-    assert page.status_code == 200 and str(key["id"]) in page.text and "Approve" in page.text
+    notice = inbox.notice(approval["id"])  # what the person's channel got
+    assert notice.title == "Revoke API key" and notice.action == "revoke_api_key"
+    assert notice.account["email"] == "user1@sandbox.local" and notice.requested["surface"] == "gateway"
+    assert notice.url.startswith("http://testserver/approve/") and approval["id"] not in notice.url
+    page = gw.get(notice.url)  # a person's browser: no GEN key needed, nothing decided by looking
+    assert page.status_code == 200 and str(key["id"]) in page.text and "Approve: Revoke API key" in page.text
+    assert "Sandbox User 1" in page.text and "when the workflow next checks" in page.text
     assert gw.get(f"/approvals/{approval['id']}", headers=auth).status_code == 202
-    assert click(gw, approval["url"], "approve").status_code == 303
+    assert click(gw, notice.url, "approve").status_code == 303
     assert key_status(sandbox, key["id"]) == "active"  # it runs when the runner polls, with the runner's key
+    assert "runs when the workflow next checks" in gw.get(notice.url).text
     done = gw.get(f"/approvals/{approval['id']}", headers=auth)
     assert done.status_code == 200 and done.json() == {"id": key["id"], "revoked": True}
     assert key_status(sandbox, key["id"]) == "revoked"
     assert gw.get(f"/approvals/{approval['id']}", headers=auth).json() == done.json()  # kept for pollers
+    assert "Approved and done" in gw.get(notice.url).text
 
 
-def test_another_key_cannot_see_or_run_an_approval(approving, auth, sandbox):
+def test_what_the_api_returns_opens_and_decides_nothing(approving, auth, sandbox, inbox):
+    """A client (a model) holding only the 202, the poll answers, the document and its GEN key."""
+    gw, gateway = approving
+    key = create(gw, auth, None, {"name": "target"}).json()
+    asked = gw.post("/actions/revoke_api_key", headers=auth, json={"id": key["id"]})
+    polled = gw.get(asked.headers["location"], headers=auth)
+    seen = " ".join([asked.text, json.dumps(dict(asked.headers)), polled.text, json.dumps(dict(polled.headers)),
+                     gw.get("/openapi.json").text])
+    link = inbox.link(asked.json()["approval"]["id"]).rsplit("/", 1)[1]
+    assert link not in seen and "/approve/" not in seen
+    for value in set(re.findall(r"[A-Za-z0-9_\-]{8,}", seen)):  # every id-like string it saw, as a link
+        for method in ("get", "post"):
+            answer = getattr(gw, method)(f"/approve/{value}", headers=auth,
+                                         **({"data": {"csrf": "0" * 64, "decision": "approve"}}
+                                            if method == "post" else {}))
+            assert answer.status_code == 404 and "text/html" in answer.headers["content-type"], value
+    assert gateway.approvals.get(asked.json()["approval"]["id"]).state == "pending"
+    assert gw.get(asked.headers["location"], headers=auth).status_code == 202
+    assert key_status(sandbox, key["id"]) == "active"
+
+
+def test_nobody_to_ask_fails_the_call_at_once(make_gateway, auth, sandbox):
+    gw = make_gateway(confirmation="approval", notify_targets=[Unreachable()])
+    key = create(gw, auth, None, {"name": "kept"}).json()
+    error = error_of(gw.post("/actions/revoke_api_key", headers=auth, json={"id": key["id"]}), 503, "nobody_to_ask")
+    assert "Nobody could be asked" in error["message"] and "--approval-notify" in error["hint"]
+    assert key_status(sandbox, key["id"]) == "active"
+    documented = gw.get("/openapi.json").json()["paths"]["/actions/revoke_api_key"]["post"]["responses"]
+    assert "nobody_to_ask" in documented["503"]["description"]
+
+
+@pytest.fixture
+def gen_log_level():
+    """``main`` sets the gen_nodes logger's level (--log-level): put it back for the tests after."""
+    level = logging.getLogger("gen_nodes").level
+    yield
+    logging.getLogger("gen_nodes").setLevel(level)
+
+
+def test_a_webhook_without_its_secret_refuses_to_start_in_one_line(monkeypatch, capsys, gen_log_level):
+    from gen_nodes.adapters.gateway import main
+
+    monkeypatch.delenv("GEN_NODES_NOTIFY_SECRET", raising=False)
+    assert main(["--confirmation", "approval", "--port", "0", "--approval-notify", "https://hooks.example/x/tok"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "GEN_NODES_NOTIFY_SECRET" in err and "tok" not in err
+
+
+def test_a_direct_gateway_bound_beyond_loopback_warns_at_start(monkeypatch, capsys, gen_log_level):
+    from gen_nodes.adapters import gateway, web
+
+    monkeypatch.setattr(web, "serve", lambda app, **options: None)  # bind nothing: only the start-up words
+    gateway.main(["--host", "0.0.0.0", "--allow-remote", "--allowed-host", "gw.example:8080"])
+    warning = capsys.readouterr().err.strip()
+    assert len(warning.splitlines()) == 1 and "--confirmation direct" in warning
+    gateway.main(["--host", "0.0.0.0", "--allow-remote", "--allowed-host", "gw.example:8080",
+                  "--confirmation", "approval"])
+    gateway.main(["--host", "127.0.0.1"])
+    assert capsys.readouterr().err == ""
+
+
+def test_another_key_cannot_see_or_run_an_approval(approving, auth, sandbox, inbox):
     gw, _ = approving
     key = create(gw, auth, None, {"name": "mine"}).json()
     approval = gw.post("/actions/revoke_api_key", headers=auth, json={"id": key["id"]}).json()["approval"]
-    click(gw, approval["url"], "approve")
+    click(gw, inbox.link(approval["id"]), "approve")
     _, other_key = sandbox.create_user()
     error_of(gw.get(f"/approvals/{approval['id']}", headers={"X-API-Key": other_key}), 404, "not_found")
     error_of(gw.get("/approvals/made-up-approval-id", headers=auth), 404, "not_found")
     assert key_status(sandbox, key["id"]) == "active"
 
 
-def test_a_denied_call_is_403_and_an_undecided_one_expires_as_410(make_gateway, auth, sandbox):
-    gw = make_gateway(confirmation="approval", approval_ttl=0.5)
+def test_a_denied_call_is_403_and_an_undecided_one_expires_as_410(make_gateway, auth, sandbox, inbox):
+    gw = make_gateway(confirmation="approval", approval_ttl=0.5, notify_targets=[inbox])
     first = create(gw, auth, None, {"name": "kept"}).json()
     denied = gw.post("/actions/revoke_api_key", headers=auth, json={"id": first["id"]}).json()["approval"]
-    click(gw, denied["url"], "deny")
+    click(gw, inbox.link(denied["id"]), "deny")
     error_of(gw.get(f"/approvals/{denied['id']}", headers=auth), 403, "denied")
     lapsed = gw.post("/actions/revoke_api_key", headers=auth, json={"id": first["id"]}).json()["approval"]
     time.sleep(0.6)
@@ -526,19 +599,30 @@ def test_a_denied_call_is_403_and_an_undecided_one_expires_as_410(make_gateway, 
     assert key_status(sandbox, first["id"]) == "active"
 
 
-def test_a_post_that_is_not_a_click_on_the_page_decides_nothing(approving, auth, sandbox):
+def test_a_post_that_is_not_a_click_on_the_page_decides_nothing(approving, auth, sandbox, inbox):
     gw, gateway = approving
     key = create(gw, auth, None, {"name": "guarded"}).json()
     approval = gw.post("/actions/revoke_api_key", headers=auth, json={"id": key["id"]}).json()["approval"]
-    forged = gw.post(approval["url"], data={"csrf": "0" * 64, "decision": "approve"}, follow_redirects=False)
-    assert forged.status_code == 403
-    gw.get(approval["url"])  # the page's cookie, but a request from another site
-    token = re.search(r'name="csrf" value="([0-9a-f]+)"', gw.get(approval["url"]).text).group(1)
-    cross = gw.post(approval["url"], data={"csrf": token, "decision": "approve"},
+    url = inbox.link(approval["id"])
+    forged = gw.post(url, data={"csrf": "0" * 64, "decision": "approve"}, follow_redirects=False)
+    assert forged.status_code == 403 and "text/html" in forged.headers["content-type"]
+    token = CSRF.search(gw.get(url).text).group(1)  # the page's cookie, but a request from another site
+    cross = gw.post(url, data={"csrf": token, "decision": "approve"},
                     headers={"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}, follow_redirects=False)
     assert cross.status_code == 403
     assert gateway.approvals.get(approval["id"]).state == "pending"
     assert gw.get(f"/approvals/{approval['id']}", headers=auth).status_code == 202
+
+
+def test_an_approval_raised_elsewhere_cannot_be_decided_on_the_gateway_page(approving):
+    """A Slack approval (or an MCP one) sharing the gateway's store: its own link is still a 404 here."""
+    gw, gateway = approving
+    held = gateway.approvals.request(action="revoke_api_key", arguments={"id": 1}, principal="p",
+                                     context={"surface": "slack", "user": "U1"})
+    link = gateway.approvals.link(held.id)
+    assert gw.get(f"/approve/{link}").status_code == 404
+    assert gw.get(f"/approve/{held.id}").status_code == 404
+    assert gateway.approvals.get(held.id).state == "pending"
 
 
 def test_a_model_sending_back_what_the_202_held_cannot_make_the_call_act(approving, auth, sandbox):

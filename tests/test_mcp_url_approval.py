@@ -25,15 +25,28 @@ import mcp_types as types  # noqa: E402
 from mcp import ClientSession  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
+from approval_support import Receiver  # noqa: E402
+from gen_nodes.notify import SIGNATURE_HEADER, verify  # noqa: E402
+
 
 REPO = Path(__file__).resolve().parents[1]
+NOTIFY_SECRET = "mcp-notify-" + "k" * 24
 
 
 @pytest.fixture(scope="module")
-def url(sb, tmp_path_factory):
+def hook():
+    """The operator's webhook (``--approval-notify``): the notify target besides the client's own channel."""
+    made = Receiver()
+    yield made
+    made.close()
+
+
+@pytest.fixture(scope="module")
+def url(sb, tmp_path_factory, hook):
     env = {k: v for k, v in os.environ.items() if not k.startswith("GEN_")}
+    env["GEN_NODES_NOTIFY_SECRET"] = NOTIFY_SECRET
     proc = subprocess.Popen([sys.executable, "-m", "gen_nodes.cli", "mcp", "--transport", "http", "--port", "0",
-                             "--elicitation", "url", "--base-url", sb.base_url,
+                             "--elicitation", "url", "--base-url", sb.base_url, "--approval-notify", hook.url,
                              "--secrets-dir", str(tmp_path_factory.mktemp("s"))],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=REPO, env=env, text=True)
     try:
@@ -75,7 +88,7 @@ async def revoke(url: str, key: str, person: Person, target: int) -> types.CallT
 
 
 @pytest.mark.anyio
-async def test_approve_on_the_page_runs_the_call_once(sb, url):
+async def test_approve_on_the_page_runs_the_call_once(sb, url, hook):
     user, key = sb.create_user()
     target = sb.store.create_key(user["id"], "victim \x1b[31m")[0]["id"]
     person = Person("approve")
@@ -89,6 +102,17 @@ async def test_approve_on_the_page_runs_the_call_once(sb, url):
     assert handle not in result.content[0].text  # the model never sees the link
     page = person.pages[0]
     assert "victim \\x1b[31m" in page.text and "\x1b" not in page.text
+    assert "it runs now" in page.text and "Asked through the MCP server by the MCP client" in page.text
+    assert user["email"] in page.text
+    # The operator's webhook got the same link, signed, naming the MCP client.
+    raw, headers = hook.received[-1]
+    notice = json.loads(raw)["approval"]
+    assert verify(raw, headers[SIGNATURE_HEADER.lower()], NOTIFY_SECRET) and notice["url"] == params.url
+    assert notice["requested"]["surface"] == "mcp" and notice["requested"]["client"]
+    assert notice["account"]["email"] == user["email"]
+    # Only the link opens the page: the approval id is a 404 there.
+    async with httpx.AsyncClient() as browser:
+        assert (await browser.get(params.url.replace(handle, notice["id"]))).status_code == 404
     assert page.headers["x-frame-options"] == "DENY"
     # The link is spent: opening it again shows the outcome, with nothing to click.
     async with httpx.AsyncClient() as browser:
@@ -130,6 +154,7 @@ async def test_the_2026_era_gets_the_page_through_an_input_required_round(sb, ur
                 done = await session.call_tool("gen_revoke_api_key", {"id": target}, input_responses=answers,
                                                request_state=first.request_state, allow_input_required=True)
                 assert done.structured_content == {"id": target, "revoked": True}
+                assert "/approve/" not in done.model_dump_json() + first.request_state
                 # Replaying the same round runs nothing again.
                 again = await session.call_tool("gen_revoke_api_key", {"id": target}, input_responses=answers,
                                                 request_state=first.request_state, allow_input_required=True)

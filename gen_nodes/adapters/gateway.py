@@ -19,9 +19,11 @@ handlers keyed by error class, and a lifespan that opens and closes the shared s
   a concurrent repeat waits for the first; an empty key is refused (400). A repeat of a call
   held for approval answers the approval's current state, or its outcome once it ran. Records
   live in ``idempotency.py``'s store.
-- ``--confirmation approval``: a destructive call answers 202 with a preview, the link
-  of the approval page for a person, and ``GET /approvals/{id}`` to poll; the poll that
-  finds it approved runs it, once, with the poller's key (which must be the asker's).
+- ``--confirmation approval``: a destructive call answers 202 with a preview and
+  ``GET /approvals/{id}`` to poll; the poll that finds it approved runs it, once, with the
+  poller's key (which must be the asker's). The approval page's link is a secret that no
+  answer carries: it goes to a person through the ``--approval-notify`` targets
+  (``notify.py``; stderr by default), and if none takes it the call fails at once (503).
 
 Logs name the action, the status and the time taken: never bodies, headers or keys.
 """
@@ -36,7 +38,6 @@ import secrets
 import sys
 import time
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
 from decimal import Decimal
 from functools import partial
 from typing import Any, AsyncIterator, Sequence
@@ -52,13 +53,15 @@ from starlette.routing import Route
 from ..client import GenClient, timeouts
 from ..engine import execute, preview
 from ..errors import (ApprovalDenied, ApprovalExpired, AuthenticationError, BodyTooLarge, GenError,
-                      IdempotencyConflict, InvalidInput, MalformedRequest, NotFound, OutcomeUnknown, RateLimited,
+                      IdempotencyConflict, InvalidInput, InvalidSetting, MalformedRequest, NotFound, OutcomeUnknown,
+                      RateLimited,
                       RequestInProgress, Terms)
 from ..redact import masked_copy
 from ..registry import Registry, default_registry
 from ..spec import ActionSpec
 from . import openapi
-from .web import KEY_HINT, ClientCache, RequireGenKey, api_key_from_headers
+from ..notify import check_targets, iso_time
+from .web import KEY_HINT, ClientCache, RequireGenKey, api_key_from_headers, is_loopback, log_path
 
 log = logging.getLogger("gen_nodes.gateway")
 
@@ -93,7 +96,8 @@ class Gateway:
     def __init__(self, registry: Registry, *, store_url: str | None = DEFAULT_STORE, store: Any = None,
                  base_url: str | None = None, timeout: Any = None, retry: Any = None, confirmation: str = "direct",
                  public_url: str | None = None, approval_ttl: float | None = None,
-                 idempotency_ttl: float | None = None, idempotency_wait: float = IDEMPOTENCY_WAIT) -> None:
+                 idempotency_ttl: float | None = None, idempotency_wait: float = IDEMPOTENCY_WAIT,
+                 approval_notify: Sequence[str] | None = None, notify_targets: Sequence[Any] | None = None) -> None:
         if confirmation not in openapi.CONFIRMATION_MODES:
             raise ValueError(f"confirmation must be one of {openapi.CONFIRMATION_MODES}, not {confirmation!r}")
         self.registry, self.confirmation = registry, confirmation
@@ -106,6 +110,13 @@ class Gateway:
         self.records: Any = None
         self.approvals: Any = None
         self.page: Any = None  # the approval page (approval_page.py), once the store is open
+        # Who is told of a held call: the operator's --approval-notify targets (checked now, so a
+        # bad one stops the start), built once the store is open (chat targets keep routes in it).
+        self.approval_notify, self.notify_targets = list(approval_notify or ()), notify_targets
+        if confirmation == "approval" and notify_targets is None:
+            check_targets(self.approval_notify)
+        self.notifier: Any = None
+        self.accounts: dict[str, Any] = {}  # GEN key digest -> its get_me user, for the notices
         self._own_store = store is None
 
     # -- lifespan ---------------------------------------------------------------------------
@@ -128,7 +139,14 @@ class Gateway:
 
             from ..approval_page import approval_routes
 
-            self.page = Router(approval_routes(self.approvals, path=APPROVAL_PAGE_PATH, secret=_page_secret()))
+            from ..notify import Notifier, parse_targets
+
+            self.page = Router(approval_routes(self.approvals, surface="gateway", path=APPROVAL_PAGE_PATH,
+                                               secret=_page_secret()))
+            targets = self.notify_targets
+            if targets is None:
+                targets = parse_targets(self.approval_notify, store=self.store)
+            self.notifier = Notifier(targets)
 
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -246,11 +264,35 @@ class Gateway:
 
     def _ask_for_approval(self, spec: ActionSpec, arguments: dict[str, Any], client: GenClient,
                           links: "_Links") -> "Answer":
-        shown = preview(spec, arguments, client, self.registry.get)
+        from ..notify import Notice
+
+        shown = masked_copy(preview(spec, arguments, client, self.registry.get))
+        requested = {"surface": "gateway", "at": iso_time(time.time()), "client": None}
+        account = self._account(client)
         approval = self.approvals.request(action=spec.id, arguments=arguments, principal=client.identity,
-                                          preview=masked_copy(shown), context={"surface": "gateway"})
+                                          preview=shown, context={"surface": "gateway", "title": spec.title,
+                                                                  "account": account, "requested": requested})
+        notice = Notice(approval_id=approval.id, action=spec.id, title=spec.title, preview=shown, account=account,
+                        requested=requested, expires_at=iso_time(approval.expires_at),
+                        url=links.page(self.approvals.link(approval.id)))
+        try:
+            self.notifier.notify(notice)
+        except GenError:  # NobodyToAsk: nobody will ever decide, so nothing may wait for it
+            self.approvals.decide(approval.id, approve=False, by="nobody could be asked")
+            raise
+        log.info("approval %s opened for %s", approval.id, spec.id)
         return 202, {"approval": _approval_view(approval, links)}, {
             "Location": links.poll(approval.id), "Retry-After": str(POLL_AFTER)}
+
+    def _account(self, client: GenClient) -> dict[str, Any] | None:
+        """The GEN user of the asking key (``get_me``), read once per key, for the person's notice."""
+        if client.identity not in self.accounts:
+            try:
+                me = execute(self.registry.get("get_me"), {}, client, resolve=self.registry.get)
+            except GenError:
+                return None  # shown as unknown; the approval still goes ahead
+            self.accounts[client.identity] = {field: me.get(field) for field in ("id", "name", "email", "username")}
+        return self.accounts[client.identity]
 
     def poll(self, approval_id: str, key: str, links: "_Links") -> "Answer":
         """The answer to ``GET /approvals/{id}``; the first poll that finds it approved runs it."""
@@ -336,13 +378,13 @@ def _finished(result: dict[str, Any], ok: bool | None) -> Answer:
 
 
 def _approval_view(approval: Any, links: "_Links") -> dict[str, Any]:
+    """What a caller (maybe a model) sees of an approval: nothing that opens or decides it."""
     return {
         "id": approval.id,
         "state": approval.state,
         "action": approval.action,
-        "url": links.page(approval.id),
         "poll": links.poll(approval.id),
-        "expires_at": datetime.fromtimestamp(approval.expires_at, timezone.utc).isoformat().replace("+00:00", "Z"),
+        "expires_at": iso_time(approval.expires_at),
         "preview": approval.preview,
     }
 
@@ -365,8 +407,9 @@ class _Links:
     def poll(self, approval_id: str) -> str:
         return f"{self.base}/approvals/{approval_id}"
 
-    def page(self, approval_id: str) -> str:
-        return f"{self.base}{APPROVAL_PAGE_PATH}/{approval_id}"
+    def page(self, link: str) -> str:
+        """The approval page of ``link`` (``Approvals.link``): for a person's notice only."""
+        return f"{self.base}{APPROVAL_PAGE_PATH}/{link}"
 
 
 # -- reading requests -----------------------------------------------------------------------------
@@ -490,7 +533,7 @@ class _NoTraceback:
         except Exception as exc:
             if scope["type"] != "http":
                 raise
-            log.error("unexpected %s while serving %s", type(exc).__name__, scope.get("path"))
+            log.error("unexpected %s while serving %s", type(exc).__name__, log_path(scope.get("path")))
             if not started:
                 await JSONResponse(_unexpected_body(), 500)(scope, receive, send)
 
@@ -526,7 +569,7 @@ def build_app(registry: Registry | None = None, **options: Any) -> Starlette:
                      name=spec.id) for spec in gateway.registry]
     if "get" in gateway.document["paths"].get(openapi.APPROVAL_PATH, {}):
         routes.append(Route(openapi.APPROVAL_PATH, gateway.poll_approval, methods=["GET"]))
-        routes.append(Route(f"{APPROVAL_PAGE_PATH}/{{approval_id}}", _Asgi(gateway.approval_page),
+        routes.append(Route(f"{APPROVAL_PAGE_PATH}/{{link}}", _Asgi(gateway.approval_page),
                             methods=["GET", "POST"], include_in_schema=False))
     app = Starlette(
         routes=routes,
@@ -554,6 +597,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "person's approval (approval)")
     parser.add_argument("--public-url", help="the URL clients use to reach the gateway (for the OpenAPI servers "
                                              "entry and approval links; default: the request's own address)")
+    parser.add_argument("--approval-notify", action="append", default=[], metavar="TARGET",
+                        help="--confirmation approval: who is sent the approval page's link (repeatable): stderr "
+                             "(default), an http(s):// webhook URL (signed with $GEN_NODES_NOTIFY_SECRET), slack "
+                             "or discord")
     parser.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host")
     parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME[:PORT]",
                         help="a Host header clients use (repeatable; needed with --allow-remote)")
@@ -584,10 +631,19 @@ def main(argv: Sequence[str] | None = None, **defaults: Any) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("gen_nodes").setLevel(options.log_level.upper())
-    app = build_app(store_url=options.store or os.environ.get("GEN_NODES_STORE") or DEFAULT_STORE,
-                    base_url=options.base_url, timeout=timeouts(options.timeout),
-                    confirmation=options.confirmation, public_url=options.public_url)
+    try:
+        app = build_app(store_url=options.store or os.environ.get("GEN_NODES_STORE") or DEFAULT_STORE,
+                        base_url=options.base_url, timeout=timeouts(options.timeout),
+                        confirmation=options.confirmation, public_url=options.public_url,
+                        approval_notify=options.approval_notify)
+    except InvalidSetting as exc:  # one line, before anything listens
+        print(f"gen-nodes serve: {exc.message} {exc.hint or ''}".strip(), file=sys.stderr)
+        return 2
     _open_or_explain(app.state.gateway)
+    if options.confirmation == "direct" and options.allow_remote and not is_loopback(options.host):
+        print(f"gen-nodes serve: warning: listening on {options.host} with --confirmation direct: any caller, a "
+              "model's tool included, can revoke keys at once; use --confirmation approval with an "
+              "--approval-notify target that reaches a person.", file=sys.stderr, flush=True)
     try:
         serve(app, host=options.host, port=options.port, allow_remote=options.allow_remote,
               allowed_hosts=options.allowed_host, name="gen-nodes gateway")
@@ -613,15 +669,23 @@ def _open_or_explain(gateway: Gateway) -> None:
 def app_from_env() -> Any:
     """The app for ``uvicorn --factory`` and gunicorn workers, configured by environment variables:
     ``GEN_NODES_STORE`` (a ``redis://`` URL when there are several workers or machines),
-    ``GEN_BASE_URL``, ``GEN_NODES_CONFIRMATION`` (direct or approval), ``GEN_NODES_PUBLIC_URL``, and
-    ``GEN_NODES_ALLOWED_HOSTS`` (comma-separated Host names; the same guard as ``--allowed-host``)."""
+    ``GEN_BASE_URL``, ``GEN_NODES_CONFIRMATION`` (direct or approval), ``GEN_NODES_PUBLIC_URL``,
+    ``GEN_NODES_APPROVAL_NOTIFY`` (comma-separated targets, as ``--approval-notify``), and
+    ``GEN_NODES_ALLOWED_HOSTS`` (comma-separated Host names; the same guard as ``--allowed-host``).
+    The access log (uvicorn's) never records an approval page's path: the link is a secret."""
     import os
 
-    from .web import HostGuard
+    from ..notify import TARGETS_ENV
+    from .web import HostGuard, install_log_filters
 
-    app = build_app(store_url=os.environ.get("GEN_NODES_STORE") or DEFAULT_STORE,
-                    confirmation=os.environ.get("GEN_NODES_CONFIRMATION") or "direct",
-                    public_url=os.environ.get("GEN_NODES_PUBLIC_URL") or None)
+    install_log_filters()
+    try:
+        app = build_app(store_url=os.environ.get("GEN_NODES_STORE") or DEFAULT_STORE,
+                        confirmation=os.environ.get("GEN_NODES_CONFIRMATION") or "direct",
+                        public_url=os.environ.get("GEN_NODES_PUBLIC_URL") or None,
+                        approval_notify=(os.environ.get(TARGETS_ENV) or "").split(","))
+    except InvalidSetting as exc:  # one line on stderr and exit 1, not a traceback from the server's loader
+        raise SystemExit(f"gen-nodes gateway: {exc.message} {exc.hint or ''}".strip()) from None
     hosts = [host.strip() for host in os.environ.get("GEN_NODES_ALLOWED_HOSTS", "").split(",") if host.strip()]
     return HostGuard(app, hosts) if hosts else app
 

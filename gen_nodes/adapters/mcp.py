@@ -34,6 +34,7 @@ import json
 import logging
 import secrets
 import sys
+import time
 from contextlib import nullcontext
 from functools import partial
 from typing import Any, Callable, Sequence
@@ -52,7 +53,8 @@ METHOD_NOT_FOUND = -32601
 from .. import __version__
 from ..client import GenClient, timeouts
 from ..dispatch import Dispatcher, ToolResult, principal_of
-from ..errors import HTTP_TOOL_TERMS, TOOL_TERMS, AuthenticationError, ConfirmationRequired, GenError
+from ..errors import HTTP_TOOL_TERMS, TOOL_TERMS, AuthenticationError, ConfirmationRequired, GenError, InvalidSetting
+from ..notify import check_targets
 from ..approval_page import APPROVAL_PATH, approval_routes
 from ..approvals import APPROVED, DENIED, DONE, PENDING, RUNNING, Approvals
 from ..state import open_store
@@ -90,11 +92,12 @@ ClientFor = Callable[[ServerRequestContext], Any]
 
 def build_server(dispatcher: Dispatcher, client_for: ClientFor | None = None,
                  on_success: Callable[[ServerRequestContext], None] | None = None,
-                 elicitation: str = "auto", page_path: str | None = None) -> Server:
+                 elicitation: str = "auto", page_path: str | None = None, notifier: Any = None) -> Server:
     """The MCP server for ``dispatcher``'s tools. ``client_for(ctx)`` picks the GenClient of a request;
     ``on_success(ctx)`` hears of every successful tool call. ``elicitation``: ``auto`` (form if the client
-    has it, else URL), ``form`` or ``url``; URL mode needs ``page_path``, where the approval page is mounted."""
-    asking = _Asking(elicitation, page_path)
+    has it, else URL), ``form`` or ``url``; URL mode needs ``page_path``, where the approval page is mounted,
+    and tells ``notifier`` (``notify.Notifier``) of each held call besides the client."""
+    asking = _Asking(elicitation, page_path, notifier)
     tools = {tool.name: tool for tool in dispatcher.tools}
     listed = [types.Tool.model_validate(mcp_definition(tool)) for tool in dispatcher.tools]
     output_schemas = {tool.name: tool.output_schema for tool in dispatcher.tools}
@@ -156,10 +159,32 @@ async def _call(dispatcher: Dispatcher, ctx: ServerRequestContext, params: types
 class _Asking:
     """Which elicitation mode a request's client gets: ``form``, ``url`` or None (nobody can be asked)."""
 
-    def __init__(self, preference: str, page_path: str | None) -> None:
+    def __init__(self, preference: str, page_path: str | None, notifier: Any = None) -> None:
         if preference not in ELICITATION_MODES:
             raise ValueError(f"elicitation must be one of {ELICITATION_MODES}")
-        self.preference, self.page_path = preference, page_path
+        self.preference, self.page_path, self.notifier = preference, page_path, notifier
+        self.accounts: dict[str, Any] = {}  # GEN key digest -> its get_me user, for the page and notices
+
+    def account(self, dispatcher: Dispatcher, client: Any) -> dict[str, Any] | None:
+        """The GEN user of the asking key, read once per key (None if it cannot be read)."""
+        principal = principal_of(client)
+        if principal not in self.accounts:
+            try:
+                me = dispatcher.registry.run("get_me", {}, client=client)
+            except GenError:
+                return None
+            self.accounts[principal] = {field: me.get(field) for field in ("id", "name", "email", "username")}
+        return self.accounts[principal]
+
+    def tell(self, notice: Any) -> None:
+        """Hand the notice to the operator's targets too; the client's own URL elicitation goes regardless."""
+        if self.notifier is None:
+            return
+        try:
+            self.notifier.notify(notice)
+        except GenError:
+            log.warning("approval %s: no notify target took the notice; the MCP client still has it",
+                        notice.approval_id)
 
     def mode(self, ctx: ServerRequestContext) -> str | None:
         caps = ctx.session.client_capabilities
@@ -197,13 +222,9 @@ async def _approve_by_url(dispatcher: Dispatcher, ctx: ServerRequestContext, par
         approval_id, answer = state[len(call) + 1:], params.input_responses.get(CONFIRM_FIELD)
         elicitation_id = None
     else:
-        preview = await anyio.to_thread.run_sync(
-            partial(dispatcher.registry.preview, tool.spec.id, args, client=client))
-        approval = approvals.request(action=tool.spec.id, arguments=args, principal=principal_of(client),
-                                     preview=masked_copy(preview), context={"tool": tool.name, "surface": "mcp"})
+        approval, url, preview = await anyio.to_thread.run_sync(
+            partial(_hold, dispatcher, ctx, tool, args, client, asking))
         approval_id = approval.id
-        request = ctx.request
-        url = f"{request.url.scheme}://{request.headers['host']}{asking.page_path}/{approval.id}"
         lines = confirmation_lines(tool.spec.title, tool.spec.description, tool.name, args, preview)
         message = "\n".join([*lines, "Open the page to approve or deny it."])
         elicitation_id = secrets.token_urlsafe(16)
@@ -241,6 +262,30 @@ async def _approve_by_url(dispatcher: Dispatcher, ctx: ServerRequestContext, par
             "nothing was changed.", hint="Do not retry unless the user asks for it again.", declined=True),
             dispatcher.terms)
     return await anyio.to_thread.run_sync(partial(dispatcher.run_approved, approval_id, client=client))
+
+
+def _hold(dispatcher: Dispatcher, ctx: ServerRequestContext, tool: Tool, args: dict[str, Any], client: Any,
+          asking: _Asking) -> tuple[Any, str, Any]:
+    """Open the approval and its page link; tell the notify targets. The link goes to the user only.
+    Returns the approval, the link and the preview."""
+    from ..notify import Notice, iso_time
+
+    preview = dispatcher.registry.preview(tool.spec.id, args, client=client)
+    params = ctx.session.client_params
+    requested = {"surface": "mcp", "at": iso_time(time.time()),
+                 "client": params.client_info.name if params is not None and params.client_info else None}
+    account = asking.account(dispatcher, client)
+    approval = dispatcher.approvals.request(
+        action=tool.spec.id, arguments=args, principal=principal_of(client), preview=masked_copy(preview),
+        context={"tool": tool.name, "surface": "mcp", "title": tool.spec.title, "account": account,
+                 "requested": requested})
+    request = ctx.request
+    link = dispatcher.approvals.link(approval.id)
+    url = f"{request.url.scheme}://{request.headers['host']}{asking.page_path}/{link}"
+    asking.tell(Notice(approval_id=approval.id, action=tool.spec.id, title=tool.spec.title, preview=approval.preview,
+                       account=account, requested=requested, expires_at=iso_time(approval.expires_at), url=url))
+    log.info("approval %s opened for %s", approval.id, tool.name)
+    return approval, url, preview
 
 
 def _deny_quietly(approvals: Any, approval_id: str) -> None:
@@ -379,14 +424,19 @@ def _key_check(dispatcher: Dispatcher, base_url: str | None, timeout: Any) -> Ke
 
 def build_http_app(dispatcher: Dispatcher, *, host: str = "127.0.0.1", base_url: str | None = None,
                    timeout: Any = None, allowed_hosts: Sequence[str] = (), elicitation: str = "auto",
-                   **session_limits: Any) -> Any:
+                   notify_targets: Sequence[Any] | None = None, **session_limits: Any) -> Any:
     """The ASGI app serving streamable HTTP (stateful) at ``/mcp``, and the approval page of URL-mode
     elicitation at ``/approve/{id}`` (``approval_page.py``, over ``dispatcher.approvals``).
 
     ``allowed_hosts``: the Host header values admitted (see ``web.guard_hosts``); the SDK's
     DNS-rebinding guard is configured from the same list, so it is on for every bind.
     ``session_limits``: ``per_key``, ``total``, ``unproven_idle``, ``idle`` of ``mcp_sessions.SessionGate``.
+    ``notify_targets``: who else is sent each approval link (``notify.py``; default: stderr).
     """
+    from ..notify import Notifier, parse_targets
+
+    notifier = Notifier(notify_targets if notify_targets is not None
+                        else parse_targets(None, store=dispatcher.approvals.store))
     hosts = list(allowed_hosts) or list(LOOPBACK_HOSTS)
     security = TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts,
                                          allowed_origins=origins_for(hosts))
@@ -398,23 +448,27 @@ def build_http_app(dispatcher: Dispatcher, *, host: str = "127.0.0.1", base_url:
             gate.prove(key)
 
     server = build_server(dispatcher, client_for=_KeyedClients(base_url, timeout), on_success=on_success,
-                          elicitation=elicitation, page_path=APPROVAL_PATH)
+                          elicitation=elicitation, page_path=APPROVAL_PATH, notifier=notifier)
     # The SDK's own limits stay as a backstop behind the gate's.
     app = server.streamable_http_app(streamable_http_path=HTTP_PATH, host=host, transport_security=security,
                                      session_idle_timeout=session_limits.get("idle", IDLE),
                                      max_sessions=2 * session_limits.get("total", TOTAL),
-                                     custom_starlette_routes=approval_routes(dispatcher.approvals))
+                                     custom_starlette_routes=approval_routes(dispatcher.approvals, surface="mcp"))
     gate = SessionGate(app, path=HTTP_PATH, key_check=_key_check(dispatcher, base_url, timeout), **session_limits)
     return RequireGenKey(gate, paths=(HTTP_PATH,), jsonrpc=True)
 
 
 def serve_http(dispatcher: Dispatcher, *, host: str = "127.0.0.1", port: int = 8000,
                base_url: str | None = None, timeout: Any = None, allow_remote: bool = False,
-               allowed_hosts: Sequence[str] = (), elicitation: str = "auto", **session_limits: Any) -> None:
+               allowed_hosts: Sequence[str] = (), elicitation: str = "auto",
+               approval_notify: Sequence[str] = (), **session_limits: Any) -> None:
     """Serve streamable HTTP until interrupted; the first stdout line is ``{"url": ...}`` (see ``web.serve``)."""
+    from ..notify import parse_targets
+
     hosts = guard_hosts(host, allow_remote=allow_remote, allowed_hosts=allowed_hosts)
+    targets = parse_targets(approval_notify, store=dispatcher.approvals.store)
     app = build_http_app(dispatcher, host=host, base_url=base_url, timeout=timeout, allowed_hosts=hosts,
-                         elicitation=elicitation, **session_limits)
+                         elicitation=elicitation, notify_targets=targets, **session_limits)
     serve(app, host=host, port=port, path=HTTP_PATH, allow_remote=allow_remote, allowed_hosts=allowed_hosts,
           name="gen-nodes MCP server")
 
@@ -428,6 +482,11 @@ def run(options: argparse.Namespace) -> int:
     base_url = getattr(options, "base_url", None)
     timeout = timeouts(getattr(options, "timeout", None))
     client = None
+    try:
+        check_targets(options.approval_notify)
+    except InvalidSetting as exc:  # one line, before anything listens
+        print(f"gen-nodes mcp: {exc.message} {exc.hint or ''}".strip(), file=sys.stderr)
+        return 2
     if options.transport == "stdio":
         client = GenClient(api_key=getattr(options, "api_key", None), base_url=base_url, timeout=timeout)
     dispatcher = Dispatcher(
@@ -443,7 +502,8 @@ def run(options: argparse.Namespace) -> int:
             serve_http(dispatcher, host=options.host, port=options.port, base_url=base_url, timeout=timeout,
                        allow_remote=options.allow_remote, allowed_hosts=options.allowed_host,
                        per_key=options.sessions_per_key, total=options.sessions_total,
-                       unproven_idle=options.unproven_session_idle, elicitation=options.elicitation)
+                       unproven_idle=options.unproven_session_idle, elicitation=options.elicitation,
+                       approval_notify=options.approval_notify)
     except KeyboardInterrupt:
         pass
     return 0

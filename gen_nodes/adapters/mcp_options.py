@@ -57,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "the client opens (url); auto (default): form if the client has it, else url")
     parser.add_argument("--approval-ttl", type=_positive(float), default=300.0, metavar="SECONDS",
                         help="HTTP, url elicitation: seconds the user has to decide on the page (default 300)")
+    parser.add_argument("--approval-notify", action="append", default=[], metavar="TARGET",
+                        help="HTTP, url elicitation: who else is sent the approval page's link (repeatable): stderr "
+                        "(default), an http(s):// webhook URL (signed with $GEN_NODES_NOTIFY_SECRET), slack or discord")
     parser.add_argument("--secrets", choices=POLICIES, default=DEFAULT_POLICY,
                         help="how a created key's secret is returned: written to a 0600 file (file, default), "
                         "masked only (mask), or in the result (reveal)")

@@ -27,7 +27,8 @@ from typing import Any, Iterable
 
 from .. import __version__
 from ..errors import (ApprovalDenied, ApprovalExpired, AuthenticationError, BodyTooLarge, ConnectionFailed, GenError,
-                      IdempotencyConflict, InvalidInput, InvalidSetting, MalformedRequest, NotFound, OutcomeUnknown,
+                      IdempotencyConflict, InvalidInput, InvalidSetting, MalformedRequest, NobodyToAsk, NotFound,
+                      OutcomeUnknown,
                       PermissionDenied, RateLimited, Rejected, RequestInProgress, RequestTimeout, ResponseTooLarge,
                       ServerError)
 from ..schemas import bundled
@@ -66,8 +67,10 @@ UNSAFE_ERRORS = (OutcomeUnknown,)
 #: Added to a destructive call held for approval (a repeat with its key answers the approval's state),
 #: and to the poll of an approval.
 HELD_ERRORS = (ApprovalDenied, ApprovalExpired)
+#: Added to a destructive call held for approval: no notify target reached a person (503, at once).
+ASK_ERRORS = (NobodyToAsk,)
 #: Everything the gateway answers, for reading a recorded error's status back.
-ANSWERED_ERRORS = (*CALL_ERRORS, *CHANGE_ERRORS, *UNSAFE_ERRORS, *HELD_ERRORS)
+ANSWERED_ERRORS = (*CALL_ERRORS, *CHANGE_ERRORS, *UNSAFE_ERRORS, *HELD_ERRORS, *ASK_ERRORS)
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -107,8 +110,6 @@ APPROVAL_SCHEMA = {
                 "id": {"type": "string", "description": "The approval's id; poll GET /approvals/{id} with it."},
                 "state": {"type": "string", "description": "pending, approved or running until the call has run."},
                 "action": {"type": "string", "description": "The action waiting for approval."},
-                "url": {"type": "string", "description": "The page where a person approves or denies the call: "
-                                                         "send it to that person, never to a model."},
                 "poll": {"type": "string", "description": "Where to poll for the result (GET, same API key)."},
                 "expires_at": {"type": ["string", "null"], "description": "When an undecided approval lapses."},
                 "preview": {"type": ["array", "null"], "items": {"type": "object"},
@@ -190,8 +191,9 @@ def operation(spec: ActionSpec, confirmation: str = "direct") -> dict[str, Any]:
     }}
     if hints.destructive and confirmation == "approval":
         responses["202"] = {
-            "description": "Nothing was done yet: a person must approve the call first. Send `approval.url` to that "
-                           "person, then poll `approval.poll` until it answers something other than 202.",
+            "description": "Nothing was done yet: a person must approve the call first. The gateway sends them its "
+                           "approval page (never in this answer); poll `approval.poll` until it answers something "
+                           "other than 202.",
             "headers": {"Location": {"description": "The poll URL.", "schema": {"type": "string"}}},
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Approval"}}},
         }
@@ -276,7 +278,7 @@ def applicable_errors(spec: ActionSpec, confirmation: str = "direct") -> list[ty
     if not spec.hints.safe_to_retry:
         out += UNSAFE_ERRORS
     if spec.hints.destructive and confirmation == "approval":
-        out += HELD_ERRORS
+        out += HELD_ERRORS + ASK_ERRORS
     return out
 
 

@@ -48,6 +48,8 @@ log = logging.getLogger("gen_nodes.web")
 
 #: GEN keys whose clients a server keeps (least recently used dropped first).
 CLIENT_CACHE_SIZE = 64
+#: Where the approval pages live: their paths hold a secret link, never written to a log.
+APPROVAL_PAGE_PREFIX = "/approve/"
 #: Host header values (and Origins) admitted on a loopback bind.
 LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
 KEY_HINT = ("Send your GEN API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`. "
@@ -239,10 +241,14 @@ def origins_for(hosts: Iterable[str]) -> list[str]:
 
 class HostGuard:
     """Pure ASGI middleware against DNS rebinding: only the listed Host headers (421 otherwise) and,
-    when a request has an ``Origin``, only the listed origins (403 otherwise). ``host:*`` matches any port."""
+    when a request has an ``Origin``, only the listed origins (403 otherwise). ``host:*`` matches any port.
 
-    def __init__(self, app: Any, hosts: Iterable[str], origins: Iterable[str] | None = None) -> None:
-        self.app, self.hosts = app, tuple(hosts)
+    Under ``page_paths`` (the approval page) the Origin is left to the page, which checks it with
+    its CSRF token and answers a person in HTML rather than with this JSON."""
+
+    def __init__(self, app: Any, hosts: Iterable[str], origins: Iterable[str] | None = None,
+                 page_paths: Iterable[str] = (APPROVAL_PAGE_PREFIX,)) -> None:
+        self.app, self.hosts, self.page_paths = app, tuple(hosts), tuple(page_paths)
         self.origins = tuple(origins_for(self.hosts) if origins is None else origins)
         if not self.hosts:
             raise ValueError("HostGuard needs at least one allowed host")
@@ -255,10 +261,12 @@ class HostGuard:
                     "type": "invalid_input", "message": "This server does not answer to that Host name.",
                     "hint": "Use the address the server printed, or start it with that name in --allowed-host."}})
             origin = headers.get("origin")
-            if origin is not None and not _matches(origin, self.origins):
+            page = str(scope.get("path", "")).startswith(self.page_paths)
+            if origin is not None and not page and not _matches(origin, self.origins):
                 return await send_json(send, 403, {"error": {
                     "type": "permission", "message": "Requests from that Origin are refused.",
-                    "hint": "Open the page from the server's own address, or list the origin in --allowed-host."}})
+                    "hint": "Browsers send an Origin from pages of other sites: call this server from a program "
+                            "(without an Origin header), or list that site's host in --allowed-host."}})
         await self.app(scope, receive, send)
 
 
@@ -404,7 +412,49 @@ class RepeatFilter(logging.Filter):
             return False
 
 
+def log_path(path: Any) -> str:
+    """A request path as a log may show it: escaped to one line, an approval page's secret link hidden."""
+    text = str(path or "")
+    if text.startswith(APPROVAL_PAGE_PREFIX):
+        text = APPROVAL_PAGE_PREFIX + "<link>"
+    return one_line(text)
+
+
+def one_line(text: str) -> str:
+    """``text`` with every control character (newlines, escapes) written as a visible escape."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+class SafeLines(logging.Filter):
+    """Writes each value of a record as one escaped line (a path holding a newline cannot forge a
+    line of its own) and hides approval links (uvicorn's access log passes the request path as an
+    argument). The message template stays, so :class:`RepeatFilter` still counts by it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_safe_value(arg) for arg in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {name: _safe_value(arg) for name, arg in record.args.items()}
+        if isinstance(record.msg, str):
+            record.msg = one_line(record.msg)
+        return True
+
+
+def _safe_value(value: Any) -> Any:
+    if isinstance(value, (int, float)) or value is None:
+        return value
+    text = str(value)
+    return log_path(text) if text.startswith(APPROVAL_PAGE_PREFIX) else one_line(text)
+
+
 _installed: RepeatFilter | None = None
+_safe_lines = SafeLines()
+
+
+def install_log_filters() -> None:
+    """:class:`SafeLines` on uvicorn's access logger and, with :class:`RepeatFilter`, on the handlers
+    of the root and uvicorn loggers: for ``serve`` and for an app a uvicorn of its own runs."""
+    install_repeat_filter()
 
 
 def install_repeat_filter() -> RepeatFilter:
@@ -419,6 +469,10 @@ def install_repeat_filter() -> RepeatFilter:
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in ("", "uvicorn", "uvicorn.error", "uvicorn.access"):
         for handler in logging.getLogger(name).handlers:
-            if _installed not in handler.filters:
-                handler.addFilter(_installed)
+            for wanted in (_installed, _safe_lines):
+                if wanted not in handler.filters:
+                    handler.addFilter(wanted)
+    access = logging.getLogger("uvicorn.access")
+    if _safe_lines not in access.filters:  # before any handler, whoever configured them
+        access.addFilter(_safe_lines)
     return _installed

@@ -1,0 +1,184 @@
+"""How the approval link reaches a person (``notify.py`` wired into the gateway), and never a log.
+
+A real HTTP receiver on loopback plays the operator's webhook (an n8n Webhook node): it gets the
+signed notice, whose signature is checked by an independent HMAC; a receiver that is down makes
+the call fail at once with ``nobody_to_ask``. The access log of ``app_from_env`` under uvicorn's
+own command line never shows an approval link, and a path cannot forge a log line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+pytest.importorskip("starlette")
+
+from starlette.testclient import TestClient  # noqa: E402
+
+from gen_nodes.adapters.gateway import build_app  # noqa: E402
+from gen_nodes.notify import SIGNATURE_HEADER, parse_targets, verify  # noqa: E402
+
+from approval_support import Receiver  # noqa: E402
+from conftest import FAST_RETRY  # noqa: E402
+
+SECRET = "shared-with-the-receiver-" + "s" * 20
+
+
+@pytest.fixture
+def receiver():
+    made = Receiver()
+    yield made
+    made.close()
+
+
+def gateway(sandbox, targets):
+    app = build_app(base_url=sandbox.base_url, store_url="memory://", confirmation="approval", retry=FAST_RETRY,
+                    notify_targets=targets)
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def test_the_webhook_gets_a_signed_notice_whose_link_opens_the_page(sandbox, receiver, caplog):
+    user_key = {"X-API-Key": sandbox.api_key}
+    with gateway(sandbox, parse_targets([receiver.url], secret=SECRET)) as gw, caplog.at_level(logging.DEBUG), \
+            caplog.at_level(logging.DEBUG, logger="gen_nodes"):
+        made = gw.post("/actions/create_api_key", headers=user_key, json={"name": "bot"}).json()
+        asked = gw.post("/actions/revoke_api_key", headers=user_key, json={"id": made["id"]})
+        assert asked.status_code == 202
+        (raw, headers), = receiver.received
+        assert headers["content-type"] == "application/json"
+        expected = "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
+        assert headers[SIGNATURE_HEADER.lower()] == expected and verify(raw, expected, SECRET)
+        assert not verify(raw.replace(b"revoke", b"create"), expected, SECRET)
+        assert not verify(raw, expected, "another secret")
+        notice = json.loads(raw)["approval"]
+        assert set(notice) == {"id", "action", "title", "preview", "account", "requested", "expires_at", "url"}
+        assert notice["id"] == asked.json()["approval"]["id"] and notice["title"] == "Revoke API key"
+        assert notice["account"]["email"] == "user1@sandbox.local"
+        assert notice["requested"]["surface"] == "gateway" and notice["requested"]["at"].endswith("Z")
+        assert [item["id"] for item in notice["preview"]] == [made["id"]]
+        page = gw.get(notice["url"].replace("http://testserver", ""))
+        assert page.status_code == 200 and "Approve: Revoke API key" in page.text
+    link = notice["url"].rsplit("/", 1)[1]
+    server_side = [r for r in caplog.records if not r.name.startswith("httpx")]  # not the test's own client
+    logged = "".join(r.getMessage() + repr(vars(r)) for r in server_side)
+    assert notice["id"] in logged and link not in logged
+
+
+def test_a_webhook_that_never_takes_the_notice_fails_the_call_at_once(sandbox):
+    down = Receiver(status=500)
+    try:
+        target = parse_targets([down.url], secret=SECRET)[0]
+        target.backoff = 0.01
+        with gateway(sandbox, [target]) as gw:
+            started = time.monotonic()
+            answer = gw.post("/actions/revoke_api_key", headers={"X-API-Key": sandbox.api_key}, json={"id": 1})
+            assert answer.status_code == 503 and answer.json()["error"]["type"] == "nobody_to_ask"
+            assert time.monotonic() - started < 10
+    finally:
+        down.close()
+    assert len(down.received) == 3  # three tries, then the caller is told
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_uvicorns_access_log_never_shows_a_link_and_a_path_cannot_forge_a_line(sb, receiver, tmp_path):
+    """``uvicorn --factory ...:app_from_env`` (its access log on, as by default) with a webhook target."""
+    port = _free_port()
+    env = {**os.environ, "GEN_BASE_URL": sb.base_url, "GEN_NODES_STORE": f"sqlite:///{tmp_path}/gw.db",
+           "GEN_NODES_CONFIRMATION": "approval", "GEN_NODES_APPROVAL_NOTIFY": receiver.url,
+           "GEN_NODES_NOTIFY_SECRET": SECRET}
+    log_path = tmp_path / "uvicorn.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "gen_nodes.adapters.gateway:app_from_env",
+                                 "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=log, env=env)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                requests.get(f"{base}/openapi.json", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline and proc.poll() is None, log_path.read_text()
+                time.sleep(0.2)
+        _, key = sb.create_user()
+        asked = requests.post(f"{base}/actions/revoke_api_key", headers={"X-API-Key": key}, json={"id": 1},
+                              timeout=30)
+        assert asked.status_code == 202, asked.text
+        url = json.loads(receiver.received[-1][0])["approval"]["url"]
+        assert requests.get(url, timeout=10).status_code == 200
+        forged = requests.get(f"{base}/approve/x%0AFAKE%20LINE%20approved", timeout=10)
+        assert forged.status_code == 404
+        fields = "&".join(f"f{i}=1" for i in range(12))
+        crowded = requests.post(url, data=fields, headers={"content-type": "application/x-www-form-urlencoded"},
+                                timeout=10)
+        assert crowded.status_code == 400 and "text/html" in crowded.headers["content-type"]
+    finally:
+        proc.terminate()
+        proc.wait(15)
+    written = log_path.read_text()
+    assert "GET /approve/<link>" in written  # the access log is on, and hides the link
+    assert url.rsplit("/", 1)[1] not in written
+    assert not re.search(r"^FAKE LINE", written, re.M)
+
+
+def test_a_logged_value_is_one_escaped_line_and_an_approval_path_is_hidden():
+    import io
+
+    from gen_nodes.adapters.web import SafeLines
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(SafeLines())
+    logger = logging.getLogger("gen_nodes.test_safe_lines")
+    logger.addHandler(handler)
+    try:
+        logger.error("unexpected %s while serving %s", "ValueError", "/x\n2026-01-01 INFO forged: approved")
+        logger.error("serving %s", "/approve/s3cr3t-link-value\r\nmore")
+    finally:
+        logger.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert lines == ["unexpected ValueError while serving /x\\n2026-01-01 INFO forged: approved",
+                     "serving /approve/<link>"]
+
+
+def test_the_readmes_signature_check_accepts_a_real_notice_and_refuses_a_changed_one(sandbox, receiver):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("### Approval mode\n", 1)[1].split("\n### ", 1)[0]
+    (snippet,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    namespace: dict = {}
+    exec(snippet, namespace)
+    with gateway(sandbox, parse_targets([receiver.url], secret=SECRET)) as gw:
+        gw.post("/actions/revoke_api_key", headers={"X-API-Key": sandbox.api_key}, json={"id": 1})
+    (raw, headers), = receiver.received
+    header = headers[SIGNATURE_HEADER.lower()]
+    assert namespace["signed"](raw, header, SECRET)
+    assert not namespace["signed"](raw + b" ", header, SECRET) and not namespace["signed"](raw, header, "guess")
+
+
+def test_app_from_env_with_a_webhook_and_no_secret_stops_uvicorn_with_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "GEN_NODES_NOTIFY_SECRET"}
+    env.update(GEN_NODES_CONFIRMATION="approval", GEN_NODES_APPROVAL_NOTIFY="stderr,https://hooks.example/t0k3n",
+               GEN_NODES_STORE=f"sqlite:///{tmp_path}/gw.db")
+    done = subprocess.run([sys.executable, "-m", "uvicorn", "--factory", "gen_nodes.adapters.gateway:app_from_env",
+                           "--port", str(_free_port())], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "GEN_NODES_NOTIFY_SECRET" in lines[0] and "t0k3n" not in lines[0], done.stderr
