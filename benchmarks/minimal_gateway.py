@@ -4,7 +4,7 @@ A minimal Starlette app with one route, ``POST /actions/list_api_keys``, that fo
 request's ``X-API-Key`` to GEN (here: the sandbox) with ``requests`` and answers the list
 wrapped as the action does. No validation, no output shaping, no error mapping, no store.
 Its ``requests.Session`` keeps as many connections as the gateway's clients do, and it is
-served exactly as ``gen-nodes serve`` is (``gen_nodes.adapters.web.serve``), so the two differ
+served exactly as ``gen-nodes serve`` is (``gen_nodes.net.serve.serve``), so the two differ
 only in what the gateway does per call::
 
     python benchmarks/minimal_gateway.py http://127.0.0.1:8765/v1    # first line: {"url": ...}
@@ -20,8 +20,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from gen_nodes.adapters.gateway import POOL_SIZE
-from gen_nodes.adapters.web import serve
+from gen_nodes.surfaces.gateway.app import POOL_SIZE
+from gen_nodes.net.serve import serve
 
 
 def build(target: str) -> Starlette:

@@ -17,9 +17,9 @@ answer against its output schema (``GEN_NODES_CHECK_OUTPUT`` unset); diagnostic 
     timed call by call in alternating blocks (order reversed every round). Target: median
     ratio <= 1.10.
 (b) ``cli_cold_start``: wall time of the ``gen-nodes actions`` console script (``python -m
-    gen_nodes.cli actions`` if there is none) vs. ``python -c "import requests, jsonschema"``,
+    gen_nodes.surfaces.cli actions`` if there is none) vs. ``python -c "import requests, jsonschema"``,
     alternating, after a warm-up run of each. Target: median ratio <= 1.30. When missed (or
-    with ``--importtime``), ``python -X importtime -m gen_nodes.cli actions`` runs once and
+    with ``--importtime``), ``python -X importtime -m gen_nodes.surfaces.cli actions`` runs once and
     its heaviest imports are reported.
 (c) ``large_list``, ``large_list_big``: ``list_api_keys`` returning 10,000 (and 100,000) keys
     through the engine, fetched, decoded, checked, vs. a bare GET plus ``.json()``. Target:
@@ -31,7 +31,7 @@ answer against its output schema (``GEN_NODES_CHECK_OUTPUT`` unset); diagnostic 
     installed, else characters / 4 (a rough rule for English and JSON). Plus the longest
     tool description. Not timed.
 (e) ``mcp_cold_start``: from just before spawning ``gen-nodes mcp`` (stdio, console script
-    next to ``sys.executable``, else ``python -m gen_nodes.cli mcp``) with the SDK's
+    next to ``sys.executable``, else ``python -m gen_nodes.surfaces.cli mcp``) with the SDK's
     ``stdio_client`` until ``tools/list`` has answered, vs. the wall time of
     ``python -c "import mcp"`` as a subprocess. Closing is reported apart. No target.
 (f) ``mcp_call_latency``: ``tools/call gen_list_api_keys`` (5 keys) over one long-lived stdio
@@ -276,7 +276,7 @@ def sandbox_process(total: int) -> Iterator[Any]:
 def engine_warnings() -> Iterator[list[logging.LogRecord]]:
     """The engine's 'answer does not match its output schema' warnings logged in the block (there should be none)."""
     records: list[logging.LogRecord] = []
-    handler, logger = logging.Handler(logging.WARNING), logging.getLogger("gen_nodes.engine")
+    handler, logger = logging.Handler(logging.WARNING), logging.getLogger("gen_nodes.core.engine")
     handler.emit = records.append  # type: ignore[method-assign]
     logger.addHandler(handler)
     try:
@@ -288,8 +288,8 @@ def engine_warnings() -> Iterator[list[logging.LogRecord]]:
 @contextmanager
 def engine_and_bare(sb: Any, keys: int) -> Iterator[tuple[Any, Callable[[], Any], Callable[[], Any]]]:
     """``(client, through_engine, bare)``: list_api_keys through the engine and by a bare GET, both checked."""
-    from gen_nodes.client import GenClient
-    from gen_nodes.registry import default_registry
+    from gen_nodes.client.http import GenClient
+    from gen_nodes.core.registry import default_registry
 
     registry = default_registry()
     headers, url = {"X-API-Key": sb.api_key}, sb.base_url + "/persisted_tokens"
@@ -315,7 +315,7 @@ def console_command(*args: str) -> tuple[list[str], str]:
     for candidate in (scripts / "gen-nodes", scripts / "gen-nodes.exe", shutil.which("gen-nodes")):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return [str(candidate), *args], "console script"
-    return [sys.executable, "-m", "gen_nodes.cli", *args], "python -m (no console script found)"
+    return [sys.executable, "-m", "gen_nodes.surfaces.cli", *args], "python -m (no console script found)"
 
 
 def _run_quiet(argv: Sequence[str]) -> None:
@@ -356,8 +356,8 @@ BASELINE_IMPORT = "import requests, jsonschema"
 
 
 def import_profile(top: int = 8) -> dict[str, Any]:
-    """``python -X importtime -m gen_nodes.cli actions``: the heaviest imports, cumulative and self (us)."""
-    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "gen_nodes.cli", "actions"],
+    """``python -X importtime -m gen_nodes.surfaces.cli actions``: the heaviest imports, cumulative and self (us)."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "gen_nodes.surfaces.cli", "actions"],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True)
     rows = []
     for line in done.stderr.splitlines():
@@ -398,8 +398,8 @@ def bench_large_list(keys: int = 10_000, runs: int = 5, warmup: int = 1, bench_i
     ``.json()``, the sandbox in its own process, with a breakdown of the engine's stages."""
     import orjson
 
-    from gen_nodes import engine
-    from gen_nodes.registry import default_registry
+    from gen_nodes.core import engine
+    from gen_nodes.core.registry import default_registry
 
     spec = default_registry().get("list_api_keys")
     with sandbox_process(keys) as sb, engine_warnings() as warned, \
@@ -460,10 +460,10 @@ def token_counter() -> tuple[str, Callable[[str], int]]:
 
 def bench_tool_list_size() -> dict[str, Any]:
     """(d) The exported tool list per format: compact-JSON characters and estimated tokens."""
-    from gen_nodes.adapters.anthropic import anthropic_tools
-    from gen_nodes.adapters.openai import chat_completions_tools, responses_tools
-    from gen_nodes.registry import default_registry
-    from gen_nodes.tools import build_tools, mcp_definition
+    from gen_nodes.surfaces.llm.anthropic import anthropic_tools
+    from gen_nodes.surfaces.llm.openai import chat_completions_tools, responses_tools
+    from gen_nodes.core.registry import default_registry
+    from gen_nodes.runtime.tools import build_tools, mcp_definition
 
     tools = build_tools(default_registry())  # as `gen-nodes tools`: prefix gen_, confirmation token
     estimator, count = token_counter()
@@ -531,8 +531,8 @@ def bench_mcp_cold_start(runs: int = 15, warmup: int = 1) -> dict[str, Any]:
     import anyio
 
     commands = {"baseline": [sys.executable, "-c", "import mcp"],
-                "imports": [sys.executable, "-c", "import gen_nodes.adapters.mcp"]}
-    from gen_nodes.registry import default_registry
+                "imports": [sys.executable, "-c", "import gen_nodes.surfaces.mcp.server"]}
+    from gen_nodes.core.registry import default_registry
 
     expected = len(default_registry())
     samples: dict[str, list[float]] = {"server": [], "closing": [], "baseline": [], "imports": []}
@@ -553,7 +553,7 @@ def bench_mcp_cold_start(runs: int = 15, warmup: int = 1) -> dict[str, Any]:
         "mcp_cold_start", "(e) gen-nodes mcp: spawn to tools/list",
         (f"{shown}: spawn to tools/list answered", samples["server"]),
         ('python -c "import mcp" (start, import, exit)', samples["baseline"]),
-        extra=[("[diagnostic] import gen_nodes.adapters.mcp", samples["imports"])],
+        extra=[("[diagnostic] import gen_nodes.surfaces.mcp.server", samples["imports"])],
         runs=runs, warmup=warmup, command=[params.command, *params.args], tools_listed=expected,
     )
     closing = summarize(samples["closing"])
@@ -742,8 +742,8 @@ def _lister(url: str, api_key: str, keys: int) -> tuple[requests.Session, Callab
 
 def bench_gateway_call(calls: int = 1000, block: int = 25, warmup: int = 100, keys: int = 5) -> dict[str, Any]:
     """(i) ``POST /actions/list_api_keys`` through ``gen-nodes serve`` vs. a direct engine call, call by call."""
-    from gen_nodes.client import GenClient
-    from gen_nodes.registry import default_registry
+    from gen_nodes.client.http import GenClient
+    from gen_nodes.core.registry import default_registry
 
     registry = default_registry()
     with sandbox_process(keys) as sb, tempfile.TemporaryDirectory() as tmp, \

@@ -13,7 +13,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from gen_nodes.notify import Notice
+from gen_nodes.safety.notify import Notice
 
 #: The form token on an approval page.
 CSRF = re.compile(r'name="csrf" value="([0-9a-f]+)"')

@@ -57,7 +57,9 @@ class Served:
     def __init__(self, app: Any) -> None:
         import uvicorn
 
-        from gen_nodes.adapters.web import LOOPBACK_HOSTS, HostGuard, bind, url_of
+        from gen_nodes.net.guard import LOOPBACK_HOSTS, HostGuard
+
+        from gen_nodes.net.serve import bind, url_of
 
         self._sock = bind("127.0.0.1", 0)
         self.url = url_of(self._sock)

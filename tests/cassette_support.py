@@ -40,8 +40,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from gen_nodes.client import GenClient, RetryPolicy
-from gen_nodes.redact import SECRET_FIELDS as _CLIENT_SECRET_FIELDS
+from gen_nodes.client.http import GenClient, RetryPolicy
+from gen_nodes.core.redact import SECRET_FIELDS as _CLIENT_SECRET_FIELDS
 from gen_nodes.sandbox import Sandbox
 
 #: Top-level folder holding every cassette (YAML).

@@ -118,8 +118,8 @@ class Recorder:
 @contextmanager
 def chatops_on(sandbox: Any) -> Iterator[Any]:
     """A chat core on a memory store, talking to ``sandbox``; closed afterwards."""
-    from gen_nodes.adapters.chatops.core import ChatOps
-    from gen_nodes.registry import default_registry
+    from gen_nodes.surfaces.chatops.core import ChatOps
+    from gen_nodes.core.registry import default_registry
     from gen_nodes.state import open_store
     from gen_nodes.state.secretbox import SecretBox
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gen_nodes.client import GenClient, RetryPolicy
-from gen_nodes.registry import default_registry
+from gen_nodes.client.http import GenClient, RetryPolicy
+from gen_nodes.core.registry import default_registry
 from gen_nodes.sandbox import Sandbox
 from redis_support import redis_db, redis_url  # noqa: F401  (fixtures: a real redis-server)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from gen_nodes.dispatch import Dispatcher
+from gen_nodes.runtime.dispatch import Dispatcher
 
 #: The key a scripted model asks to revoke: its name carries an ANSI escape the person must see as such.
 TARGET_NAME = "ci \x1b[31mbot"

@@ -17,7 +17,7 @@ from playwright.sync_api import sync_playwright
 
 from approval_support import Inbox
 from browser_support import Served, launch
-from gen_nodes.adapters.gateway import build_app
+from gen_nodes.surfaces.gateway.app import build_app
 from gen_nodes.sandbox import Sandbox
 
 IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from gen_nodes.client import GenClient
+from gen_nodes.client.http import GenClient
 from gen_nodes.sandbox import Sandbox
 
 HERE = Path(__file__).resolve().parent

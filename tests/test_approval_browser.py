@@ -25,7 +25,7 @@ from starlette.routing import Route  # noqa: E402
 
 from approval_support import CSRF, Inbox  # noqa: E402
 from browser_support import Served, chromium  # noqa: E402,F401  (fixture)
-from gen_nodes.adapters.gateway import build_app  # noqa: E402
+from gen_nodes.surfaces.gateway.app import build_app  # noqa: E402
 
 APPROVE = "text=Approve: Revoke API key"
 

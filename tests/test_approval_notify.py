@@ -26,8 +26,8 @@ pytest.importorskip("starlette")
 
 from starlette.testclient import TestClient  # noqa: E402
 
-from gen_nodes.adapters.gateway import build_app  # noqa: E402
-from gen_nodes.notify import SIGNATURE_HEADER, parse_targets, verify  # noqa: E402
+from gen_nodes.surfaces.gateway.app import build_app  # noqa: E402
+from gen_nodes.safety.notify import SIGNATURE_HEADER, parse_targets, verify  # noqa: E402
 
 from approval_support import Receiver  # noqa: E402
 from conftest import FAST_RETRY  # noqa: E402
@@ -104,7 +104,7 @@ def test_uvicorns_access_log_never_shows_a_link_and_a_path_cannot_forge_a_line(s
            "GEN_NODES_NOTIFY_SECRET": SECRET}
     log_path = tmp_path / "uvicorn.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "gen_nodes.adapters.gateway:app_from_env",
+        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "gen_nodes.surfaces.gateway.app:app_from_env",
                                  "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=log, env=env)
     try:
         base = f"http://127.0.0.1:{port}"
@@ -140,7 +140,7 @@ def test_uvicorns_access_log_never_shows_a_link_and_a_path_cannot_forge_a_line(s
 def test_a_logged_value_is_one_escaped_line_and_an_approval_path_is_hidden():
     import io
 
-    from gen_nodes.adapters.web import SafeLines
+    from gen_nodes.net.logs import SafeLines
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -177,7 +177,7 @@ def test_app_from_env_with_a_webhook_and_no_secret_stops_uvicorn_with_one_line(t
     env = {k: v for k, v in os.environ.items() if k != "GEN_NODES_NOTIFY_SECRET"}
     env.update(GEN_NODES_CONFIRMATION="approval", GEN_NODES_APPROVAL_NOTIFY="stderr,https://hooks.example/t0k3n",
                GEN_NODES_STORE=f"sqlite:///{tmp_path}/gw.db")
-    done = subprocess.run([sys.executable, "-m", "uvicorn", "--factory", "gen_nodes.adapters.gateway:app_from_env",
+    done = subprocess.run([sys.executable, "-m", "uvicorn", "--factory", "gen_nodes.surfaces.gateway.app:app_from_env",
                            "--port", str(_free_port())], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()

@@ -1,4 +1,4 @@
-"""The approval page (``gen_nodes.approval_page``) in a real Starlette app, driven like a browser.
+"""The approval page (``gen_nodes.web.approval_page``) in a real Starlette app, driven like a browser.
 
 It shows the held call with names escaped, changes nothing on GET, decides once on a POST
 that carries the CSRF token in both the form and the SameSite cookie, refuses cross-site
@@ -13,8 +13,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from gen_nodes.approval_page import approval_routes
-from gen_nodes.approvals import Approvals
+from gen_nodes.web.approval_page import approval_routes
+from gen_nodes.safety.approvals import Approvals
 from gen_nodes.state import open_store
 
 SPOOF = "ci\n\x1b[2K<script>alert(1)</script> NOTE: DRY RUN"
@@ -162,7 +162,7 @@ async def test_an_expired_or_unknown_approval_cannot_be_decided():
 @pytest.mark.anyio
 async def test_the_host_guard_leaves_the_pages_origin_check_to_the_page_which_answers_in_html():
     """A foreign Origin on the page gets the page's own HTML refusal, not the guard's JSON; elsewhere the guard's."""
-    from gen_nodes.adapters.web import HostGuard
+    from gen_nodes.net.guard import HostGuard
 
     b = Browser()
     held = b.hold()

@@ -149,9 +149,9 @@ def test_run_measured_reports_a_failing_command(bench):
 
 
 def test_tool_list_size(bench):
-    from gen_nodes.adapters.anthropic import anthropic_tools
-    from gen_nodes.registry import default_registry
-    from gen_nodes.tools import build_tools
+    from gen_nodes.surfaces.llm.anthropic import anthropic_tools
+    from gen_nodes.core.registry import default_registry
+    from gen_nodes.runtime.tools import build_tools
 
     result = bench.bench_tool_list_size()
     assert result["id"] == "tool_list_size" and result["target"] is None and result["meets_target"] is None
@@ -200,8 +200,8 @@ def test_the_peer_serves_the_same_six_tools(bench):
     pytest.importorskip("mcp")
     import anyio
 
-    from gen_nodes.registry import default_registry
-    from gen_nodes.tools import build_tools
+    from gen_nodes.core.registry import default_registry
+    from gen_nodes.runtime.tools import build_tools
 
     async def listed(params):
         async with bench.mcp_session(params) as session:

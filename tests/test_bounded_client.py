@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from gen_nodes.client import DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES, GenClient, RetryPolicy
-from gen_nodes.errors import OutcomeUnknown, RateLimited, RequestTimeout, ResponseTooLarge
+from gen_nodes.client.http import DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES, GenClient, RetryPolicy
+from gen_nodes.core.errors import OutcomeUnknown, RateLimited, RequestTimeout, ResponseTooLarge
 
 from raw_http import raw_server
 
@@ -204,7 +204,7 @@ def test_the_http_mcp_server_sizes_each_keys_pool_for_its_concurrent_calls():
     pytest.importorskip("mcp")
     import anyio
 
-    from gen_nodes.adapters.mcp import _KeyedClients
+    from gen_nodes.surfaces.mcp.server import _KeyedClients
 
     async def worker_threads() -> int:
         return int(anyio.to_thread.current_default_thread_limiter().total_tokens)

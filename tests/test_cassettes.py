@@ -42,8 +42,8 @@ from cassette_support import (
     recording,  # noqa: F401 - used by the replay_only skip condition
     recording_real_api,  # noqa: F401 - used by the sandbox_only skip condition
 )
-from gen_nodes import engine
-from gen_nodes.errors import (
+from gen_nodes.core import engine
+from gen_nodes.core.errors import (
     AuthenticationError,
     InvalidInput,
     NotFound,
@@ -52,7 +52,7 @@ from gen_nodes.errors import (
     Rejected,
     ServerError,
 )
-from gen_nodes.redact import Secret
+from gen_nodes.core.redact import Secret
 from gen_nodes.sandbox import Sandbox
 
 # Every test here uses its own cassette (named after the test) and, in replay, no network at all.

@@ -17,13 +17,13 @@ from slack_sdk import WebClient  # noqa: E402
 
 from chat_support import (  # noqa: E402
     DiscordSigner, Recorder, button_payload, discord_button, interaction_form, serve_asgi, slack_post)
-from gen_nodes.adapters.chatops import discord as discord_adapter  # noqa: E402
-from gen_nodes.adapters.chatops import slack as slack_adapter  # noqa: E402
-from gen_nodes.adapters.chatops.core import ChatOps, ChatUser  # noqa: E402
-from gen_nodes.approvals import Approvals  # noqa: E402
-from gen_nodes.errors import InvalidSetting, NobodyToAsk  # noqa: E402
-from gen_nodes.notify import Notice, Notifier, parse_targets  # noqa: E402
-from gen_nodes.registry import default_registry  # noqa: E402
+from gen_nodes.surfaces.chatops import discord as discord_adapter  # noqa: E402
+from gen_nodes.surfaces.chatops import slack as slack_adapter  # noqa: E402
+from gen_nodes.surfaces.chatops.core import ChatOps, ChatUser  # noqa: E402
+from gen_nodes.safety.approvals import Approvals  # noqa: E402
+from gen_nodes.core.errors import InvalidSetting, NobodyToAsk  # noqa: E402
+from gen_nodes.safety.notify import Notice, Notifier, parse_targets  # noqa: E402
+from gen_nodes.core.registry import default_registry  # noqa: E402
 from gen_nodes.state import open_store  # noqa: E402
 from gen_nodes.state.secretbox import SecretBox  # noqa: E402
 

@@ -24,7 +24,7 @@ pytest.importorskip("nacl")
 from chat_support import (  # noqa: E402
     DiscordSigner, Recorder, button_payload, discord_command, interaction_form, slack_post, slack_signed, slash_form)
 
-CLI = [sys.executable, "-m", "gen_nodes.cli"]
+CLI = [sys.executable, "-m", "gen_nodes.surfaces.cli"]
 SIGNING_SECRET = "cli-signing-secret"
 CHATOPS_SECRET = "cli-chatops-secret-0123456789"
 REPO = Path(__file__).resolve().parent.parent
@@ -120,8 +120,8 @@ def test_bind_and_unbind_from_a_shell(sandbox, tmp_path):
     assert sandbox.api_key not in done.stdout + done.stderr
     assert sandbox.api_key.encode() not in (tmp_path / "chatops.db").read_bytes()  # sealed at rest
 
-    from gen_nodes.adapters.chatops.core import ChatOps, ChatUser
-    from gen_nodes.registry import default_registry
+    from gen_nodes.surfaces.chatops.core import ChatOps, ChatUser
+    from gen_nodes.core.registry import default_registry
     from gen_nodes.state import open_store
     from gen_nodes.state.secretbox import SecretBox
 
@@ -199,7 +199,7 @@ def test_two_processes_share_bindings_and_approvals_through_redis(redis_db, sand
 def test_discord_commands_print_without_the_discord_extra():
     """The command JSON is generated from the registry: printing it needs no PyNaCl."""
     code = ("import sys; sys.modules['nacl'] = None\n"
-            "from gen_nodes.cli import main\n"
+            "from gen_nodes.surfaces.cli import main\n"
             "sys.exit(main(['chatops', 'discord', 'commands']))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from gen_nodes.actions import GET_ME, LIST_API_KEYS, REVOKE_API_KEY
-from gen_nodes.adapters.chatops.core import ChatOps, ChatUser, Grammar, coerce, render
-from gen_nodes.display import quoted
-from gen_nodes.registry import Registry, default_registry
-from gen_nodes.spec import ActionSpec, Chat, Hints
+from gen_nodes.core.actions import GET_ME, LIST_API_KEYS, REVOKE_API_KEY
+from gen_nodes.surfaces.chatops.core import ChatOps, ChatUser, Grammar, coerce, render
+from gen_nodes.safety.display import quoted
+from gen_nodes.core.registry import Registry, default_registry
+from gen_nodes.core.spec import ActionSpec, Chat, Hints
 from gen_nodes.state import open_store
 from gen_nodes.state.secretbox import SecretBox
 
@@ -156,8 +156,8 @@ def test_names_and_statuses_are_shown_safely():
 
 
 def test_a_secret_reply_is_private_and_hides_from_repr():
-    from gen_nodes.actions import CREATE_API_KEY
-    from gen_nodes.redact import hide_secrets
+    from gen_nodes.core.actions import CREATE_API_KEY
+    from gen_nodes.core.redact import hide_secrets
 
     output = hide_secrets({"id": 9, "name": "n", "token": "gen_pat_" + "s" * 40})
     reply = render(CREATE_API_KEY, output, share=True)

@@ -15,9 +15,9 @@ pytest.importorskip("nacl")
 
 from chat_support import (  # noqa: E402
     DiscordSigner, Recorder, chatops_on, discord_button, discord_command, discord_modal, post_unending, serve_asgi)
-from gen_nodes.adapters.chatops.core import Grammar  # noqa: E402
-from gen_nodes.adapters.chatops.discord import application_commands, build_app  # noqa: E402
-from gen_nodes.registry import Registry  # noqa: E402
+from gen_nodes.surfaces.chatops.core import Grammar  # noqa: E402
+from gen_nodes.surfaces.chatops.discord import application_commands, build_app  # noqa: E402
+from gen_nodes.core.registry import Registry  # noqa: E402
 
 EPHEMERAL = 64
 
@@ -220,8 +220,8 @@ def test_a_slow_gen_answers_through_the_follow_up(interactions, signer, webhook,
 
 
 def test_application_commands_come_from_the_registry_plugins_included():
-    from gen_nodes.actions import LIST_API_KEYS, REVOKE_API_KEY
-    from gen_nodes.spec import ActionSpec, Hints
+    from gen_nodes.core.actions import LIST_API_KEYS, REVOKE_API_KEY
+    from gen_nodes.core.spec import ActionSpec, Hints
 
     plugin = ActionSpec(
         id="get_balance", title="Get balance", description="The account's credit balance.", method="GET",

@@ -19,7 +19,7 @@ from slack_sdk import WebClient  # noqa: E402
 from chat_support import (  # noqa: E402
     Recorder, button_payload, chatops_on, interaction_form, login_submission, post_unending, serve_asgi, slack_post,
     slack_signed, slash_form)
-from gen_nodes.adapters.chatops.slack import build_app, build_asgi  # noqa: E402
+from gen_nodes.surfaces.chatops.slack import build_app, build_asgi  # noqa: E402
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 BOT_TOKEN = "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy"
@@ -317,7 +317,7 @@ def test_the_allow_list_limits_workspaces(events, web, chat, sandbox):
 def test_the_readme_manifest_points_slack_at_this_server():
     from urllib.parse import urlsplit
 
-    from gen_nodes.adapters.chatops.slack import PATH
+    from gen_nodes.surfaces.chatops.slack import PATH
     from test_readme import snippet
 
     manifest = json.loads(snippet("Setting up the Slack app", "json"))

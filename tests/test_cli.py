@@ -1,6 +1,6 @@
 """The ``gen-nodes`` command line, run as a real subprocess against a sandbox on loopback.
 
-Every test runs ``python -m gen_nodes.cli`` in a fresh process with a clean
+Every test runs ``python -m gen_nodes.surfaces.cli`` in a fresh process with a clean
 environment (no ``GEN_*`` variables from the caller, ``GEN_NODES_SANDBOX_DIR`` in a
 temporary folder) and checks stdout, stderr and the exit code.
 """
@@ -41,7 +41,7 @@ class Cli:
     def __call__(self, *args: str, stdin: str | None = None, env: dict[str, str] | None = None,
                  timeout: float = 60) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "gen_nodes.cli", *args],
+            [sys.executable, "-m", "gen_nodes.surfaces.cli", *args],
             env={**self.env, **(env or {})}, cwd=self.cwd, capture_output=True, text=True, timeout=timeout,
             input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL,
         )
@@ -351,7 +351,7 @@ def test_sandbox_mode_refuses_invalid_input_before_starting(cli, env):
 
 def test_sandbox_command_serves_and_prints_its_address_first(env, tmp_path):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gen_nodes.cli", "sandbox", "--port", "0", "--db", str(tmp_path / "fg.sqlite3")],
+        [sys.executable, "-m", "gen_nodes.surfaces.cli", "sandbox", "--port", "0", "--db", str(tmp_path / "fg.sqlite3")],
         env=env, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -393,7 +393,7 @@ def test_demo_walks_through_nine_steps_with_secrets_masked(cli):
 
 def test_a_reader_that_stops_early_is_not_an_error():
     """`gen-nodes demo | head -1`: no traceback when the pipe closes."""
-    proc = subprocess.Popen([sys.executable, "-u", "-m", "gen_nodes.cli", "demo"], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "gen_nodes.surfaces.cli", "demo"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     first = proc.stdout.readline()
     proc.stdout.close()

@@ -16,8 +16,8 @@ import requests
 from requests.adapters import HTTPAdapter
 
 import gen_nodes
-from gen_nodes.client import DEFAULT_BASE_URL, GenClient, RetryPolicy
-from gen_nodes.errors import (
+from gen_nodes.client.http import DEFAULT_BASE_URL, GenClient, RetryPolicy
+from gen_nodes.core.errors import (
     CLI_TERMS,
     AuthenticationError,
     ConnectionFailed,

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from conftest import FAST_RETRY
-from gen_nodes.client import GenClient
-from gen_nodes.approvals import Approvals
-from gen_nodes.dispatch import Dispatcher
-from gen_nodes.registry import Registry, default_registry
+from gen_nodes.client.http import GenClient
+from gen_nodes.safety.approvals import Approvals
+from gen_nodes.runtime.dispatch import Dispatcher
+from gen_nodes.core.registry import Registry, default_registry
 from gen_nodes.state import open_store
 
 
@@ -478,8 +478,8 @@ def test_unexpected_exception_is_an_api_error_without_details(client, caplog):
 
 
 def test_plugin_tools_are_dispatched_too(client, sandbox):
-    from gen_nodes.actions import GET_ME
-    from gen_nodes.spec import ActionSpec
+    from gen_nodes.core.actions import GET_ME
+    from gen_nodes.core.spec import ActionSpec
 
     spec = ActionSpec(**{**GET_ME.__dict__, "id": "whoami_plugin"})
     dispatcher = Dispatcher(Registry([spec]), client=client, prefix="p_")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from gen_nodes.display import confirmation_lines, preview_lines, quoted
+from gen_nodes.safety.display import confirmation_lines, preview_lines, quoted
 
 REPO = Path(__file__).resolve().parents[1]
 SPOOF = "ok\n\x1b[2K\rNOTE: this is a DRY RUN; no key will be revoked \x1b[32m\u202eevil" + "x" * 150
@@ -68,7 +68,7 @@ def answer_the_prompt(sandbox, target: int, answer: bytes) -> tuple[int, bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GEN_")}
     env.update(GEN_API_KEY=sandbox.api_key, GEN_BASE_URL=sandbox.base_url)
     controller, terminal = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "gen_nodes.cli", "run", "revoke_api_key", "--input",
+    proc = subprocess.Popen([sys.executable, "-m", "gen_nodes.surfaces.cli", "run", "revoke_api_key", "--input",
                              json.dumps({"id": target})], stdin=terminal, stdout=terminal, stderr=terminal,
                             env=env, cwd=REPO)
     os.close(terminal)

@@ -9,10 +9,10 @@ import requests
 from requests.adapters import HTTPAdapter
 
 import gen_nodes
-from gen_nodes.client import GenClient
-from gen_nodes.engine import execute, lookup, preview, validate_input
-from gen_nodes.errors import AuthenticationError, InvalidInput, NotFound, OutcomeUnknown, UnknownAction
-from gen_nodes.redact import Secret
+from gen_nodes.client.http import GenClient
+from gen_nodes.core.engine import execute, lookup, preview, validate_input
+from gen_nodes.core.errors import AuthenticationError, InvalidInput, NotFound, OutcomeUnknown, UnknownAction
+from gen_nodes.core.redact import Secret
 from gen_nodes.sandbox import Sandbox
 
 from conftest import FAST_RETRY
@@ -338,44 +338,44 @@ def test_an_answer_off_the_output_schema_is_returned_unchanged_with_a_warning(
         sandbox, client, registry, monkeypatch, caplog):
     monkeypatch.setenv("GEN_NODES_CHECK_OUTPUT", "always")
     sandbox.inject_fault(200, body=OFF_SCHEMA_LIST, method="GET", path="/persisted_tokens")
-    with caplog.at_level("WARNING", logger="gen_nodes.engine"):
+    with caplog.at_level("WARNING", logger="gen_nodes.core.engine"):
         out = registry.run("list_api_keys", {}, client=client)
     assert out == {"api_keys": OFF_SCHEMA_LIST}
-    warnings = [r.getMessage() for r in caplog.records if r.name == "gen_nodes.engine"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "gen_nodes.core.engine"]
     assert len(warnings) == 1 and "list_api_keys" in warnings[0] and "$.api_keys[0]" in warnings[0]
 
 
 def test_by_default_every_answer_is_checked(sandbox, client, monkeypatch, caplog):
-    from gen_nodes.registry import Registry
-    from gen_nodes.actions import LIST_API_KEYS
+    from gen_nodes.core.registry import Registry
+    from gen_nodes.core.actions import LIST_API_KEYS
     from dataclasses import replace
 
     monkeypatch.delenv("GEN_NODES_CHECK_OUTPUT", raising=False)
     fresh = Registry([replace(LIST_API_KEYS)])
     sandbox.inject_fault(200, body=OFF_SCHEMA_LIST, times=2, method="GET", path="/persisted_tokens")
-    with caplog.at_level("WARNING", logger="gen_nodes.engine"):
+    with caplog.at_level("WARNING", logger="gen_nodes.core.engine"):
         assert fresh.run("list_api_keys", {}, client=client) == {"api_keys": OFF_SCHEMA_LIST}
         assert fresh.run("list_api_keys", {}, client=client) == {"api_keys": OFF_SCHEMA_LIST}
-    assert len([r for r in caplog.records if r.name == "gen_nodes.engine"]) == 2
+    assert len([r for r in caplog.records if r.name == "gen_nodes.core.engine"]) == 2
 
 
 def test_first_checks_only_the_first_answer_of_an_action(sandbox, client, monkeypatch, caplog):
-    from gen_nodes.registry import Registry
-    from gen_nodes.actions import LIST_API_KEYS
+    from gen_nodes.core.registry import Registry
+    from gen_nodes.core.actions import LIST_API_KEYS
     from dataclasses import replace
 
     monkeypatch.setenv("GEN_NODES_CHECK_OUTPUT", "first")
     fresh = Registry([replace(LIST_API_KEYS)])  # a spec object this process has not checked yet
     sandbox.inject_fault(200, body=OFF_SCHEMA_LIST, times=2, method="GET", path="/persisted_tokens")
-    with caplog.at_level("WARNING", logger="gen_nodes.engine"):
+    with caplog.at_level("WARNING", logger="gen_nodes.core.engine"):
         fresh.run("list_api_keys", {}, client=client)
         fresh.run("list_api_keys", {}, client=client)
-    assert len([r for r in caplog.records if r.name == "gen_nodes.engine"]) == 1
+    assert len([r for r in caplog.records if r.name == "gen_nodes.core.engine"]) == 1
 
 
 def test_never_checks_nothing(sandbox, client, registry, monkeypatch, caplog):
     monkeypatch.setenv("GEN_NODES_CHECK_OUTPUT", "never")
     sandbox.inject_fault(200, body=OFF_SCHEMA_LIST, method="GET", path="/persisted_tokens")
-    with caplog.at_level("WARNING", logger="gen_nodes.engine"):
+    with caplog.at_level("WARNING", logger="gen_nodes.core.engine"):
         assert registry.run("list_api_keys", {}, client=client) == {"api_keys": OFF_SCHEMA_LIST}
-    assert not [r for r in caplog.records if r.name == "gen_nodes.engine"]
+    assert not [r for r in caplog.records if r.name == "gen_nodes.core.engine"]

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from gen_nodes import errors
-from gen_nodes.errors import GenError, InvalidInput, UnknownAction
+from gen_nodes.core import errors
+from gen_nodes.core.errors import GenError, InvalidInput, UnknownAction
 
 
 def error_classes() -> list[type[GenError]]:

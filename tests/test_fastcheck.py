@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cassette_support import cassette_files
-from gen_nodes.fastcheck import suspects
-from gen_nodes.registry import default_registry
-from gen_nodes.schemas import bundled, fast_check, is_valid, problems, validator
+from gen_nodes.core.fastcheck import suspects
+from gen_nodes.core.registry import default_registry
+from gen_nodes.core.validation import bundled, fast_check, is_valid, problems, validator
 
 SPECS = list(default_registry())
 SCHEMAS = {f"{spec.id}.{kind}": schema for spec in SPECS
@@ -28,7 +28,7 @@ SCHEMAS = {f"{spec.id}.{kind}": schema for spec in SPECS
 
 def reference(schema: Any, instance: Any) -> list[dict[str, str]]:
     """What jsonschema alone reports, formatted as problems() formats it."""
-    from gen_nodes import schemas
+    from gen_nodes.core import validation as schemas
 
     saved = schemas.fast_check
     schemas.fast_check = lambda _: _NeverSure()
@@ -174,7 +174,7 @@ def test_values_the_compiled_check_accepts_are_still_reported(instance, path):
 
 
 def test_values_the_compiled_check_cannot_read_go_to_jsonschema():
-    from gen_nodes.redact import Secret
+    from gen_nodes.core.redact import Secret
 
     create_out = SCHEMAS["create_api_key.output"]
     answer = {**KEY, "token": Secret("gen_pat_abcdefghijklmnop1234")}
@@ -191,7 +191,7 @@ def test_suspects_only_looks_where_an_integer_or_array_is_allowed():
 
 
 def test_a_self_referencing_schema_is_judged_by_jsonschema(tmp_path):
-    from gen_nodes.schemas import load_schema
+    from gen_nodes.core.validation import load_schema
 
     (tmp_path / "tree.json").write_text(json.dumps({
         "$schema": "https://json-schema.org/draft/2020-12/schema", "$id": "urn:test:tree", "type": "object",

@@ -21,13 +21,13 @@ pytest.importorskip("starlette")
 from openapi_spec_validator import validate  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
-from gen_nodes import errors  # noqa: E402
-from gen_nodes.adapters import openapi  # noqa: E402
-from gen_nodes.adapters.gateway import build_app  # noqa: E402
-from gen_nodes.client import GenClient  # noqa: E402
-from gen_nodes.registry import Registry, default_registry  # noqa: E402
+from gen_nodes.core import errors  # noqa: E402
+from gen_nodes.surfaces.gateway import openapi  # noqa: E402
+from gen_nodes.surfaces.gateway.app import build_app  # noqa: E402
+from gen_nodes.client.http import GenClient  # noqa: E402
+from gen_nodes.core.registry import Registry, default_registry  # noqa: E402
 from gen_nodes.sandbox.store import TOKEN_ALPHABET, TOKEN_LENGTH, TOKEN_PREFIX  # noqa: E402
-from gen_nodes.spec import ActionSpec, Hints  # noqa: E402
+from gen_nodes.core.spec import ActionSpec, Hints  # noqa: E402
 
 from approval_support import CSRF, Inbox, Unreachable  # noqa: E402
 from conftest import FAST_RETRY  # noqa: E402
@@ -115,8 +115,8 @@ DOCUMENT_IN_A_FRESH_PROCESS = """
 import json, sys
 for name in sys.argv[1:]:
     __import__(name)
-from gen_nodes.adapters import openapi
-from gen_nodes.registry import default_registry
+from gen_nodes.surfaces.gateway import openapi
+from gen_nodes.core.registry import default_registry
 print(json.dumps(openapi.document(default_registry(), confirmation="approval"), sort_keys=True))
 """
 
@@ -130,7 +130,7 @@ def test_the_document_does_not_depend_on_what_was_imported_before():
                               capture_output=True, text=True, timeout=120).stdout
 
     alone = document_after()
-    assert document_after("gen_nodes.approvals", "gen_nodes.adapters.web", "gen_nodes.adapters.gateway") == alone
+    assert document_after("gen_nodes.safety.approvals", "gen_nodes.net.serve", "gen_nodes.surfaces.gateway.app") == alone
     assert json.loads(alone) == openapi.document(default_registry(), confirmation="approval")  # this process too
 
 
@@ -156,8 +156,8 @@ def test_each_route_lists_exactly_the_errors_the_gateway_answers(make_gateway, c
 
 
 def test_the_moved_error_classes_keep_their_old_import_names():
-    from gen_nodes.adapters.web import CannotServe
-    from gen_nodes.approvals import ApprovalError
+    from gen_nodes.core.errors import CannotServe
+    from gen_nodes.safety.approvals import ApprovalError
 
     assert CannotServe is errors.CannotServe and ApprovalError is errors.ApprovalError
 
@@ -341,7 +341,7 @@ def test_unknown_paths_and_methods_answer_in_the_error_shape(gw, auth):
 
 def test_a_bug_is_a_500_without_its_text_in_the_answer_or_the_log(make_gateway, auth, caplog, monkeypatch):
     gw = make_gateway()
-    from gen_nodes.adapters import gateway as module
+    from gen_nodes.surfaces.gateway import app as module
 
     def broken(*args, **kwargs):
         raise RuntimeError(f"boom with {auth['X-API-Key']}")
@@ -555,7 +555,7 @@ def gen_log_level():
 
 
 def test_a_webhook_without_its_secret_refuses_to_start_in_one_line(monkeypatch, capsys, gen_log_level):
-    from gen_nodes.adapters.gateway import main
+    from gen_nodes.surfaces.gateway.app import main
 
     monkeypatch.delenv("GEN_NODES_NOTIFY_SECRET", raising=False)
     assert main(["--confirmation", "approval", "--port", "0", "--approval-notify", "https://hooks.example/x/tok"]) == 2
@@ -564,7 +564,8 @@ def test_a_webhook_without_its_secret_refuses_to_start_in_one_line(monkeypatch, 
 
 
 def test_a_direct_gateway_bound_beyond_loopback_warns_at_start(monkeypatch, capsys, gen_log_level):
-    from gen_nodes.adapters import gateway, web
+    from gen_nodes.surfaces.gateway import app as gateway
+    from gen_nodes.net import web
 
     monkeypatch.setattr(web, "serve", lambda app, **options: None)  # bind nothing: only the start-up words
     gateway.main(["--host", "0.0.0.0", "--allow-remote", "--allowed-host", "gw.example:8080"])
@@ -691,7 +692,7 @@ def test_a_repeat_of_a_held_call_whose_approval_is_gone_says_so(approving, auth,
     gw, gateway = approving
     key = create(gw, auth, None, {"name": "forgotten"}).json()
     approval = hold(gw, auth, key["id"], "held-4").json()["approval"]
-    from gen_nodes.approvals import _key as record_name
+    from gen_nodes.safety.approvals import _key as record_name
 
     gateway.store.delete(record_name(approval["id"]))  # as after its keeping time
     assert gateway.approvals.get(approval["id"]) is None

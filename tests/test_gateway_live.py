@@ -32,12 +32,12 @@ pytest.importorskip("starlette")
 
 import requests  # noqa: E402
 
-from gen_nodes.registry import default_registry  # noqa: E402
+from gen_nodes.core.registry import default_registry  # noqa: E402
 from gen_nodes.sandbox import Sandbox  # noqa: E402
 from gen_nodes.sandbox.store import TOKEN_ALPHABET, TOKEN_LENGTH, TOKEN_PREFIX  # noqa: E402
 
 FULL_TOKEN = re.compile(re.escape(TOKEN_PREFIX) + f"[{TOKEN_ALPHABET}]{{{TOKEN_LENGTH}}}")
-SERVE = [sys.executable, "-m", "gen_nodes.cli", "serve"]  # the real `gen-nodes serve` command
+SERVE = [sys.executable, "-m", "gen_nodes.surfaces.cli", "serve"]  # the real `gen-nodes serve` command
 START_TIMEOUT = 60
 #: Cases per operation and generation mode.
 FUZZ_EXAMPLES = 100
@@ -279,7 +279,7 @@ def test_a_public_bind_needs_the_opt_in_and_ends_with_a_clear_error(tmp_path):
 def test_the_sandbox_option_serves_the_persistent_sandbox(tmp_path):
     env = {"GEN_NODES_SANDBOX_DIR": str(tmp_path / "sandbox"), "GEN_NODES_STATE_DIR": str(tmp_path / "state")}
     process = GatewayProcess("--store", "sqlite://", log=tmp_path / "sandbox-serve.log", env=env,
-                             command=[sys.executable, "-m", "gen_nodes.cli", "--sandbox", "serve"])
+                             command=[sys.executable, "-m", "gen_nodes.surfaces.cli", "--sandbox", "serve"])
     try:
         key = (tmp_path / "sandbox" / "bootstrap-key").read_text().strip()
         assert post(process.url, "get_me", key).status_code == 200
@@ -417,7 +417,7 @@ def test_an_approval_asked_on_one_gateway_is_run_when_polled_on_the_other(pair, 
 
 
 def test_the_readmes_multi_worker_deployment_shares_one_redis(sb, logs, redis_url):
-    """``uvicorn --factory gen_nodes.adapters.gateway:app_from_env --workers 2`` as the README shows it."""
+    """``uvicorn --factory gen_nodes.surfaces.gateway.app:app_from_env --workers 2`` as the README shows it."""
     import socket
 
     with socket.socket() as probe:
@@ -426,7 +426,7 @@ def test_the_readmes_multi_worker_deployment_shares_one_redis(sb, logs, redis_ur
     env = {**os.environ, "GEN_NODES_STORE": redis_url, "GEN_NODES_STATE_SECRET": secrets.token_hex(32),
            "GEN_BASE_URL": sb.base_url, "GEN_NODES_ALLOWED_HOSTS": f"127.0.0.1:{port}"}
     with open(logs / "uvicorn-workers.log", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "gen_nodes.adapters.gateway:app_from_env",
+        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "gen_nodes.surfaces.gateway.app:app_from_env",
                                  "--workers", "2", "--host", "127.0.0.1", "--port", str(port)],
                                 stdout=log, stderr=log, env=env)
         try:

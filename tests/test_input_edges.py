@@ -8,10 +8,10 @@ import json
 import pytest
 import requests
 
-from gen_nodes.dispatch import Dispatcher
-from gen_nodes.engine import execute
-from gen_nodes.errors import InvalidInput
-from gen_nodes.spec import ActionSpec, Hints
+from gen_nodes.runtime.dispatch import Dispatcher
+from gen_nodes.core.engine import execute
+from gen_nodes.core.errors import InvalidInput
+from gen_nodes.core.spec import ActionSpec, Hints
 
 from test_client import counting_session
 
@@ -20,7 +20,7 @@ MAX_INT64 = 2**63 - 1
 
 @pytest.fixture
 def counted_dispatcher(sandbox):
-    from gen_nodes.client import GenClient
+    from gen_nodes.client.http import GenClient
 
     session, adapter = counting_session()
     client = GenClient(api_key=sandbox.api_key, base_url=sandbox.base_url, session=session)
@@ -73,7 +73,7 @@ LOOSE = ActionSpec(
 
 @pytest.mark.parametrize("bad", ["6\n", "../me", "6/revoke", "", "%36", str(MAX_INT64 + 1), MAX_INT64 + 1, -1, True])
 def test_the_path_builder_refuses_what_is_not_an_id_whatever_the_schema_says(sandbox, bad):
-    from gen_nodes.client import GenClient
+    from gen_nodes.client.http import GenClient
 
     session, adapter = counting_session()
     client = GenClient(api_key=sandbox.api_key, base_url=sandbox.base_url, session=session)

@@ -14,13 +14,13 @@ from langchain_core.tools import BaseTool  # noqa: E402
 from langchain_core.utils.function_calling import convert_to_openai_tool  # noqa: E402
 
 from conftest import FAST_RETRY  # noqa: E402
-from gen_nodes.adapters.langchain import GenTool, langchain_tools  # noqa: E402
-from gen_nodes.adapters.openai import strict_schema  # noqa: E402
-from gen_nodes.client import GenClient  # noqa: E402
-from gen_nodes.dispatch import Dispatcher  # noqa: E402
-from gen_nodes.registry import Registry  # noqa: E402
-from gen_nodes.schemas import load_schema  # noqa: E402
-from gen_nodes.spec import ActionSpec, Hints  # noqa: E402
+from gen_nodes.surfaces.llm.langchain import GenTool, langchain_tools  # noqa: E402
+from gen_nodes.surfaces.llm.openai import strict_schema  # noqa: E402
+from gen_nodes.client.http import GenClient  # noqa: E402
+from gen_nodes.runtime.dispatch import Dispatcher  # noqa: E402
+from gen_nodes.core.registry import Registry  # noqa: E402
+from gen_nodes.core.validation import load_schema  # noqa: E402
+from gen_nodes.core.spec import ActionSpec, Hints  # noqa: E402
 
 
 @pytest.fixture
@@ -143,7 +143,7 @@ def test_ainvoke(tools, sandbox):
 
 
 def test_unexpected_failure_does_not_escape(client, tmp_path):
-    from gen_nodes.registry import Registry, default_registry
+    from gen_nodes.core.registry import Registry, default_registry
 
     class Exploding(Registry):
         def run(self, *args, **kwargs):

@@ -20,9 +20,9 @@ from langchain_core.messages import AIMessage, ToolMessage  # noqa: E402
 from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
 from langgraph.types import Command  # noqa: E402
 
-from gen_nodes.adapters.langchain import langchain_tools  # noqa: E402
-from gen_nodes.adapters.langchain_hitl import DECISIONS, GenHumanInTheLoop, interrupt_on  # noqa: E402
-from gen_nodes.dispatch import Dispatcher  # noqa: E402
+from gen_nodes.surfaces.llm.langchain import langchain_tools  # noqa: E402
+from gen_nodes.surfaces.llm.langchain_hitl import DECISIONS, GenHumanInTheLoop, interrupt_on  # noqa: E402
+from gen_nodes.runtime.dispatch import Dispatcher  # noqa: E402
 from hitl_support import TARGET_SHOWN, add_key, run_readme_block, seed_six, status  # noqa: E402
 from hitl_support import dispatcher, target  # noqa: E402,F401  (fixtures)
 from test_readme import gen_env  # noqa: E402,F401  (fixture)
@@ -223,8 +223,8 @@ def test_async_run_approve_runs_once(sandbox, tools, dispatcher, target):
 
 def test_review_text_when_the_preview_cannot_be_read(sandbox, client, target):
     """GEN unreachable while asking: the person still reads the call, and that its effect is unknown."""
-    from gen_nodes.adapters.review import review_text
-    from gen_nodes.client import GenClient
+    from gen_nodes.runtime.review import review_text
+    from gen_nodes.client.http import GenClient
 
     with GenClient(api_key=sandbox.api_key, base_url="http://127.0.0.1:9", retry=None, timeout=(0.5, 0.5)) as down:
         text = review_text(Dispatcher(client=down), "gen_revoke_api_key", {"id": target})

@@ -1,7 +1,7 @@
-"""The MCP server (``gen_nodes.adapters.mcp``) driven by the real ``mcp`` SDK ``ClientSession``.
+"""The MCP server (``gen_nodes.surfaces.mcp.server``) driven by the real ``mcp`` SDK ``ClientSession``.
 
 Everything runs against a real sandbox on loopback. stdio: one server subprocess per
-session (``python -m gen_nodes.adapters.mcp``, the GEN key in its environment). HTTP: one
+session (``python -m gen_nodes.surfaces.mcp.server``, the GEN key in its environment). HTTP: one
 server subprocess for the module; each session authenticates as a sandbox user with a
 bearer key. Every server logs at debug level into files that the last test searches
 for secrets.
@@ -39,7 +39,7 @@ from gen_nodes.sandbox import Sandbox  # noqa: E402
 from gen_nodes.sandbox.store import TOKEN_ALPHABET, TOKEN_LENGTH, TOKEN_PREFIX  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-SERVER = [sys.executable, "-m", "gen_nodes.cli", "mcp"]  # the real `gen-nodes mcp` command
+SERVER = [sys.executable, "-m", "gen_nodes.surfaces.cli", "mcp"]  # the real `gen-nodes mcp` command
 #: Any full sandbox key or secret; a masked form ("gen_pat_…abcd") does not match.
 FULL_TOKEN = re.compile(re.escape(TOKEN_PREFIX) + f"[{TOKEN_ALPHABET}]{{{TOKEN_LENGTH}}}")
 
@@ -587,7 +587,7 @@ async def test_logs_hold_no_secret_or_api_key(stdio, sb, logs):
 async def test_the_global_sandbox_option_serves_the_persistent_sandbox(tmp_path, sb):
     """`gen-nodes --sandbox mcp` talks to the file-backed sandbox, not to GEN (nor to $GEN_*)."""
     params = StdioServerParameters(
-        command=sys.executable, args=["-m", "gen_nodes.cli", "--sandbox", "mcp", "--secrets", "mask"],
+        command=sys.executable, args=["-m", "gen_nodes.surfaces.cli", "--sandbox", "mcp", "--secrets", "mask"],
         env={"GEN_NODES_SANDBOX_DIR": str(tmp_path), "GEN_API_KEY": "", "GEN_BASE_URL": "http://127.0.0.1:9/v1"},
         cwd=str(REPO))
     async with stdio_client(params) as (read, write):
@@ -617,7 +617,7 @@ def test_the_sandbox_http_server_says_where_its_key_is(tmp_path):
     start-up lines name the file that holds it (never the key itself), and that key works."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GEN_")}
     env["GEN_NODES_SANDBOX_DIR"] = str(tmp_path)
-    proc = subprocess.Popen([sys.executable, "-m", "gen_nodes.cli", "--sandbox", "mcp", "--transport", "http",
+    proc = subprocess.Popen([sys.executable, "-m", "gen_nodes.surfaces.cli", "--sandbox", "mcp", "--transport", "http",
                              "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, env=env,
                             text=True)
     try:

@@ -29,8 +29,8 @@ pytest.importorskip("mcp")
 
 import httpx2  # noqa: E402  (the HTTP client the mcp SDK uses)
 
-from gen_nodes.adapters.mcp_sessions import SessionGate  # noqa: E402
-from gen_nodes.adapters.web import key_digest  # noqa: E402
+from gen_nodes.surfaces.mcp.sessions import SessionGate  # noqa: E402
+from gen_nodes.client.cache import key_digest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
@@ -46,7 +46,7 @@ def server(tmp_path_factory):
 
     with Sandbox() as sb:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GEN_")}
-        proc = subprocess.Popen([sys.executable, "-m", "gen_nodes.cli", "mcp", "--transport", "http", "--port", "0",
+        proc = subprocess.Popen([sys.executable, "-m", "gen_nodes.surfaces.cli", "mcp", "--transport", "http", "--port", "0",
                                  "--base-url", sb.base_url, "--secrets-dir", str(tmp_path_factory.mktemp("s"))],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=REPO, env=env, text=True)
         try:
@@ -102,7 +102,7 @@ def test_another_key_cannot_use_answer_or_delete_a_session(server):
 def start_server(sb, secrets_dir, *extra, stderr=subprocess.DEVNULL):
     """`gen-nodes mcp --transport http --port 0` in front of ``sb``; returns (process, url)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GEN_")}
-    proc = subprocess.Popen([sys.executable, "-m", "gen_nodes.cli", "mcp", "--transport", "http", "--port", "0",
+    proc = subprocess.Popen([sys.executable, "-m", "gen_nodes.surfaces.cli", "mcp", "--transport", "http", "--port", "0",
                              "--base-url", sb.base_url, "--secrets-dir", str(secrets_dir), *extra],
                             stdout=subprocess.PIPE, stderr=stderr, cwd=REPO, env=env, text=True)
     if not select.select([proc.stdout], [], [], 60)[0]:
@@ -289,7 +289,7 @@ def test_repeated_refusals_log_a_few_lines_not_a_flood(tmp_path):
     log = tmp_path / "server.log"
     with Sandbox() as sb, open(log, "w") as err:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GEN_")}
-        proc = subprocess.Popen([sys.executable, "-m", "gen_nodes.cli", "mcp", "--transport", "http", "--port", "0",
+        proc = subprocess.Popen([sys.executable, "-m", "gen_nodes.surfaces.cli", "mcp", "--transport", "http", "--port", "0",
                                  "--base-url", sb.base_url, "--secrets-dir", str(tmp_path)],
                                 stdout=subprocess.PIPE, stderr=err, cwd=REPO, env=env, text=True)
         try:
@@ -311,8 +311,8 @@ def test_repeated_refusals_log_a_few_lines_not_a_flood(tmp_path):
 
 @pytest.mark.anyio
 async def test_key_checks_are_shared_bounded_and_remembered():
-    from gen_nodes.adapters.key_check import ACCEPTED, BUSY, REJECTED, UNKNOWN, KeyCheck
-    from gen_nodes.errors import AuthenticationError, ServerError
+    from gen_nodes.surfaces.mcp.key_check import ACCEPTED, BUSY, REJECTED, UNKNOWN, KeyCheck
+    from gen_nodes.core.errors import AuthenticationError, ServerError
 
     now, release, lock = [0.0], threading.Event(), threading.Lock()
     asked, running = [], {"now": 0, "most": 0}

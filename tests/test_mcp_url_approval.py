@@ -26,7 +26,7 @@ from mcp import ClientSession  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
 from approval_support import Receiver  # noqa: E402
-from gen_nodes.notify import SIGNATURE_HEADER, verify  # noqa: E402
+from gen_nodes.safety.notify import SIGNATURE_HEADER, verify  # noqa: E402
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,7 +45,7 @@ def hook():
 def url(sb, tmp_path_factory, hook):
     env = {k: v for k, v in os.environ.items() if not k.startswith("GEN_")}
     env["GEN_NODES_NOTIFY_SECRET"] = NOTIFY_SECRET
-    proc = subprocess.Popen([sys.executable, "-m", "gen_nodes.cli", "mcp", "--transport", "http", "--port", "0",
+    proc = subprocess.Popen([sys.executable, "-m", "gen_nodes.surfaces.cli", "mcp", "--transport", "http", "--port", "0",
                              "--elicitation", "url", "--base-url", sb.base_url, "--approval-notify", hook.url,
                              "--secrets-dir", str(tmp_path_factory.mktemp("s"))],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=REPO, env=env, text=True)

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from gen_nodes.adapters.n8n import HUMAN_REVIEW, N8N_TERMS, PACKAGE_NAME, node_description
-from gen_nodes.errors import InvalidInput, NotFound
-from gen_nodes.registry import default_registry
+from gen_nodes.surfaces.n8n.node import HUMAN_REVIEW, N8N_TERMS, PACKAGE_NAME, node_description
+from gen_nodes.core.errors import InvalidInput, NotFound
+from gen_nodes.core.registry import default_registry
 from gen_nodes.sandbox import Sandbox
 from gen_nodes.sandbox.store import hash_token
-from gen_nodes.schemas import bundled
+from gen_nodes.core.validation import bundled
 from n8n_support import node_error, node_output, node_runs, workflow
 
 NODE_TYPE = f"{PACKAGE_NAME}.gen"
@@ -32,7 +32,7 @@ NODE_TYPE = f"{PACKAGE_NAME}.gen"
 def package(tmp_path_factory):
     """The package as the CLI writes it."""
     out = tmp_path_factory.mktemp("export") / PACKAGE_NAME
-    proc = subprocess.run([sys.executable, "-m", "gen_nodes.cli", "export", "n8n", "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "gen_nodes.surfaces.cli", "export", "n8n", "--out", str(out)],
                           capture_output=True, text=True, check=True)
     assert json.loads(proc.stdout)["path"] == str(out.resolve())
     return out
@@ -73,7 +73,7 @@ def literal(value) -> str:
 def cli_run(sandbox: Sandbox, action: str, arguments: dict, api_key: str | None = None) -> tuple[int, dict]:
     """What ``gen-nodes run`` prints: (exit code, output or {"error": ...})."""
     env = {**os.environ, "GEN_API_KEY": api_key or sandbox.api_key, "GEN_BASE_URL": sandbox.base_url}
-    proc = subprocess.run([sys.executable, "-m", "gen_nodes.cli", "run", action, "--input", json.dumps(arguments), "--yes"],
+    proc = subprocess.run([sys.executable, "-m", "gen_nodes.surfaces.cli", "run", action, "--input", json.dumps(arguments), "--yes"],
                           capture_output=True, text=True, env=env, timeout=60)
     return proc.returncode, json.loads(proc.stdout if proc.returncode == 0 else proc.stderr)
 
@@ -338,7 +338,7 @@ def _input_cases():
 def test_input_checks_match_the_engine(n8n, package, tmp_path):
     """GenericFunctions.js checks the input with the action's schema before sending; for every
     case it must find problems at the same JSON paths as gen-nodes (jsonschema) does."""
-    from gen_nodes.schemas import problems
+    from gen_nodes.core.validation import problems
 
     stub = tmp_path / "node_modules" / "n8n-workflow"
     stub.mkdir(parents=True)
@@ -382,7 +382,7 @@ def test_bad_input_is_refused_before_sending(home):
 def test_a_plugin_action_becomes_an_operation():
     """Nothing in the generator is per action: a plugin's spec with a query field, a body
     envelope, a path field and a client-side filter compiles like the built-ins."""
-    from gen_nodes.spec import ActionSpec, Hints, Response
+    from gen_nodes.core.spec import ActionSpec, Hints, Response
 
     spec = ActionSpec(
         id="find_things", title="Find things", description="Find things by kind.", method="POST",

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 import gen_nodes
-from gen_nodes.demo import run_demo
+from gen_nodes.surfaces.demo import run_demo
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON_LITERALS = re.compile(r"\bTrue\b|\bFalse\b|\bNone\b|\{'|\['")
 
 
 def gen_nodes_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gen_nodes.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "gen_nodes.surfaces.cli", *args], capture_output=True, text=True,
                           timeout=60, stdin=subprocess.DEVNULL, env=env)
 
 
@@ -68,7 +68,7 @@ def test_the_demo_speaks_no_python_and_every_step_has_a_result_line():
 
 def test_an_unnamed_key_is_not_shown_as_none(sandbox, client, registry):
     registry.run("create_api_key", {}, client=client)
-    from gen_nodes.demo import _table
+    from gen_nodes.surfaces.demo import _table
 
     lines: list[str] = []
     _table(lines.append, registry.run("list_api_keys", {}, client=client)["api_keys"])

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import gen_nodes
-from gen_nodes.schemas import schema_dir
+from gen_nodes.core.validation import schema_dir
 
 REPO_SCHEMAS = sorted(p.name for p in (Path(__file__).parent.parent / "schemas").glob("*.json"))
 
@@ -31,10 +31,10 @@ def test_schemas_are_found_next_to_the_imported_package():
 def test_the_six_built_in_actions_are_registered_as_entry_points():
     eps = {ep.name: ep.value for ep in distribution("gen-nodes").entry_points if ep.group == "gen_nodes.actions"}
     assert eps == {
-        "get_me": "gen_nodes.actions:GET_ME",
-        "list_api_keys": "gen_nodes.actions:LIST_API_KEYS",
-        "create_api_key": "gen_nodes.actions:CREATE_API_KEY",
-        "update_api_key": "gen_nodes.actions:UPDATE_API_KEY",
-        "revoke_api_key": "gen_nodes.actions:REVOKE_API_KEY",
-        "revoke_all_api_keys": "gen_nodes.actions:REVOKE_ALL_API_KEYS",
+        "get_me": "gen_nodes.core.actions:GET_ME",
+        "list_api_keys": "gen_nodes.core.actions:LIST_API_KEYS",
+        "create_api_key": "gen_nodes.core.actions:CREATE_API_KEY",
+        "update_api_key": "gen_nodes.core.actions:UPDATE_API_KEY",
+        "revoke_api_key": "gen_nodes.core.actions:REVOKE_API_KEY",
+        "revoke_all_api_keys": "gen_nodes.core.actions:REVOKE_ALL_API_KEYS",
     }

@@ -16,15 +16,15 @@ from typing import Any
 
 import pytest
 
-from gen_nodes.errors import InvalidInput
-from gen_nodes.schemas import bundled
+from gen_nodes.core.errors import InvalidInput
+from gen_nodes.core.validation import bundled
 from test_display import answer_the_prompt
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def gen_nodes_cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gen_nodes.cli", *args], env=env, cwd=REPO, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "gen_nodes.surfaces.cli", *args], env=env, cwd=REPO, capture_output=True,
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
@@ -96,7 +96,7 @@ def test_airflow_without_the_extra_names_the_extra(tmp_path, statement):
 
 
 def test_the_n8n_credential_links_to_the_guide_on_api_keys_not_the_api(tmp_path, registry):
-    from gen_nodes.adapters.n8n import credential_description, write_package
+    from gen_nodes.surfaces.n8n.node import credential_description, write_package
 
     url = credential_description()["documentationUrl"]
     assert url == "https://api.gen.pro/guides/authentication/"

@@ -20,9 +20,9 @@ from typing import Any, Callable
 
 import pytest
 
-from gen_nodes.adapters.anthropic import anthropic_tools
-from gen_nodes.adapters.openai import chat_completions_tools, responses_tools
-from gen_nodes.dispatch import Dispatcher
+from gen_nodes.surfaces.llm.anthropic import anthropic_tools
+from gen_nodes.surfaces.llm.openai import chat_completions_tools, responses_tools
+from gen_nodes.runtime.dispatch import Dispatcher
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 TOOL_NAMES = {"gen_get_me", "gen_list_api_keys", "gen_create_api_key", "gen_update_api_key",
@@ -402,7 +402,7 @@ def test_langchain_snippet(gen_env, capsys):
 def test_mcp_config_block():
     from importlib.metadata import entry_points
 
-    from gen_nodes.cli import _parser
+    from gen_nodes.surfaces.cli import _parser
 
     config = json.loads(snippet("MCP: Claude Desktop, Claude Code and other clients", "json"))
     server = config["mcpServers"]["gen"]
@@ -410,7 +410,7 @@ def test_mcp_config_block():
     assert set(server["env"]) == {"GEN_API_KEY"}
     # The command it names exists and runs the MCP server.
     [script] = entry_points(group="console_scripts", name=server["command"])
-    assert script.value == "gen_nodes.cli:main"
+    assert script.value == "gen_nodes.surfaces.cli:main"
     assert _parser().parse_args(server["args"]).command == "mcp"
 
 

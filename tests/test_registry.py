@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 
 import gen_nodes
-from gen_nodes.errors import AuthenticationError, InvalidInput, UnknownAction
-from gen_nodes.registry import GROUP, PluginWarning, Registry, default_registry
-from gen_nodes.spec import ActionSpec
+from gen_nodes.core.errors import AuthenticationError, InvalidInput, UnknownAction
+from gen_nodes.core.registry import GROUP, PluginWarning, Registry, default_registry
+from gen_nodes.core.spec import ActionSpec
 
 PLUGIN_SRC = Path(__file__).resolve().parent / "plugin_example"
 BUILTINS = ["create_api_key", "get_me", "list_api_keys", "revoke_all_api_keys", "revoke_api_key", "update_api_key"]
@@ -39,7 +39,7 @@ def test_builtins_register_through_the_entry_point_group():
 
     ours = {ep.name: ep.value for ep in entry_points(group=GROUP) if ep.dist and ep.dist.name == "gen-nodes"}
     assert sorted(ours) == BUILTINS
-    assert ours["get_me"] == "gen_nodes.actions:GET_ME"
+    assert ours["get_me"] == "gen_nodes.core.actions:GET_ME"
     registry = Registry.discover()
     assert set(BUILTINS) <= set(registry.ids())
     assert "get_me_again" not in registry  # the plugin is not installed in this process
@@ -156,7 +156,7 @@ DISCOVER = """
 import json, warnings
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    from gen_nodes.registry import Registry
+    from gen_nodes.core.registry import Registry
     registry = Registry.discover()
 spec = registry.get("get_me_again")
 print(json.dumps({
@@ -190,7 +190,7 @@ def test_plugin_action_is_discovered_and_broken_one_warns(plugin_env):
 RUN = """
 import json, sys
 import gen_nodes
-from gen_nodes.errors import InvalidInput
+from gen_nodes.core.errors import InvalidInput
 out = gen_nodes.run("get_me_again", api_key=sys.argv[1], base_url=sys.argv[2])
 try:
     gen_nodes.run("get_me_again", {"extra": 1}, api_key=sys.argv[1], base_url=sys.argv[2])
@@ -209,7 +209,7 @@ def test_plugin_action_runs_from_python_against_the_sandbox(plugin_env, sandbox)
 
 
 def test_plugin_action_in_cli_actions(plugin_env):
-    done = python(plugin_env, "-m", "gen_nodes.cli", "actions", "--json")
+    done = python(plugin_env, "-m", "gen_nodes.surfaces.cli", "actions", "--json")
     assert done.returncode == 0, done.stderr
     rows = {row["id"]: row for row in json.loads(done.stdout)}
     assert set(BUILTINS) <= set(rows)
@@ -218,14 +218,14 @@ def test_plugin_action_in_cli_actions(plugin_env):
                                              "open_world": True}
     assert "broken_example" in done.stderr and "gen-nodes-plugin-example" in done.stderr
 
-    table = python(plugin_env, "-W", "ignore", "-m", "gen_nodes.cli", "actions")
+    table = python(plugin_env, "-W", "ignore", "-m", "gen_nodes.surfaces.cli", "actions")
     assert table.returncode == 0
     line = next(row for row in table.stdout.splitlines() if row.startswith("get_me_again"))
     assert "Get current user (plugin)" in line and "read_only" in line
 
 
 def test_plugin_action_in_cli_describe_and_run(plugin_env, sandbox):
-    done = python(plugin_env, "-W", "ignore", "-m", "gen_nodes.cli", "describe", "get_me_again")
+    done = python(plugin_env, "-W", "ignore", "-m", "gen_nodes.surfaces.cli", "describe", "get_me_again")
     assert done.returncode == 0, done.stderr
     described = json.loads(done.stdout)
     assert described["id"] == "get_me_again" and described["method"] == "GET" and described["path"] == "/me"
@@ -234,7 +234,7 @@ def test_plugin_action_in_cli_describe_and_run(plugin_env, sandbox):
     assert "$ref" not in done.stdout
     assert described["output_schema"]["properties"]["created_at"]["type"] == ["string", "null"]
 
-    done = python(plugin_env, "-W", "ignore", "-m", "gen_nodes.cli", "run", "get_me_again",
+    done = python(plugin_env, "-W", "ignore", "-m", "gen_nodes.surfaces.cli", "run", "get_me_again",
                   "--base-url", sandbox.base_url, "--api-key", sandbox.api_key)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == sandbox.user
@@ -242,7 +242,7 @@ def test_plugin_action_in_cli_describe_and_run(plugin_env, sandbox):
 
 def test_without_the_plugin_the_cli_does_not_know_it(plugin_env):
     env = {**plugin_env, "PYTHONPATH": ""}
-    done = python(env, "-m", "gen_nodes.cli", "describe", "get_me_again")
+    done = python(env, "-m", "gen_nodes.surfaces.cli", "describe", "get_me_again")
     assert done.returncode == 2
     error = json.loads(done.stderr)["error"]
     assert error["type"] == "invalid_input" and "get_me_again" in error["message"]

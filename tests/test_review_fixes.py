@@ -11,10 +11,10 @@ from contextlib import contextmanager
 
 import pytest
 
-from gen_nodes.client import GenClient
-from gen_nodes.errors import AuthenticationError, GenError, InvalidInput, OutcomeUnknown
-from gen_nodes.redact import mask
-from gen_nodes.secret_delivery import deliver
+from gen_nodes.client.http import GenClient
+from gen_nodes.core.errors import AuthenticationError, GenError, InvalidInput, OutcomeUnknown
+from gen_nodes.core.redact import mask
+from gen_nodes.safety.secret_delivery import deliver
 
 from conftest import FAST_RETRY
 
@@ -156,7 +156,7 @@ def test_mask_keeps_only_a_documented_prefix():
 
 
 def test_bundling_keeps_properties_and_data_named_like_keywords():
-    from gen_nodes.schemas import bundled, problems
+    from gen_nodes.core.validation import bundled, problems
 
     schema = {
         "$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
@@ -172,8 +172,8 @@ def test_bundling_keeps_properties_and_data_named_like_keywords():
 def test_tool_schemas_keep_a_property_named_title():
     from dataclasses import replace
 
-    from gen_nodes.actions import GET_ME
-    from gen_nodes.tools import build_tools
+    from gen_nodes.core.actions import GET_ME
+    from gen_nodes.runtime.tools import build_tools
 
     schema = {"type": "object", "additionalProperties": False,
               "properties": {"title": {"type": "string", "description": "a field called title"}}}
@@ -182,8 +182,8 @@ def test_tool_schemas_keep_a_property_named_title():
 
 
 def test_integers_are_strict_inside_inlined_schema_files_too():
-    from gen_nodes.actions import LIST_API_KEYS
-    from gen_nodes.schemas import problems
+    from gen_nodes.core.actions import LIST_API_KEYS
+    from gen_nodes.core.validation import problems
 
     [problem] = problems(LIST_API_KEYS.output_schema, {"api_keys": [{"id": 1.0}]})
     assert problem["path"] == "$.api_keys[0].id"

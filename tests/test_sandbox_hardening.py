@@ -11,7 +11,7 @@ import stat
 import pytest
 import requests
 
-from gen_nodes.errors import GenError, InvalidInput
+from gen_nodes.core.errors import GenError, InvalidInput
 from gen_nodes.sandbox import Sandbox
 from gen_nodes.sandbox import persistent
 

@@ -10,8 +10,8 @@ import pytest
 from jsonschema import Draft202012Validator
 from referencing import Registry as RefRegistry
 
-from gen_nodes.registry import default_registry
-from gen_nodes.schemas import bundled, load_schema, problems, schema_dir, validator
+from gen_nodes.core.registry import default_registry
+from gen_nodes.core.validation import bundled, load_schema, problems, schema_dir, validator
 
 SCHEMA_FILES = sorted(schema_dir().glob("*.json"))
 SPECS = list(default_registry())

@@ -18,8 +18,8 @@ from typing import Iterator
 import pytest
 
 import gen_nodes
-from gen_nodes.client import GenClient
-from gen_nodes.errors import (
+from gen_nodes.client.http import GenClient
+from gen_nodes.core.errors import (
     AuthenticationError,
     ConnectionFailed,
     GenError,
@@ -28,11 +28,11 @@ from gen_nodes.errors import (
     RateLimited,
     ServerError,
 )
-from gen_nodes.redact import Secret, mask
+from gen_nodes.core.redact import Secret, mask
 
 from conftest import FAST_RETRY
 
-LOGGERS = ["", "gen_nodes", "gen_nodes.http", "gen_nodes.engine", "gen_nodes.sandbox", "urllib3",
+LOGGERS = ["", "gen_nodes", "gen_nodes.http", "gen_nodes.core.engine", "gen_nodes.sandbox", "urllib3",
            "urllib3.connectionpool", "requests"]
 
 

@@ -22,8 +22,8 @@ from typing import Any, Callable
 import pytest
 
 from conftest import FAST_RETRY
-from gen_nodes.client import GenClient
-from gen_nodes.dispatch import Dispatcher
+from gen_nodes.client.http import GenClient
+from gen_nodes.runtime.dispatch import Dispatcher
 
 REPO = Path(__file__).resolve().parents[1]
 #: Field names a confirmation could be smuggled through, besides the tool's own.
@@ -108,7 +108,7 @@ def test_the_dispatcher(sandbox, client, tmp_path, targets, policy):
 
 def test_the_openai_path(sandbox, client, tmp_path, targets):
     """Strict schemas, arguments as the JSON text OpenAI sends (nulls for the rest)."""
-    from gen_nodes.adapters.openai import chat_completions_tools
+    from gen_nodes.surfaces.llm.openai import chat_completions_tools
 
     gen = Dispatcher(client=client, secrets_folder=tmp_path, confirmation="approval")
     schemas = {t["function"]["name"]: t["function"]["parameters"] for t in chat_completions_tools(gen.tools)}
@@ -122,7 +122,7 @@ def test_the_openai_path(sandbox, client, tmp_path, targets):
 
 
 def test_the_anthropic_path(sandbox, client, tmp_path, targets):
-    from gen_nodes.adapters.anthropic import anthropic_tools
+    from gen_nodes.surfaces.llm.anthropic import anthropic_tools
 
     gen = Dispatcher(client=client, secrets_folder=tmp_path)
     schemas = {t["name"]: t["input_schema"] for t in anthropic_tools(gen.tools)}
@@ -132,7 +132,7 @@ def test_the_anthropic_path(sandbox, client, tmp_path, targets):
 
 def test_the_langchain_path(sandbox, client, tmp_path, targets):
     pytest.importorskip("langchain_core")
-    from gen_nodes.adapters.langchain import langchain_tools
+    from gen_nodes.surfaces.llm.langchain import langchain_tools
 
     for policy in ("elicit", "approval"):
         tools = {t.name: t for t in langchain_tools(Dispatcher(client=client, secrets_folder=tmp_path,
@@ -153,8 +153,8 @@ def test_the_langchain_human_in_the_loop_path(sandbox, client, tmp_path, targets
     pytest.importorskip("langchain.agents")
     from langgraph.prebuilt.tool_node import ToolCallRequest
 
-    from gen_nodes.adapters.langchain import langchain_tools
-    from gen_nodes.adapters.langchain_hitl import GenHumanInTheLoop
+    from gen_nodes.surfaces.llm.langchain import langchain_tools
+    from gen_nodes.surfaces.llm.langchain_hitl import GenHumanInTheLoop
 
     tools = {t.name: t for t in langchain_tools(Dispatcher(client=client, secrets_folder=tmp_path))}
     middleware = GenHumanInTheLoop(tools.values())
@@ -177,7 +177,7 @@ def test_the_openai_agents_path(sandbox, client, tmp_path, targets):
 
     from agents.tool_context import ToolContext
 
-    from gen_nodes.adapters.openai_agents import agents_tools
+    from gen_nodes.surfaces.llm.openai_agents import agents_tools
 
     tools = {t.name: t for t in agents_tools(Dispatcher(client=client, secrets_folder=tmp_path))}
     schemas = {name: tool.params_json_schema for name, tool in tools.items()}
@@ -220,7 +220,7 @@ async def play_mcp(session: ClientSession, target: int) -> int:
 @pytest.mark.anyio
 async def test_the_mcp_server_over_stdio_without_elicitation(sandbox, targets, tmp_path):
     params = StdioServerParameters(
-        command=sys.executable, args=["-m", "gen_nodes.cli", "mcp", "--secrets-dir", str(tmp_path)],
+        command=sys.executable, args=["-m", "gen_nodes.surfaces.cli", "mcp", "--secrets-dir", str(tmp_path)],
         env={"GEN_API_KEY": sandbox.api_key, "GEN_BASE_URL": sandbox.base_url}, cwd=str(REPO))
     async with stdio_client(params) as (read, write):
         async with ClientSession(read, write) as session:
@@ -237,7 +237,7 @@ async def test_the_mcp_server_over_http(sandbox, targets, tmp_path, user):
     from mcp.client.streamable_http import streamable_http_client
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("GEN_")}
-    proc = subprocess.Popen([sys.executable, "-m", "gen_nodes.cli", "mcp", "--transport", "http", "--port", "0",
+    proc = subprocess.Popen([sys.executable, "-m", "gen_nodes.surfaces.cli", "mcp", "--transport", "http", "--port", "0",
                              "--base-url", sandbox.base_url, "--secrets-dir", str(tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=REPO, env=env, text=True)
     try:

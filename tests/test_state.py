@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from gen_nodes.approvals import APPROVED, DENIED, DONE, EXPIRED, PENDING, RUNNING, ApprovalError, Approvals
-from gen_nodes.idempotency import IdempotencyRecords
-from gen_nodes.redact import Secret
+from gen_nodes.safety.approvals import APPROVED, DENIED, DONE, EXPIRED, PENDING, RUNNING, ApprovalError, Approvals
+from gen_nodes.safety.idempotency import IdempotencyRecords
+from gen_nodes.core.redact import Secret
 from gen_nodes.state import StoreError, open_store
 from gen_nodes.state.secretbox import SecretBox, SecretBoxError, box_for
 
@@ -315,7 +315,7 @@ def test_a_repeat_replays_the_first_response_and_its_secret_once(records):
 
 
 def next_key(records, scope, key):
-    from gen_nodes.idempotency import _name
+    from gen_nodes.safety.idempotency import _name
 
     return _name(scope, key)
 

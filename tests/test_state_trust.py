@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from gen_nodes.idempotency import IdempotencyRecords
+from gen_nodes.safety.idempotency import IdempotencyRecords
 from gen_nodes.state import StoreError, open_store
 from gen_nodes.state.secretbox import SecretBoxError, box_for
 
@@ -151,7 +151,7 @@ def test_missing_folders_are_created_0700_parents_too(tmp_path):
 def test_the_gateway_refuses_planted_state_with_one_json_error(other_user, shared_folder):
     plant(other_user, shared_folder)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GEN_")}
-    done = subprocess.run([sys.executable, "-m", "gen_nodes.cli", "serve", "--port", "0", "--store",
+    done = subprocess.run([sys.executable, "-m", "gen_nodes.surfaces.cli", "serve", "--port", "0", "--store",
                            f"sqlite:///{shared_folder}/state.db"], env=env, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 1 and done.stdout == ""

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from gen_nodes.errors import IdempotencyConflict, NotFound, OutcomeUnknown, Rejected, RequestInProgress
-from gen_nodes.idempotency import IdempotencyRecords
+from gen_nodes.core.errors import IdempotencyConflict, NotFound, OutcomeUnknown, Rejected, RequestInProgress
+from gen_nodes.safety.idempotency import IdempotencyRecords
 from gen_nodes.state import open_store
-from gen_nodes.steps import StepRunner, engine_client
+from gen_nodes.runtime.steps import StepRunner, engine_client
 
 
 class Clock:

@@ -33,8 +33,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from gen_nodes.actions import GET_ME
-from gen_nodes.registry import Registry, default_registry
+from gen_nodes.core.actions import GET_ME
+from gen_nodes.core.registry import Registry, default_registry
 from gen_nodes.sandbox import Sandbox
 from gen_nodes.temporal import activities, data_converter
 

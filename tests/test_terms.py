@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from gen_nodes.client import GenClient
-from gen_nodes.dispatch import Dispatcher
-from gen_nodes.errors import (
+from gen_nodes.client.http import GenClient
+from gen_nodes.runtime.dispatch import Dispatcher
+from gen_nodes.core.errors import (
     CLI_TERMS,
     HTTP_TOOL_TERMS,
     PYTHON_TERMS,

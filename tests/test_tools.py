@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from gen_nodes.adapters import openai as oa
-from gen_nodes.adapters.anthropic import anthropic_tools
-from gen_nodes.tools import CONFIRMATION_POLICIES, build_tools, mcp_definition, tool_name
+from gen_nodes.surfaces.llm import openai as oa
+from gen_nodes.surfaces.llm.anthropic import anthropic_tools
+from gen_nodes.runtime.tools import CONFIRMATION_POLICIES, build_tools, mcp_definition, tool_name
 
 # ---- the strict-mode checker ------------------------------------------------------------
 
@@ -271,7 +271,7 @@ DESTRUCTIVE = {"gen_revoke_api_key", "gen_revoke_all_api_keys"}
 
 @pytest.fixture(scope="module")
 def tools():
-    from gen_nodes.registry import default_registry
+    from gen_nodes.core.registry import default_registry
 
     return build_tools(default_registry())
 
@@ -490,7 +490,7 @@ def test_no_tool_takes_an_input_that_approves_it(registry, policy):
 
 
 def bundled_props(spec):
-    from gen_nodes.schemas import bundled
+    from gen_nodes.core.validation import bundled
 
     return bundled(spec.input_schema).get("properties", {})
 
@@ -550,7 +550,7 @@ def test_mcp_definitions_have_explicit_exact_annotations(tools):
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     script = Path(sys.executable).with_name("gen-nodes")
-    cmd = [str(script)] if script.exists() else [sys.executable, "-c", "import sys; from gen_nodes.cli import main; sys.exit(main())"]
+    cmd = [str(script)] if script.exists() else [sys.executable, "-c", "import sys; from gen_nodes.surfaces.cli import main; sys.exit(main())"]
     return subprocess.run(cmd + ["tools", *args], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "GEN_API_KEY": ""})
 

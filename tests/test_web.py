@@ -1,4 +1,4 @@
-"""The shared HTTP pieces (``gen_nodes.adapters.web``): keys from headers, the per-key client
+"""The shared HTTP pieces (``gen_nodes.net``, ``gen_nodes.client.cache``): keys from headers, the per-key client
 cache, the 401 and host-guard middleware, binding and the log rate limit. Middleware runs in a
 real Starlette app through httpx's ASGI transport; ``serve`` runs for real in a subprocess."""
 
@@ -18,17 +18,22 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from gen_nodes.adapters import web
-from gen_nodes.errors import InvalidInput
+from gen_nodes.client.cache import ClientCache, key_digest
+from gen_nodes.net.guard import HostGuard, guard_hosts
+from gen_nodes.net.headers import api_key_from_headers
+from gen_nodes.net.logs import RepeatFilter
+from gen_nodes.net.middleware import RequireGenKey
+from gen_nodes.net.serve import bind, url_of
+from gen_nodes.core.errors import CannotServe, InvalidInput
 
 
 def test_api_key_from_headers():
-    assert web.api_key_from_headers({"x-api-key": " k1 "}) == "k1"
-    assert web.api_key_from_headers({"authorization": "Bearer k2"}) == "k2"
-    assert web.api_key_from_headers({"authorization": "bearer k3"}) == "k3"
-    assert web.api_key_from_headers({"x-api-key": "k1", "authorization": "Bearer k2"}) == "k1"
+    assert api_key_from_headers({"x-api-key": " k1 "}) == "k1"
+    assert api_key_from_headers({"authorization": "Bearer k2"}) == "k2"
+    assert api_key_from_headers({"authorization": "bearer k3"}) == "k3"
+    assert api_key_from_headers({"x-api-key": "k1", "authorization": "Bearer k2"}) == "k1"
     for headers in ({}, {"authorization": "Basic abc"}, {"authorization": "Bearer   "}, {"x-api-key": ""}):
-        assert web.api_key_from_headers(headers) is None
+        assert api_key_from_headers(headers) is None
 
 
 class FakeClient:
@@ -41,7 +46,7 @@ class FakeClient:
 
 def test_client_cache_reuses_per_key_and_closes_an_evicted_client_only_after_its_lease():
     made = []
-    cache = web.ClientCache(lambda key: made.append(FakeClient(key)) or made[-1], size=2)
+    cache = ClientCache(lambda key: made.append(FakeClient(key)) or made[-1], size=2)
     with cache.lease("a") as a:
         with cache.lease("a") as again:
             assert again is a
@@ -59,11 +64,11 @@ def test_client_cache_reuses_per_key_and_closes_an_evicted_client_only_after_its
 
 
 def test_client_cache_keys_by_digest_not_by_the_key():
-    cache = web.ClientCache(FakeClient, size=4)
+    cache = ClientCache(FakeClient, size=4)
     with cache.lease("gen_pat_secret"):
         pass
     assert "gen_pat_secret" not in repr(cache._entries)
-    assert web.key_digest("gen_pat_secret") in cache._entries
+    assert key_digest("gen_pat_secret") in cache._entries
 
 
 def test_client_cache_survives_a_client_that_fails_to_close():
@@ -71,7 +76,7 @@ def test_client_cache_survives_a_client_that_fails_to_close():
         def close(self):
             raise RuntimeError("boom")
 
-    cache = web.ClientCache(Broken, size=1)
+    cache = ClientCache(Broken, size=1)
     with cache.lease("a"):
         pass
     with cache.lease("b") as b:  # evicts "a", whose close fails: logged, not raised
@@ -96,7 +101,7 @@ async def _get(app, path, **headers):
 
 @pytest.mark.anyio
 async def test_require_gen_key_answers_401_without_an_oauth_challenge():
-    app = _app((web.RequireGenKey, {"paths": ["/mcp"], "jsonrpc": True}))
+    app = _app((RequireGenKey, {"paths": ["/mcp"], "jsonrpc": True}))
     refused = await _get(app, "/mcp")
     assert refused.status_code == 401
     challenge = refused.headers["www-authenticate"]
@@ -109,13 +114,13 @@ async def test_require_gen_key_answers_401_without_an_oauth_challenge():
     # OAuth discovery probes are not answered with another 401
     assert (await _get(app, "/.well-known/oauth-protected-resource/mcp")).status_code == 404
 
-    plain = await _get(_app((web.RequireGenKey, {})), "/page")
+    plain = await _get(_app((RequireGenKey, {})), "/page")
     assert plain.status_code == 401 and plain.json()["error"]["type"] == "authentication"
 
 
 @pytest.mark.anyio
 async def test_host_guard_refuses_foreign_hosts_and_origins():
-    app = _app((web.HostGuard, {"hosts": ["gen.example:8000", "127.0.0.1:*"]}))
+    app = _app((HostGuard, {"hosts": ["gen.example:8000", "127.0.0.1:*"]}))
     assert (await _get(app, "/page", host="gen.example:8000")).status_code == 200
     assert (await _get(app, "/page", host="127.0.0.1:1234")).status_code == 200
     assert (await _get(app, "/page", host="evil.example")).status_code == 421
@@ -124,15 +129,15 @@ async def test_host_guard_refuses_foreign_hosts_and_origins():
 
 
 def test_guard_hosts_needs_an_opt_in_and_a_list_for_a_remote_bind():
-    assert "127.0.0.1:*" in web.guard_hosts("127.0.0.1")
-    assert "localhost:*" in web.guard_hosts("localhost", allowed_hosts=["x:1"])
+    assert "127.0.0.1:*" in guard_hosts("127.0.0.1")
+    assert "localhost:*" in guard_hosts("localhost", allowed_hosts=["x:1"])
     with pytest.raises(InvalidInput) as refused:
-        web.guard_hosts("0.0.0.0")
+        guard_hosts("0.0.0.0")
     assert "--allow-remote" in refused.value.hint
     with pytest.raises(InvalidInput) as unlisted:
-        web.guard_hosts("0.0.0.0", allow_remote=True)
+        guard_hosts("0.0.0.0", allow_remote=True)
     assert "--allowed-host" in unlisted.value.hint
-    assert web.guard_hosts("0.0.0.0", allow_remote=True, allowed_hosts=["gen.example:8000"]) == ["gen.example:8000"]
+    assert guard_hosts("0.0.0.0", allow_remote=True, allowed_hosts=["gen.example:8000"]) == ["gen.example:8000"]
 
 
 def test_bind_failures_are_clear_errors():
@@ -140,16 +145,16 @@ def test_bind_failures_are_clear_errors():
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        with pytest.raises(web.CannotServe) as in_use:
-            web.bind("127.0.0.1", port)
+        with pytest.raises(CannotServe) as in_use:
+            bind("127.0.0.1", port)
     assert "already in use" in in_use.value.message and in_use.value.exit_code != 3
-    with pytest.raises(web.CannotServe):
-        web.bind("127.0.0.1", 99999)
-    with pytest.raises(web.CannotServe):
-        web.bind("no-such-host.invalid", 0)
-    sock = web.bind("127.0.0.1", 0)
+    with pytest.raises(CannotServe):
+        bind("127.0.0.1", 99999)
+    with pytest.raises(CannotServe):
+        bind("no-such-host.invalid", 0)
+    sock = bind("127.0.0.1", 0)
     try:
-        assert web.url_of(sock, "/mcp").startswith("http://127.0.0.1:") and not web.url_of(sock).endswith(":0")
+        assert url_of(sock, "/mcp").startswith("http://127.0.0.1:") and not url_of(sock).endswith(":0")
     finally:
         sock.close()
 
@@ -159,7 +164,7 @@ import sys
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from gen_nodes.adapters.web import serve
+from gen_nodes.net.serve import serve
 async def hello(request):
     return JSONResponse({"ok": True})
 serve(Starlette(routes=[Route("/x", hello)]), host="127.0.0.1", port=int(sys.argv[1]), path="/x")
@@ -182,7 +187,7 @@ def test_serve_prints_the_real_url_first_once_bound():
 
 def test_repeat_filter_rate_limits_identical_lines():
     now = [0.0]
-    limit = web.RepeatFilter(burst=3, window=10, clock=lambda: now[0])
+    limit = RepeatFilter(burst=3, window=10, clock=lambda: now[0])
 
     def record(msg):
         return logging.LogRecord("uvicorn.error", logging.WARNING, __file__, 1, msg, None, None)
@@ -196,7 +201,7 @@ def test_repeat_filter_rate_limits_identical_lines():
 
 
 def test_client_cache_is_thread_safe():
-    cache = web.ClientCache(FakeClient, size=3)
+    cache = ClientCache(FakeClient, size=3)
     errors = []
 
     def worker(n):

@@ -1,38 +1,7 @@
-"""What Airflow's providers manager reads about us (entry point ``apache_airflow_provider``).
+"""Kept public path: the same module object as :mod:`gen_nodes.surfaces.airflow.provider`."""
 
-Kept free of Airflow imports: Airflow calls it while it discovers providers.
-"""
+import sys
 
-from __future__ import annotations
+from gen_nodes.surfaces.airflow import provider
 
-from typing import Any
-
-from .. import __version__
-from ..client import DEFAULT_BASE_URL
-
-
-def get_provider_info() -> dict[str, Any]:
-    """The provider's metadata: name, version, and the ``gen`` connection type."""
-    return {
-        "package-name": "gen-nodes",
-        "name": "GEN",
-        "description": "GEN's API-key actions as Airflow operators (gen-nodes), with exactly-once creates.",
-        "versions": [__version__],
-        "connection-types": [
-            {
-                "connection-type": "gen",
-                "hook-class-name": "gen_nodes.airflow.hooks.GenHook",
-                "hook-name": "GEN",
-                # The connection form: the password field holds the API key, the host the base URL.
-                "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "login", "port"],
-                    "relabeling": {"password": "API key", "host": "Base URL"},
-                    "placeholders": {
-                        "host": DEFAULT_BASE_URL,
-                        "password": "a GEN API key",
-                        "extra": '{"idempotency_store": "sqlite://"}',
-                    },
-                },
-            },
-        ],
-    }
+sys.modules[__name__] = provider

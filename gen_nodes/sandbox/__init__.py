@@ -4,7 +4,7 @@
         requests.get(sb.base_url + "/me", headers={"X-API-Key": sb.api_key})
 """
 
-from .server import VARIANTS, Sandbox
-from .store import Store, ValidationError, format_time, parse_expires_in
+from gen_nodes.sandbox.server import VARIANTS, Sandbox
+from gen_nodes.sandbox.store import Store, ValidationError, format_time, parse_expires_in
 
 __all__ = ["Sandbox", "Store", "ValidationError", "VARIANTS", "format_time", "parse_expires_in"]

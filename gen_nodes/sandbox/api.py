@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .store import MAX_ID, Store, ValidationError
+from gen_nodes.sandbox.store import MAX_ID, Store, ValidationError
 
 VARIANTS = ("reference", "openapi")
 API_PREFIX = "/v1"

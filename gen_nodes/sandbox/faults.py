@@ -6,7 +6,7 @@ import fnmatch
 import threading
 from dataclasses import dataclass
 
-from .api import Response, json_response
+from gen_nodes.sandbox.api import Response, json_response
 
 
 @dataclass

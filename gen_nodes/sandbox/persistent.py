@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from .. import paths
+from gen_nodes.core import paths
 
 DB_FILE = "sandbox.sqlite3"
 KEY_FILE = "bootstrap-key"
@@ -35,7 +35,7 @@ def reset() -> Path:
 @contextmanager
 def running() -> Iterator[Any]:
     """The persistent sandbox, serving on a free loopback port for the block's duration."""
-    from . import Sandbox
+    from gen_nodes.sandbox import Sandbox
 
     folder = paths.private_folder(state_dir())
     key_path = folder / KEY_FILE
@@ -53,7 +53,7 @@ def running() -> Iterator[Any]:
 @contextmanager
 def open_client(**client_options: Any) -> Iterator[Any]:
     """A :class:`GenClient` signed in to the persistent sandbox, running for the block's duration."""
-    from ..client import GenClient
+    from gen_nodes.client.http import GenClient
 
     with running() as sandbox:
         with GenClient(api_key=sandbox.api_key, base_url=sandbox.base_url, **client_options) as client:

@@ -18,10 +18,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
-from ..adapters.web import CannotServe, bind, guard_hosts, host_allowed
-from .api import API_PREFIX, VARIANTS, Api, Request, Response, Route, error
-from .faults import Fault, FaultQueue
-from .store import Store
+from gen_nodes.net.guard import guard_hosts, host_allowed
+from gen_nodes.net.serve import CannotServe, bind
+from gen_nodes.sandbox.api import API_PREFIX, VARIANTS, Api, Request, Response, Route, error
+from gen_nodes.sandbox.faults import Fault, FaultQueue
+from gen_nodes.sandbox.store import Store
 
 logger = logging.getLogger("gen_nodes.sandbox")
 

@@ -83,15 +83,15 @@ def open_store(url: str | None = None, **options: Any) -> Store:
     url = url or os.environ.get("GEN_NODES_STORE") or "memory://"
     scheme = url.split(":", 1)[0].lower()
     if scheme == "memory":
-        from .memory import MemoryStore
+        from gen_nodes.state.memory import MemoryStore
 
         return MemoryStore(**options)
     if scheme == "sqlite":
-        from .sqlite import SqliteStore, path_from_url
+        from gen_nodes.state.sqlite import SqliteStore, path_from_url
 
         return SqliteStore(path_from_url(url), **options)
     if scheme in ("redis", "rediss", "unix"):
-        from .redis import RedisStore
+        from gen_nodes.state.redis import RedisStore
 
         return RedisStore(url, **options)
     raise StoreError(

@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from . import canonical, check_ttl
+from gen_nodes.state import canonical, check_ttl
 
 
 class MemoryStore:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from . import StoreError, canonical, check_ttl
+from gen_nodes.state import StoreError, canonical, check_ttl
 
 # KEYS[1]; ARGV: expected, new value, ttl in ms ("" keeps the current expiry).
 _REPLACE = """

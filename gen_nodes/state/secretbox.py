@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..paths import UnsafePath, open_state_file
+from gen_nodes.core.paths import UnsafePath, open_state_file
 
 STATE_SECRET_ENV = "GEN_NODES_STATE_SECRET"
 
@@ -100,7 +100,7 @@ def box_for(store: Any, variable: str = STATE_SECRET_ENV) -> SecretBox:
 def _local_key(path: Path) -> str:
     """The key in ``path``, made (0600, never following a link) if it does not exist yet.
 
-    An existing key file is used only if it is this user's alone (see :func:`gen_nodes.paths.check_state_file`):
+    An existing key file is used only if it is this user's alone (see :func:`gen_nodes.core.paths.check_state_file`):
     a key another user planted would let them open every value sealed with it.
     """
     try:

@@ -5,7 +5,7 @@ set-if-absent is atomic across threads and processes. WAL mode lets readers run
 beside a writer. The file is created readable only by its owner (0600), in a folder
 created 0700, since approvals and idempotency records name who asked for what. A file
 (or SQLite's ``-wal``, ``-shm`` or ``-journal`` beside it) that is a link, is another
-user's, or others may read or write, is refused (see :mod:`gen_nodes.paths`).
+user's, or others may read or write, is refused (see :mod:`gen_nodes.core.paths`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
-from ..paths import UnsafePath, check_state_file, check_state_folder, open_state_file, private_folder
-from . import StoreError, canonical, check_ttl
+from gen_nodes.core.paths import UnsafePath, check_state_file, check_state_folder, open_state_file, private_folder
+from gen_nodes.state import StoreError, canonical, check_ttl
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -48,7 +48,7 @@ def _patiently(step: Callable[[], Any], seconds: float = 30.0) -> Any:
 
 def default_path() -> Path:
     """``$GEN_NODES_STATE_DIR/state.db`` (default ``~/.local/state/gen-nodes/state/state.db``)."""
-    from ..paths import state_dir
+    from gen_nodes.core.paths import state_dir
 
     return state_dir("state", "GEN_NODES_STATE_DIR") / "state.db"
 

@@ -3,10 +3,10 @@ and ``IMPOSTOR``, which tries to take a built-in action's id and must be refused
 
 from pathlib import Path
 
-from gen_nodes.schemas import load_schema
+from gen_nodes.core.validation import load_schema
 from dataclasses import replace
 
-from gen_nodes.spec import ActionSpec, Hints
+from gen_nodes.core.spec import ActionSpec, Hints
 
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 

@@ -1,0 +1,149 @@
+"""One action as one step of a workflow engine (Airflow, Temporal): exactly once, and retried only where safe.
+
+Workflow engines retry a failed step on their own, and GEN has no idempotency
+keys, so a retried create would make a second key and lose the first one's
+secret. A :class:`StepRunner` runs an action on behalf of such an engine:
+
+- the input is checked against the action's schema before anything is sent;
+- an action that is not safe to repeat (a create) runs under an idempotency
+  record (``gen_nodes.safety.idempotency``) keyed by the engine's own identity for the
+  step (Airflow: dag, task, run, map index; Temporal: workflow, run, activity).
+  A retry of a step that succeeded gets the stored result back; a retry of a
+  step whose outcome is unknown, or whose first try began and never ended (its
+  worker died), gets ``outcome_unknown`` with the keys it may have made instead
+  of a second create; a retry that finds the first try still running waits for
+  it, then says ``in_progress`` (retryable) if it is still not done;
+- the client does not retry by itself (``ENGINE_RETRY``): the engine's own
+  retry policy is the only one, so attempts do not multiply and show in the
+  engine's UI;
+- each :class:`~gen_nodes.core.errors.GenError` says whether the engine may retry it
+  (``retryable``: rate limits, 5xx, network faults), and ``retry_after``.
+
+The engine adapters (``gen_nodes.airflow``, ``gen_nodes.temporal``) only translate
+identities and errors into their engine's terms.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Callable
+
+from gen_nodes.client.http import GenClient, RetryPolicy
+from gen_nodes.core.engine import execute, lookup, validate_input
+from gen_nodes.core.errors import GenError, IdempotencyConflict, OutcomeUnknown, RequestInProgress
+from gen_nodes.core.redact import SECRET_FIELDS, masked_copy
+from gen_nodes.core.registry import Registry, default_registry
+
+log = logging.getLogger("gen_nodes.runtime.steps")
+
+#: One try per engine attempt: the engine's retry policy decides about the next one.
+ENGINE_RETRY = RetryPolicy(attempts=1)
+
+#: How long a retry waits for an earlier try of the same step that is still running.
+DEFAULT_WAIT = 60.0
+
+Deliver = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class StepRunner:
+    """Runs actions as engine steps; ``records`` (an ``IdempotencyRecords``) makes creates exactly-once.
+
+    ``surface`` names the engine in the record scope (``airflow``, ``temporal``), so two
+    engines sharing a store never meet. ``deliver`` turns a fresh output into what the
+    step returns (the secret policy); it runs once, before the result is stored.
+    """
+
+    def __init__(self, surface: str, records: Any, *, registry: Registry | None = None,
+                 deliver: Deliver | None = None, wait: float = DEFAULT_WAIT) -> None:
+        self.surface = surface
+        self.records = records
+        self.registry = registry or default_registry()
+        self.deliver = deliver or (lambda output: output)
+        self.wait = wait
+
+    def run(self, action: str, arguments: Any, client: GenClient, *, step: str) -> dict[str, Any]:
+        """The action's output for the engine step named ``step``; raises a ``GenError``."""
+        spec = self.registry.get(action)
+        args = validate_input(spec, {} if arguments is None else arguments)
+        if spec.hints.safe_to_retry or self.records is None:
+            return self._fresh(spec, args, client)
+        where = {"scope": f"{self.surface}:{client.identity}", "key": step}
+        fingerprint = self.records.fingerprint(spec.id, args)
+        begin = self.records.begin(**where, fingerprint=fingerprint)
+        if begin.state == "in_progress":
+            log.info("step %s: an earlier try is still running; waiting for it", step)
+            begin = self.records.wait(**where, fingerprint=fingerprint, timeout=self.wait)
+        if begin.state == "replay":
+            return _replayed(begin, step)
+        if begin.state == "in_progress":
+            raise RequestInProgress(
+                f"An earlier try of step {step} is still running {spec.id}; it is not run twice.",
+                hint="Try again later (the engine's retry does): once that try ends, a retry returns its result.",
+            )
+        if begin.state == "lost":
+            raise self._lost(spec, args, client, step)
+        if begin.state == "conflict":
+            raise IdempotencyConflict(
+                f"Step {step} already ran {spec.id} with other input; it is not run again with this one.",
+                hint="A retried step must keep its input. To create another key, run it as a new step "
+                     "(a new DAG run or task, a new workflow run or activity).",
+            )
+        try:
+            output = self._fresh(spec, args, client)
+        except OutcomeUnknown as exc:
+            self.records.finish(**where, response={"error": exc.to_dict()})
+            raise
+        except GenError:
+            # Any other error means GEN did not act: a later try may run it again.
+            self.records.abandon(**where)
+            raise
+        self.records.finish(**where, response={"output": output})
+        return output
+
+    def _fresh(self, spec: Any, args: dict[str, Any], client: GenClient) -> dict[str, Any]:
+        output = execute(spec, args, client, resolve=self.registry.get)
+        # Plain JSON (a Secret str becomes str again) for the engine's serializer and the store;
+        # engines keep secrets out of logs their own way (Airflow's masker, Temporal's codec).
+        return json.loads(json.dumps(self.deliver(output)))
+
+    def _lost(self, spec: Any, args: dict[str, Any], client: GenClient, step: str) -> OutcomeUnknown:
+        """An earlier try began and never finished (its worker died mid-request, say)."""
+        error = OutcomeUnknown(
+            f"An earlier try of step {step} began {spec.id} and never finished; "
+            "GEN may or may not have carried it out, so it is not run again.",
+        )
+        if spec.orphans is not None:
+            try:
+                found = lookup(spec.orphans, args, client, self.registry.get)
+            except GenError:
+                found = None
+            error.details["candidates"] = masked_copy(found)
+            if found:
+                ids = ", ".join(str(item.get("id")) for item in found)
+                error.hint = (f"Matching key(s) never used: id {ids}. Their secret is lost: revoke them with "
+                              "revoke_api_key, then run the step as a new one.")
+        return error
+
+
+def _replayed(begin: Any, step: str) -> dict[str, Any]:
+    """The stored result of the step's first try: its output, or the same error again."""
+    response = begin.response or {}
+    if "error" in response:
+        stored = dict(response["error"])
+        message = stored.pop("message", "The first try of this step ended without a known outcome.")
+        for field in ("type",):
+            stored.pop(field, None)
+        raise OutcomeUnknown(f"{message} (the result of this step's first try; it is not run again)", **stored)
+    log.info("step %s: returning the stored result of its first try", step)
+    output = dict(response.get("output") or {})
+    for field in SECRET_FIELDS & set(output) if begin.secrets_withheld else ():
+        output[f"{field}_note"] = ("An earlier retry of this step already received the secret; "
+                                   "it is shown masked here and cannot be shown again.")
+    return json.loads(json.dumps(output))
+
+
+def engine_client(api_key: str | None = None, base_url: str | None = None, **options: Any) -> GenClient:
+    """A client for an engine step: no retries of its own unless ``retry=`` says otherwise."""
+    options.setdefault("retry", ENGINE_RETRY)
+    return GenClient(api_key=api_key, base_url=base_url, **options)

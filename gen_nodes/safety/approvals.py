@@ -1,0 +1,207 @@
+"""Approvals: a destructive call waits for a person, then runs exactly once.
+
+Every surface that cannot ask its person synchronously (an approval page, a chat
+button, a host's own UI, a workflow runner polling) shares this one mechanism:
+
+    approval = approvals.request(action="revoke_api_key", arguments={"id": 6},
+                                 principal=client.identity, preview=[...])
+    # the handle approval.id goes to the PERSON's channel only, never to a model
+    approvals.decide(approval.id, approve=True, by="alice")   # pending -> approved | denied
+    claimed = approvals.claim(approval.id)                     # approved -> running, one caller only
+    if claimed:                                                # run claimed.arguments, exactly those
+        approvals.finish(approval.id, result=output, ok=True)  # running -> done, kept for polling
+
+States: ``pending`` -> ``approved`` | ``denied`` | ``expired``; ``approved`` ->
+``running`` -> ``done``. Each transition is a compare-and-swap in the store, so a
+double click, a platform's retry or a second process cannot decide twice or run
+twice. The arguments are stored with the request and are what runs: nothing sent
+later can change them. A pending approval expires after ``ttl`` seconds; finished
+ones are kept ``keep`` seconds so a poller can read the outcome.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable
+
+from gen_nodes.core.errors import ApprovalError  # defined in errors.py; still importable from here
+from gen_nodes.state import Store
+
+PENDING, APPROVED, DENIED, RUNNING, DONE, EXPIRED = "pending", "approved", "denied", "running", "done", "expired"
+#: Seconds a person has to decide.
+DEFAULT_TTL = 300.0
+#: Seconds a decided or finished approval stays readable (for pollers and late clicks).
+DEFAULT_KEEP = 3600.0
+
+
+@dataclass(frozen=True)
+class Approval:
+    """One destructive call waiting for, or past, a person's decision."""
+
+    #: The handle: unguessable; whoever holds it can decide, so it goes to the person only.
+    id: str
+    action: str
+    arguments: dict[str, Any]
+    #: Who asked (a digest of their GEN key, ``GenClient.identity``); the call runs as them.
+    principal: str
+    state: str
+    created_at: float
+    expires_at: float
+    #: What the call would affect, masked, as shown to the person.
+    preview: list[dict[str, Any]] | None = None
+    #: Surface data, e.g. ``{"surface": "slack", "user": "U1"}``: who may decide, where to answer.
+    context: dict[str, Any] = field(default_factory=dict)
+    decided_by: str | None = None
+    #: The action's output (or ``{"error": {...}}``) once done.
+    result: dict[str, Any] | None = None
+    ok: bool | None = None
+
+    @property
+    def decided(self) -> bool:
+        return self.state != PENDING
+
+
+class Approvals:
+    """Approvals kept in a :class:`~gen_nodes.state.Store` (see the module doc)."""
+
+    def __init__(self, store: Store, *, ttl: float = DEFAULT_TTL, keep: float = DEFAULT_KEEP,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store, self.ttl, self.keep, self._clock = store, ttl, keep, clock
+
+    def request(self, *, action: str, arguments: dict[str, Any], principal: str,
+                preview: list[dict[str, Any]] | None = None, context: dict[str, Any] | None = None) -> Approval:
+        """Open a pending approval for this exact call."""
+        now = self._clock()
+        approval = Approval(id=secrets.token_urlsafe(24), action=action, arguments=dict(arguments),
+                            principal=principal, state=PENDING, created_at=now, expires_at=now + self.ttl,
+                            preview=preview, context=dict(context or {}))
+        if not self.store.add(_key(approval.id), asdict(approval), ttl=self.ttl + self.keep):
+            raise RuntimeError("approval id collision")  # 192 random bits: never in practice
+        return approval
+
+    def now(self) -> float:
+        """The time by this store's clock (what ``expires_at`` is measured against)."""
+        return self._clock()
+
+    def get(self, approval_id: str) -> Approval | None:
+        """The approval, with ``state == "expired"`` once a pending one ran out of time."""
+        record = self._record(approval_id)
+        return None if record is None else self._seen(record)
+
+    def decide(self, approval_id: str, *, approve: bool, by: str = "", principal: str | None = None) -> Approval:
+        """Approve or deny a pending approval, once. ``principal``: only that caller may decide.
+
+        Raises :class:`ApprovalError` (``reason``: unknown, expired, decided, not_yours).
+        """
+        while True:
+            record = self._record(approval_id)
+            if record is None:
+                raise ApprovalError("No such approval (it may have expired long ago).", reason="unknown")
+            current = self._seen(record)
+            if principal is not None and not secrets.compare_digest(principal, current.principal):
+                raise ApprovalError("Only the person who asked for this call can decide it.", reason="not_yours",
+                                    hint="Nothing was changed. Ask the person who made the request.")
+            if current.state == EXPIRED:
+                raise ApprovalError("This approval expired before anyone decided.", reason="expired")
+            if current.state != PENDING:
+                raise ApprovalError(f"This approval was already {current.state}.", reason="decided",
+                                    state=current.state)
+            decided = replace(current, state=APPROVED if approve else DENIED, decided_by=by or None)
+            if self.store.replace(_key(approval_id), record, asdict(decided), ttl=self.keep):
+                return decided
+            # Someone else changed it meanwhile: read it again and report what they did.
+
+    def claim(self, approval_id: str) -> Approval | None:
+        """Move an approved call to running and return it; None for everyone but the first caller."""
+        record = self._record(approval_id)
+        if record is None or record.get("state") != APPROVED:
+            return None
+        running = replace(self._seen(record), state=RUNNING)
+        if self.store.replace(_key(approval_id), record, asdict(running), ttl=self.keep):
+            return running
+        return None
+
+    def finish(self, approval_id: str, *, result: dict[str, Any], ok: bool) -> Approval | None:
+        """Record the outcome of a claimed call (kept ``keep`` seconds)."""
+        record = self._record(approval_id)
+        if record is None or record.get("state") != RUNNING:
+            return None
+        done = replace(self._seen(record), state=DONE, result=result, ok=ok)
+        return done if self.store.replace(_key(approval_id), record, asdict(done), ttl=self.keep) else None
+
+    def wait(self, approval_id: str, *, timeout: float, poll: float = 0.2,
+             sleep: Callable[[float], None] = time.sleep) -> Approval | None:
+        """Block until the approval leaves ``pending`` (or ``timeout`` passes); its latest state."""
+        deadline = self._clock() + timeout
+        while True:
+            approval = self.get(approval_id)
+            if approval is None or approval.state != PENDING or self._clock() >= deadline:
+                return approval
+            sleep(min(poll, max(0.0, deadline - self._clock())))
+
+    # -- where a pending approval may be decided ---------------------------------------------
+    # An approval is decided only through a channel it was given: a page link (the secret of
+    # ``link``) or a chat route (``route``). Neither is the approval id nor derived from it, so
+    # whoever holds only the id (a model that saw a 202 or a poll answer) can decide nothing.
+
+    def link(self, approval_id: str) -> str:
+        """A new secret for the approval page (``/approve/<secret>``), returned once; only its hash is kept.
+
+        Give it to a person only (a notify target, MCP URL elicitation), never in an API answer.
+        """
+        approval = self.get(approval_id)
+        if approval is None:
+            raise ApprovalError("No such approval (it may have expired long ago).", reason="unknown")
+        secret = secrets.token_urlsafe(24)  # 192 bits
+        ttl = max(1.0, approval.expires_at + self.keep - self._clock())
+        if not self.store.add(_link_key(secret), {"approval": approval_id}, ttl=ttl):
+            raise RuntimeError("approval link collision")  # 192 random bits: never in practice
+        return secret
+
+    def by_link(self, secret: str) -> Approval | None:
+        """The approval a page link decides, or None for an unknown link (an approval id is one)."""
+        if not isinstance(secret, str) or not 16 <= len(secret) <= 128:
+            return None
+        record = self.store.get(_link_key(secret))
+        return self.get(record["approval"]) if record else None
+
+    def route(self, approval_id: str, platform: str, user: str) -> None:
+        """Let ``user`` of chat ``platform`` decide this approval (a notify target sent them the buttons)."""
+        approval = self.get(approval_id)
+        if approval is None:
+            raise ApprovalError("No such approval (it may have expired long ago).", reason="unknown")
+        ttl = max(1.0, approval.expires_at + self.keep - self._clock())
+        self.store.add(_route_key(approval_id, platform), {"user": user}, ttl=ttl)
+
+    def routed_to(self, approval_id: str, platform: str) -> str | None:
+        """The chat user of ``platform`` this approval was routed to, if any."""
+        if not isinstance(approval_id, str) or not 8 <= len(approval_id) <= 128:
+            return None
+        record = self.store.get(_route_key(approval_id, platform))
+        return record["user"] if record else None
+
+    def _record(self, approval_id: str) -> dict[str, Any] | None:
+        if not isinstance(approval_id, str) or not 8 <= len(approval_id) <= 128:
+            return None
+        return self.store.get(_key(approval_id))
+
+    def _seen(self, record: dict[str, Any]) -> Approval:
+        approval = Approval(**record)
+        if approval.state == PENDING and self._clock() >= approval.expires_at:
+            return replace(approval, state=EXPIRED)
+        return approval
+
+
+def _key(approval_id: str) -> str:
+    return "approval:" + approval_id
+
+
+def _link_key(secret: str) -> str:
+    return "approval-link:" + hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _route_key(approval_id: str, platform: str) -> str:
+    return f"approval-route:{platform}:{approval_id}"

@@ -1,0 +1,173 @@
+"""Idempotency records: a create retried by a runner makes one key, not two.
+
+GEN has no idempotency keys, and workflow runners retry failed steps (n8n's Retry
+On Fail, Zapier's replay, Airflow and Temporal retries). Every surface that lets a
+caller name a step (an ``Idempotency-Key`` header, an Airflow task instance, a
+Temporal activity) keeps one record per (scope, key) here:
+
+    begin = records.begin(scope=scope, key=key, fingerprint=records.fingerprint(action, args))
+    if begin.state == "new":        # this caller runs the call, then:
+        records.finish(scope=scope, key=key, response=response)
+    elif begin.state == "replay":   # begin.response is the first call's response
+    elif begin.state == "conflict": # the same key was used for another request: refuse
+    elif begin.state == "in_progress":  # another caller is running it: records.wait(...) or say so
+    elif begin.state == "lost":     # a caller began and never finished (it died mid-call):
+                                    # the outcome is unknown; never send it again
+
+``response`` is whatever the surface needs to answer again (a status and a body,
+an operator's output); an ``outcome_unknown`` error is recorded like any other and
+replayed as such, never re-sent. Secret fields (``redact.SECRET_FIELDS``) are sealed
+with :class:`~gen_nodes.state.secretbox.SecretBox` before they reach the store, and
+the first replay removes them: a lost first answer is delivered once more, no more.
+Records expire after ``ttl`` (24 h by default).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+from gen_nodes.core.redact import SECRET_FIELDS, Secret, hide_secrets, mask
+from gen_nodes.state import Store
+from gen_nodes.state.secretbox import SecretBox, box_for
+
+DEFAULT_TTL = 24 * 3600.0
+#: Seconds a begun call may run before a repeat treats it as lost (beyond any client deadline).
+DEFAULT_LEASE = 600.0
+_SEALED = "$sealed"
+_WITHHELD = "$withheld"
+
+State = Literal["new", "replay", "conflict", "in_progress", "lost"]
+
+
+@dataclass(frozen=True)
+class Begin:
+    """What :meth:`IdempotencyRecords.begin` found."""
+
+    state: State
+    #: For ``replay``: the recorded response (secrets opened, or masked once already replayed).
+    response: dict[str, Any] | None = None
+    #: For ``replay``: True when the secret was already delivered by an earlier replay.
+    secrets_withheld: bool = False
+
+
+class IdempotencyRecords:
+    """Records in a :class:`~gen_nodes.state.Store`. ``box``: seals secrets (default: :func:`box_for`)."""
+
+    def __init__(self, store: Store, *, ttl: float = DEFAULT_TTL, lease: float = DEFAULT_LEASE,
+                 box: SecretBox | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.store, self.ttl, self.lease, self._clock = store, ttl, lease, clock
+        self.box = box or box_for(store)
+
+    @staticmethod
+    def fingerprint(action: str, arguments: Any) -> str:
+        """A digest of one request: the action and its arguments (key order does not matter)."""
+        text = json.dumps([action, arguments], sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def begin(self, *, scope: str, key: str, fingerprint: str) -> Begin:
+        """Claim (scope, key) for this request, or say what an earlier one left."""
+        name = _name(scope, key)
+        started = {"fingerprint": fingerprint, "state": "in_progress", "lease_until": self._clock() + self.lease}
+        while True:
+            if self.store.add(name, started, ttl=self.ttl):
+                return Begin("new")
+            record = self.store.get(name)
+            if record is None:
+                continue  # expired between the two calls: try to claim it again
+            if record.get("fingerprint") != fingerprint:
+                return Begin("conflict")
+            if record.get("state") == "done":
+                return self._replay(name, record)
+            if self._clock() < record.get("lease_until", 0):
+                return Begin("in_progress")
+            return Begin("lost")
+
+    def finish(self, *, scope: str, key: str, response: dict[str, Any]) -> None:
+        """Record the response of a call :meth:`begin` said to run."""
+        name = _name(scope, key)
+        record = self.store.get(name)
+        fingerprint = record.get("fingerprint") if record else None
+        self.store.set(name, {"fingerprint": fingerprint, "state": "done", "response": self._seal(response)},
+                       ttl=self.ttl)
+
+    def abandon(self, *, scope: str, key: str) -> None:
+        """Forget a begun call that certainly sent nothing (bad input, no connection), so a retry runs."""
+        self.store.delete(_name(scope, key))
+
+    def wait(self, *, scope: str, key: str, fingerprint: str, timeout: float, poll: float = 0.1,
+             sleep: Callable[[float], None] = time.sleep) -> Begin:
+        """:meth:`begin` again until the other caller finishes or ``timeout`` passes.
+
+        Never returns ``new`` for a call that is in progress elsewhere: if the record
+        vanished (expired) meanwhile, this caller may run it, and ``new`` says so.
+        """
+        deadline = self._clock() + timeout
+        while True:
+            begin = self.begin(scope=scope, key=key, fingerprint=fingerprint)
+            if begin.state != "in_progress" or self._clock() >= deadline:
+                return begin
+            sleep(poll)
+
+    def _replay(self, name: str, record: dict[str, Any]) -> Begin:
+        response = record["response"]
+        if not _has(response, _SEALED):
+            return Begin("replay", _opened(response, None), secrets_withheld=_has(response, _WITHHELD))
+        # Drop the sealed secrets first (compare-and-swap): of concurrent replays, one delivers them.
+        spent = dict(record, response=_withheld(response))
+        if self.store.replace(name, record, spent):
+            return Begin("replay", _opened(response, self.box))
+        again = self.store.get(name) or spent
+        return Begin("replay", _opened(again["response"], None), secrets_withheld=True)
+
+    def _seal(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: ({_SEALED: self.box.seal(v), "mask": mask(v)} if k in SECRET_FIELDS and isinstance(v, str)
+                        else self._seal(v)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._seal(v) for v in value]
+        return value
+
+
+def _name(scope: str, key: str) -> str:
+    return "idempotency:" + hashlib.sha256(f"{scope}\0{key}".encode()).hexdigest()
+
+
+def _is(value: Any, marker: str) -> bool:
+    return isinstance(value, dict) and marker in value and "mask" in value and len(value) == 2
+
+
+def _has(value: Any, marker: str) -> bool:
+    if _is(value, marker):
+        return True
+    if isinstance(value, dict):
+        return any(_has(v, marker) for v in value.values())
+    if isinstance(value, list):
+        return any(_has(v, marker) for v in value)
+    return False
+
+
+def _withheld(value: Any) -> Any:
+    if _is(value, _SEALED):
+        return {_WITHHELD: True, "mask": value["mask"]}
+    if isinstance(value, dict):
+        return {k: _withheld(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_withheld(v) for v in value]
+    return value
+
+
+def _opened(value: Any, box: SecretBox | None) -> Any:
+    """The response as the caller gets it: sealed secrets opened (``box``) or shown masked."""
+    if _is(value, _SEALED):
+        return Secret(box.open(value[_SEALED])) if box is not None else value["mask"]
+    if _is(value, _WITHHELD):
+        return value["mask"]
+    if isinstance(value, dict):
+        return hide_secrets({k: _opened(v, box) for k, v in value.items()})
+    if isinstance(value, list):
+        return [_opened(v, box) for v in value]
+    return value

@@ -1,0 +1,1 @@
+"""gateway: the HTTP gateway (``app.py``) and its OpenAPI document (``openapi.py``)."""
