@@ -17,18 +17,8 @@ from requests.adapters import HTTPAdapter
 
 import gen_nodes
 from gen_nodes.client.http import DEFAULT_BASE_URL, GenClient, RetryPolicy
-from gen_nodes.core.errors import (
-    CLI_TERMS,
-    AuthenticationError,
-    ConnectionFailed,
-    NotFound,
-    OutcomeUnknown,
-    PermissionDenied,
-    RateLimited,
-    Rejected,
-    RequestTimeout,
-    ServerError,
-)
+from gen_nodes.core.errors import (AuthenticationError, ConnectionFailed, NotFound, OutcomeUnknown, PermissionDenied, RateLimited, Rejected, RequestTimeout, ServerError)
+from gen_nodes.core.terms import CLI_TERMS
 from gen_nodes.sandbox import Sandbox
 
 from conftest import FAST_RETRY

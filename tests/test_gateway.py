@@ -565,9 +565,9 @@ def test_a_webhook_without_its_secret_refuses_to_start_in_one_line(monkeypatch, 
 
 def test_a_direct_gateway_bound_beyond_loopback_warns_at_start(monkeypatch, capsys, gen_log_level):
     from gen_nodes.surfaces.gateway import app as gateway
-    from gen_nodes.net import web
+    from gen_nodes.net import serve as serving
 
-    monkeypatch.setattr(web, "serve", lambda app, **options: None)  # bind nothing: only the start-up words
+    monkeypatch.setattr(serving, "serve", lambda app, **options: None)  # bind nothing: only the start-up words
     gateway.main(["--host", "0.0.0.0", "--allow-remote", "--allowed-host", "gw.example:8080"])
     warning = capsys.readouterr().err.strip()
     assert len(warning.splitlines()) == 1 and "--confirmation direct" in warning

@@ -7,15 +7,8 @@ import pytest
 
 from gen_nodes.client.http import GenClient
 from gen_nodes.runtime.dispatch import Dispatcher
-from gen_nodes.core.errors import (
-    CLI_TERMS,
-    HTTP_TOOL_TERMS,
-    PYTHON_TERMS,
-    TOOL_TERMS,
-    AuthenticationError,
-    NotFound,
-    Terms,
-)
+from gen_nodes.core.errors import AuthenticationError, NotFound
+from gen_nodes.core.terms import CLI_TERMS, HTTP_TOOL_TERMS, PYTHON_TERMS, TOOL_TERMS, Terms
 
 
 def test_a_model_is_told_the_tool_name_not_the_action_id(sandbox, client):

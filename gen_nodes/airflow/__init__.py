@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from gen_nodes.surfaces import airflow as _airflow
-from gen_nodes.surfaces.airflow import INSTALL, get_provider_info, require_airflow
+from gen_nodes.surfaces.airflow import INSTALL, get_provider_info, require_airflow  # noqa: F401 (the public names)
 
 __all__ = list(_airflow.__all__)
 

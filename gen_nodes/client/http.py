@@ -3,7 +3,7 @@
 :class:`GenClient` knows nothing of actions. It sends a request, retries what is
 safe to retry, reads every answer variant GEN documents (204 or 200, with or
 without a body; JSON or a proxy's HTML error page) and turns failures into the
-typed errors of ``errors.py``. Whether a request is safe to repeat is the
+typed errors of ``core/errors.py``. Whether a request is safe to repeat is the
 caller's word (``safe_to_retry``): a request that is not is retried only when the
 server cannot have seen it, and otherwise ends in :class:`OutcomeUnknown`.
 

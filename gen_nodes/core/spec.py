@@ -77,7 +77,7 @@ class Lookup:
 class Chat:
     """How an action is typed as a chat command: ``/gen [GROUP] VERB ARGS... [field=value]``.
 
-    One parser and one help text (``adapters/chatops/core.py``) serve every chat
+    One parser and one help text (``surfaces/chatops/core.py``) serve every chat
     platform from this. An action without one still gets a command, derived from
     its id and required inputs (see ``core.chat_of``).
     """

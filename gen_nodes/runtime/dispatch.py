@@ -34,7 +34,8 @@ import orjson
 
 from gen_nodes.safety.approvals import Approval, ApprovalError, Approvals
 from gen_nodes.core.engine import too_deep
-from gen_nodes.core.errors import TOOL_TERMS, ConfirmationRequired, GenError, InvalidInput, Terms
+from gen_nodes.core.errors import ConfirmationRequired, GenError, InvalidInput
+from gen_nodes.core.terms import TOOL_TERMS, Terms
 from gen_nodes.core.redact import masked_copy
 from gen_nodes.core.registry import Registry, default_registry
 from gen_nodes.core.validation import shown
@@ -84,9 +85,9 @@ class Dispatcher:
 
     ``confirmation``: a policy of :data:`~gen_nodes.runtime.tools.CONFIRMATION_POLICIES` (see the module
     doc); ``confirm``: the callback of ``elicit``; ``approvals``: where ``approval`` keeps pending
-    calls (default: in memory). ``terms``: how hints name settings (see ``errors.Terms``; tools are
+    calls (default: in memory). ``terms``: how hints name settings (see ``gen_nodes.core.terms.Terms``; tools are
     named with ``prefix``; a server whose requests bring their own key passes
-    :data:`~gen_nodes.core.errors.HTTP_TOOL_TERMS`). ``secret_policy``: how a created key's secret is
+    :data:`~gen_nodes.core.terms.HTTP_TOOL_TERMS`). ``secret_policy``: how a created key's secret is
     returned (see ``secret_delivery``). ``client``: a :class:`~gen_nodes.client.http.GenClient` to use
     when a call names none (made from the environment on first use).
     """

@@ -2,8 +2,8 @@
 
 A :class:`Tool` is an action seen by a model: a name (the action id with a prefix,
 ``gen_`` by default, as GEN's own MCP server named them), a description, and
-schemas with no outside ``$ref``. The format adapters (``adapters/openai.py``,
-``adapters/anthropic.py``, ``adapters/mcp.py``, ``adapters/langchain.py``) only
+schemas with no outside ``$ref``. The format adapters (``surfaces/llm/openai.py``,
+``surfaces/llm/anthropic.py``, ``surfaces/mcp/server.py``, ``surfaces/llm/langchain.py``) only
 reshape these; none has per-action code, so a plugin's actions appear everywhere.
 
 No tool has an input that approves it: a destructive tool is approved by a person

@@ -18,7 +18,8 @@ Targets:
   the raw body keyed by ``GEN_NODES_NOTIFY_SECRET`` (required: no secret, no start). Each
   delivery times out after 5 s and is tried 3 times with back-off.
 - ``slack`` / ``discord``: a direct message with Approve / Deny buttons to the chat-ops user
-  bound to the same GEN account (registered by the chat-ops package, see :func:`register_kind`).
+  bound to the same GEN account (chat-ops declares these kinds in the ``gen_nodes.approval_targets``
+  entry points, :data:`TARGETS_GROUP`; :func:`register_kind` adds one at run time).
 
 If no target delivers, :meth:`Notifier.notify` raises :class:`~gen_nodes.core.errors.NobodyToAsk`:
 the caller is told at once that nobody can be asked, instead of waiting for a decision that
@@ -36,6 +37,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from typing import Any, Callable, Iterable, Protocol, TextIO
 
 from gen_nodes.core.errors import InvalidSetting, NobodyToAsk
@@ -181,17 +183,22 @@ class Notifier:
         return delivered
 
 
-#: Target kinds named by a word (``slack``, ``discord``): name -> "module:factory", imported when used.
-#: A factory takes the notifier options and returns a Target.
-_KINDS: dict[str, str] = {
-    "slack": "gen_nodes.surfaces.chatops.approver:slack_target",
-    "discord": "gen_nodes.surfaces.chatops.approver:discord_target",
-}
+#: The entry-point group where a surface declares its target kinds (``slack``, ``discord``:
+#: chat-ops' DM to the bound person): name = "module:factory", imported when used. A factory
+#: takes the notifier options and returns a Target. Safety names no surface: they register here.
+TARGETS_GROUP = "gen_nodes.approval_targets"
+_REGISTERED: dict[str, str] = {}
 
 
 def register_kind(name: str, factory: str) -> None:
     """Name a target kind: ``factory`` is ``"module:callable"``, called with ``**options``."""
-    _KINDS[name] = factory
+    _REGISTERED[name] = factory
+
+
+def _kinds() -> dict[str, str]:
+    """Target kinds by name: those the installed packages declare, then those registered here."""
+    declared = {ep.name: ep.value for ep in entry_points(group=TARGETS_GROUP)}
+    return {**declared, **_REGISTERED}
 
 
 def parse_targets(values: Iterable[str] | None, *, secret: str | None = None,
@@ -218,13 +225,13 @@ def parse_targets(values: Iterable[str] | None, *, secret: str | None = None,
                     "with it so the receiver can tell them from forgeries.",
                     hint=f"Set {SECRET_ENV} to a long random value shared with the receiver.")
             targets.append(WebhookTarget(value, secret))
-        elif value in _KINDS:
-            module, _, attribute = _KINDS[value].partition(":")
+        elif value in (kinds := _kinds()):
+            module, _, attribute = kinds[value].partition(":")
             targets.append(getattr(importlib.import_module(module), attribute)(**options))
         else:
             raise InvalidSetting(
                 f"Unknown approval notify target {value!r}.",
-                hint="Use stderr, an http(s):// webhook URL, " + ", ".join(sorted(_KINDS)) + ".")
+                hint="Use stderr, an http(s):// webhook URL, " + ", ".join(sorted(_kinds())) + ".")
     return targets or [StderrTarget()]
 
 
@@ -234,11 +241,12 @@ def check_targets(values: Iterable[str] | None, *, secret: str | None = None,
     nothing: a server checks its targets before it listens, then builds them once its store is open."""
     env = os.environ if env is None else env
     secret = secret if secret is not None else env.get(SECRET_ENV) or None
+    kinds = _kinds()
     for raw in values or ():
         value = raw.strip()
         if value.lower().startswith(("http://", "https://")):
             parse_targets([value], secret=secret, env=env)
-        elif value and value != "stderr" and value not in _KINDS:
+        elif value and value != "stderr" and value not in kinds:
             parse_targets([value], env=env)
 
 

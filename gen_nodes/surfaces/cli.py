@@ -2,7 +2,7 @@
 
 Every command works on the registry, so a plugin's actions show up here too.
 ``run`` prints the action's output as JSON on stdout; on failure it prints
-``{"error": {...}}`` on stderr and exits with the error's code (see ``errors.py``
+``{"error": {...}}`` on stderr and exits with the error's code (see ``core/errors.py``
 and the README). Heavy modules are imported only by the commands that need them,
 so listing actions starts fast.
 """
@@ -16,7 +16,8 @@ import sys
 from typing import Any, Sequence
 
 from gen_nodes.core.version import __version__
-from gen_nodes.core.errors import CLI_TERMS, ConfirmationRequired, GenError, InvalidInput
+from gen_nodes.core.errors import ConfirmationRequired, GenError, InvalidInput
+from gen_nodes.core.terms import CLI_TERMS
 
 GLOBAL_HELP = {
     "--base-url": "GEN API base URL (default: $GEN_BASE_URL or https://api.gen.pro/v1)",

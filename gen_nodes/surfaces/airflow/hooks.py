@@ -16,7 +16,8 @@ from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 
 from gen_nodes.client.http import DEFAULT_BASE_URL, GenClient
-from gen_nodes.core.errors import GenError, Terms
+from gen_nodes.core.errors import GenError
+from gen_nodes.core.terms import Terms
 from gen_nodes.core.registry import default_registry
 from gen_nodes.runtime.steps import engine_client
 

@@ -41,7 +41,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 from gen_nodes.safety.approvals import ApprovalError, Approvals
 from gen_nodes.client.http import GenClient
 from gen_nodes.safety.display import plain, quoted
-from gen_nodes.core.errors import AuthenticationError, GenError, InvalidInput, Terms
+from gen_nodes.core.errors import AuthenticationError, GenError, InvalidInput
+from gen_nodes.core.terms import Terms
 from gen_nodes.core.redact import KNOWN_PREFIXES, SECRET_FIELDS, masked_copy
 from gen_nodes.core.registry import Registry
 from gen_nodes.core.validation import bundled

@@ -7,10 +7,10 @@ Make, Zapier, GPT Actions). Built the Starlette way, from lists: routes generate
 the registry (no per-action code, so a plugin's actions are served too), exception
 handlers keyed by error class, and a lifespan that opens and closes the shared store.
 
-- ``GET /openapi.json``: the document (``adapters/openapi.py``), its server URL being
+- ``GET /openapi.json``: the document (``surfaces/gateway/openapi.py``), its server URL being
   ``--public-url`` or the address the request came to.
 - ``POST /actions/{id}``: the input as a flat JSON object; 200 with the action's output,
-  or the error's ``http_status`` (``errors.py``) with the CLI's ``{"error": {...}}``.
+  or the error's ``http_status`` (``core/errors.py``) with the CLI's ``{"error": {...}}``.
 - Each request acts with its own GEN key (``X-API-Key`` or ``Authorization: Bearer``);
   without one, 401. Clients are kept per key (``web.ClientCache``).
 - ``Idempotency-Key`` (or ``?idempotency_key=``) on a call that changes something: the first
@@ -52,10 +52,8 @@ from starlette.routing import Route
 
 from gen_nodes.client.http import GenClient, timeouts
 from gen_nodes.core.engine import execute, preview
-from gen_nodes.core.errors import (ApprovalDenied, ApprovalExpired, AuthenticationError, BodyTooLarge, GenError,
-                      IdempotencyConflict, InvalidInput, InvalidSetting, MalformedRequest, NotFound, OutcomeUnknown,
-                      RateLimited,
-                      RequestInProgress, Terms)
+from gen_nodes.core.errors import (ApprovalDenied, ApprovalExpired, AuthenticationError, BodyTooLarge, GenError, IdempotencyConflict, InvalidInput, InvalidSetting, MalformedRequest, NotFound, OutcomeUnknown, RateLimited, RequestInProgress)
+from gen_nodes.core.terms import Terms
 from gen_nodes.core.redact import masked_copy
 from gen_nodes.core.registry import Registry, default_registry
 from gen_nodes.core.spec import ActionSpec
@@ -113,7 +111,7 @@ class Gateway:
         self.document = openapi.document(registry, confirmation=confirmation)
         self.records: Any = None
         self.approvals: Any = None
-        self.page: Any = None  # the approval page (approval_page.py), once the store is open
+        self.page: Any = None  # the approval page (web/approval_page.py), once the store is open
         # Who is told of a held call: the operator's --approval-notify targets (checked now, so a
         # bad one stops the start), built once the store is open (chat targets keep routes in it).
         self.approval_notify, self.notify_targets = list(approval_notify or ()), notify_targets

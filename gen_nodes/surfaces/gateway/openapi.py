@@ -8,7 +8,7 @@ action id, so a plugin's actions are in the document too. Written for importers
   properties are the inputs, every ``$ref`` inlined, no ``oneOf``/``anyOf`` at its
   top (Dify reads only the top-level ``properties`` of a body);
 - the 200 response is the output schema; each error status the gateway can answer for
-  that route (listed below, per kind of route; statuses from ``errors.py``) has the CLI's
+  that route (listed below, per kind of route; statuses from ``core/errors.py``) has the CLI's
   ``{"error": {...}}``;
 - the only ``$ref`` point inside the document (``#/components/...``);
 - ``X-API-Key`` and bearer security schemes; ``x-openai-isConsequential`` on every
@@ -18,7 +18,7 @@ action id, so a plugin's actions are in the document too. Written for importers
   importers such as Open WebUI show the model and then never send), and with
   ``confirmation="approval"`` the 202 of a destructive call and ``GET /approvals/{id}``.
 
-Nothing here serves anything: ``adapters/gateway.py`` serves the document.
+Nothing here serves anything: ``surfaces/gateway/app.py`` serves the document.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Anthropic tool definitions: ``name``, ``description``, ``input_schema`` (optionally strict).
 
 With ``strict=True`` the schema is closed and made fully required the same way as
-for OpenAI (see ``adapters/openai.py``), which Anthropic's strict tool use expects.
+for OpenAI (see ``surfaces/llm/openai.py``), which Anthropic's strict tool use expects.
 """
 
 from __future__ import annotations

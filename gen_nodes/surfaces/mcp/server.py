@@ -53,7 +53,8 @@ METHOD_NOT_FOUND = -32601
 from gen_nodes.core.version import __version__
 from gen_nodes.client.http import GenClient, timeouts
 from gen_nodes.runtime.dispatch import Dispatcher, ToolResult, principal_of
-from gen_nodes.core.errors import HTTP_TOOL_TERMS, TOOL_TERMS, AuthenticationError, ConfirmationRequired, GenError, InvalidSetting
+from gen_nodes.core.errors import AuthenticationError, ConfirmationRequired, GenError, InvalidSetting
+from gen_nodes.core.terms import HTTP_TOOL_TERMS, TOOL_TERMS
 from gen_nodes.safety.notify import check_targets
 from gen_nodes.web.approval_page import APPROVAL_PATH, approval_routes
 from gen_nodes.safety.approvals import APPROVED, DENIED, DONE, PENDING, RUNNING, Approvals
@@ -429,11 +430,11 @@ def build_http_app(dispatcher: Dispatcher, *, host: str = "127.0.0.1", base_url:
                    timeout: Any = None, allowed_hosts: Sequence[str] = (), elicitation: str = "auto",
                    notify_targets: Sequence[Any] | None = None, **session_limits: Any) -> Any:
     """The ASGI app serving streamable HTTP (stateful) at ``/mcp``, and the approval page of URL-mode
-    elicitation at ``/approve/{id}`` (``approval_page.py``, over ``dispatcher.approvals``).
+    elicitation at ``/approve/{id}`` (``web/approval_page.py``, over ``dispatcher.approvals``).
 
     ``allowed_hosts``: the Host header values admitted (see ``web.guard_hosts``); the SDK's
     DNS-rebinding guard is configured from the same list, so it is on for every bind.
-    ``session_limits``: ``per_key``, ``total``, ``unproven_idle``, ``idle`` of ``mcp_sessions.SessionGate``.
+    ``session_limits``: ``per_key``, ``total``, ``unproven_idle``, ``idle`` of ``sessions.SessionGate``.
     ``notify_targets``: who else is sent each approval link (``notify.py``; default: stderr).
     """
     from gen_nodes.safety.notify import Notifier, parse_targets

@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from gen_nodes.core.version import __version__
-from gen_nodes.core.errors import GenError, InvalidInput, OutcomeUnknown, Terms, error_for_status
+from gen_nodes.core.errors import GenError, InvalidInput, OutcomeUnknown, error_for_status
+from gen_nodes.core.terms import Terms
 from gen_nodes.core.validation import bundled
 from gen_nodes.core.spec import ActionSpec, Input
 

@@ -39,7 +39,9 @@ from temporalio.api.common.v1 import Payload
 from temporalio.converter import DataConverter, PayloadCodec
 from temporalio.exceptions import ApplicationError
 
-from gen_nodes.core.errors import GenError, Terms
+from gen_nodes.core.errors import GenError
+
+from gen_nodes.core.terms import Terms
 from gen_nodes.core.registry import Registry, default_registry
 from gen_nodes.safety.secret_delivery import DEFAULT_POLICY, deliver
 from gen_nodes.core.spec import ActionSpec
