@@ -1,6 +1,6 @@
 """Temporal activities, one per action in the registry (plugin actions included).
 
-    from gen_nodes.surfaces.temporal import activities
+    from gen_nodes.temporal import activities
     worker = Worker(client, task_queue="gen", activities=activities())
 
 Each activity is named ``gen.<action id>`` and takes the action's input dict;
