@@ -179,7 +179,11 @@ def _origin(url: str) -> str:
     from urllib.parse import urlsplit
 
     parts = urlsplit(url.strip())
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}".lower()
+    host = parts.netloc.rpartition("@")[2].lower()
+    default_port = {"http": ":80", "https": ":443"}.get(parts.scheme.lower(), "")
+    if default_port and host.endswith(default_port):  # a browser's Origin leaves the default port out
+        host = host[:-len(default_port)]
+    return f"{parts.scheme.lower()}://{host}"
 
 
 def _cookie(link: str) -> str:

@@ -198,7 +198,7 @@ async def test_behind_a_path_prefixed_proxy_the_cookie_comes_back_and_the_click_
 @pytest.mark.anyio
 async def test_behind_a_tls_proxy_the_public_urls_origin_is_the_pages_own():
     """uvicorn not trusting X-Forwarded-Proto sees ``http``; Chromium sends ``Origin: https://gw.example``."""
-    b = Browser(public_url="https://gw.example/")
+    b = Browser(public_url="https://GW.example:443/base")
     held = b.hold()
     _, token = await b.open(held)
     refused = await b.click(held, "approve", token, origin="https://evil.example")

@@ -546,6 +546,24 @@ def test_nobody_to_ask_fails_the_call_at_once(make_gateway, auth, sandbox):
     assert "nobody_to_ask" in documented["503"]["description"]
 
 
+def test_behind_a_tls_proxy_the_page_accepts_the_public_urls_origin(make_gateway, auth, sandbox, inbox):
+    """uvicorn not trusting the proxy's X-Forwarded-Proto sees http://; Chromium posts ``Origin: https://...``."""
+    gw = make_gateway(confirmation="approval", notify_targets=[inbox], public_url="https://gw.example")
+    key = create(gw, auth, None, {"name": "doomed"}).json()
+    asked = gw.post("/actions/revoke_api_key", headers=auth, json={"id": key["id"]})
+    link = inbox.link(asked.json()["approval"]["id"])
+    assert link.startswith("https://gw.example/approve/")
+    path = link.removeprefix("https://gw.example")
+    token = CSRF.search(gw.get(path).text).group(1)
+    form = {"csrf": token, "decision": "approve"}
+    refused = gw.post(path, data=form, headers={"Origin": "https://evil.example"}, follow_redirects=False)
+    assert refused.status_code == 403
+    decided = gw.post(path, data=form, headers={"Origin": "https://gw.example"}, follow_redirects=False)
+    assert decided.status_code == 303, decided.text
+    assert gw.get(asked.json()["approval"]["poll"].removeprefix("https://gw.example"), headers=auth).status_code == 200
+    assert key_status(sandbox, key["id"]) == "revoked"
+
+
 def test_a_key_cannot_flood_the_person_with_approvals(make_gateway, auth, sandbox, inbox, tmp_path):
     """At most 10 calls of one key wait for a person; the 11th is refused (429) and nobody is asked. The
     count lives in the store: a second gateway on the same store sees the same 10."""
