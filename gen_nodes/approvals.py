@@ -16,7 +16,9 @@ States: ``pending`` -> ``approved`` | ``denied`` | ``expired``; ``approved`` ->
 double click, a platform's retry or a second process cannot decide twice or run
 twice. The arguments are stored with the request and are what runs: nothing sent
 later can change them. A pending approval expires after ``ttl`` seconds; finished
-ones are kept ``keep`` seconds so a poller can read the outcome.
+ones are kept ``keep`` seconds so a poller can read the outcome. One principal has at most
+``max_pending`` (10) approvals pending at once, counted in the store so that every surface and
+process sharing it keeps the same count; the next request raises :class:`TooManyApprovals`.
 """
 
 from __future__ import annotations

@@ -211,3 +211,22 @@ async def test_behind_a_tls_proxy_the_public_urls_origin_is_the_pages_own():
     _, token = await plain.open(held)
     refused = await plain.click(held, "approve", token, origin="https://gw.example", host="gw.example")
     assert refused.status_code == 403 and plain.approvals.get(held.id).state == "pending"
+
+
+def test_a_principal_has_at_most_max_pending_approvals_and_a_decided_or_expired_one_frees_a_place():
+    from gen_nodes.approvals import MAX_PENDING
+    from gen_nodes.errors import TooManyApprovals
+
+    b = Browser(ttl=60)
+    held = [b.hold() for _ in range(MAX_PENDING)]
+    with pytest.raises(TooManyApprovals):
+        b.hold()
+    assert b.approvals.pending_count("p") == MAX_PENDING
+    b.approvals.request(action="revoke_api_key", arguments={"id": 6}, principal="someone else")
+    b.approvals.decide(held[0].id, approve=False)
+    b.hold()  # the denied one's place
+    with pytest.raises(TooManyApprovals):
+        b.hold()
+    b.now[0] += 61  # all expired
+    assert b.approvals.pending_count("p") == 0
+    b.hold()
