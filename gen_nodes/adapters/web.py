@@ -34,6 +34,7 @@ import hashlib
 import ipaddress
 import json
 import logging
+import re
 import socket
 import sys
 import threading
@@ -50,6 +51,9 @@ log = logging.getLogger("gen_nodes.web")
 CLIENT_CACHE_SIZE = 64
 #: Where the approval pages live: their paths hold a secret link, never written to a log.
 APPROVAL_PAGE_PREFIX = "/approve/"
+#: An approval page's secret link anywhere in a logged value: behind a path-prefixed proxy (uvicorn's
+#: ``--root-path``) the access log shows ``/gw/approve/<secret>``, not a path starting ``/approve/``.
+_APPROVAL_LINK = re.compile(r"(^|/)approve/[^/?\s]+")
 #: Host header values (and Origins) admitted on a loopback bind.
 LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
 KEY_HINT = ("Send your GEN API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`. "
@@ -224,9 +228,17 @@ def _matches(value: str, patterns: Iterable[str]) -> bool:
     value = value.lower()
     for pattern in patterns:
         pattern = pattern.lower()
-        if value == pattern or (pattern.endswith(":*") and value.startswith(pattern[:-1])):
+        if value == pattern:
+            return True
+        # ``name:*`` is that name with a port of digits only: a prefix match would also admit
+        # ``127.0.0.1:1@evil.example``, which a URL built from the Host reads as the host evil.example.
+        if pattern.endswith(":*") and value.startswith(pattern[:-1]) and _is_port(value[len(pattern) - 1:]):
             return True
     return False
+
+
+def _is_port(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def host_allowed(value: str, patterns: Iterable[str]) -> bool:
@@ -414,10 +426,7 @@ class RepeatFilter(logging.Filter):
 
 def log_path(path: Any) -> str:
     """A request path as a log may show it: escaped to one line, an approval page's secret link hidden."""
-    text = str(path or "")
-    if text.startswith(APPROVAL_PAGE_PREFIX):
-        text = APPROVAL_PAGE_PREFIX + "<link>"
-    return one_line(text)
+    return one_line(_APPROVAL_LINK.sub(r"\1approve/<link>", str(path or "")))
 
 
 def one_line(text: str) -> str:
@@ -443,8 +452,7 @@ class SafeLines(logging.Filter):
 def _safe_value(value: Any) -> Any:
     if isinstance(value, (int, float)) or value is None:
         return value
-    text = str(value)
-    return log_path(text) if text.startswith(APPROVAL_PAGE_PREFIX) else one_line(text)
+    return log_path(value)
 
 
 _installed: RepeatFilter | None = None
