@@ -23,6 +23,7 @@ from typing import Any, Iterator
 import pytest
 
 from redis_support import apt_binary
+from setup_needs import or_fail
 
 #: Flags for Chromium as root in CI, kept off Google's hosts (no network here).
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -34,17 +35,18 @@ def chromium_binary() -> str:
     return apt_binary("chromium", "chromium", why="The approval page's browser tests need Debian's chromium: ")
 
 
-def launch(playwright: Any) -> Any:
+def launch(playwright: Any, binary: str | None = None) -> Any:
     """A headless Chromium (Debian's) under ``playwright``."""
-    return playwright.chromium.launch(executable_path=chromium_binary(), args=CHROMIUM_ARGS)
+    return playwright.chromium.launch(executable_path=binary or chromium_binary(), args=CHROMIUM_ARGS)
 
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
+    binary = or_fail(chromium_binary)  # a missing browser is one line saying what to install
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = launch(playwright)
+        browser = launch(playwright, binary)
         try:
             yield browser
         finally:

@@ -33,11 +33,12 @@ APPROVE = "text=Approve: Revoke API key"
 class Gateway:
     """A real gateway on loopback with a person's inbox as its notify target."""
 
-    def __init__(self, sandbox: Any, **options: Any) -> None:
+    def __init__(self, sandbox: Any, prefix: str = "", **options: Any) -> None:
         self.inbox = Inbox()
-        self.served = Served(build_app(base_url=sandbox.base_url, store_url="memory://", confirmation="approval",
-                                       notify_targets=[self.inbox], **options))
-        self.url = self.served.url
+        app = build_app(base_url=sandbox.base_url, store_url="memory://", confirmation="approval",
+                        notify_targets=[self.inbox], **options)
+        self.served = Served(behind_prefix(app, prefix) if prefix else app)
+        self.url = self.served.url + prefix
 
     def ask(self, key: str, target: int) -> dict[str, Any]:
         """What a model does: call the action; the answer holds no link."""
@@ -49,6 +50,17 @@ class Gateway:
 
     def poll(self, key: str, approval: dict[str, Any]) -> requests.Response:
         return requests.get(approval["poll"], headers={"X-API-Key": key}, timeout=30)
+
+
+def behind_prefix(app: Any, prefix: str) -> Any:
+    """``app`` as ``uvicorn --root-path PREFIX`` runs it behind a proxy that serves it under ``PREFIX``:
+    the browser asks for ``PREFIX/approve/...``; the app gets that path with ``root_path`` = ``PREFIX``."""
+    async def prefixed(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(prefix + "/"):
+            scope = {**scope, "root_path": prefix}
+        await app(scope, receive, send)
+
+    return prefixed
 
 
 @pytest.fixture(scope="module")
@@ -173,3 +185,21 @@ def test_a_person_can_approve_behind_the_same_origin_the_browser_reports(sb, gat
     page.goto(gateway.inbox.link(approval["id"]))
     click(page, APPROVE)
     assert origins == [gateway.url] and "Approved" in page.inner_text("h1")
+
+
+def test_a_person_approves_behind_a_path_prefixed_proxy(sb, person):
+    """Behind ``/gw`` the notice's link is ``…/gw/approve/<link>``: the page's cookie must be set for that
+    path, or Chromium never sends it back and every click is refused."""
+    prefixed = Gateway(sb, prefix="/gw")
+    try:
+        user, key, target, approval = held(sb, prefixed)
+        link = prefixed.inbox.link(approval["id"])
+        assert link.startswith(prefixed.served.url + "/gw/approve/")
+        page = person.new_page()
+        page.goto(link)
+        click(page, APPROVE)
+        assert "Approved" in page.inner_text("h1"), page.inner_text("body")
+        assert prefixed.poll(key, approval).status_code == 200
+        assert sb.store.get_key(user["id"], target)["status"] == "revoked"
+    finally:
+        prefixed.served.stop()

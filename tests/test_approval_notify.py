@@ -96,8 +96,12 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_uvicorns_access_log_never_shows_a_link_and_a_path_cannot_forge_a_line(sb, receiver, tmp_path):
-    """``uvicorn --factory ...:app_from_env`` (its access log on, as by default) with a webhook target."""
+@pytest.mark.parametrize("root_path", ["", "/gw"], ids=["at-the-root", "behind-a-path-prefix"])
+def test_uvicorns_access_log_never_shows_a_link_and_a_path_cannot_forge_a_line(sb, receiver, tmp_path, root_path):
+    """``uvicorn --factory ...:app_from_env`` (its access log on, as by default) with a webhook target.
+
+    With ``--root-path /gw`` (a proxy that strips ``/gw``), uvicorn logs ``/gw/approve/<secret>``: the
+    secret is hidden there too, and the page's cookie is set for the path the browser sees."""
     port = _free_port()
     env = {**os.environ, "GEN_BASE_URL": sb.base_url, "GEN_NODES_STORE": f"sqlite:///{tmp_path}/gw.db",
            "GEN_NODES_CONFIRMATION": "approval", "GEN_NODES_APPROVAL_NOTIFY": receiver.url,
@@ -105,7 +109,8 @@ def test_uvicorns_access_log_never_shows_a_link_and_a_path_cannot_forge_a_line(s
     log_path = tmp_path / "uvicorn.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "gen_nodes.surfaces.gateway.app:app_from_env",
-                                 "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=log, env=env)
+                                 "--host", "127.0.0.1", "--port", str(port), "--root-path", root_path,
+                                 "--log-level", "debug"], stdout=log, stderr=log, env=env)
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -121,7 +126,11 @@ def test_uvicorns_access_log_never_shows_a_link_and_a_path_cannot_forge_a_line(s
                               timeout=30)
         assert asked.status_code == 202, asked.text
         url = json.loads(receiver.received[-1][0])["approval"]["url"]
-        assert requests.get(url, timeout=10).status_code == 200
+        secret = url.rsplit("/", 1)[1]
+        assert url == f"{base}{root_path}/approve/{secret}"
+        url = f"{base}/approve/{secret}"  # what the proxy forwards: the prefix stripped
+        opened = requests.get(url, timeout=10)
+        assert opened.status_code == 200 and f"Path={root_path}/approve/{secret};" in opened.headers["set-cookie"]
         forged = requests.get(f"{base}/approve/x%0AFAKE%20LINE%20approved", timeout=10)
         assert forged.status_code == 404
         fields = "&".join(f"f{i}=1" for i in range(12))
@@ -132,8 +141,8 @@ def test_uvicorns_access_log_never_shows_a_link_and_a_path_cannot_forge_a_line(s
         proc.terminate()
         proc.wait(15)
     written = log_path.read_text()
-    assert "GET /approve/<link>" in written  # the access log is on, and hides the link
-    assert url.rsplit("/", 1)[1] not in written
+    assert f"GET {root_path}/approve/<link>" in written  # the access log is on, and hides the link
+    assert secret not in written
     assert not re.search(r"^FAKE LINE", written, re.M)
 
 
@@ -150,11 +159,13 @@ def test_a_logged_value_is_one_escaped_line_and_an_approval_path_is_hidden():
     try:
         logger.error("unexpected %s while serving %s", "ValueError", "/x\n2026-01-01 INFO forged: approved")
         logger.error("serving %s", "/approve/s3cr3t-link-value\r\nmore")
+        logger.error('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "GET", "/gw/approve/s3cr3t-link-value?x=1", "1.1", 200)
     finally:
         logger.removeHandler(handler)
     lines = stream.getvalue().splitlines()
     assert lines == ["unexpected ValueError while serving /x\\n2026-01-01 INFO forged: approved",
-                     "serving /approve/<link>"]
+                     "serving /approve/<link>\\r\\nmore",  # the link hidden, the rest on one line
+                     '127.0.0.1:5 - "GET /gw/approve/<link>?x=1 HTTP/1.1" 200']
 
 
 def test_the_readmes_signature_check_accepts_a_real_notice_and_refuses_a_changed_one(sandbox, receiver):
@@ -182,3 +193,68 @@ def test_app_from_env_with_a_webhook_and_no_secret_stops_uvicorn_with_one_line(t
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "GEN_NODES_NOTIFY_SECRET" in lines[0] and "t0k3n" not in lines[0], done.stderr
+
+
+class SlowDrip:
+    """A webhook receiver on loopback that answers one header line every ``every`` seconds, for
+    ``lasting`` seconds: each read is quick, the answer never ends."""
+
+    def __init__(self, every: float = 0.3, lasting: float = 3.0) -> None:
+        import threading
+
+        self.every, self.lasting = every, lasting
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(4)
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}/hook"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self._sock.accept()
+        except OSError:
+            return
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            ends = time.monotonic() + self.lasting
+            try:
+                while time.monotonic() < ends:
+                    conn.sendall(b"X-Drip: 1\r\n")
+                    time.sleep(self.every)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self._sock.close()
+        self._thread.join(self.lasting + 5)
+
+
+def test_a_webhook_that_drips_its_answer_is_given_up_at_the_overall_deadline():
+    from gen_nodes.safety.notify import Notice, WebhookTarget
+
+    drip = SlowDrip()
+    try:
+        target = WebhookTarget(drip.url, SECRET, timeout=1.0, attempts=1)
+        notice = Notice(approval_id="a" * 16, action="revoke_api_key", title="Revoke API key", preview=None,
+                        account=None, requested={"surface": "gateway"}, expires_at="2026-12-06T07:05:00Z")
+        started = time.monotonic()
+        assert target.deliver(notice) is False
+        assert time.monotonic() - started < 2.0  # one attempt of 1 s in all, not 3 s of drip
+    finally:
+        drip.close()
+
+
+@pytest.mark.parametrize("blank", ["", " ", "\t\n"])
+def test_a_blank_notify_secret_is_refused(blank):
+    from gen_nodes.core.errors import InvalidSetting
+    from gen_nodes.safety.notify import check_targets
+
+    env = {"GEN_NODES_NOTIFY_SECRET": blank}
+    with pytest.raises(InvalidSetting, match="GEN_NODES_NOTIFY_SECRET"):
+        parse_targets(["https://hooks.example/t"], env=env)
+    with pytest.raises(InvalidSetting, match="GEN_NODES_NOTIFY_SECRET"):
+        check_targets(["https://hooks.example/t"], env=env)
+    signed = parse_targets(["https://hooks.example/t"], env={"GEN_NODES_NOTIFY_SECRET": f" {SECRET}\n"})[0]
+    assert signed._secret == SECRET.encode()  # stripped: the receiver's copy has no stray newline

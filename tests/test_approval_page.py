@@ -28,12 +28,15 @@ class Held:
 
 
 class Browser:
-    def __init__(self, ttl: float = 300, surface: str = "gateway"):
+    def __init__(self, ttl: float = 300, surface: str = "gateway", root_path: str = "", public_url: str | None = None):
         self.now = [1000.0]
         self.approvals = Approvals(open_store("memory://"), ttl=ttl, clock=lambda: self.now[0])
         self.decided = []
-        app = Starlette(routes=approval_routes(self.approvals, surface=surface, on_decided=self.decided.append))
-        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8000")
+        self.root_path = root_path
+        app = Starlette(routes=approval_routes(self.approvals, surface=surface, on_decided=self.decided.append,
+                                               public_url=public_url))
+        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, root_path=root_path),
+                                      base_url="http://127.0.0.1:8000")
 
     def hold(self, surface: str = "gateway"):
         held = self.approvals.request(
@@ -46,12 +49,12 @@ class Browser:
         return Held(held, self.approvals.link(held.id))
 
     async def open(self, approval):
-        page = await self.http.get(f"/approve/{approval.link}")
+        page = await self.http.get(f"{self.root_path}/approve/{approval.link}")
         match = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
         return page, match.group(1) if match else None
 
     async def click(self, approval, decision, token, **headers):
-        return await self.http.post(f"/approve/{approval.link}", data={"csrf": token, "decision": decision},
+        return await self.http.post(f"{self.root_path}/approve/{approval.link}", data={"csrf": token, "decision": decision},
                                     headers=headers)
 
 
@@ -176,3 +179,54 @@ async def test_the_host_guard_leaves_the_pages_origin_check_to_the_page_which_an
     other = await http.post("/actions/revoke_api_key", headers={"origin": "null"})
     assert other.status_code == 403 and "Browsers send an Origin" in other.json()["error"]["hint"]
     assert b.approvals.get(held.id).state == "pending"
+
+
+@pytest.mark.anyio
+async def test_behind_a_path_prefixed_proxy_the_cookie_comes_back_and_the_click_decides():
+    """``--root-path /gw``: the browser is at ``/gw/approve/<link>``; a cookie set for ``/approve/<link>``
+    would never be sent back, and every click would be refused."""
+    b = Browser(root_path="/gw")
+    held = b.hold()
+    page, token = await b.open(held)
+    assert f"Path=/gw/approve/{held.link};" in page.headers["set-cookie"]
+    clicked = await b.click(held, "approve", token, origin="http://127.0.0.1:8000")
+    assert clicked.status_code == 303, clicked.text
+    assert f"Path=/gw/approve/{held.link}" in clicked.headers["set-cookie"]  # deleted where it was set
+    assert b.approvals.get(held.id).state == "approved"
+
+
+@pytest.mark.anyio
+async def test_behind_a_tls_proxy_the_public_urls_origin_is_the_pages_own():
+    """uvicorn not trusting X-Forwarded-Proto sees ``http``; Chromium sends ``Origin: https://gw.example``."""
+    b = Browser(public_url="https://GW.example:443/base")
+    held = b.hold()
+    _, token = await b.open(held)
+    refused = await b.click(held, "approve", token, origin="https://evil.example")
+    assert refused.status_code == 403 and b.approvals.get(held.id).state == "pending"
+    clicked = await b.click(held, "approve", token, origin="https://gw.example", host="gw.example")
+    assert clicked.status_code == 303, clicked.text
+    assert b.approvals.get(held.id).state == "approved"
+    plain = Browser()  # without --public-url that origin is another site's
+    held = plain.hold()
+    _, token = await plain.open(held)
+    refused = await plain.click(held, "approve", token, origin="https://gw.example", host="gw.example")
+    assert refused.status_code == 403 and plain.approvals.get(held.id).state == "pending"
+
+
+def test_a_principal_has_at_most_max_pending_approvals_and_a_decided_or_expired_one_frees_a_place():
+    from gen_nodes.safety.approvals import MAX_PENDING
+    from gen_nodes.core.errors import TooManyApprovals
+
+    b = Browser(ttl=60)
+    held = [b.hold() for _ in range(MAX_PENDING)]
+    with pytest.raises(TooManyApprovals):
+        b.hold()
+    assert b.approvals.pending_count("p") == MAX_PENDING
+    b.approvals.request(action="revoke_api_key", arguments={"id": 6}, principal="someone else")
+    b.approvals.decide(held[0].id, approve=False)
+    b.hold()  # the denied one's place
+    with pytest.raises(TooManyApprovals):
+        b.hold()
+    b.now[0] += 61  # all expired
+    assert b.approvals.pending_count("p") == 0
+    b.hold()

@@ -348,3 +348,70 @@ def test_discord_presses_from_a_guild_off_the_allow_list_are_still_refused(
     said = platform.wait_for(f"/discord/v10/webhooks/APP1/{token}")[0].body
     assert "not enabled for this workspace" in said["content"]
     assert Approvals(store).get(asked.buttons.approval).state == "pending"
+
+
+# -- the MCP server's held call, decided in chat ------------------------------------------------
+
+
+def _mcp_server(sandbox, store_url: str, secrets_dir) -> "subprocess.Popen[str]":
+    """``gen-nodes mcp --transport http --elicitation url --approval-notify slack --store <store_url>``."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "gen_nodes.surfaces.cli", "mcp", "--transport", "http", "--port", "0", "--elicitation", "url",
+         "--base-url", sandbox.base_url, "--approval-notify", "slack", "--store", store_url,
+         "--secrets-dir", str(secrets_dir)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        cwd=Path(__file__).resolve().parents[1], env={k: v for k, v in os.environ.items() if not k.startswith("GEN_")},
+        text=True)
+
+
+@pytest.mark.anyio
+async def test_a_press_in_slack_decides_a_call_the_mcp_server_holds_and_it_runs_once(
+        env, platform, store, chat, sandbox, slack_events, tmp_path, gen_log):
+    """``gen-nodes mcp --approval-notify slack --store <the chat-ops store>``: the call is held, the
+    bound user's signed press on the chat-ops server approves it, and the MCP call then runs, once."""
+    pytest.importorskip("mcp")
+    import select
+
+    import anyio
+    import httpx2
+    import mcp_types as types
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    user, key = sandbox.create_user()
+    target = sandbox.store.create_key(user["id"], "victim")[0]["id"]
+    chat.bind("slack", "U1", key)
+    presses = []
+
+    async def person(context, params):  # reads the DM and presses Approve in Slack, not on the page
+        posted = (await anyio.to_thread.run_sync(platform.wait_for, "/api/chat.postMessage"))[0]
+        blocks = posted.body["blocks"]
+        blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+        approve = [b for b in blocks if b["type"] == "actions"][0]["elements"][0]
+        presses.append(await anyio.to_thread.run_sync(
+            _slack_press, slack_events, platform, "U1", "gen_approve", approve["value"]))
+        return types.ElicitResult(action="accept")
+
+    proc = _mcp_server(sandbox, f"sqlite:///{tmp_path}/shared.db", tmp_path / "s")
+    try:
+        assert select.select([proc.stdout], [], [], 60)[0], "the server printed no url"
+        url = json.loads(proc.stdout.readline())["url"]
+        async with httpx2.AsyncClient(headers={"X-API-Key": key}, timeout=60) as http:
+            async with streamable_http_client(url, http_client=http) as (read, write):
+                async with ClientSession(read, write, elicitation_callback=person) as session:
+                    await session.initialize()
+                    result = await session.call_tool("gen_revoke_api_key", {"id": target})
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        proc.stdout.close()
+    assert not result.is_error, result.content[0].text
+    assert result.structured_content == {"id": target, "revoked": True}
+    assert presses[0]["text"].startswith("Approved: the MCP server runs it now")
+    assert sandbox.store.get_key(user["id"], target)["status"] == "revoked" and _deletes(gen_log) == 1
+    assert platform.wait_for("/api/conversations.open")[0].body["users"] == "U1"
+    assert key not in platform.all_text()

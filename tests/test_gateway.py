@@ -546,6 +546,48 @@ def test_nobody_to_ask_fails_the_call_at_once(make_gateway, auth, sandbox):
     assert "nobody_to_ask" in documented["503"]["description"]
 
 
+def test_behind_a_tls_proxy_the_page_accepts_the_public_urls_origin(make_gateway, auth, sandbox, inbox):
+    """uvicorn not trusting the proxy's X-Forwarded-Proto sees http://; Chromium posts ``Origin: https://...``."""
+    gw = make_gateway(confirmation="approval", notify_targets=[inbox], public_url="https://gw.example")
+    key = create(gw, auth, None, {"name": "doomed"}).json()
+    asked = gw.post("/actions/revoke_api_key", headers=auth, json={"id": key["id"]})
+    link = inbox.link(asked.json()["approval"]["id"])
+    assert link.startswith("https://gw.example/approve/")
+    path = link.removeprefix("https://gw.example")
+    token = CSRF.search(gw.get(path).text).group(1)
+    form = {"csrf": token, "decision": "approve"}
+    refused = gw.post(path, data=form, headers={"Origin": "https://evil.example"}, follow_redirects=False)
+    assert refused.status_code == 403
+    decided = gw.post(path, data=form, headers={"Origin": "https://gw.example"}, follow_redirects=False)
+    assert decided.status_code == 303, decided.text
+    assert gw.get(asked.json()["approval"]["poll"].removeprefix("https://gw.example"), headers=auth).status_code == 200
+    assert key_status(sandbox, key["id"]) == "revoked"
+
+
+def test_a_key_cannot_flood_the_person_with_approvals(make_gateway, auth, sandbox, inbox, tmp_path):
+    """At most 10 calls of one key wait for a person; the 11th is refused (429) and nobody is asked. The
+    count lives in the store: a second gateway on the same store sees the same 10."""
+    from gen_nodes.safety.approvals import MAX_PENDING
+
+    store = f"sqlite:///{tmp_path}/shared.db"
+    gw = make_gateway(confirmation="approval", notify_targets=[inbox], store_url=store)
+    other = make_gateway(confirmation="approval", notify_targets=[inbox], store_url=store)
+    held = [gw.post("/actions/revoke_api_key", headers=auth, json={"id": 1}) for _ in range(MAX_PENDING)]
+    assert [answer.status_code for answer in held] == [202] * MAX_PENDING
+    asked = len(inbox.notices)
+    error = error_of(other.post("/actions/revoke_api_key", headers=auth, json={"id": 1}), 429, "too_many_approvals")
+    assert f"already has {MAX_PENDING} calls waiting" in error["message"] and "Wait until" in error["hint"]
+    assert len(inbox.notices) == asked  # nobody was asked again
+    _, someone_else = sandbox.create_user()  # another key has its own count
+    assert gw.post("/actions/revoke_api_key", headers={"X-API-Key": someone_else}, json={"id": 1}).status_code == 202
+    assert click(gw, inbox.link(held[0].json()["approval"]["id"]), "deny").status_code == 303
+    assert other.post("/actions/revoke_api_key", headers=auth, json={"id": 1}).status_code == 202  # a place freed
+    documented = gw.get("/openapi.json").json()["paths"]["/actions/revoke_api_key"]["post"]["responses"]
+    assert "too_many_approvals" in documented["429"]["description"]
+    direct = make_gateway().get("/openapi.json").json()["paths"]["/actions/revoke_api_key"]["post"]["responses"]
+    assert "too_many_approvals" not in direct["429"]["description"]
+
+
 @pytest.fixture
 def gen_log_level():
     """``main`` sets the gen_nodes logger's level (--log-level): put it back for the tests after."""

@@ -13,6 +13,7 @@ import re
 import select
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -41,14 +42,14 @@ def hook():
     made.close()
 
 
-@pytest.fixture(scope="module")
-def url(sb, tmp_path_factory, hook):
+@contextmanager
+def mcp_server(sb, secrets_dir, *options: str):
+    """``gen-nodes mcp --transport http --elicitation url`` on a free port in front of ``sb``; its URL."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GEN_")}
     env["GEN_NODES_NOTIFY_SECRET"] = NOTIFY_SECRET
     proc = subprocess.Popen([sys.executable, "-m", "gen_nodes.surfaces.cli", "mcp", "--transport", "http", "--port", "0",
-                             "--elicitation", "url", "--base-url", sb.base_url, "--approval-notify", hook.url,
-                             "--secrets-dir", str(tmp_path_factory.mktemp("s"))],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=REPO, env=env, text=True)
+                             "--elicitation", "url", "--base-url", sb.base_url, "--secrets-dir", str(secrets_dir),
+                             *options], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=REPO, env=env, text=True)
     try:
         assert select.select([proc.stdout], [], [], 60)[0], "the server printed no url"
         yield json.loads(proc.stdout.readline())["url"]
@@ -56,6 +57,12 @@ def url(sb, tmp_path_factory, hook):
         proc.terminate()
         proc.wait(10)
         proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def url(sb, tmp_path_factory, hook):
+    with mcp_server(sb, tmp_path_factory.mktemp("s"), "--approval-notify", hook.url) as served:
+        yield served
 
 
 class Person:
@@ -160,3 +167,48 @@ async def test_the_2026_era_gets_the_page_through_an_input_required_round(sb, ur
                                                 request_state=first.request_state, allow_input_required=True)
                 assert again.is_error and "already used" in again.content[0].text
     assert person.seen[0].mode == "url" and sb.store.get_key(user["id"], target)["status"] == "revoked"
+
+
+@pytest.mark.anyio
+async def test_a_host_with_a_userinfo_trick_gets_no_link(sb, url, hook):
+    """``Host: 127.0.0.1:<port>@evil.example`` passed the SDK's ``127.0.0.1:*`` check and made the link
+    ``http://127.0.0.1:<port>@evil.example/approve/<secret>``: now the Host guard refuses it first."""
+    _, key = sb.create_user()
+    port = url.split(":")[2].split("/")[0]
+    sent = len(hook.received)
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "clientInfo": {"name": "attacker", "version": "1"},
+        "capabilities": {"elicitation": {"url": {}}}}}
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(url, json=initialize, headers={
+            "Host": f"127.0.0.1:{port}@evil.example", "X-API-Key": key,
+            "Accept": "application/json, text/event-stream"})
+    assert answer.status_code == 421, answer.text
+    assert len(hook.received) == sent and "evil.example" not in str(hook.received)
+
+
+@pytest.mark.anyio
+async def test_a_key_with_ten_calls_waiting_is_refused_before_anyone_is_asked(sb, tmp_path):
+    """The cap lives in the store: 10 calls of this key held elsewhere (another server on the same
+    ``--store``) leave no place, and the client is not even sent a page."""
+    import hashlib
+
+    from gen_nodes.safety.approvals import MAX_PENDING, Approvals
+    from gen_nodes.state import open_store
+
+    user, key = sb.create_user()
+    target = sb.store.create_key(user["id"], "victim")[0]["id"]
+    store_url = f"sqlite:///{tmp_path}/approvals.db"
+    shared = open_store(store_url)
+    try:
+        elsewhere = Approvals(shared)
+        for _ in range(MAX_PENDING):
+            elsewhere.request(action="revoke_api_key", arguments={"id": target},
+                              principal=hashlib.sha256(key.encode()).hexdigest(), context={"surface": "mcp"})
+        with mcp_server(sb, tmp_path / "s", "--store", store_url) as served:
+            person = Person("approve")
+            result = await revoke(served, key, person, target)
+    finally:
+        shared.close()
+    assert result.is_error and json.loads(result.content[0].text)["error"]["type"] == "too_many_approvals"
+    assert person.seen == [] and sb.store.get_key(user["id"], target)["status"] == "active"

@@ -124,6 +124,10 @@ async def test_host_guard_refuses_foreign_hosts_and_origins():
     assert (await _get(app, "/page", host="gen.example:8000")).status_code == 200
     assert (await _get(app, "/page", host="127.0.0.1:1234")).status_code == 200
     assert (await _get(app, "/page", host="evil.example")).status_code == 421
+    # ``name:*`` means a port of digits: a URL built from this Host would point at evil.example.
+    assert (await _get(app, "/page", host="127.0.0.1:1234@evil.example")).status_code == 421
+    assert (await _get(app, "/page", host="127.0.0.1:")).status_code == 421
+    assert not web.host_allowed("127.0.0.1:80/x", ["127.0.0.1:*"]) and web.host_allowed("127.0.0.1:80", ["127.0.0.1:*"])
     assert (await _get(app, "/page", host="gen.example:8000", origin="http://gen.example:8000")).status_code == 200
     assert (await _get(app, "/page", host="gen.example:8000", origin="https://evil.example")).status_code == 403
 

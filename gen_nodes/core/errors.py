@@ -31,6 +31,7 @@ stays in ``status``). The tree, with ``type`` / ``exit_code`` / ``http_status``:
     |   +-- ApprovalDenied        denied                 6  403  a person refused it
     |   +-- ApprovalExpired       expired                6  410  nobody decided in time
     |   +-- NobodyToAsk           nobody_to_ask          6  503  no notify target reaches a person
+    |   +-- TooManyApprovals      too_many_approvals     6  429  a key already has 10 calls waiting for a person
     +-- IdempotencyConflict       idempotency_conflict   1  422  an ``Idempotency-Key`` reused for another request
     +-- RequestInProgress         in_progress            1  409  the first request with that key is still running
     +-- ApprovalError             approval               6  502  an approval that cannot be decided or used
@@ -256,6 +257,15 @@ class NobodyToAsk(ConfirmationRequired):
     http_status = 503
     default_hint = ("Nothing was changed. The server's operator must set an approval notify target that "
                     "reaches a person (--approval-notify); then call the action again.")
+
+
+class TooManyApprovals(ConfirmationRequired):
+    """A key already has as many calls waiting for a person as it may; this one was not opened."""
+
+    type = "too_many_approvals"
+    http_status = 429
+    default_hint = ("Nothing was changed and nobody was asked. Wait until the person decides the calls already "
+                    "waiting (or they expire), then call again; do not retry in a loop.")
 
 
 class UnknownAction(InvalidInput):

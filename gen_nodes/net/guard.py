@@ -18,9 +18,17 @@ def _matches(value: str, patterns: Iterable[str]) -> bool:
     value = value.lower()
     for pattern in patterns:
         pattern = pattern.lower()
-        if value == pattern or (pattern.endswith(":*") and value.startswith(pattern[:-1])):
+        if value == pattern:
+            return True
+        # ``name:*`` is that name with a port of digits only: a prefix match would also admit
+        # ``127.0.0.1:1@evil.example``, which a URL built from the Host reads as the host evil.example.
+        if pattern.endswith(":*") and value.startswith(pattern[:-1]) and _is_port(value[len(pattern) - 1:]):
             return True
     return False
+
+
+def _is_port(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def host_allowed(value: str, patterns: Iterable[str]) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 import time
@@ -10,6 +11,9 @@ from typing import Any, Callable
 
 #: Where the approval pages live: their paths hold a secret link, never written to a log.
 APPROVAL_PAGE_PREFIX = "/approve/"
+#: An approval page's secret link anywhere in a logged value: behind a path-prefixed proxy (uvicorn's
+#: ``--root-path``) the access log shows ``/gw/approve/<secret>``, not a path starting ``/approve/``.
+_APPROVAL_LINK = re.compile(r"(^|/)approve/[^/?\s]+")
 
 
 # -- logs ------------------------------------------------------------------------------------
@@ -47,10 +51,7 @@ class RepeatFilter(logging.Filter):
 
 def log_path(path: Any) -> str:
     """A request path as a log may show it: escaped to one line, an approval page's secret link hidden."""
-    text = str(path or "")
-    if text.startswith(APPROVAL_PAGE_PREFIX):
-        text = APPROVAL_PAGE_PREFIX + "<link>"
-    return one_line(text)
+    return one_line(_APPROVAL_LINK.sub(r"\1approve/<link>", str(path or "")))
 
 
 def one_line(text: str) -> str:
@@ -76,8 +77,7 @@ class SafeLines(logging.Filter):
 def _safe_value(value: Any) -> Any:
     if isinstance(value, (int, float)) or value is None:
         return value
-    text = str(value)
-    return log_path(text) if text.startswith(APPROVAL_PAGE_PREFIX) else one_line(text)
+    return log_path(value)
 
 
 _installed: RepeatFilter | None = None

@@ -16,7 +16,9 @@ States: ``pending`` -> ``approved`` | ``denied`` | ``expired``; ``approved`` ->
 double click, a platform's retry or a second process cannot decide twice or run
 twice. The arguments are stored with the request and are what runs: nothing sent
 later can change them. A pending approval expires after ``ttl`` seconds; finished
-ones are kept ``keep`` seconds so a poller can read the outcome.
+ones are kept ``keep`` seconds so a poller can read the outcome. One principal has at most
+``max_pending`` (10) approvals pending at once, counted in the store so that every surface and
+process sharing it keeps the same count; the next request raises :class:`TooManyApprovals`.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
-from gen_nodes.core.errors import ApprovalError  # defined in errors.py; still importable from here
+from gen_nodes.core.errors import ApprovalError, TooManyApprovals  # ApprovalError: defined in errors.py, importable here
 from gen_nodes.state import Store
 
 PENDING, APPROVED, DENIED, RUNNING, DONE, EXPIRED = "pending", "approved", "denied", "running", "done", "expired"
@@ -35,6 +37,8 @@ PENDING, APPROVED, DENIED, RUNNING, DONE, EXPIRED = "pending", "approved", "deni
 DEFAULT_TTL = 300.0
 #: Seconds a decided or finished approval stays readable (for pollers and late clicks).
 DEFAULT_KEEP = 3600.0
+#: Calls one key may have waiting for a person at once: a model cannot flood the person's channel.
+MAX_PENDING = 10
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,9 @@ class Approvals:
     """Approvals kept in a :class:`~gen_nodes.state.Store` (see the module doc)."""
 
     def __init__(self, store: Store, *, ttl: float = DEFAULT_TTL, keep: float = DEFAULT_KEEP,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, max_pending: int = MAX_PENDING) -> None:
         self.store, self.ttl, self.keep, self._clock = store, ttl, keep, clock
+        self.max_pending = max_pending
 
     def request(self, *, action: str, arguments: dict[str, Any], principal: str,
                 preview: list[dict[str, Any]] | None = None, context: dict[str, Any] | None = None) -> Approval:
@@ -78,9 +83,49 @@ class Approvals:
         approval = Approval(id=secrets.token_urlsafe(24), action=action, arguments=dict(arguments),
                             principal=principal, state=PENDING, created_at=now, expires_at=now + self.ttl,
                             preview=preview, context=dict(context or {}))
+        self._reserve(principal, approval.id, approval.expires_at)
         if not self.store.add(_key(approval.id), asdict(approval), ttl=self.ttl + self.keep):
             raise RuntimeError("approval id collision")  # 192 random bits: never in practice
         return approval
+
+    def pending_count(self, principal: str) -> int:
+        """How many calls of ``principal`` wait for a person now (every process sharing the store sees it)."""
+        record = self.store.get(_pending_key(principal)) or {"open": {}}
+        return len(self._still_open(record["open"]))
+
+    def _reserve(self, principal: str, approval_id: str, expires_at: float) -> None:
+        """Count this approval against its principal's cap, or raise :class:`TooManyApprovals`.
+
+        The principal's open approvals are one record, changed by compare-and-swap: two processes
+        sharing the store cannot both take the last place."""
+        key = _pending_key(principal)
+        while True:
+            record = self.store.get(key)
+            still_open = self._still_open(record["open"] if record else {})
+            if len(still_open) >= self.max_pending:
+                raise TooManyApprovals(
+                    f"This API key already has {len(still_open)} calls waiting for a person's approval "
+                    f"(at most {self.max_pending}); this one was not opened.")
+            updated = {"open": {**still_open, approval_id: expires_at}}
+            ttl = max(1.0, max(updated["open"].values()) - self._clock())
+            if record is None:
+                if self.store.add(key, updated, ttl=ttl):
+                    return
+            elif self.store.replace(key, record, updated, ttl=ttl):
+                return
+            # Another request changed the count meanwhile: count again.
+
+    def _still_open(self, opened: dict[str, float]) -> dict[str, float]:
+        """The approvals of ``opened`` (id -> expiry) still pending. One not stored yet (its request is
+        being written) counts as pending until it expires."""
+        now, kept = self._clock(), {}
+        for approval_id, expires_at in opened.items():
+            if expires_at <= now:
+                continue
+            record = self._record(approval_id)
+            if record is None or record.get("state") == PENDING:
+                kept[approval_id] = expires_at
+        return kept
 
     def now(self) -> float:
         """The time by this store's clock (what ``expires_at`` is measured against)."""
@@ -197,6 +242,10 @@ class Approvals:
 
 def _key(approval_id: str) -> str:
     return "approval:" + approval_id
+
+
+def _pending_key(principal: str) -> str:
+    return "approval-pending:" + principal
 
 
 def _link_key(secret: str) -> str:

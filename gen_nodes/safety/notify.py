@@ -16,7 +16,8 @@ Targets:
 - ``http://`` / ``https://`` URL: a webhook. It gets a POST of ``{"approval": {...}}`` (see
   :meth:`Notice.body`) signed with ``X-Gen-Nodes-Signature: sha256=<hex>``, the HMAC-SHA256 of
   the raw body keyed by ``GEN_NODES_NOTIFY_SECRET`` (required: no secret, no start). Each
-  delivery times out after 5 s and is tried 3 times with back-off.
+  delivery is given up after 5 s in all (however slowly the receiver answers) and is tried 3 times
+  with back-off.
 - ``slack`` / ``discord``: a direct message with Approve / Deny buttons to the chat-ops user
   bound to the same GEN account (chat-ops declares these kinds in the ``gen_nodes.approval_targets``
   entry points, :data:`TARGETS_GROUP`; :func:`register_kind` adds one at run time).
@@ -35,6 +36,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -125,21 +127,45 @@ class WebhookTarget:
 
         raw = json.dumps(notice.body(), separators=(",", ":"), sort_keys=True).encode()
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: "sha256=" + sign(raw, self._secret)}
-        session = self._session or requests
         for attempt in range(1, self.attempts + 1):
             try:
-                answer = session.post(self.url, data=raw, headers=headers, timeout=self.timeout,
-                                      allow_redirects=False)
+                answer = self._post_within_deadline(raw, headers)
                 if 200 <= answer.status_code < 300:
                     return True
                 failure = f"HTTP {answer.status_code}"
-            except requests.RequestException as exc:
+            except (requests.RequestException, TimeoutError) as exc:
                 failure = type(exc).__name__
             log.warning("approval %s: %s did not take the notice (try %d of %d: %s)",
                         notice.approval_id, self.name, attempt, self.attempts, failure)
             if attempt < self.attempts:
                 self._sleep(self.backoff * 2 ** (attempt - 1))
         return False
+
+
+    def _post_within_deadline(self, raw: bytes, headers: dict[str, str]) -> Any:
+        """One POST, given up after ``timeout`` seconds in all (:class:`TimeoutError`). requests' own
+        timeout bounds each read, so a receiver dripping a header line every few seconds would hold
+        it for ever; the POST runs in a worker thread instead, left to its per-read timeout."""
+        import requests
+
+        session = self._session or requests
+        outcome: dict[str, Any] = {}
+
+        def post() -> None:
+            try:
+                outcome["answer"] = session.post(self.url, data=raw, headers=headers, timeout=self.timeout,
+                                                 allow_redirects=False)
+            except BaseException as exc:  # handed to the caller's thread
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=post, name="gen-nodes-webhook", daemon=True)
+        worker.start()
+        worker.join(self.timeout)
+        if worker.is_alive():
+            raise TimeoutError(f"no answer within {self.timeout:g} s")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["answer"]
 
 
 def iso_time(timestamp: float) -> str:
@@ -210,7 +236,7 @@ def parse_targets(values: Iterable[str] | None, *, secret: str | None = None,
     with a one-line message for an unknown target or a webhook without a secret.
     """
     env = os.environ if env is None else env
-    secret = secret if secret is not None else env.get(SECRET_ENV) or None
+    secret = _notify_secret(secret, env)
     targets: list[Target] = []
     for raw in values or ():
         value = raw.strip()
@@ -223,7 +249,7 @@ def parse_targets(values: Iterable[str] | None, *, secret: str | None = None,
                 raise InvalidSetting(
                     f"The webhook target {_origin_of(value)} needs {SECRET_ENV}: its notices are signed "
                     "with it so the receiver can tell them from forgeries.",
-                    hint=f"Set {SECRET_ENV} to a long random value shared with the receiver.")
+                    hint=f"Set {SECRET_ENV} to a long random value shared with the receiver (not blank).")
             targets.append(WebhookTarget(value, secret))
         elif value in (kinds := _kinds()):
             module, _, attribute = kinds[value].partition(":")
@@ -240,7 +266,7 @@ def check_targets(values: Iterable[str] | None, *, secret: str | None = None,
     """Raise :class:`InvalidSetting` (one line) for what :func:`parse_targets` would refuse, building
     nothing: a server checks its targets before it listens, then builds them once its store is open."""
     env = os.environ if env is None else env
-    secret = secret if secret is not None else env.get(SECRET_ENV) or None
+    secret = _notify_secret(secret, env)
     kinds = _kinds()
     for raw in values or ():
         value = raw.strip()
@@ -248,6 +274,12 @@ def check_targets(values: Iterable[str] | None, *, secret: str | None = None,
             parse_targets([value], secret=secret, env=env)
         elif value and value != "stderr" and value not in kinds:
             parse_targets([value], env=env)
+
+
+def _notify_secret(secret: str | None, env: Any) -> str | None:
+    """The webhook signing secret, stripped; None when blank (``" "`` signs nothing a receiver can trust)."""
+    value = secret if secret is not None else env.get(SECRET_ENV)
+    return (value or "").strip() or None
 
 
 def targets_from_env(env: dict[str, str] | None = None, **options: Any) -> list[Target]:

@@ -69,12 +69,16 @@ class _BadForm(ValueError):
 
 
 def approval_routes(approvals: Approvals, *, surface: str, path: str = APPROVAL_PATH, secret: bytes | None = None,
-                    on_decided: Callable[[Approval], Any] | None = None) -> list[Route]:
+                    on_decided: Callable[[Approval], Any] | None = None,
+                    public_url: str | None = None) -> list[Route]:
     """``GET`` and ``POST`` ``{path}/{link}`` for approvals raised on ``surface`` (``gateway``, ``mcp``).
 
     ``secret`` keys the CSRF tokens (random per process unless given: give the same one to processes
-    sharing a store). ``on_decided(approval)`` is called after each decision (it must not block)."""
+    sharing a store). ``on_decided(approval)`` is called after each decision (it must not block).
+    ``public_url`` (``--public-url``): its origin is the page's too, e.g. ``https://gw.example`` behind a
+    TLS proxy whose ``X-Forwarded-Proto`` uvicorn does not trust (the request then looks like ``http``)."""
     page = _Page(approvals, surface, path.rstrip("/"), secret or secrets.token_bytes(32), on_decided)
+    page.public_origin = _origin(public_url) if public_url else None
     return [Route(f"{page.path}/{{link}}", page.get, methods=["GET"]),
             Route(f"{page.path}/{{link}}", page.post, methods=["POST"])]
 
@@ -84,9 +88,15 @@ class _Page:
                  on_decided: Callable[[Approval], Any] | None) -> None:
         self.approvals, self.surface, self.path, self.secret = approvals, surface, path, secret
         self.on_decided = on_decided
+        self.public_origin: str | None = None
 
     def token(self, link: str) -> str:
         return hmac.new(self.secret, link.encode(), hashlib.sha256).hexdigest()
+
+    def cookie_path(self, request: Request, link: str) -> str:
+        """The page's path as the browser sees it: behind a path-prefixed proxy (``--root-path /gw``)
+        the browser asks for ``/gw/approve/<link>`` and sends back only cookies set for that path."""
+        return f"{request.scope.get('root_path', '').rstrip('/')}{self.path}/{link}"
 
     def find(self, link: str) -> Approval | None:
         """The approval this link decides on this page: by link only, and only one raised here."""
@@ -111,7 +121,7 @@ class _Page:
                 '<button name="decision" value="deny">Deny</button></form>'
                 f"<p class='small'>This link works once and expires at {_when(approval.expires_at)}.</p>")
         response = _page(f"Approve? {title}", body, state=PENDING)
-        response.set_cookie(_cookie(link), token, max_age=left, path=f"{self.path}/{link}",
+        response.set_cookie(_cookie(link), token, max_age=left, path=self.cookie_path(request, link),
                             httponly=True, samesite="strict", secure=request.url.scheme == "https")
         return response
 
@@ -145,7 +155,7 @@ class _Page:
         if self.on_decided is not None:
             self.on_decided(decided)
         response = RedirectResponse(str(request.url), status_code=303, headers=_HEADERS)
-        response.delete_cookie(_cookie(link), path=f"{self.path}/{link}")
+        response.delete_cookie(_cookie(link), path=self.cookie_path(request, link))
         return response
 
     def _check(self, request: Request, link: str, form: dict[str, str]) -> str | None:
@@ -154,14 +164,26 @@ class _Page:
         if site not in (None, "same-origin", "none"):
             return "A request from another site cannot decide."
         origin = request.headers.get("origin")
-        own = f"{request.url.scheme}://{request.headers.get('host', '')}"
-        if origin is not None and origin.lower() != own.lower():
+        own = {f"{request.url.scheme}://{request.headers.get('host', '')}".lower(), self.public_origin}
+        if origin is not None and origin.lower() not in own:
             return "A request from another origin cannot decide."
         expected = self.token(link)
         cookie = request.cookies.get(_cookie(link), "")
         if not (hmac.compare_digest(cookie, expected) and hmac.compare_digest(form.get(CSRF_FIELD, ""), expected)):
             return "This form was not the one served for this approval (or its cookie is missing)."
         return None
+
+
+def _origin(url: str) -> str:
+    """The origin a browser sends for pages under ``url``: ``scheme://host[:port]``, lower-case."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.strip())
+    host = parts.netloc.rpartition("@")[2].lower()
+    default_port = {"http": ":80", "https": ":443"}.get(parts.scheme.lower(), "")
+    if default_port and host.endswith(default_port):  # a browser's Origin leaves the default port out
+        host = host[:-len(default_port)]
+    return f"{parts.scheme.lower()}://{host}"
 
 
 def _cookie(link: str) -> str:

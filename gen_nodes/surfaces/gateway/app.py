@@ -144,7 +144,7 @@ class Gateway:
             from gen_nodes.safety.notify import Notifier, parse_targets
 
             self.page = Router(approval_routes(self.approvals, surface="gateway", path=APPROVAL_PAGE_PATH,
-                                               secret=_page_secret()))
+                                               secret=_page_secret(), public_url=self.public_url))
             targets = self.notify_targets
             if targets is None:
                 targets = parse_targets(self.approval_notify, store=self.store)

@@ -30,7 +30,7 @@ from gen_nodes.core.errors import (ApprovalDenied, ApprovalExpired, Authenticati
                       IdempotencyConflict, InvalidInput, InvalidSetting, MalformedRequest, NobodyToAsk, NotFound,
                       OutcomeUnknown,
                       PermissionDenied, RateLimited, Rejected, RequestInProgress, RequestTimeout, ResponseTooLarge,
-                      ServerError)
+                      ServerError, TooManyApprovals)
 from gen_nodes.core.validation import bundled
 from gen_nodes.core.spec import ActionSpec
 
@@ -67,8 +67,9 @@ UNSAFE_ERRORS = (OutcomeUnknown,)
 #: Added to a destructive call held for approval (a repeat with its key answers the approval's state),
 #: and to the poll of an approval.
 HELD_ERRORS = (ApprovalDenied, ApprovalExpired)
-#: Added to a destructive call held for approval: no notify target reached a person (503, at once).
-ASK_ERRORS = (NobodyToAsk,)
+#: Added to a destructive call held for approval: no notify target reached a person (503, at once),
+#: or the key already has too many calls waiting for a person (429, nobody is asked).
+ASK_ERRORS = (NobodyToAsk, TooManyApprovals)
 #: Everything the gateway answers, for reading a recorded error's status back.
 ANSWERED_ERRORS = (*CALL_ERRORS, *CHANGE_ERRORS, *UNSAFE_ERRORS, *HELD_ERRORS, *ASK_ERRORS)
 

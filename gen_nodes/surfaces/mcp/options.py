@@ -60,6 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--approval-notify", action="append", default=[], metavar="TARGET",
                         help="HTTP, url elicitation: who else is sent the approval page's link (repeatable): stderr "
                         "(default), an http(s):// webhook URL (signed with $GEN_NODES_NOTIFY_SECRET), slack or discord")
+    parser.add_argument("--store", default="memory://", metavar="URL",
+                        help="HTTP, url elicitation: where held calls wait for a decision: memory:// (default), "
+                        "sqlite:///path.db or redis://host:port/db; give gen-nodes chatops the same one for "
+                        "--approval-notify slack or discord, so a press in chat decides the held call")
     parser.add_argument("--secrets", choices=POLICIES, default=DEFAULT_POLICY,
                         help="how a created key's secret is returned: written to a 0600 file (file, default), "
                         "masked only (mask), or in the result (reveal)")

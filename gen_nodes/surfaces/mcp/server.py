@@ -285,7 +285,8 @@ def _hold(dispatcher: Dispatcher, ctx: ServerRequestContext, tool: Tool, args: d
                  "requested": requested})
     request = ctx.request
     link = dispatcher.approvals.link(approval.id)
-    url = f"{request.url.scheme}://{request.headers['host']}{asking.page_path}/{link}"
+    # Starlette's base_url (scheme, Host and root path) behind the Host guard, never the raw header.
+    url = f"{str(request.base_url).rstrip('/')}{asking.page_path}/{link}"
     asking.tell(Notice(approval_id=approval.id, action=tool.spec.id, title=tool.spec.title, preview=approval.preview,
                        account=account, requested=requested, expires_at=iso_time(approval.expires_at), url=url))
     log.info("approval %s opened for %s", approval.id, tool.name)
@@ -491,13 +492,16 @@ def run(options: argparse.Namespace) -> int:
     except InvalidSetting as exc:  # one line, before anything listens
         print(f"gen-nodes mcp: {exc.message} {exc.hint or ''}".strip(), file=sys.stderr)
         return 2
+    store = _open_approval_store(getattr(options, "store", None) or "memory://")
+    if store is None:
+        return 2
     if options.transport == "stdio":
         client = GenClient(api_key=getattr(options, "api_key", None), base_url=base_url, timeout=timeout)
     dispatcher = Dispatcher(
         prefix=options.prefix, client=client, confirmation=options.confirmation,
         secret_policy=options.secrets, secrets_folder=options.secrets_dir,
         terms=TOOL_TERMS if options.transport == "stdio" else HTTP_TOOL_TERMS,
-        approvals=Approvals(open_store("memory://"), ttl=options.approval_ttl),
+        approvals=Approvals(store, ttl=options.approval_ttl),
     )
     try:
         if options.transport == "stdio":
@@ -510,7 +514,23 @@ def run(options: argparse.Namespace) -> int:
                        approval_notify=options.approval_notify)
     except KeyboardInterrupt:
         pass
+    finally:
+        store.close()
     return 0
+
+
+def _open_approval_store(url: str) -> Any:
+    """The store held calls wait in (``--store``); None, after one line on stderr, if it cannot open.
+    A press in chat-ops decides a held call only when both servers name the same store."""
+    from ..state import StoreError
+    from ..state.secretbox import SecretBoxError
+
+    try:
+        return open_store(url)
+    except (StoreError, SecretBoxError, InvalidSetting, ValueError) as exc:
+        print(f"gen-nodes mcp: the --store cannot be used: {exc} Fix the --store URL "
+              "(memory://, sqlite:///path.db or redis://host:port/db).", file=sys.stderr)
+        return None
 
 
 def configure_logging(level: str = "warning") -> None:
