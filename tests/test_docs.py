@@ -68,10 +68,31 @@ def test_the_readme_is_a_landing_page_whose_links_work_on_github():
     for subject in ("getting-started", "llm-tools", "mcp", "gateway", "n8n", "chatops", "airflow", "temporal",
                     "approvals", "deployment", "configuration", "errors", "plugins", "gen-documents", "benchmarks"):
         assert f"docs/{subject}.md" in into_docs, f"the README does not link docs/{subject}.md"
-    for link in links:
-        assert not re.match(r"[a-z]+:|/|\.\./", link), f"the README links {link!r}: use a path relative to it"
-        assert (ROOT / link.split("#")[0]).exists(), link
+    assert_links_work_on_github(README)
     assert 'pip install ".[dev]" && pytest -q' in text
+
+
+@pytest.mark.parametrize("page", ["README.md", "CONTRIBUTING.md"])
+def test_the_pages_outside_the_site_link_what_exists(page):
+    assert_links_work_on_github(ROOT / page)
+
+
+def assert_links_work_on_github(page: Path) -> None:
+    """Every link of ``page`` is relative to it, to a file that exists and a heading it has."""
+    for link in LINK.findall(page.read_text(encoding="utf-8")):
+        assert not re.match(r"[a-z]+:|/|\.\./", link), f"{page.name} links {link!r}: use a path relative to it"
+        path, _, anchor = link.partition("#")
+        target = ROOT / path if path else page
+        assert target.exists(), f"{page.name} links {link!r}: no such file"
+        assert not anchor or anchor in heading_anchors(target), f"{page.name} links {link!r}: no such heading"
+
+
+def heading_anchors(page: Path) -> set[str]:
+    """The anchors of ``page``'s headings, made as MkDocs and GitHub make them."""
+    from markdown.extensions.toc import slugify
+
+    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+    return {slugify(heading, "-") for heading in re.findall(r"^#+\s+(.*\S)", text, re.M)}
 
 
 def test_no_page_points_outside_the_repository():
