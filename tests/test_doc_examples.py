@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import pytest
 
-from doc_support import PAGES, ROOT, all_blocks, gen_env, module, public, run_snippet, section, snippet  # noqa: F401
+from doc_support import all_blocks, gen_env, module, public, run_snippet, section, snippet  # noqa: F401 (gen_env: fixture)
 
 LLM = "gen_nodes.surfaces.llm"
 TOOL_NAMES = {"gen_get_me", "gen_list_api_keys", "gen_create_api_key", "gen_update_api_key",
