@@ -47,12 +47,10 @@ def target(sandbox):
 
 
 def run_readme_block(heading: str, **names: Any) -> dict[str, Any]:
-    """Execute the README's Python block under ``heading`` with ``names`` (e.g. the scripted ``model``) defined."""
-    from test_readme import snippet
+    """Execute the docs' Python block under ``heading`` with ``names`` (e.g. the scripted ``model``) defined."""
+    from doc_support import run_snippet
 
-    namespace: dict[str, Any] = {"__name__": "__readme__", **names}
-    exec(compile(snippet(heading), f"README.md: {heading}", "exec"), namespace)
-    return namespace
+    return run_snippet(heading, **names)
 
 
 def seed_six(sandbox) -> None:

@@ -1,4 +1,4 @@
-"""Screenshots of the approval page for the README, made in Debian's Chromium (``browser_support``).
+"""Screenshots of the approval page for docs/approvals.md, made in Debian's Chromium (``browser_support``).
 
     python tests/make_screenshots.py            # writes docs/images/approval-{pending,approved,denied,expired}.png
 

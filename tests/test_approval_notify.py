@@ -169,13 +169,10 @@ def test_a_logged_value_is_one_escaped_line_and_an_approval_path_is_hidden():
 
 
 def test_the_readmes_signature_check_accepts_a_real_notice_and_refuses_a_changed_one(sandbox, receiver):
-    from pathlib import Path
+    from doc_support import snippet
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme.split("### Approval mode\n", 1)[1].split("\n### ", 1)[0]
-    (snippet,) = re.findall(r"```python\n(.*?)```", section, re.S)
     namespace: dict = {}
-    exec(snippet, namespace)
+    exec(snippet("The gateway's approval mode"), namespace)
     with gateway(sandbox, parse_targets([receiver.url], secret=SECRET)) as gw:
         gw.post("/actions/revoke_api_key", headers={"X-API-Key": sandbox.api_key}, json={"id": 1})
     (raw, headers), = receiver.received

@@ -133,9 +133,9 @@ def test_concurrent_repeats_of_one_create_make_one_key(gateway, sb):
 
 
 def test_the_readmes_curl_sends_a_fresh_idempotency_key_on_any_machine_with_python(gateway, sb):
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme.split("## HTTP gateway and OpenAPI", 1)[1]
-    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    from doc_support import snippet
+
+    block = snippet("HTTP gateway and OpenAPI: workflow runners and tool importers", "sh")
     command = block[block.index("curl "):].replace("http://127.0.0.1:8080", gateway.url)
     _, key = sb.create_user()
     # xtrace shows the command as run, its substitutions made: the header must carry a key.

@@ -25,7 +25,7 @@ from gen_nodes.surfaces.llm.langchain_hitl import DECISIONS, GenHumanInTheLoop, 
 from gen_nodes.runtime.dispatch import Dispatcher  # noqa: E402
 from hitl_support import TARGET_SHOWN, add_key, run_readme_block, seed_six, status  # noqa: E402
 from hitl_support import dispatcher, target  # noqa: E402,F401  (fixtures)
-from test_readme import gen_env  # noqa: E402,F401  (fixture)
+from doc_support import gen_env  # noqa: E402,F401  (fixture)
 
 CONFIG = {"configurable": {"thread_id": "t1"}}
 

@@ -24,7 +24,7 @@ from openai.types.responses import (  # noqa: E402
 from gen_nodes.surfaces.llm.openai_agents import agents_tools, review  # noqa: E402
 from hitl_support import TARGET_SHOWN, add_key, run_readme_block, seed_six, status  # noqa: E402
 from hitl_support import dispatcher, target  # noqa: E402,F401  (fixtures)
-from test_readme import gen_env  # noqa: E402,F401  (fixture)
+from doc_support import gen_env  # noqa: E402,F401  (fixture)
 
 NO_TRACING = RunConfig(tracing_disabled=True)
 # No trace export to OpenAI from any run here (the README snippet's runs included).

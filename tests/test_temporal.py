@@ -274,16 +274,16 @@ def test_revealed_token_is_encrypted_by_the_payload_codec(loop, temporal, tmp_pa
 
 
 def readme_python(heading: str) -> str:
-    """The first python block under ``heading`` in the README."""
-    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = text.split(f"\n{heading}\n", 1)[1]
-    return section.split("```python\n", 1)[1].split("```", 1)[0]
+    """The python block under ``heading`` in the docs."""
+    from doc_support import snippet
+
+    return snippet(heading)
 
 
 def test_readme_workflow_revokes_only_after_a_persons_signal(loop, temporal, tmp_path, sandbox):
     module = types.ModuleType("readme_workflow")  # Temporal checks a workflow's methods by their module
     sys.modules[module.__name__] = module
-    exec(compile(readme_python("### A workflow that waits for a person"), "README.md", "exec"), module.__dict__)
+    exec(compile(readme_python("A workflow that waits for a person"), "temporal.md", "exec"), module.__dict__)
     rotate = module.RotateKey
     old_id = sandbox.store.create_key(sandbox.user["id"], "ci (old)")[0]["id"]
     ran = run_workflow(loop, temporal, tmp_path, sandbox, rotate, old_id, signal=("decide", True))

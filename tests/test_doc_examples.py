@@ -1,9 +1,11 @@
-"""The README's code snippets, run as written against a real sandbox.
+"""The code blocks of README.md and docs/*.md: every one checked, the examples run as written.
 
-Each snippet is taken from README.md by the heading it sits under (so a change to the
-README's shape fails here) and executed unchanged. The OpenAI and Anthropic loops use the
-real SDKs, pointed by their usual environment variables at a scripted fake model server
-on 127.0.0.1 that checks every request it gets (the exported tools, the tool results
+Every fenced block of every page is checked by its language: Python compiles, JSON and TOML
+parse, shell passes ``bash -n`` and each ``gen-nodes`` command it shows names a real
+subcommand. The examples are then run unchanged, found by the heading they sit under (so a
+change to a page's shape fails here), against a real sandbox. The OpenAI and Anthropic loops
+use the real SDKs, pointed by their usual environment variables at a scripted fake model
+server on 127.0.0.1 that checks every request it gets (the exported tools, the tool results
 holding the sandbox's real data) and answers in the API's documented JSON shape.
 """
 
@@ -11,81 +13,40 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import threading
-from dataclasses import dataclass, field
+import tomllib
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
-from gen_nodes.surfaces.llm.anthropic import anthropic_tools
-from gen_nodes.surfaces.llm.openai import chat_completions_tools, responses_tools
-from gen_nodes.runtime.dispatch import Dispatcher
+from doc_support import all_blocks, gen_env, module, public, run_snippet, section, snippet  # noqa: F401 (gen_env: fixture)
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+LLM = "gen_nodes.surfaces.llm"
 TOOL_NAMES = {"gen_get_me", "gen_list_api_keys", "gen_create_api_key", "gen_update_api_key",
               "gen_revoke_api_key", "gen_revoke_all_api_keys"}
 MODEL_KEY = "test-model-key"
 
 
-# -- README.md, by heading -------------------------------------------------------------
+def Dispatcher(**options):  # noqa: N802 - stands for the class the docs import
+    return public("Dispatcher")(**options)
 
 
-@dataclass
-class Section:
-    prose: list[str] = field(default_factory=list)
-    blocks: list[tuple[str, str]] = field(default_factory=list)  # (language, code)
+def chat_completions_tools(tools):
+    return module(f"{LLM}.openai").chat_completions_tools(tools)
 
 
-def readme_sections() -> dict[str, Section]:
-    """Every heading of README.md with the prose and the fenced blocks under it."""
-    sections = {"": Section()}
-    current, fence, code = sections[""], None, []
-    for line in README.read_text(encoding="utf-8").splitlines():
-        if fence is not None:  # inside a fenced block: `#` lines are comments, not headings
-            if line.strip() == "```":
-                current.blocks.append((fence, "\n".join(code)))
-                fence = None
-            else:
-                code.append(line)
-        elif line.startswith("```"):
-            fence, code = line[3:].strip(), []
-        elif heading := re.match(r"#+\s+(.*\S)", line):
-            assert heading[1] not in sections, f"README.md has two headings {heading[1]!r}"
-            current = sections[heading[1]] = Section()
-        else:
-            current.prose.append(line)
-    return sections
+def responses_tools(tools):
+    return module(f"{LLM}.openai").responses_tools(tools)
 
 
-def snippet(heading: str, language: str = "python") -> str:
-    """The one ```language block under ``heading``."""
-    section = readme_sections().get(heading)
-    assert section is not None, f"README.md has no heading {heading!r}"
-    blocks = [code for lang, code in section.blocks if lang == language]
-    assert len(blocks) == 1, f"expected one ```{language} block under {heading!r}, found {len(blocks)}"
-    return blocks[0]
-
-
-def run_snippet(heading: str) -> dict[str, Any]:
-    """Execute the Python block under ``heading`` in a fresh namespace (tracebacks name it)."""
-    namespace: dict[str, Any] = {"__name__": "__readme__"}
-    exec(compile(snippet(heading), f"README.md: {heading}", "exec"), namespace)
-    return namespace
+def anthropic_tools(tools, **options):
+    return module(f"{LLM}.anthropic").anthropic_tools(tools, **options)
 
 
 # -- sandbox state ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def gen_env(sandbox, monkeypatch):
-    """GEN_API_KEY and GEN_BASE_URL point at the sandbox, as the snippets expect."""
-    monkeypatch.setenv("GEN_API_KEY", sandbox.api_key)
-    monkeypatch.setenv("GEN_BASE_URL", sandbox.base_url)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    return sandbox
 
 
 def keys(sandbox, status: str | None = None) -> list[dict]:
@@ -278,7 +239,7 @@ def test_openai_responses_note(gen_env, fake_model):
     openai = pytest.importorskip("openai", reason="needs the openai SDK: pip install '.[test]'")
     sandbox = gen_env
     seed(sandbox, "deploy", "old laptop", revoked=("old laptop",))
-    spans = re.findall(r"`([^`]+)`", " ".join(readme_sections()["An OpenAI tool loop"].prose))
+    spans = re.findall(r"`([^`]+)`", " ".join(section("An OpenAI tool loop").prose))
     tools_expr = next(s for s in spans if s.startswith("responses_tools("))
     output_expr = next(s for s in spans if s.startswith('{"type": "function_call_output"'))
     exported = json.loads(json.dumps(responses_tools(Dispatcher().tools)))
@@ -306,7 +267,7 @@ def test_openai_responses_note(gen_env, fake_model):
     model = fake_model("/v1/responses", [ask_for_the_list, answer])
     gen = Dispatcher()
     client = openai.OpenAI(base_url=model.base_url + "/v1", api_key=MODEL_KEY)
-    tools = eval(tools_expr, {"responses_tools": responses_tools, "gen": gen})  # noqa: S307 - README text
+    tools = eval(tools_expr, {"responses_tools": responses_tools, "gen": gen})  # noqa: S307 - the page's text
     inputs: list[Any] = [{"role": "user", "content": "Which of my GEN API keys are still active?"}]
     try:
         while True:
@@ -399,19 +360,29 @@ def test_langchain_snippet(gen_env, capsys):
 # -- MCP client configuration ----------------------------------------------------------
 
 
-def test_mcp_config_block():
+def cli_parser():
+    return module("gen_nodes.surfaces.cli")._parser()
+
+
+def mcp_configs() -> list[tuple[str, str]]:
+    """(page, JSON) of every block configuring an MCP client: the MCP page's and the README's."""
+    return [(page, code) for page, _, language, code in all_blocks() if language == "json" and "mcpServers" in code]
+
+
+def test_mcp_config_blocks():
     from importlib.metadata import entry_points
 
-    from gen_nodes.surfaces.cli import _parser
-
-    config = json.loads(snippet("MCP: Claude Desktop, Claude Code and other clients", "json"))
-    server = config["mcpServers"]["gen"]
-    assert server["command"] == "gen-nodes" and server["args"] == ["mcp"]
-    assert set(server["env"]) == {"GEN_API_KEY"}
-    # The command it names exists and runs the MCP server.
-    [script] = entry_points(group="console_scripts", name=server["command"])
-    assert script.value == "gen_nodes.surfaces.cli:main"
-    assert _parser().parse_args(server["args"]).command == "mcp"
+    configs = mcp_configs()
+    assert {page for page, _ in configs} == {"README.md", "mcp.md"}
+    assert snippet("MCP: Claude Desktop, Claude Code and other clients", "json") in [code for _, code in configs]
+    for page, code in configs:
+        server = json.loads(code)["mcpServers"]["gen"]
+        assert server["command"] == "gen-nodes" and server["args"] == ["mcp"], page
+        assert set(server["env"]) == {"GEN_API_KEY"}, page
+        # The command it names exists and runs the MCP server.
+        [script] = entry_points(group="console_scripts", name=server["command"])
+        assert script.load() is module("gen_nodes.surfaces.cli").main
+        assert cli_parser().parse_args(server["args"]).command == "mcp"
 
 
 # -- Confirmation ----------------------------------------------------------------------
@@ -429,3 +400,51 @@ def test_confirmation_snippet(gen_env, capsys, monkeypatch):
     assert sandbox.store.get_key(sandbox.user["id"], 6)["status"] == "revoked"
     assert namespace["gen"].approve(handle).content["error"]["type"] == "approval"  # once
     namespace["gen"].close()
+
+
+# -- every block of every page ---------------------------------------------------------
+
+CHECKED_LANGUAGES = {"python", "json", "toml", "sh", "text"}
+
+
+def block_id(block: tuple[str, str, str, str]) -> str:
+    page, heading, language, _ = block
+    return f"{page}:{heading or '(top)'}:{language}"
+
+
+def test_every_block_names_a_language_that_is_checked():
+    for block in all_blocks():
+        assert block[2] in CHECKED_LANGUAGES, f"{block_id(block)}: tag the block with one of {sorted(CHECKED_LANGUAGES)}"
+
+
+@pytest.mark.parametrize("block", [b for b in all_blocks() if b[2] == "python"], ids=block_id)
+def test_python_blocks_compile(block):
+    page, heading, _, code = block
+    compile(code, f"{page}: {heading}", "exec")
+
+
+@pytest.mark.parametrize("block", [b for b in all_blocks() if b[2] == "json"], ids=block_id)
+def test_json_blocks_parse(block):
+    json.loads(block[3])
+
+
+@pytest.mark.parametrize("block", [b for b in all_blocks() if b[2] == "toml"], ids=block_id)
+def test_toml_blocks_parse(block):
+    tomllib.loads(block[3])
+
+
+def shell_commands(code: str) -> list[str]:
+    """The block's commands, continuation lines joined, comments and blank lines dropped."""
+    return [line.strip() for line in code.replace("\\\n", " ").splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+@pytest.mark.parametrize("block", [b for b in all_blocks() if b[2] == "sh"], ids=block_id)
+def test_shell_blocks_are_valid_and_name_real_subcommands(block):
+    page, heading, _, code = block
+    checked = subprocess.run(["bash", "-n"], input=code, capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0, f"{page}: {heading}: {checked.stderr}"
+    commands = cli_parser()._subparsers._group_actions[0].choices
+    for command in shell_commands(code):
+        for words in re.findall(r"(?:^|&&|;|\|)\s*(?:[A-Z_]+=\S+\s+)*gen-nodes\s+((?:--\S+\s+)*)(\S+)", command):
+            assert words[1].split("|")[0] in commands, f"{page}: {heading}: no gen-nodes subcommand {words[1]!r}"
