@@ -45,6 +45,7 @@ _EXPORTS = {
     "ApprovalDenied": "gen_nodes.core.errors",
     "ApprovalExpired": "gen_nodes.core.errors",
     "NobodyToAsk": "gen_nodes.core.errors",
+    "TooManyApprovals": "gen_nodes.core.errors",
     "UnknownAction": "gen_nodes.core.errors",
     "BodyTooLarge": "gen_nodes.core.errors",
     "IdempotencyConflict": "gen_nodes.core.errors",
