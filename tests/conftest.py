@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from gen_nodes.client.http import GenClient, RetryPolicy
+from gen_nodes.client.http import GenClient
 from gen_nodes.core.registry import default_registry
 from gen_nodes.sandbox import Sandbox
+from client_support import FAST_RETRY
 from redis_support import redis_db, redis_url  # noqa: F401  (fixtures: a real redis-server)
-
-#: Retries as in production, but with back-off in milliseconds so tests stay fast.
-FAST_RETRY = RetryPolicy(attempts=3, backoff=0.001, max_backoff=0.005, max_retry_after=2.0)
 
 
 @pytest.fixture

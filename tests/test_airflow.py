@@ -219,3 +219,19 @@ def test_no_key_or_token_in_task_logs_or_xcom(airflow):
     for where, text in {"task output": airflow.output, "XCom": xcoms, **airflow.log_files}.items():
         leaked = [secret[-6:] for secret in secrets if secret in text]
         assert not leaked, f"secrets ending {leaked} in {where}"
+
+
+@pytest.mark.parametrize("statement", ["from gen_nodes.airflow import GenHook",
+                                       "from gen_nodes.airflow import GenActionOperator",
+                                       "import gen_nodes.airflow.operators"])
+def test_airflow_without_the_extra_names_the_extra(tmp_path, statement):
+    (tmp_path / "airflow").mkdir()
+    (tmp_path / "airflow" / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'airflow'\", name='airflow')\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", f"import gen_nodes.airflow\n{statement}"], env=env, cwd=HERE.parent,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("ModuleNotFoundError: gen_nodes.airflow needs Apache Airflow 3"), last
+    assert "pip install 'gen-nodes[airflow]'" in last

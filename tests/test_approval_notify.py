@@ -30,7 +30,7 @@ from gen_nodes.surfaces.gateway.app import build_app  # noqa: E402
 from gen_nodes.safety.notify import SIGNATURE_HEADER, parse_targets, verify  # noqa: E402
 
 from approval_support import Receiver  # noqa: E402
-from conftest import FAST_RETRY  # noqa: E402
+from client_support import FAST_RETRY  # noqa: E402
 
 SECRET = "shared-with-the-receiver-" + "s" * 20
 

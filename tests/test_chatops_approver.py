@@ -19,7 +19,8 @@ from chat_support import (  # noqa: E402
     DiscordSigner, Recorder, button_payload, discord_button, interaction_form, serve_asgi, slack_post)
 from gen_nodes.surfaces.chatops import discord as discord_adapter  # noqa: E402
 from gen_nodes.surfaces.chatops import slack as slack_adapter  # noqa: E402
-from gen_nodes.surfaces.chatops.core import ChatOps, ChatUser  # noqa: E402
+from gen_nodes.surfaces.chatops.core import ChatOps  # noqa: E402
+from gen_nodes.surfaces.chatops.messages import ChatUser  # noqa: E402
 from gen_nodes.safety.approvals import Approvals  # noqa: E402
 from gen_nodes.core.errors import InvalidSetting, NobodyToAsk  # noqa: E402
 from gen_nodes.safety.notify import Notice, Notifier, parse_targets  # noqa: E402

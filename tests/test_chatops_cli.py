@@ -120,7 +120,8 @@ def test_bind_and_unbind_from_a_shell(sandbox, tmp_path):
     assert sandbox.api_key not in done.stdout + done.stderr
     assert sandbox.api_key.encode() not in (tmp_path / "chatops.db").read_bytes()  # sealed at rest
 
-    from gen_nodes.surfaces.chatops.core import ChatOps, ChatUser
+    from gen_nodes.surfaces.chatops.core import ChatOps
+    from gen_nodes.surfaces.chatops.messages import ChatUser
     from gen_nodes.core.registry import default_registry
     from gen_nodes.state import open_store
     from gen_nodes.state.secretbox import SecretBox

@@ -9,7 +9,11 @@ import json
 import pytest
 
 from gen_nodes.core.actions import GET_ME, LIST_API_KEYS, REVOKE_API_KEY
-from gen_nodes.surfaces.chatops.core import ChatOps, ChatUser, Grammar, coerce, render
+from gen_nodes.surfaces.chatops.coercion import coerce
+from gen_nodes.surfaces.chatops.core import ChatOps
+from gen_nodes.surfaces.chatops.grammar import Grammar
+from gen_nodes.surfaces.chatops.messages import ChatUser
+from gen_nodes.surfaces.chatops.render import render
 from gen_nodes.safety.display import quoted
 from gen_nodes.core.registry import Registry, default_registry
 from gen_nodes.core.spec import ActionSpec, Chat, Hints

@@ -15,7 +15,7 @@ pytest.importorskip("nacl")
 
 from chat_support import (  # noqa: E402
     DiscordSigner, Recorder, chatops_on, discord_button, discord_command, discord_modal, post_unending, serve_asgi)
-from gen_nodes.surfaces.chatops.core import Grammar  # noqa: E402
+from gen_nodes.surfaces.chatops.grammar import Grammar  # noqa: E402
 from gen_nodes.surfaces.chatops.discord import application_commands, build_app  # noqa: E402
 from gen_nodes.core.registry import Registry  # noqa: E402
 

@@ -20,7 +20,10 @@ from pathlib import Path
 import pytest
 import requests
 
+import gen_nodes
 from gen_nodes.sandbox import Sandbox
+
+from cli_support import gen_nodes_cli
 
 BUILTINS = ["create_api_key", "get_me", "list_api_keys", "revoke_all_api_keys", "revoke_api_key", "update_api_key"]
 FULL_TOKEN = re.compile(r"gen_pat_[A-Za-z0-9]{12,}")
@@ -460,3 +463,68 @@ def test_a_second_sandbox_on_a_port_in_use_is_a_clear_error(cli, sandbox):
     done = cli("sandbox", "--port", str(sandbox.port), timeout=30)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "already in use" in json.loads(done.stderr)["error"]["message"]
+
+
+def test_version():
+    done = gen_nodes_cli("--version")
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"gen-nodes {gen_nodes.__version__}"
+
+
+def test_run_help_lists_the_actions():
+    done = gen_nodes_cli("run", "--help")
+    assert done.returncode == 0
+    for action in ("get_me", "list_api_keys", "create_api_key", "update_api_key", "revoke_api_key",
+                   "revoke_all_api_keys"):
+        assert action in done.stdout
+    assert "destructive" in done.stdout
+
+
+def test_mcp_help_without_the_mcp_extra_prints_the_help(tmp_path):
+    # Shadow the SDK with packages that fail to import, as on an install without the extra.
+    for name in ("mcp", "mcp_types"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text(
+            f"raise ImportError('No module named {name}', name={name!r})\n")
+    env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    done = gen_nodes_cli("mcp", "--help", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "--transport" in done.stdout and "--confirmation" in done.stdout
+    assert "pip install 'gen-nodes[mcp]'" in done.stdout
+    # Running it still says what to install.
+    done = gen_nodes_cli("mcp", env=env)
+    assert done.returncode == 1 and "gen-nodes[mcp]" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_unknown_action_is_named_in_json_words(cli_env=None):
+    done = gen_nodes_cli("run", "get_mee")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    error = json.loads(done.stderr)["error"]
+    assert '"get_mee"' in error["message"] and "get_me" in error["hint"]
+
+
+@pytest.mark.parametrize("value", ["-5", "nan", "inf", "0"])
+def test_the_mcp_servers_timeout_is_checked_before_it_starts(value):
+    pytest.importorskip("mcp")
+    done = gen_nodes_cli("mcp", "--timeout", value)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "--timeout" in done.stderr and "positive number" in done.stderr
+
+
+def test_the_yes_hint_repeats_the_sandbox_option_the_user_gave(env, sandbox):
+    done = gen_nodes_cli("run", "revoke_api_key", "--input", '{"id": 1}', "--sandbox", env=env)
+    assert done.returncode == 6, done.stderr
+    hint = json.loads(done.stderr)["error"]["hint"]
+    assert "`gen-nodes run list_api_keys --sandbox`" in hint, hint
+    done = gen_nodes_cli("run", "revoke_api_key", "--input", '{"id": 1}', "--base-url", sandbox.base_url,
+                         env={**env, "GEN_API_KEY": sandbox.api_key})
+    assert "`gen-nodes run list_api_keys`" in json.loads(done.stderr)["error"]["hint"]
+
+
+def test_a_store_that_fails_at_start_prints_only_its_json_error(env, tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    done = gen_nodes_cli("serve", "--port", "0", "--store", f"sqlite:///{tmp_path}/a-file/state.db", env=env)
+    assert done.returncode == 1 and done.stdout == ""
+    assert "Traceback" not in done.stderr, done.stderr
+    error = json.loads(done.stderr)["error"]  # the whole of stderr is the one JSON error
+    assert error["type"] == "cannot_serve" and "a-file" in error["message"] and "--store" in error["hint"]

@@ -8,43 +8,21 @@ waits instead of spending them.
 
 from __future__ import annotations
 
+import http.server
 import socket
+import threading
 import time
+from contextlib import contextmanager
 
 import pytest
-import requests
-from requests.adapters import HTTPAdapter
 
 import gen_nodes
 from gen_nodes.client.http import DEFAULT_BASE_URL, GenClient, RetryPolicy
-from gen_nodes.core.errors import (AuthenticationError, ConnectionFailed, NotFound, OutcomeUnknown, PermissionDenied, RateLimited, Rejected, RequestTimeout, ServerError)
+from gen_nodes.core.errors import (AuthenticationError, ConnectionFailed, GenError, NotFound, OutcomeUnknown, PermissionDenied, RateLimited, Rejected, RequestTimeout, ServerError)
 from gen_nodes.core.terms import CLI_TERMS
 from gen_nodes.sandbox import Sandbox
 
-from conftest import FAST_RETRY
-
-
-class CountingAdapter(HTTPAdapter):
-    """The standard transport, counting what is sent, as (method, path) pairs."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sent: list[tuple[str, str]] = []
-
-    def send(self, request, **kwargs):
-        self.sent.append((request.method, request.path_url.split("?")[0]))
-        return super().send(request, **kwargs)
-
-    def count(self, method: str | None = None) -> int:
-        return sum(1 for m, _ in self.sent if method is None or m == method)
-
-
-def counting_session() -> tuple[requests.Session, CountingAdapter]:
-    session = requests.Session()
-    adapter = CountingAdapter()
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session, adapter
+from client_support import FAST_RETRY, counting_session
 
 
 class Sleeps(list):
@@ -448,3 +426,62 @@ def test_key_with_trailing_whitespace_is_not_a_connection_problem(sandbox, suffi
             assert sandbox.api_key not in str(exc) + repr(exc)
         assert sleeps == []
         assert adapter.count() <= 1
+
+
+@contextmanager
+def recording_server(status: int = 200, headers: dict[str, str] | None = None):
+    """A loopback HTTP server that answers every request alike and records the headers it got."""
+    seen: list[dict[str, str]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self):
+            seen.append({k.lower(): v for k, v in self.headers.items()})
+            self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        do_GET = do_POST = do_PATCH = do_DELETE = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("method, safe", [("GET", True), ("POST", False)])
+def test_a_redirect_is_not_followed_so_the_key_goes_nowhere_else(method, safe):
+    with recording_server() as (elsewhere, elsewhere_saw):
+        with recording_server(302, {"Location": elsewhere + "/v1/persisted_tokens"}) as (base, _):
+            client = GenClient(api_key="gen_pat_" + "k" * 40, base_url=base + "/v1", retry=FAST_RETRY)
+            with pytest.raises(GenError) as caught:
+                client.request(method, "/persisted_tokens", safe_to_retry=safe)
+    assert caught.value.status == 302 and elsewhere in caught.value.message
+    assert elsewhere_saw == []
+    if safe:
+        assert caught.value.type == "api_error" and "GEN_BASE_URL" in caught.value.hint
+    else:  # a create answered with a redirect most likely happened
+        assert isinstance(caught.value, OutcomeUnknown)
+
+
+def test_the_repr_of_an_answer_holds_no_created_secret(client):
+    answer = client.request("POST", "/persisted_tokens", json={"name": "repr"}, safe_to_retry=False)
+    token = answer.data["token"]
+    assert token not in repr(answer)
+
+
+@pytest.mark.parametrize("key", ["gen_pat_\u201cQZX9secret\u201d", "gen_pat_QZX9secret\x00"])
+def test_a_key_that_cannot_be_a_header_is_refused_without_echoing_it(sandbox, key):
+    client = GenClient(api_key=key, base_url=sandbox.base_url, retry=FAST_RETRY)
+    with pytest.raises(AuthenticationError) as caught:
+        client.request("GET", "/me")
+    assert "QZX9" not in str(caught.value) and "QZX9" not in repr(caught.value)
+    assert "nothing was sent" in caught.value.message

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from conftest import FAST_RETRY
+from client_support import FAST_RETRY
 from gen_nodes.client.http import GenClient
 from gen_nodes.safety.approvals import Approvals
 from gen_nodes.runtime.dispatch import Dispatcher

@@ -90,3 +90,11 @@ def test_the_cli_prompt_shows_a_spoofing_name_escaped(sandbox):
     assert b"\x1b" not in prompt and b"\\x1b[2K" in prompt  # the escape is shown, not obeyed
     assert b"\nNOTE" not in prompt.replace(b"\r\n", b"\n")  # the forged line does not stand on its own
     assert sandbox.store.get_key(sandbox.user["id"], target)["status"] == "active"
+
+
+def test_the_prompt_names_every_answer_that_confirms_and_y_does(sandbox):
+    target = sandbox.store.create_key(sandbox.user["id"], "to revoke")[0]["id"]
+    code, prompt = answer_the_prompt(sandbox, target, b"y")
+    assert code == 0
+    assert b"Type 'yes' or 'y' to go ahead: " in prompt, prompt
+    assert sandbox.store.get_key(sandbox.user["id"], target)["status"] == "revoked"

@@ -15,7 +15,7 @@ from gen_nodes.core.errors import AuthenticationError, InvalidInput, NotFound, O
 from gen_nodes.core.redact import Secret
 from gen_nodes.sandbox import Sandbox
 
-from conftest import FAST_RETRY
+from client_support import FAST_RETRY
 
 KEY_FIELDS = {"id", "name", "token_type", "created_at", "expires_at", "last_used_at", "revoked_at", "status"}
 
@@ -379,3 +379,31 @@ def test_never_checks_nothing(sandbox, client, registry, monkeypatch, caplog):
     with caplog.at_level("WARNING", logger="gen_nodes.core.engine"):
         assert registry.run("list_api_keys", {}, client=client) == {"api_keys": OFF_SCHEMA_LIST}
     assert not [r for r in caplog.records if r.name == "gen_nodes.core.engine"]
+
+
+def test_a_create_answered_without_its_secret_is_outcome_unknown(sandbox, client, registry):
+    sandbox.inject_fault(201, body={"id": 999, "name": "no-secret"}, method="POST", path="/persisted_tokens",
+                         after=True)
+    with pytest.raises(OutcomeUnknown) as caught:
+        registry.run("create_api_key", {"name": "no-secret"}, client=client)
+    assert "lacks token" in caught.value.message
+    [orphan] = caught.value.details["candidates"]
+    assert orphan["name"] == "no-secret" and f"id {orphan['id']}" in caught.value.hint
+
+
+def test_a_create_with_an_unreadable_answer_and_no_key_in_sight_still_says_it_likely_happened(
+        sandbox, client, registry):
+    sandbox.inject_fault(201, body="<html>ok</html>", method="POST", path="/persisted_tokens")  # nothing created
+    with pytest.raises(OutcomeUnknown) as caught:
+        registry.run("create_api_key", {"name": "ghost"}, client=client)
+    assert "not JSON" in caught.value.message and caught.value.details["candidates"] == []
+    assert "most likely created" in caught.value.hint
+
+
+def test_a_create_answered_with_an_unreadable_body_is_outcome_unknown_naming_the_key(sandbox, client, registry):
+    sandbox.inject_fault(201, body="<html>created</html>", method="POST", path="/persisted_tokens", after=True)
+    with pytest.raises(OutcomeUnknown) as caught:
+        registry.run("create_api_key", {"name": "unreadable"}, client=client)
+    [orphan] = caught.value.details["candidates"]
+    assert orphan["name"] == "unreadable"
+    assert f"id {orphan['id']}" in caught.value.hint

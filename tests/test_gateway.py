@@ -30,7 +30,7 @@ from gen_nodes.sandbox.store import TOKEN_ALPHABET, TOKEN_LENGTH, TOKEN_PREFIX  
 from gen_nodes.core.spec import ActionSpec, Hints  # noqa: E402
 
 from approval_support import CSRF, Inbox, Unreachable  # noqa: E402
-from conftest import FAST_RETRY  # noqa: E402
+from client_support import FAST_RETRY  # noqa: E402
 
 FULL_TOKEN = re.compile(re.escape(TOKEN_PREFIX) + f"[{TOKEN_ALPHABET}]{{{TOKEN_LENGTH}}}")
 

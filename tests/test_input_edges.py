@@ -13,7 +13,7 @@ from gen_nodes.core.engine import execute
 from gen_nodes.core.errors import InvalidInput
 from gen_nodes.core.spec import ActionSpec, Hints
 
-from test_client import counting_session
+from client_support import counting_session
 
 MAX_INT64 = 2**63 - 1
 
@@ -174,3 +174,33 @@ def test_the_sandbox_answers_400_to_json_nested_too_deeply_to_parse(sandbox):
     answer = requests.post(sandbox.base_url + "/persisted_tokens", data=body, timeout=5,
                            headers={"X-API-Key": sandbox.api_key, "Content-Type": "application/json"})
     assert answer.status_code == 400
+
+
+@pytest.mark.parametrize("arguments", [{"id": 6.0}, {"id": True}])
+def test_a_float_or_bool_is_not_an_integer_id(registry, arguments):
+    with pytest.raises(InvalidInput) as caught:
+        registry.validate("revoke_api_key", arguments)
+    assert caught.value.errors[0]["path"] == "$.id"
+
+
+def test_expires_in_as_a_float_is_refused_locally(registry):
+    with pytest.raises(InvalidInput) as caught:
+        registry.validate("create_api_key", {"expires_in": 2592000.0})
+    assert caught.value.errors[0]["path"] == "$.expires_in"
+
+
+def test_an_id_with_a_leading_zero_is_refused_saying_why(registry):
+    with pytest.raises(InvalidInput) as info:
+        registry.validate("revoke_api_key", {"id": "06"})
+    [problem] = info.value.errors
+    assert problem["path"] == "$.id" and "leading zero" in problem["message"], problem
+    assert '"6", not "06"' in str(info.value)
+    with pytest.raises(InvalidInput, match="from 1 to"):  # the number form says its own rule
+        registry.validate("revoke_api_key", {"id": 0})
+
+
+def test_missing_fields_are_listed_once(registry):
+    with pytest.raises(InvalidInput) as info:
+        registry.validate("update_api_key", {})
+    assert info.value.errors == [{"path": "$", "message": 'missing required field "id", "name"'}]
+    assert str(info.value).count("missing required field") == 1

@@ -13,7 +13,7 @@ from langchain_core.messages import ToolMessage  # noqa: E402
 from langchain_core.tools import BaseTool  # noqa: E402
 from langchain_core.utils.function_calling import convert_to_openai_tool  # noqa: E402
 
-from conftest import FAST_RETRY  # noqa: E402
+from client_support import FAST_RETRY  # noqa: E402
 from gen_nodes.surfaces.llm.langchain import GenTool, langchain_tools  # noqa: E402
 from gen_nodes.surfaces.llm.openai import strict_schema  # noqa: E402
 from gen_nodes.client.http import GenClient  # noqa: E402

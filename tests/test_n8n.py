@@ -410,3 +410,14 @@ def test_a_plugin_action_becomes_an_operation():
     [shape, last] = option["routing"]["output"]["postReceive"]
     assert shape["type"] == "set" and '"things"' in shape["properties"]["value"] and '$parameter["kind"]' in shape["properties"]["value"]
     assert last == "__genResponse__"
+
+
+def test_the_n8n_credential_links_to_the_guide_on_api_keys_not_the_api(tmp_path, registry):
+    from gen_nodes.surfaces.n8n.node import credential_description, write_package
+
+    url = credential_description()["documentationUrl"]
+    assert url == "https://api.gen.pro/guides/authentication/"
+    write_package(registry, tmp_path / "package")
+    [credential] = (tmp_path / "package" / "credentials").glob("*.credentials.js")
+    [line] = [line for line in credential.read_text().splitlines() if "documentationUrl" in line]
+    assert url in line

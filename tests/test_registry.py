@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,6 +27,7 @@ import gen_nodes
 from gen_nodes.core.errors import AuthenticationError, InvalidInput, UnknownAction
 from gen_nodes.core.registry import GROUP, PluginWarning, Registry, default_registry
 from gen_nodes.core.spec import ActionSpec
+from gen_nodes.core.validation import bundled
 
 PLUGIN_SRC = Path(__file__).resolve().parent / "plugin_example"
 BUILTINS = ["create_api_key", "get_me", "list_api_keys", "revoke_all_api_keys", "revoke_api_key", "update_api_key"]
@@ -259,3 +261,22 @@ def test_hand_written_dist_info_is_a_real_distribution_too(plugin_env, tmp_path)
     assert "get_me_again" in out["ids"] and set(BUILTINS) <= set(out["ids"])
     assert sorted("broken_example" in message for _, message in out["warnings"]) == [False, True]
     assert out["revoke"] == ["DELETE", "Revoke API key"]
+
+
+def _descriptions(schema: Any) -> list[str]:
+    if isinstance(schema, dict):
+        own = [schema[k] for k in ("description", "title") if isinstance(schema.get(k), str)]
+        return own + [text for value in schema.values() for text in _descriptions(value)]
+    if isinstance(schema, list):
+        return [text for item in schema for text in _descriptions(item)]
+    return []
+
+
+def test_user_facing_descriptions_do_not_name_gen_nodes(registry):
+    """n8n, Discord and tool users read these; they know GEN, not the package in between."""
+    texts = []
+    for spec in registry:
+        texts += [spec.title, spec.description]
+        texts += _descriptions(bundled(spec.input_schema)) + _descriptions(bundled(spec.output_schema))
+    assert len(texts) > 20
+    assert [text for text in texts if "gen-nodes" in text.lower()] == []

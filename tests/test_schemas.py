@@ -186,3 +186,25 @@ def test_schemas_are_found_from_any_directory(tmp_path, monkeypatch):
     folder = schema_dir()
     assert folder.is_absolute() and (folder / "api_key.json").is_file()
     assert load_schema("get_me.input")["$id"] == "urn:gen-nodes:schemas:get_me.input"
+
+
+def test_bundling_keeps_properties_and_data_named_like_keywords():
+    from gen_nodes.core.validation import bundled, problems
+
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+        "properties": {"$id": {"type": "string"}, "title": {"type": "string"}, "examples": {"type": "integer"}},
+        "additionalProperties": False, "default": {"$id": "x", "title": "y"},
+    }
+    flat = bundled(schema)
+    assert set(flat["properties"]) == {"$id", "title", "examples"}
+    assert flat["default"] == {"$id": "x", "title": "y"}
+    assert problems(schema, {"$id": "a", "title": "b", "examples": 1}) == []
+
+
+def test_integers_are_strict_inside_inlined_schema_files_too():
+    from gen_nodes.core.actions import LIST_API_KEYS
+    from gen_nodes.core.validation import problems
+
+    [problem] = problems(LIST_API_KEYS.output_schema, {"api_keys": [{"id": 1.0}]})
+    assert problem["path"] == "$.api_keys[0].id"

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import pprint
 import socket
+import stat
 import traceback
 from contextlib import contextmanager
 from typing import Iterator
@@ -29,8 +31,9 @@ from gen_nodes.core.errors import (
     ServerError,
 )
 from gen_nodes.core.redact import Secret, mask
+from gen_nodes.safety.secret_delivery import deliver
 
-from conftest import FAST_RETRY
+from client_support import FAST_RETRY
 
 LOGGERS = ["", "gen_nodes", "gen_nodes.http", "gen_nodes.core.engine", "gen_nodes.sandbox", "urllib3",
            "urllib3.connectionpool", "requests"]
@@ -218,3 +221,39 @@ def test_mask_never_reveals_more_than_prefix_and_last_four(secret):
     assert secret not in shown
     assert "…" in shown
     assert len(shown.replace("…", "")) <= secret[:10].rfind("_") + 1 + 4
+
+
+@pytest.mark.parametrize("policy", ["mask", "file"])
+def test_a_nested_token_is_withheld_too(policy, tmp_path):
+    secret = "gen_pat_" + "n" * 40
+    out = deliver({"persisted_token": {"id": 7, "token": secret}, "items": [{"token": secret}]},
+                  policy, tmp_path / "secrets")
+    assert secret not in repr(out) and secret not in str(out)
+    assert out["persisted_token"]["token"] == mask(secret)
+    if policy == "file":
+        assert (tmp_path / "secrets").stat().st_mode & 0o777 == 0o700
+        saved = out["persisted_token"]["token_file"]
+        assert open(saved).read().strip() == secret and "gen-api-key-7-" in saved
+
+
+def test_the_file_policy_leaves_an_existing_folder_as_it_was_and_sanitises_the_id(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir(mode=0o755)
+    os.chmod(folder, 0o755)
+    out = deliver({"id": "../../etc/x", "token": "gen_pat_" + "f" * 40}, "file", folder)
+    path = out["token_file"]
+    assert os.path.dirname(path) == str(folder)
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o755
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_reveal_still_masks_the_secret_in_reprs():
+    secret = "gen_pat_" + "r" * 40
+    out = deliver({"id": 1, "token": secret}, "reveal")
+    assert out["token"] == secret and secret not in repr(out)
+
+
+def test_mask_keeps_only_a_documented_prefix():
+    assert mask("gen_pat_" + "a" * 30 + "WXYZ") == "gen_pat_…WXYZ"
+    assert mask("ref_" + "a" * 30 + "WXYZ") == "ref_…WXYZ"
+    assert mask("Ab3_xY9_kQ" + "a" * 30 + "WXYZ") == "…WXYZ"

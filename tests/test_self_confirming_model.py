@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import pytest
 
-from conftest import FAST_RETRY
+from client_support import FAST_RETRY
 from gen_nodes.client.http import GenClient
 from gen_nodes.runtime.dispatch import Dispatcher
 

@@ -620,3 +620,15 @@ def test_cli_invalid_prefix_is_a_clean_error():
     error = json.loads(proc.stderr)["error"]
     assert error["type"] == "invalid_input" and "prefix" in error["message"]
     assert error["errors"][0]["path"] == "--prefix"
+
+
+def test_tool_schemas_keep_a_property_named_title():
+    from dataclasses import replace
+
+    from gen_nodes.core.actions import GET_ME
+    from gen_nodes.runtime.tools import build_tools
+
+    schema = {"type": "object", "additionalProperties": False,
+              "properties": {"title": {"type": "string", "description": "a field called title"}}}
+    [tool] = build_tools([replace(GET_ME, input_schema=schema)])
+    assert tool.input_schema["properties"]["title"]["description"] == "a field called title"

@@ -171,6 +171,30 @@ class GenClient:
         safe_to_retry: bool = True,
     ) -> ApiResponse:
         """Send one request (retrying as the policy allows) and return the answer or raise."""
+        headers = {**self._headers, "X-API-Key": self._sendable_key()}
+        attempts = max(1, self.retry.attempts)
+        ends = self._clock() + self.deadline
+        for attempt in range(1, attempts + 1):
+            last = attempt == attempts
+            started = time.perf_counter()
+            try:
+                resp = self._send(method, path, params, json, headers, ends, safe_to_retry, attempt)
+            except requests.RequestException as exc:
+                delay = self._delay_after_transport_error(exc, method, path, safe_to_retry, attempt, last, ends)
+                self._wait(delay, method, path, attempt, type(exc).__name__)
+                continue
+            log.debug(
+                "%s %s -> %s in %.1f ms (attempt %d)",
+                method, path, resp.status_code, (time.perf_counter() - started) * 1000, attempt,
+            )
+            if resp.status_code < 300:
+                return _success(resp)
+            delay = self._delay_after_status(resp, method, safe_to_retry, attempt, last, ends)
+            self._wait(delay, method, path, attempt, str(resp.status_code))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _sendable_key(self) -> str:
+        """The API key as it goes into the header; refused before any request if missing or unsendable."""
         if not self._api_key:
             raise AuthenticationError(
                 "No GEN API key given.",
@@ -183,66 +207,64 @@ class GenClient:
                 "The API key holds characters that cannot be sent in an HTTP header; nothing was sent.",
                 hint="Copy the key again: look for curly quotes, spaces or other pasted characters.",
             )
-        url = self.base_url + path
-        headers = {**self._headers, "X-API-Key": key}
-        attempts = max(1, self.retry.attempts)
-        ends = self._clock() + self.deadline
-        for attempt in range(1, attempts + 1):
-            last = attempt == attempts
-            started = time.perf_counter()
-            try:
-                left = self._left(ends, method, path, safe_to_retry, attempt - 1)
-                # No redirects: requests would resend X-API-Key to wherever GEN (or a proxy) points.
-                resp = self.session.request(
-                    method, url, params=params, json=json, headers=headers, timeout=_within(self.timeout, left),
-                    allow_redirects=False, stream=True,
-                )
-                self._read_body(resp, ends, method, path, safe_to_retry, attempt)
-            except (requests.exceptions.InvalidHeader, requests.exceptions.InvalidURL,
-                    requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema, UnicodeError) as exc:
-                # The request could not even be built: no retry can help.
-                raise ConnectionFailed(
-                    f"Cannot send a request to {self.base_url} ({type(exc).__name__}); nothing was sent.",
-                    hint="Check ${BASE_URL}: it must look like https://api.gen.pro/v1; "
-                    "and check that the API key holds only the key.",
-                    attempts=attempt,
-                ) from None
-            except requests.RequestException as exc:
-                error = self._transport_error(exc, method, path, safe_to_retry, attempt)
-                delay = self.retry.delay(attempt)
-                if error is None and not last and self._clock() + delay < ends:
-                    self._wait(delay, method, path, attempt, type(exc).__name__)
-                    continue
-                if error is None and self._clock() >= ends - 0.01:
-                    self._left(ends, method, path, safe_to_retry, attempt)  # the deadline cut it: say so
-                raise (error or self._gave_up(exc, attempt)) from None
-            log.debug(
-                "%s %s -> %s in %.1f ms (attempt %d)",
-                method, path, resp.status_code, (time.perf_counter() - started) * 1000, attempt,
+        return key
+
+    def _send(self, method: str, path: str, params: Mapping[str, Any] | None, json: Any,
+              headers: dict[str, str], ends: float, safe: bool, attempt: int) -> requests.Response:
+        """One attempt: the response with its body read, or the transport error requests raised."""
+        try:
+            left = self._left(ends, method, path, safe, attempt - 1)
+            # No redirects: requests would resend X-API-Key to wherever GEN (or a proxy) points.
+            resp = self.session.request(
+                method, self.base_url + path, params=params, json=json, headers=headers,
+                timeout=_within(self.timeout, left), allow_redirects=False, stream=True,
             )
-            if resp.status_code < 300:
-                return _success(resp)
-            if resp.status_code < 400:
-                raise _redirect_error(resp, self.base_url, safe_to_retry)
-            error = _http_error(resp, attempt)
-            if not safe_to_retry and resp.status_code >= 500:
-                raise OutcomeUnknown(
-                    f"GEN answered {resp.status_code} to a {method} that is not safe to repeat; "
-                    "it may or may not have been carried out.",
-                    status=resp.status_code,
-                    error_code=error.error_code,
-                    server_message=error.message,
-                )
-            if last or not (resp.status_code in self.retry.statuses and (safe_to_retry or resp.status_code == 429)):
-                raise error
-            retry_after = _retry_after(resp.headers.get("Retry-After"))
-            if retry_after is not None and retry_after > self.retry.max_retry_after:
-                raise error
-            delay = retry_after if retry_after is not None else self.retry.delay(attempt)
-            if self._clock() + delay >= ends:  # the wait alone would outlast the deadline
-                raise error
-            self._wait(delay, method, path, attempt, str(resp.status_code))
-        raise AssertionError("unreachable")  # pragma: no cover
+            self._read_body(resp, ends, method, path, safe, attempt)
+        except (requests.exceptions.InvalidHeader, requests.exceptions.InvalidURL,
+                requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema, UnicodeError) as exc:
+            # The request could not even be built: no retry can help.
+            raise ConnectionFailed(
+                f"Cannot send a request to {self.base_url} ({type(exc).__name__}); nothing was sent.",
+                hint="Check ${BASE_URL}: it must look like https://api.gen.pro/v1; "
+                "and check that the API key holds only the key.",
+                attempts=attempt,
+            ) from None
+        return resp
+
+    def _delay_after_transport_error(self, exc: requests.RequestException, method: str, path: str, safe: bool,
+                                     attempt: int, last: bool, ends: float) -> float:
+        """Seconds to wait before retrying after ``exc``, or the error that ends the call."""
+        error = self._transport_error(exc, method, path, safe, attempt)
+        delay = self.retry.delay(attempt)
+        if error is None and not last and self._clock() + delay < ends:
+            return delay
+        if error is None and self._clock() >= ends - 0.01:
+            self._left(ends, method, path, safe, attempt)  # the deadline cut it: say so
+        raise (error or self._gave_up(exc, attempt)) from None
+
+    def _delay_after_status(self, resp: requests.Response, method: str, safe: bool, attempt: int, last: bool,
+                            ends: float) -> float:
+        """Seconds to wait before retrying after a status of 300 or more, or the error that ends the call."""
+        if resp.status_code < 400:
+            raise _redirect_error(resp, self.base_url, safe)
+        error = _http_error(resp, attempt)
+        if not safe and resp.status_code >= 500:
+            raise OutcomeUnknown(
+                f"GEN answered {resp.status_code} to a {method} that is not safe to repeat; "
+                "it may or may not have been carried out.",
+                status=resp.status_code,
+                error_code=error.error_code,
+                server_message=error.message,
+            )
+        if last or not (resp.status_code in self.retry.statuses and (safe or resp.status_code == 429)):
+            raise error
+        retry_after = _retry_after(resp.headers.get("Retry-After"))
+        if retry_after is not None and retry_after > self.retry.max_retry_after:
+            raise error
+        delay = retry_after if retry_after is not None else self.retry.delay(attempt)
+        if self._clock() + delay >= ends:  # the wait alone would outlast the deadline
+            raise error
+        return delay
 
     def _left(self, ends: float, method: str, path: str, safe: bool, attempts: int) -> float:
         """Seconds left before the deadline; past it, the error that ends the call."""

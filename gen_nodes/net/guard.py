@@ -76,16 +76,34 @@ class HostGuard:
 
 
 def is_loopback(host: str) -> bool:
-    """True if ``host`` is a loopback address or a name that resolves only to loopback addresses."""
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        pass
+    """True if ``host`` is a loopback address or a name that resolves only to loopback addresses.
+
+    The one test of loopback for binds and for clients alike: ``[::1]`` (bracketed), ``::1%lo`` (with a
+    zone) and ``::ffff:127.0.0.1`` (how a dual-stack socket shows an IPv4 client) are loopback too.
+    """
+    address = _ip(host.strip().strip("[]"))
+    if address is not None:
+        return _is_loopback_address(address)
+    if not host.strip():
+        return False
     try:
         infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except OSError:
         return False
-    return bool(infos) and all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
+    return bool(infos) and all(_is_loopback_address(ipaddress.ip_address(info[4][0].split("%")[0])) for info in infos)
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _is_loopback_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    # Python before 3.13 calls ::ffff:127.0.0.1 not loopback; it is an IPv4 loopback client.
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
 
 
 def guard_hosts(host: str, *, allow_remote: bool = False, allowed_hosts: Iterable[str] = ()) -> list[str]:

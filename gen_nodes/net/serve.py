@@ -52,7 +52,8 @@ def serve(app: Any, *, host: str = "127.0.0.1", port: int = 8000, path: str = ""
     import uvicorn
 
     hosts = guard_hosts(host, allow_remote=allow_remote, allowed_hosts=allowed_hosts)
-    guarded = HostGuard(app, hosts)
+    # An app that brings its own guard (built from the same hosts) is not wrapped twice.
+    guarded = app if isinstance(app, HostGuard) else HostGuard(app, hosts)
     sock = bind(host, port)
     url = url_of(sock, path)
     stdout = stdout or sys.stdout

@@ -8,12 +8,12 @@ and 200 revokes with a message), plus the control endpoint ``POST /_sandbox/user
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from dataclasses import dataclass, field
 from typing import Callable
 
+from gen_nodes.net.guard import is_loopback
 from gen_nodes.sandbox.store import MAX_ID, Store, ValidationError
 
 VARIANTS = ("reference", "openapi")
@@ -201,11 +201,3 @@ def parse_id(text: str) -> int | None:
         return None
     value = int(text)
     return value if 0 < value <= MAX_ID else None
-
-
-def is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-

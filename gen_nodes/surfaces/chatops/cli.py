@@ -144,7 +144,7 @@ def cmd_discord(args: argparse.Namespace) -> int:
     from gen_nodes.surfaces.chatops.discord import PATH, application_commands, build_app
 
     if args.what == "commands":  # generated from the registry; needs no extra
-        from gen_nodes.surfaces.chatops.core import Grammar
+        from gen_nodes.surfaces.chatops.grammar import Grammar
         from gen_nodes.core.registry import default_registry
 
         print(json.dumps(application_commands(Grammar(default_registry())), indent=2))
@@ -229,7 +229,7 @@ def _store_url(args: argparse.Namespace) -> str:
 
 
 def _operator(args: argparse.Namespace):
-    from gen_nodes.surfaces.chatops.core import ChatUser
+    from gen_nodes.surfaces.chatops.messages import ChatUser
 
     return ChatUser(args.platform, "", args.user, "")
 

@@ -1,4 +1,6 @@
-"""The platform-free chat core: grammar, parsing, replies, bindings, approvals, audit.
+"""The platform-free chat core, :class:`ChatOps`: parsing, running, approvals and login, over the
+grammar (``grammar.py``), coercion (``coercion.py``), bindings (``bindings.py``), replies
+(``render.py``, ``messages.py``) and the audit trail (``audit.py``).
 
 Every platform adapter does the same three things with it:
 
@@ -29,256 +31,39 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import json
 import logging
-import re
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from gen_nodes.safety.approvals import ApprovalError, Approvals
-from gen_nodes.client.http import GenClient
-from gen_nodes.safety.display import plain, quoted
-from gen_nodes.core.errors import AuthenticationError, GenError, InvalidInput
-from gen_nodes.core.terms import Terms
-from gen_nodes.core.redact import KNOWN_PREFIXES, SECRET_FIELDS, masked_copy
-from gen_nodes.core.registry import Registry
-from gen_nodes.core.validation import bundled
-from gen_nodes.core.spec import ActionSpec, Chat
-from gen_nodes.state.secretbox import SecretBox, SecretBoxError
 from gen_nodes.client.cache import ClientCache
+from gen_nodes.client.http import GenClient
+from gen_nodes.core.errors import AuthenticationError, GenError, InvalidInput
+from gen_nodes.core.redact import masked_copy
+from gen_nodes.core.registry import Registry
+from gen_nodes.core.spec import ActionSpec
+from gen_nodes.core.terms import Terms
+from gen_nodes.safety.approvals import ApprovalError, Approvals
+from gen_nodes.safety.display import quoted
+from gen_nodes.state.secretbox import SecretBox
+from gen_nodes.surfaces.chatops.audit import _ids, write_audit
+# _BINDING_PREFIX and BINDING_TTL are imported from here by approver.py.
+from gen_nodes.surfaces.chatops.bindings import _BINDING_PREFIX, BINDING_TTL, Bindings  # noqa: F401
+from gen_nodes.surfaces.chatops.coercion import coerce
+from gen_nodes.surfaces.chatops.grammar import BUILT_INS, SHARE_FLAG, Entry, Grammar, _shareable, _unquote, holds_key
+from gen_nodes.surfaces.chatops.messages import Buttons, ChatUser, Command, Reply
+from gen_nodes.surfaces.chatops.render import _item_lines, render
 
 log = logging.getLogger("gen_nodes.chatops")
-audit_log = logging.getLogger("gen_nodes.chatops.audit")
 
-#: Words the core answers itself; no action may take them.
-BUILT_INS = ("help", "login", "logout")
-#: The word that asks for a read-only answer to be shown to the channel.
-SHARE_FLAG = "--share"
 #: Seconds an approval button stays usable.
 APPROVAL_TTL = 300
-#: Items shown in a list or preview before "... and N more".
-LIST_LIMIT = 50
-_BINDING_PREFIX = "chatops:binding:"
-#: Seconds a binding lasts without use: a year (every command that uses it renews it).
-BINDING_TTL = 365 * 24 * 3600
 #: Seconds a verified request is remembered, so a replay of it does not act again. Both platforms'
 #: requests are accepted with a timestamp up to 5 minutes off either way, so one signed request
 #: stays acceptable for 10 minutes from the first sight at most; a minute more for clock drift.
 REPLAY_TTL = 2 * 300 + 60
 _SEEN_PREFIX = "chatops:seen:"
-# Text that holds a GEN key: a documented prefix and a long run of key characters, in any case and
-# anywhere (inside `name=...`, brackets, after a colon...). The short generic prefixes (`gen_`, `ref_`)
-# must not follow a letter or digit, so a name like `regen_nightly_build` is not taken for a key;
-# `gen_pat_` is specific enough to be caught even glued to a word.
-_KEY_LIKE = re.compile(r"(?:gen_pat_|(?<![a-z0-9])(?:%s))[a-z0-9_\-]{12,}" % "|".join(
-    re.escape(p) for p in KNOWN_PREFIXES if p != "gen_pat_"), re.IGNORECASE)
-_INT = re.compile(r"^-?[0-9]+$")
-
-
-# -- what comes in and what goes out ----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ChatUser:
-    """Who typed the command, as the platform says (never from the command text)."""
-
-    platform: str
-    #: The Slack workspace or Discord guild ("" for a Discord DM).
-    team: str
-    user: str
-    channel: str = ""
-
-
-@dataclass(frozen=True)
-class Buttons:
-    """An approve/deny pair for a pending approval; only ``who`` may press them."""
-
-    approval: str
-    approve_label: str
-    confirm_text: str
-    deny_label: str = "Cancel"
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A message for people, in the small markdown Slack and Discord share (backticks)."""
-
-    text: str
-    #: Seen only by the person who asked (ephemeral); a secret forces this.
-    private: bool = True
-    buttons: Buttons | None = None
-    #: Replace the message that carried the button (after a press).
-    replace: bool = False
-    #: Holds a secret: the adapter must send it privately and never log it.
-    secret: bool = False
-
-    def __repr__(self) -> str:  # the text may hold a new key's secret
-        return f"Reply(private={self.private}, secret={self.secret}, buttons={self.buttons is not None})"
-
-
-@dataclass(frozen=True)
-class Command:
-    """A parsed command: a built-in (help/login/logout), an action, or an answer already."""
-
-    kind: str  # "help" | "login" | "logout" | "action" | "answer"
-    spec: ActionSpec | None = None
-    arguments: Mapping[str, Any] = field(default_factory=dict)
-    share: bool = False
-    #: For ``answer`` (help, usage errors, refusals): the reply, sent without any GEN call.
-    reply: Reply | None = None
-    #: The audit outcome of an ``answer`` worth auditing (e.g. an inline key refused).
-    audit: str | None = None
-
-    def __repr__(self) -> str:  # the arguments are the user's; keep them out of logs
-        return f"Command(kind={self.kind!r}, action={self.spec.id if self.spec else None!r})"
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One action's place in the grammar."""
-
-    spec: ActionSpec
-    chat: Chat
-    #: The bundled input schema's properties (for coercion, usage and option types).
-    properties: Mapping[str, Any]
-    required: tuple[str, ...]
-
-    @property
-    def words(self) -> tuple[str, ...]:
-        return (self.chat.group, self.chat.verb) if self.chat.group else (self.chat.verb,)
-
-    def field_for(self, option: str) -> str | None:
-        """The input field an option name (alias or field name) stands for."""
-        if option in self.chat.options:
-            return self.chat.options[option]
-        return option if option in self.properties else None
-
-    def option_name(self, name: str) -> str:
-        """How a field is named as an option (its alias, if it has one)."""
-        return next((alias for alias, target in self.chat.options.items() if target == name), name)
-
-
-def holds_key(text: str) -> bool:
-    """True if ``text`` holds something shaped like a GEN key anywhere in it (any case)."""
-    return _KEY_LIKE.search(text or "") is not None
-
-
-def chat_of(spec: ActionSpec) -> Chat:
-    """The spec's chat grammar, or one derived from its id and required inputs."""
-    if spec.chat is not None:
-        return spec.chat
-    required = tuple(bundled(spec.input_schema).get("required", ()))
-    return Chat(verb=spec.id.replace("_", "-"), args=required)
-
-
-class Grammar:
-    """Every command of a registry: lookup by words, usage lines and help."""
-
-    def __init__(self, registry: Registry, prefix: str = "/gen") -> None:
-        self.prefix = prefix
-        self.entries: dict[tuple[str, ...], Entry] = {}
-        # Help lists the top-level commands first, then each group: reads, writes, destructive ones.
-        for spec in sorted(registry, key=lambda s: (bool(chat_of(s).group), chat_of(s).group, _rank(s))):
-            schema = bundled(spec.input_schema)
-            entry = Entry(spec, chat_of(spec), schema.get("properties", {}), tuple(schema.get("required", ())))
-            if entry.words in self.entries or entry.words[0] in BUILT_INS or entry.chat.group in self._verbs():
-                log.warning("chat command %r of action %s is taken; the action gets no chat command",
-                            " ".join(entry.words), spec.id)
-                continue
-            self.entries[entry.words] = entry
-
-    def _verbs(self) -> set[str]:
-        return {words[0] for words in self.entries if len(words) == 1}
-
-    @property
-    def groups(self) -> list[str]:
-        return list(dict.fromkeys(e.chat.group for e in self.entries.values() if e.chat.group))
-
-    def find(self, words: list[str]) -> tuple[Entry | None, int]:
-        """The entry the leading words name, and how many words that took."""
-        for n in (2, 1):
-            entry = self.entries.get(tuple(w.lower() for w in words[:n]))
-            if entry is not None and len(words) >= n:
-                return entry, n
-        return None, 0
-
-    def usage(self, entry: Entry) -> str:
-        parts = [self.prefix, *entry.words]
-        chat = entry.chat
-        for i, name in enumerate(chat.args):
-            label = _label(entry, name)
-            if chat.rest and i == len(chat.args) - 1:
-                label += "..."
-            parts.append(label if name in entry.required else f"[{label}]")
-        for name in entry.properties:
-            if name not in chat.args:
-                option = f"{entry.option_name(name)}={_label(entry, name)}"
-                parts.append(option if name in entry.required else f"[{option}]")
-        if _shareable(entry.spec):
-            parts.append(f"[{SHARE_FLAG}]")
-        return " ".join(parts)
-
-    def help(self) -> str:
-        lines = [f"GEN commands. Answers are shown only to you; add `{SHARE_FLAG}` to show a read-only "
-                 "answer to the channel. Destructive commands ask you to confirm with a button first."]
-        for entry in self.entries.values():
-            note = " (asks you to confirm)" if entry.spec.hints.destructive else ""
-            lines.append(f"`{self.usage(entry)}`  {entry.spec.title}{note}")
-        lines.append(f"`{self.prefix} login`  Use your own GEN key (opens a private form)")
-        lines.append(f"`{self.prefix} logout`  Forget your GEN key")
-        lines.append(f"`{self.prefix} help`  This list")
-        return "\n".join(lines)
-
-
-def _rank(spec: ActionSpec) -> int:
-    return 0 if spec.hints.read_only else 2 if spec.hints.destructive else 1
-
-
-def _label(entry: Entry, name: str) -> str:
-    if name in entry.chat.labels:
-        return entry.chat.labels[name]
-    enum = entry.properties.get(name, {}).get("enum")
-    return "|".join(str(v) for v in enum) if enum else name.upper()
-
-
-def _shareable(spec: ActionSpec) -> bool:
-    """Only a read-only answer may go to the channel (a create's secret never can)."""
-    return spec.hints.read_only and not (set(spec.output_schema.get("properties", {})) & SECRET_FIELDS)
-
-
-def _types(schema: Mapping[str, Any]) -> set[str]:
-    found: set[str] = set()
-    kind = schema.get("type")
-    if isinstance(kind, str):
-        found.add(kind)
-    elif isinstance(kind, list):
-        found.update(kind)
-    for branch in (*schema.get("anyOf", ()), *schema.get("oneOf", ())):
-        found |= _types(branch)
-    return found
-
-
-def coerce(value: Any, schema: Mapping[str, Any]) -> Any:
-    """A word typed in chat as the JSON value the schema expects (digits -> integer, ...)."""
-    if not isinstance(value, str):
-        return value
-    types = _types(schema)
-    if "integer" in types and _INT.match(value):
-        return int(value)
-    if "number" in types and "string" not in types:
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    if "boolean" in types and value.lower() in ("true", "false", "yes", "no"):
-        return value.lower() in ("true", "yes")
-    return value
-
-
-# -- the chat core ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -294,44 +79,6 @@ class ChatTerms(Terms):
 
     def action(self, action_id: str) -> str:
         return self.commands.get(action_id, action_id)
-
-
-class Bindings:
-    """Each chat user's own GEN key, sealed at rest, in the shared store."""
-
-    def __init__(self, store: Any, box: SecretBox) -> None:
-        self.store = store
-        self.box = box
-
-    @staticmethod
-    def _key(platform: str, user: str) -> str:
-        return f"{_BINDING_PREFIX}{platform}:{user}"
-
-    def bind(self, platform: str, user: str, api_key: str, gen_user: Mapping[str, Any]) -> None:
-        self.store.set(self._key(platform, user), {
-            "key": self.box.seal(api_key),
-            "gen_user": gen_user.get("id"),
-            "bound_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }, ttl=BINDING_TTL)
-        from gen_nodes.surfaces.chatops.approver import remember_binding  # held calls of this GEN account find this person
-
-        remember_binding(self.store, platform, user, gen_user.get("id"))
-
-    def api_key(self, platform: str, user: str) -> str | None:
-        """The user's GEN key, or None if unbound (or sealed with another secret)."""
-        record = self.store.get(self._key(platform, user))
-        if not record:
-            return None
-        try:
-            key = self.box.open(record["key"])
-        except (SecretBoxError, KeyError, TypeError):  # sealed under another secret: as good as unbound
-            log.warning("a %s binding could not be opened (GEN_NODES_CHATOPS_SECRET changed?)", platform)
-            return None
-        self.store.replace(self._key(platform, user), record, record, ttl=BINDING_TTL)  # renew
-        return key
-
-    def unbind(self, platform: str, user: str) -> bool:
-        return self.store.pop(self._key(platform, user)) is not None
 
 
 class ChatOps:
@@ -629,100 +376,5 @@ class ChatOps:
         return Reply(f"{spec.title} failed: {exc.message}\nWhat to do: {hint}", replace=replace)
 
     def audit(self, who: ChatUser, action: str, *, ids: Iterable[Any] = (), outcome: str) -> None:
-        """One line per action: platform, workspace, user, action, ids, outcome. Never a secret."""
-        audit_log.info(json.dumps({
-            "platform": who.platform, "workspace": who.team, "user": who.user, "action": action,
-            "ids": [str(i) for i in ids if i is not None][:LIST_LIMIT], "outcome": outcome,
-        }, sort_keys=False))
-
-
-# -- replies written for people ---------------------------------------------------------
-
-
-def render(spec: ActionSpec, output: Mapping[str, Any], share: bool = False) -> Reply:
-    """An action's output as a compact message; a secret makes it private."""
-    wrap = spec.response.wrap
-    if wrap and isinstance(output.get(wrap), list):
-        items = output[wrap]
-        head = f"{spec.title}: {len(items)} item(s)" + (":" if items else ".")
-        return Reply("\n".join([head, *_item_lines(items)]), private=not share)
-    secrets = {k: v for k, v in output.items() if k in SECRET_FIELDS and isinstance(v, str)}
-    lines = [f"{spec.title}: done."]
-    lines.extend(_field_lines({k: v for k, v in output.items() if k not in secrets}))
-    for name, value in secrets.items():
-        lines.append(f"Secret `{name}` (shown once, only to you; GEN never shows it again, and it is not kept "
-                     f"here): `{str.__str__(value)}`")
-    return Reply("\n".join(lines), private=bool(secrets) or not share, secret=bool(secrets))
-
-
-def _item_lines(items: list[Any]) -> list[str]:
-    lines = [_item_line(item) for item in items[:LIST_LIMIT]]
-    if len(items) > LIST_LIMIT:
-        lines.append(f"... and {len(items) - LIST_LIMIT} more.")
-    return lines
-
-
-_LIST_COLUMNS = ("name", "status", "last_used_at", "expires_at")
-
-
-def _item_line(item: Any) -> str:
-    if not isinstance(item, Mapping):
-        return f"• {quoted(item)}"
-    parts = [f"`{plain(item.get('id'), 24)}`"] if "id" in item else []
-    if any(c in item for c in _LIST_COLUMNS):
-        if "name" in item:
-            parts.append(quoted(item.get("name")) if item.get("name") is not None else "(no name)")
-        if "status" in item:
-            parts.append(plain(item.get("status"), 24))
-        if "last_used_at" in item:
-            parts.append(f"last used {_when(item.get('last_used_at'), 'never')}")
-        if "expires_at" in item:
-            parts.append(f"expires {_when(item.get('expires_at'), 'never')}")
-    else:
-        parts.extend(f"{plain(k, 40)}={_value(v)}" for k, v in list(item.items())[:5] if k != "id")
-    return "• " + "  ".join(parts)
-
-
-def _field_lines(data: Mapping[str, Any]) -> list[str]:
-    return [f"{plain(name, 40)}: {_value(value)}" for name, value in data.items()]
-
-
-def _value(value: Any) -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, str):
-        when = _when(value, None) if _looks_like_time(value) else None
-        return when or quoted(value)
-    return quoted(json.dumps(masked_copy(value), default=str))
-
-
-def _looks_like_time(value: str) -> bool:
-    return bool(re.match(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}", value))
-
-
-def _when(value: Any, missing: str | None) -> str | None:
-    if not value:
-        return missing
-    text = str(value)
-    match = re.match(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})", text)
-    return f"{match.group(1)} {match.group(2)} UTC" if match else quoted(text)
-
-
-def _unquote(text: str) -> str:
-    for left, right in (('"', '"'), ("\u201c", "\u201d"), ("'", "'")):
-        if len(text) >= 2 and text.startswith(left) and text.endswith(right):
-            return text[1:-1]
-    return text
-
-
-def _ids(arguments: Mapping[str, Any], items: Iterable[Any] = ()) -> list[Any]:
-    """Ids worth auditing: the id arguments, then the ids of the objects named (made, previewed)."""
-    ids = [v for k, v in arguments.items() if k == "id" or k.endswith("_id")]
-    for item in items:
-        if isinstance(item, Mapping) and item.get("id") is not None and item["id"] not in ids:
-            ids.append(item["id"])
-    return ids
+        """One audit line for ``who`` (see ``audit.py``). Never a secret."""
+        write_audit(who, action, ids=ids, outcome=outcome)

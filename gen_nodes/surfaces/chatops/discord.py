@@ -31,7 +31,10 @@ from typing import Any, Mapping
 
 import requests
 
-from gen_nodes.surfaces.chatops.core import SHARE_FLAG, ChatOps, ChatUser, Grammar, Reply, _shareable, _types
+from gen_nodes.surfaces.chatops.coercion import _types
+from gen_nodes.surfaces.chatops.core import ChatOps
+from gen_nodes.surfaces.chatops.grammar import SHARE_FLAG, Grammar, _shareable
+from gen_nodes.surfaces.chatops.messages import ChatUser, Reply
 
 PATH = "/interactions"
 DEFAULT_API_URL = "https://discord.com/api/v10"

@@ -39,7 +39,8 @@ from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
-from gen_nodes.surfaces.chatops.core import ChatOps, ChatUser, Reply
+from gen_nodes.surfaces.chatops.core import ChatOps
+from gen_nodes.surfaces.chatops.messages import ChatUser, Reply
 
 PATH = "/slack/events"
 LOGIN_CALLBACK = "gen_login"

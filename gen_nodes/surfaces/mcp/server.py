@@ -68,7 +68,7 @@ from gen_nodes.surfaces.mcp.options import parser as options_parser
 from gen_nodes.surfaces.mcp.key_check import KeyCheck
 from gen_nodes.surfaces.mcp.sessions import SessionGate
 from gen_nodes.client.cache import CLIENT_CACHE_SIZE, ClientCache
-from gen_nodes.net.guard import LOOPBACK_HOSTS, guard_hosts, origins_for
+from gen_nodes.net.guard import LOOPBACK_HOSTS, HostGuard, guard_hosts
 from gen_nodes.net.headers import KEY_HINT, api_key_from_headers
 from gen_nodes.net.middleware import RequireGenKey
 from gen_nodes.net.serve import serve
@@ -433,8 +433,8 @@ def build_http_app(dispatcher: Dispatcher, *, host: str = "127.0.0.1", base_url:
     """The ASGI app serving streamable HTTP (stateful) at ``/mcp``, and the approval page of URL-mode
     elicitation at ``/approve/{id}`` (``web/approval_page.py``, over ``dispatcher.approvals``).
 
-    ``allowed_hosts``: the Host header values admitted (see ``web.guard_hosts``); the SDK's
-    DNS-rebinding guard is configured from the same list, so it is on for every bind.
+    ``allowed_hosts``: the Host header values admitted (see ``net.guard.guard_hosts``); the app is
+    wrapped in the one DNS-rebinding guard, ``net.guard.HostGuard``, so it is on for every bind.
     ``session_limits``: ``per_key``, ``total``, ``unproven_idle``, ``idle`` of ``sessions.SessionGate``.
     ``notify_targets``: who else is sent each approval link (``notify.py``; default: stderr).
     """
@@ -443,8 +443,8 @@ def build_http_app(dispatcher: Dispatcher, *, host: str = "127.0.0.1", base_url:
     notifier = Notifier(notify_targets if notify_targets is not None
                         else parse_targets(None, store=dispatcher.approvals.store))
     hosts = list(allowed_hosts) or list(LOOPBACK_HOSTS)
-    security = TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts,
-                                         allowed_origins=origins_for(hosts))
+    # One Host/Origin guard, net.guard.HostGuard, wraps the whole app below: the SDK's own is off.
+    security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
     gate: SessionGate | None = None
 
     def on_success(ctx: ServerRequestContext) -> None:
@@ -460,7 +460,7 @@ def build_http_app(dispatcher: Dispatcher, *, host: str = "127.0.0.1", base_url:
                                      max_sessions=2 * session_limits.get("total", TOTAL),
                                      custom_starlette_routes=approval_routes(dispatcher.approvals, surface="mcp"))
     gate = SessionGate(app, path=HTTP_PATH, key_check=_key_check(dispatcher, base_url, timeout), **session_limits)
-    return RequireGenKey(gate, paths=(HTTP_PATH,), jsonrpc=True)
+    return HostGuard(RequireGenKey(gate, paths=(HTTP_PATH,), jsonrpc=True), hosts)
 
 
 def serve_http(dispatcher: Dispatcher, *, host: str = "127.0.0.1", port: int = 8000,
