@@ -19,12 +19,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from gen_nodes.client.cache import ClientCache, key_digest
-from gen_nodes.net.guard import HostGuard, guard_hosts
+from gen_nodes.net.guard import HostGuard, guard_hosts, host_allowed, is_loopback
 from gen_nodes.net.headers import api_key_from_headers
 from gen_nodes.net.logs import RepeatFilter
 from gen_nodes.net.middleware import RequireGenKey
 from gen_nodes.net.serve import bind, url_of
 from gen_nodes.core.errors import CannotServe, InvalidInput
+from gen_nodes.sandbox import Sandbox
 
 
 def test_api_key_from_headers():
@@ -127,7 +128,7 @@ async def test_host_guard_refuses_foreign_hosts_and_origins():
     # ``name:*`` means a port of digits: a URL built from this Host would point at evil.example.
     assert (await _get(app, "/page", host="127.0.0.1:1234@evil.example")).status_code == 421
     assert (await _get(app, "/page", host="127.0.0.1:")).status_code == 421
-    assert not web.host_allowed("127.0.0.1:80/x", ["127.0.0.1:*"]) and web.host_allowed("127.0.0.1:80", ["127.0.0.1:*"])
+    assert not host_allowed("127.0.0.1:80/x", ["127.0.0.1:*"]) and host_allowed("127.0.0.1:80", ["127.0.0.1:*"])
     assert (await _get(app, "/page", host="gen.example:8000", origin="http://gen.example:8000")).status_code == 200
     assert (await _get(app, "/page", host="gen.example:8000", origin="https://evil.example")).status_code == 403
 
@@ -222,3 +223,42 @@ def test_client_cache_is_thread_safe():
     for t in threads:
         t.join()
     assert not errors and len(cache) == 3
+
+
+# -- one is_loopback, one host guard ------------------------------------------------------
+
+
+@pytest.mark.parametrize("host, loopback", [
+    ("127.0.0.1", True), ("127.8.9.10", True), ("::1", True),
+    # Where the sandbox's own test (a bare IP only) said no and the bind policy's said yes:
+    ("[::1]", True), ("localhost", True),
+    # A dual-stack socket shows an IPv4 client so; Python 3.11 calls it not loopback.
+    ("::ffff:127.0.0.1", True), ("::1%lo", True),
+    ("10.0.0.1", False), ("::ffff:10.0.0.1", False), ("0.0.0.0", False), ("::", False), ("", False), ("  ", False),
+])
+def test_is_loopback_edge_cases(host, loopback):
+    assert is_loopback(host) is loopback
+
+
+def test_the_sandbox_control_endpoint_answers_an_ipv4_client_of_a_dual_stack_bind():
+    """Bound to ``::``, the sandbox sees 127.0.0.1 as ``::ffff:127.0.0.1``: still a loopback client."""
+    with Sandbox(host="::", allow_remote=True, allowed_hosts=["127.0.0.1:*"]) as sandbox:
+        port = sandbox.base_url.rsplit(":", 1)[1].split("/")[0]
+        answer = httpx.post(f"http://127.0.0.1:{port}/_sandbox/users", json={"email": "d@example.com"}, timeout=10)
+    assert answer.status_code == 201, answer.text
+
+
+@pytest.mark.anyio
+async def test_the_mcp_http_app_has_the_one_host_guard():
+    """A foreign Host meets net.guard.HostGuard (its JSON and hint), not a second guard of the SDK's."""
+    pytest.importorskip("mcp")
+    from gen_nodes.runtime.dispatch import Dispatcher
+    from gen_nodes.surfaces.mcp.server import build_http_app
+
+    app = build_http_app(Dispatcher(), allowed_hosts=["127.0.0.1:*"])
+    assert isinstance(app, HostGuard)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:9") as http:
+        answer = await http.post("/mcp", json={}, headers={"Host": "evil.example", "X-API-Key": "gen_pat_x" * 3})
+    assert answer.status_code == 421
+    assert answer.json()["error"]["type"] == "invalid_input" and "--allowed-host" in answer.json()["error"]["hint"]
