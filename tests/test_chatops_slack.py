@@ -318,7 +318,7 @@ def test_the_readme_manifest_points_slack_at_this_server():
     from urllib.parse import urlsplit
 
     from gen_nodes.surfaces.chatops.slack import PATH
-    from test_readme import snippet
+    from doc_support import snippet
 
     manifest = json.loads(snippet("Setting up the Slack app", "json"))
     [command] = manifest["features"]["slash_commands"]
@@ -329,7 +329,7 @@ def test_the_readme_manifest_points_slack_at_this_server():
 
 
 def test_the_readme_audit_example_is_what_is_logged(events, web, chat, sandbox, gen_log):
-    from test_readme import snippet
+    from doc_support import snippet
 
     chat.bind("slack", "U1", sandbox.api_key)
     Slack(events, web).answer("me")
