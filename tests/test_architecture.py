@@ -9,6 +9,7 @@ expects it to fail.
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -129,3 +130,30 @@ def test_the_long_function_check_sees_a_long_function(tmp_path: Path) -> None:
 def test_the_allowlist_of_long_functions_holds_only_long_functions() -> None:
     """A function shortened leaves the allowlist too, so the list only shrinks."""
     assert LONG_FUNCTIONS_TO_SHORTEN <= set(_long_functions(PACKAGE))
+
+
+#: Words that name when or why a test was written, not what it tests.
+NOT_A_SUBJECT = ("review", "fixes", "papercut", "new_user", "hardening", "regression", "misc", "bugs")
+
+
+def test_test_modules_are_named_by_subject() -> None:
+    tests = REPO / "tests"
+    named_otherwise = [path.name for path in tests.glob("test_*.py") if any(w in path.stem for w in NOT_A_SUBJECT)]
+    assert named_otherwise == []
+
+
+def test_helpers_come_from_support_modules_not_conftest() -> None:
+    """conftest.py keeps only fixtures; a helper lives in an importable ``tests/*_support.py``."""
+    importing_conftest = [path.name for path in (REPO / "tests").glob("*.py") if path.name != Path(__file__).name
+                          and re.search(r"^\s*(from conftest import|import conftest)", path.read_text(encoding="utf-8"),
+                                        re.MULTILINE)]
+    assert importing_conftest == []
+
+
+def test_no_module_sits_beside_a_folder_of_its_name() -> None:
+    """``schemas.py`` beside ``schemas/`` (now ``core/validation.py``): one name, one thing."""
+    repo_folders = {path.name for path in REPO.iterdir() if path.is_dir() and not path.name.startswith(".")}
+    modules = [path for path in PACKAGE.rglob("*.py") if path.stem != "__init__"]
+    beside = [str(path.relative_to(REPO)) for path in modules
+              if (path.parent / path.stem).is_dir() or path.stem in repo_folders]
+    assert beside == []
