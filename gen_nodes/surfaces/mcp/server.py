@@ -534,8 +534,8 @@ def run(options: argparse.Namespace) -> int:
 def _open_approval_store(url: str) -> Any:
     """The store held calls wait in (``--store``); None, after one line on stderr, if it cannot open.
     A press in chat-ops decides a held call only when both servers name the same store."""
-    from ..state import StoreError
-    from ..state.secretbox import SecretBoxError
+    from gen_nodes.state import StoreError
+    from gen_nodes.state.secretbox import SecretBoxError
 
     try:
         return open_store(url)
