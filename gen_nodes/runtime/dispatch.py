@@ -272,14 +272,12 @@ class Dispatcher:
 
 def awaiting(tool: str, approval: Approval) -> ToolResult:
     """The model's view of a call held for a person: what waits, nothing that approves it."""
-    return ToolResult({"error": {
-        "type": ConfirmationRequired.type,
-        "message": f"{tool} is waiting for the user's approval; nothing has changed yet.",
-        "hint": "Tell the user what you asked for; they approve or deny it outside this conversation. "
-                "Do not call it again: you will be told the outcome.",
-        "awaiting_approval": True,
-        "preview": approval.preview,
-    }}, is_error=True, approval=approval)
+    waiting = ConfirmationRequired(
+        f"{tool} is waiting for the user's approval; nothing has changed yet.",
+        hint="Tell the user what you asked for; they approve or deny it outside this conversation. "
+             "Do not call it again: you will be told the outcome.",
+        awaiting_approval=True, preview=approval.preview)
+    return ToolResult({"error": waiting.to_dict(TOOL_TERMS)}, is_error=True, approval=approval)
 
 
 def dumps(data: Any) -> str:
