@@ -234,8 +234,10 @@ async def _approve_by_url(dispatcher: Dispatcher, ctx: ServerRequestContext, par
         return ToolResult.failure(ConfirmationRequired(
             f"The user did not open the approval page for {tool.name}; nothing was changed.",
             hint="Do not retry unless the user asks for it again.", declined=True), dispatcher.terms)
+    # In a worker thread; a client that goes away cancels the call, and the wait ends on its own
+    # when the approval is decided or expires (``ttl``).
     decided = await anyio.to_thread.run_sync(
-        partial(approvals.wait, approval_id, timeout=approvals.ttl, poll=URL_POLL))
+        partial(approvals.wait, approval_id, timeout=approvals.ttl, poll=URL_POLL), abandon_on_cancel=True)
     if elicitation_id is not None:
         try:
             await ctx.session.send_elicit_complete(elicitation_id, related_request_id=ctx.request_id)
