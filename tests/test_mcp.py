@@ -485,8 +485,8 @@ async def test_a_client_that_cannot_ask_is_refused_naming_the_options(sb, http_u
 
 
 @pytest.mark.anyio
-async def test_an_error_answer_from_the_user_is_a_no_and_earns_no_token(sb, http_url, logs, secrets_dir):
-    """Some hosts answer a refused question with an error: that must not open the token flow."""
+async def test_an_error_answer_from_the_user_is_a_no(sb, http_url, logs, secrets_dir):
+    """Some hosts answer a refused question with an error: that is a no, each time, and nothing runs."""
     user_id, key = new_user(sb)
     target = sb.store.create_key(user_id, "victim")[0]["id"]
     asked = []

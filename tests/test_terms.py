@@ -75,3 +75,29 @@ def test_an_unknown_id_under_the_right_base_url_is_still_no_such_object(client, 
     with pytest.raises(NotFound) as caught:
         registry.run("revoke_api_key", {"id": 999}, client=client)
     assert "No such object" in caught.value.hint
+
+
+def test_every_surface_speaks_in_terms_from_the_one_terms_module():
+    """No surface defines its own Terms: each uses a named instance (or function) of core/terms.py."""
+    from gen_nodes.core import terms
+    from gen_nodes.surfaces.gateway import app as gateway
+    from gen_nodes.surfaces.n8n import node as n8n
+
+    assert gateway.TERMS is terms.GATEWAY_TERMS and n8n.N8N_TERMS is terms.N8N_TERMS
+    temporal = pytest.importorskip("gen_nodes.surfaces.temporal")
+    assert temporal.TEMPORAL_TERMS is terms.TEMPORAL_TERMS
+    assert "'gen_default'" in terms.airflow_terms("gen_default").API_KEY
+    chat = terms.chat_terms({"revoke_api_key": "`/ops keys revoke ID`"}, "/ops")
+    assert chat.action("revoke_api_key") == "`/ops keys revoke ID`" and "`/ops login`" in chat.API_KEY
+
+
+def test_no_surface_module_builds_a_terms_of_its_own():
+    import pathlib
+    import re
+
+    import gen_nodes
+
+    root = pathlib.Path(gen_nodes.__file__).parent
+    built = [str(path.relative_to(root)) for path in root.rglob("*.py")
+             if path.name != "terms.py" and re.search(r"\bTerms\(|\(Terms\)", path.read_text())]
+    assert built == []

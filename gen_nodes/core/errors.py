@@ -334,6 +334,16 @@ class CannotServe(GenError):
     default_hint = "Pick a free port (or --port 0 for any free one) and an address of this machine."
 
 
+#: The hint of a bug: said the same way on every surface.
+UNEXPECTED_HINT = "This is a bug in gen-nodes or a plugin, not in your input; try again or report it."
+
+
+def unexpected_failure(exc: BaseException | None = None, where: str = "gen-nodes") -> GenError:
+    """A bug, not the caller's fault, as an error: its class name at most, never its text (it may hold data)."""
+    named = f" ({type(exc).__name__})" if exc is not None else ""
+    return GenError(f"Unexpected failure in {where}{named}.", hint=UNEXPECTED_HINT)
+
+
 def error_for_status(status: int) -> type[GenError]:
     """The error class for an HTTP error status."""
     if status == 401:

@@ -6,7 +6,8 @@ import ipaddress
 import socket
 from typing import Any, Iterable
 
-from gen_nodes.core.errors import InvalidInput
+from gen_nodes.core.errors import InvalidInput, MalformedRequest, PermissionDenied
+from gen_nodes.net.errors import error_body
 from gen_nodes.net.logs import APPROVAL_PAGE_PREFIX
 from gen_nodes.net.middleware import request_headers, send_json
 
@@ -59,16 +60,16 @@ class HostGuard:
         if scope["type"] in ("http", "websocket"):
             headers = request_headers(scope)
             if not _matches(headers.get("host", ""), self.hosts):
-                return await send_json(send, 421, {"error": {
-                    "type": "invalid_input", "message": "This server does not answer to that Host name.",
-                    "hint": "Use the address the server printed, or start it with that name in --allowed-host."}})
+                return await send_json(send, 421, error_body(MalformedRequest(
+                    "This server does not answer to that Host name.",
+                    hint="Use the address the server printed, or start it with that name in --allowed-host.")))
             origin = headers.get("origin")
             page = str(scope.get("path", "")).startswith(self.page_paths)
             if origin is not None and not page and not _matches(origin, self.origins):
-                return await send_json(send, 403, {"error": {
-                    "type": "permission", "message": "Requests from that Origin are refused.",
-                    "hint": "Browsers send an Origin from pages of other sites: call this server from a program "
-                            "(without an Origin header), or list that site's host in --allowed-host."}})
+                return await send_json(send, 403, error_body(PermissionDenied(
+                    "Requests from that Origin are refused.",
+                    hint="Browsers send an Origin from pages of other sites: call this server from a program "
+                         "(without an Origin header), or list that site's host in --allowed-host.")))
         await self.app(scope, receive, send)
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable
 
+from gen_nodes.core.errors import AuthenticationError
+from gen_nodes.core.errors import BodyTooLarge as RequestTooLarge
+from gen_nodes.net.errors import error_body
 from gen_nodes.net.headers import KEY_HINT, api_key_from_headers
+
+#: The JSON-RPC error code of a request without a GEN key (MCP over HTTP).
+NO_KEY_CODE = -32001
 
 # -- request bodies --------------------------------------------------------------------------
 
@@ -37,8 +43,7 @@ def body_too_large(limit: int = MAX_BODY) -> Any:
     """The 413 answer to a body over ``limit`` (the connection is closed: the rest is never read)."""
     from starlette.responses import JSONResponse
 
-    return JSONResponse({"error": f"the request body is over {limit} bytes"}, status_code=413,
-                        headers={"connection": "close"})
+    return JSONResponse(error_body(RequestTooLarge(limit)), status_code=413, headers={"connection": "close"})
 
 
 # -- middleware ------------------------------------------------------------------------------
@@ -69,13 +74,8 @@ class RequireGenKey:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and self._guarded(scope.get("path", "")) and not api_key_from_headers(request_headers(scope)):
-            message = "This request carries no GEN API key."
-            if self.jsonrpc:
-                body: dict[str, Any] = {"jsonrpc": "2.0", "id": None, "error": {
-                    "code": -32001, "message": f"{message} {KEY_HINT}",
-                    "data": {"type": "authentication", "hint": KEY_HINT}}}
-            else:
-                body = {"error": {"type": "authentication", "message": message, "hint": KEY_HINT}}
+            missing = AuthenticationError("This request carries no GEN API key.", hint=KEY_HINT)
+            body = error_body(missing, jsonrpc_code=NO_KEY_CODE if self.jsonrpc else None)
             return await send_json(send, 401, body, [("www-authenticate", 'ApiKey realm="gen-nodes"')])
         await self.app(scope, receive, send)
 

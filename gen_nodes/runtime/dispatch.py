@@ -28,13 +28,14 @@ import json
 import logging
 import threading
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable
 
 import orjson
 
 from gen_nodes.safety.approvals import Approval, ApprovalError, Approvals
 from gen_nodes.core.engine import too_deep
-from gen_nodes.core.errors import ConfirmationRequired, GenError, InvalidInput
+from gen_nodes.core.errors import ConfirmationRequired, GenError, InvalidInput, unexpected_failure
 from gen_nodes.core.terms import TOOL_TERMS, Terms
 from gen_nodes.core.redact import masked_copy
 from gen_nodes.core.registry import Registry, default_registry
@@ -73,11 +74,7 @@ class ToolResult:
     def unexpected(cls, tool: str, exc: BaseException) -> "ToolResult":
         """A bug, not the caller's fault: say so without passing on its text (it may hold data)."""
         log.error("tool %s failed unexpectedly: %s", tool, type(exc).__name__)
-        return cls({"error": {
-            "type": "api_error",
-            "message": f"Unexpected failure in gen-nodes ({type(exc).__name__}).",
-            "hint": "This is a bug in gen-nodes or a plugin, not in your input; try again or report it.",
-        }}, is_error=True)
+        return cls.failure(unexpected_failure(exc))
 
 
 class Dispatcher:
@@ -207,16 +204,19 @@ class Dispatcher:
             return self._failure(ApprovalError(f"This call cannot run: its approval is {state}.", reason=state))
         tool = approval.context.get("tool", approval.action)
         try:
-            client = client or self.default_client()
-            if principal_of(client) != approval.principal:
-                raise ApprovalError("This approval belongs to another GEN key; it did not run.", reason="not_yours")
-            result = self._run(approval.action, approval.arguments, client)
+            return ToolResult(self.approvals.run_claimed(approval, partial(self._approved, client=client),
+                                                         terms=self.terms))
         except GenError as exc:
-            result = self._failure(exc)
+            return self._failure(exc)
         except Exception as exc:
-            result = ToolResult.unexpected(tool, exc)
-        self.approvals.finish(handle, result=masked_copy(result.content), ok=not result.is_error)
-        return result
+            return ToolResult.unexpected(tool, exc)
+
+    def _approved(self, approval: Approval, *, client: Any) -> dict[str, Any]:
+        """What an approved call returns: the action's output, the secret policy applied."""
+        client = client or self.default_client()
+        if principal_of(client) != approval.principal:
+            raise ApprovalError("This approval belongs to another GEN key; it did not run.", reason="not_yours")
+        return self._delivered(approval.action, approval.arguments, client)
 
     def default_client(self) -> Any:
         """The client for calls that name none: made from the environment on first use."""
@@ -236,8 +236,11 @@ class Dispatcher:
         return ToolResult.failure(error, self.terms)
 
     def _run(self, action: str, args: dict[str, Any], client: Any) -> ToolResult:
+        return ToolResult(self._delivered(action, args, client))
+
+    def _delivered(self, action: str, args: dict[str, Any], client: Any) -> dict[str, Any]:
         output = self.registry.run(action, args, client=client)
-        return ToolResult(deliver(output, self.secret_policy, self.secrets_folder))
+        return deliver(output, self.secret_policy, self.secrets_folder)
 
     def _hold(self, tool: Tool, args: dict[str, Any], client: Any) -> ToolResult | None:
         """None if a person agreed just now; else the result that holds the call (nothing was sent)."""
@@ -269,14 +272,12 @@ class Dispatcher:
 
 def awaiting(tool: str, approval: Approval) -> ToolResult:
     """The model's view of a call held for a person: what waits, nothing that approves it."""
-    return ToolResult({"error": {
-        "type": ConfirmationRequired.type,
-        "message": f"{tool} is waiting for the user's approval; nothing has changed yet.",
-        "hint": "Tell the user what you asked for; they approve or deny it outside this conversation. "
-                "Do not call it again: you will be told the outcome.",
-        "awaiting_approval": True,
-        "preview": approval.preview,
-    }}, is_error=True, approval=approval)
+    waiting = ConfirmationRequired(
+        f"{tool} is waiting for the user's approval; nothing has changed yet.",
+        hint="Tell the user what you asked for; they approve or deny it outside this conversation. "
+             "Do not call it again: you will be told the outcome.",
+        awaiting_approval=True, preview=approval.preview)
+    return ToolResult({"error": waiting.to_dict(TOOL_TERMS)}, is_error=True, approval=approval)
 
 
 def dumps(data: Any) -> str:

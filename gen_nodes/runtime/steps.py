@@ -34,6 +34,7 @@ from gen_nodes.core.engine import execute, lookup, validate_input
 from gen_nodes.core.errors import GenError, IdempotencyConflict, OutcomeUnknown, RequestInProgress
 from gen_nodes.core.redact import SECRET_FIELDS, masked_copy
 from gen_nodes.core.registry import Registry, default_registry
+from gen_nodes.safety.idempotency import Refusals
 
 log = logging.getLogger("gen_nodes.runtime.steps")
 
@@ -68,38 +69,18 @@ class StepRunner:
         args = validate_input(spec, {} if arguments is None else arguments)
         if spec.hints.safe_to_retry or self.records is None:
             return self._fresh(spec, args, client)
-        where = {"scope": f"{self.surface}:{client.identity}", "key": step}
-        fingerprint = self.records.fingerprint(spec.id, args)
-        begin = self.records.begin(**where, fingerprint=fingerprint)
-        if begin.state == "in_progress":
-            log.info("step %s: an earlier try is still running; waiting for it", step)
-            begin = self.records.wait(**where, fingerprint=fingerprint, timeout=self.wait)
-        if begin.state == "replay":
-            return _replayed(begin, step)
-        if begin.state == "in_progress":
-            raise RequestInProgress(
-                f"An earlier try of step {step} is still running {spec.id}; it is not run twice.",
-                hint="Try again later (the engine's retry does): once that try ends, a retry returns its result.",
-            )
-        if begin.state == "lost":
-            raise self._lost(spec, args, client, step)
-        if begin.state == "conflict":
-            raise IdempotencyConflict(
-                f"Step {step} already ran {spec.id} with other input; it is not run again with this one.",
-                hint="A retried step must keep its input. To create another key, run it as a new step "
-                     "(a new DAG run or task, a new workflow run or activity).",
-            )
-        try:
-            output = self._fresh(spec, args, client)
-        except OutcomeUnknown as exc:
-            self.records.finish(**where, response={"error": exc.to_dict()})
-            raise
-        except GenError:
-            # Any other error means GEN did not act: a later try may run it again.
-            self.records.abandon(**where)
-            raise
-        self.records.finish(**where, response={"output": output})
-        return output
+        once = self.records.run_once(
+            scope=f"{self.surface}:{client.identity}", key=step, fingerprint=self.records.fingerprint(spec.id, args),
+            run=lambda: self._fresh(spec, args, client), wait=self.wait, refusals=Refusals(
+                conflict=lambda: IdempotencyConflict(
+                    f"Step {step} already ran {spec.id} with other input; it is not run again with this one.",
+                    hint="A retried step must keep its input. To create another key, run it as a new step "
+                         "(a new DAG run or task, a new workflow run or activity)."),
+                in_progress=lambda: RequestInProgress(
+                    f"An earlier try of step {step} is still running {spec.id}; it is not run twice.",
+                    hint="Try again later (the engine's retry does): once that try ends, a retry returns its result."),
+                lost=lambda: self._lost(spec, args, client, step)))
+        return once.output if once.replay is None else _replayed(once.replay, step)
 
     def _fresh(self, spec: Any, args: dict[str, Any], client: GenClient) -> dict[str, Any]:
         output = execute(spec, args, client, resolve=self.registry.get)

@@ -8,13 +8,15 @@ button, a host's own UI, a workflow runner polling) shares this one mechanism:
     # the handle approval.id goes to the PERSON's channel only, never to a model
     approvals.decide(approval.id, approve=True, by="alice")   # pending -> approved | denied
     claimed = approvals.claim(approval.id)                     # approved -> running, one caller only
-    if claimed:                                                # run claimed.arguments, exactly those
-        approvals.finish(approval.id, result=output, ok=True)  # running -> done, kept for polling
+    if claimed:                                                # run claimed.arguments, exactly those,
+        output = approvals.run_claimed(claimed, run)           # running -> done, its outcome kept for polling
 
 States: ``pending`` -> ``approved`` | ``denied`` | ``expired``; ``approved`` ->
 ``running`` -> ``done``. Each transition is a compare-and-swap in the store, so a
 double click, a platform's retry or a second process cannot decide twice or run
-twice. The arguments are stored with the request and are what runs: nothing sent
+twice. Every surface runs a claimed call through :meth:`Approvals.run_claimed`, which stores
+its outcome in one shape: ``ok=True`` with the output (secret fields masked), or ``ok=False``
+with ``{"error": error.to_dict(terms)}``. The arguments are stored with the request and are what runs: nothing sent
 later can change them. A pending approval expires after ``ttl`` seconds; finished
 ones are kept ``keep`` seconds so a poller can read the outcome. One principal has at most
 ``max_pending`` (10) approvals pending at once, counted in the store so that every surface and
@@ -29,7 +31,9 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
-from gen_nodes.core.errors import ApprovalError, TooManyApprovals  # ApprovalError: defined in errors.py, importable here
+from gen_nodes.core.errors import ApprovalError, GenError, TooManyApprovals, unexpected_failure
+from gen_nodes.core.redact import masked_copy
+from gen_nodes.core.terms import Terms
 from gen_nodes.state import Store
 
 PENDING, APPROVED, DENIED, RUNNING, DONE, EXPIRED = "pending", "approved", "denied", "running", "done", "expired"
@@ -59,13 +63,9 @@ class Approval:
     #: Surface data, e.g. ``{"surface": "slack", "user": "U1"}``: who may decide, where to answer.
     context: dict[str, Any] = field(default_factory=dict)
     decided_by: str | None = None
-    #: The action's output (or ``{"error": {...}}``) once done.
+    #: Once done (:meth:`Approvals.run_claimed`): the output, secrets masked, or ``{"error": {...}}``.
     result: dict[str, Any] | None = None
     ok: bool | None = None
-
-    @property
-    def decided(self) -> bool:
-        return self.state != PENDING
 
 
 class Approvals:
@@ -176,6 +176,25 @@ class Approvals:
             return None
         done = replace(self._seen(record), state=DONE, result=result, ok=ok)
         return done if self.store.replace(_key(approval_id), record, asdict(done), ttl=self.keep) else None
+
+    def run_claimed(self, approval: Approval, run: Callable[[Approval], dict[str, Any]], *,
+                    terms: Terms | None = None) -> dict[str, Any]:
+        """Run a call :meth:`claim` returned, once: ``run(approval)`` with its stored arguments, and keep
+        its outcome in one shape (see the module doc; an error's hint in ``terms``).
+
+        Returns the output as ``run`` gave it (unmasked, for the caller); re-raises its error. A failure
+        that is not a ``GenError`` (a bug) is kept as an unexpected failure, without its text.
+        """
+        try:
+            output = run(approval)
+        except GenError as exc:
+            self.finish(approval.id, result={"error": exc.to_dict(terms)}, ok=False)
+            raise
+        except BaseException as exc:
+            self.finish(approval.id, result={"error": unexpected_failure(exc).to_dict(terms)}, ok=False)
+            raise
+        self.finish(approval.id, result=masked_copy(output), ok=True)
+        return output
 
     def wait(self, approval_id: str, *, timeout: float, poll: float = 0.2,
              sleep: Callable[[float], None] = time.sleep) -> Approval | None:

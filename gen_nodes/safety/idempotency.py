@@ -14,6 +14,11 @@ Temporal activity) keeps one record per (scope, key) here:
     elif begin.state == "lost":     # a caller began and never finished (it died mid-call):
                                     # the outcome is unknown; never send it again
 
+Every surface runs that sequence through :meth:`IdempotencyRecords.run_once`, written once here:
+it runs the call for ``new``, waits for ``in_progress``, hands back a ``replay``, raises the
+surface's own error for ``conflict``, ``in_progress`` and ``lost``, records an ``outcome_unknown``
+(GEN may have acted) and forgets any other ``GenError`` (GEN certainly did not act: a retry runs).
+
 ``response`` is whatever the surface needs to answer again (a status and a body,
 an operator's output); an ``outcome_unknown`` error is recorded like any other and
 replayed as such, never re-sent. Secret fields (``redact.SECRET_FIELDS``) are sealed
@@ -26,13 +31,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Generic, Literal, TypeVar
 
+from gen_nodes.core.errors import GenError, OutcomeUnknown
 from gen_nodes.core.redact import SECRET_FIELDS, Secret, hide_secrets, mask
 from gen_nodes.state import Store
 from gen_nodes.state.secretbox import SecretBox, box_for
+
+log = logging.getLogger("gen_nodes.safety.idempotency")
 
 DEFAULT_TTL = 24 * 3600.0
 #: Seconds a begun call may run before a repeat treats it as lost (beyond any client deadline).
@@ -41,6 +50,7 @@ _SEALED = "$sealed"
 _WITHHELD = "$withheld"
 
 State = Literal["new", "replay", "conflict", "in_progress", "lost"]
+Output = TypeVar("Output")
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,37 @@ class Begin:
     response: dict[str, Any] | None = None
     #: For ``replay``: True when the secret was already delivered by an earlier replay.
     secrets_withheld: bool = False
+
+
+@dataclass(frozen=True)
+class Refusals:
+    """The errors :meth:`IdempotencyRecords.run_once` raises instead of running, in a surface's words."""
+
+    #: The key was used for another request.
+    conflict: Callable[[], GenError]
+    #: The first call with the key is still running after the wait.
+    in_progress: Callable[[], GenError]
+    #: The first call began and never finished: its outcome is unknown (an ``OutcomeUnknown``).
+    lost: Callable[[], GenError]
+    #: The outcome recorded when the call fails with something that is not a ``GenError`` (a bug):
+    #: None records nothing, so the record stays begun and a later repeat finds it ``lost``.
+    unexpected: Callable[[BaseException], GenError] | None = None
+
+
+@dataclass(frozen=True)
+class Once(Generic[Output]):
+    """What :meth:`IdempotencyRecords.run_once` did: ran the call (``output``) or found its ``replay``."""
+
+    output: Output | None = None
+    replay: Begin | None = None
+
+
+def _output_record(output: Any) -> dict[str, Any]:
+    return {"output": output}
+
+
+def _error_record(error: GenError) -> dict[str, Any]:
+    return {"error": error.to_dict()}
 
 
 class IdempotencyRecords:
@@ -111,6 +152,40 @@ class IdempotencyRecords:
             if begin.state != "in_progress" or self._clock() >= deadline:
                 return begin
             sleep(poll)
+
+    def run_once(self, *, scope: str, key: str, fingerprint: str, run: Callable[[], Output], refusals: Refusals,
+                 wait: float = 0.0, record: Callable[[Output], dict[str, Any]] = _output_record,
+                 record_error: Callable[[GenError], dict[str, Any]] = _error_record) -> Once[Output]:
+        """Run ``run()`` at most once for (scope, key): the begin/wait/replay/lost/finish sequence.
+
+        ``record(output)`` and ``record_error(error)`` are what a replay hands back later (default:
+        ``{"output": ...}`` and ``{"error": error.to_dict()}``). Raises ``run``'s error, or one of
+        ``refusals`` when the call is not run.
+        """
+        where = {"scope": scope, "key": key}
+        begin = self.begin(**where, fingerprint=fingerprint)
+        if begin.state == "in_progress":
+            log.info("an earlier call with this idempotency key is still running; waiting up to %.0f s", wait)
+            begin = self.wait(**where, fingerprint=fingerprint, timeout=wait)
+        if begin.state == "replay":
+            return Once(replay=begin)
+        if begin.state != "new":
+            refuse = {"conflict": refusals.conflict, "in_progress": refusals.in_progress, "lost": refusals.lost}
+            raise refuse[begin.state]()
+        try:
+            output = run()
+        except OutcomeUnknown as exc:  # GEN may have acted: this is the outcome, replayed as such
+            self.finish(**where, response=record_error(exc))
+            raise
+        except GenError:  # GEN certainly did not act: a retry may run it
+            self.abandon(**where)
+            raise
+        except BaseException as exc:
+            if refusals.unexpected is not None:
+                self.finish(**where, response=record_error(refusals.unexpected(exc)))
+            raise
+        self.finish(**where, response=record(output))
+        return Once(output=output)
 
     def _replay(self, name: str, record: dict[str, Any]) -> Begin:
         response = record["response"]

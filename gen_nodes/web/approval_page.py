@@ -43,7 +43,8 @@ from gen_nodes.safety.approvals import APPROVED, DENIED, DONE, EXPIRED, PENDING,
 from gen_nodes.safety.display import plain, quoted
 from gen_nodes.core.redact import masked_copy
 
-APPROVAL_PATH = "/approve"
+#: Where the approval page is mounted: ``/approve/<link secret>``, for a person's browser.
+APPROVAL_PAGE_PATH = "/approve"
 CSRF_FIELD = "csrf"
 _MAX_FORM = 4096
 _MAX_FIELDS = 10
@@ -68,7 +69,7 @@ class _BadForm(ValueError):
     """The POST body is not the page's form (too large, too many fields)."""
 
 
-def approval_routes(approvals: Approvals, *, surface: str, path: str = APPROVAL_PATH, secret: bytes | None = None,
+def approval_routes(approvals: Approvals, *, surface: str, path: str = APPROVAL_PAGE_PATH, secret: bytes | None = None,
                     on_decided: Callable[[Approval], Any] | None = None,
                     public_url: str | None = None) -> list[Route]:
     """``GET`` and ``POST`` ``{path}/{link}`` for approvals raised on ``surface`` (``gateway``, ``mcp``).

@@ -17,7 +17,7 @@ from airflow.sdk.log import mask_secret
 
 from gen_nodes.client.http import DEFAULT_BASE_URL, GenClient
 from gen_nodes.core.errors import GenError
-from gen_nodes.core.terms import Terms
+from gen_nodes.core.terms import Terms, airflow_terms
 from gen_nodes.core.registry import default_registry
 from gen_nodes.runtime.steps import engine_client
 
@@ -73,14 +73,7 @@ class GenHook(BaseHook):
 
     def terms(self) -> Terms:
         """Hints in Airflow's words: the settings a hint names are this connection's fields."""
-        where = f"Airflow connection {self.gen_conn_id!r}"
-        return Terms(
-            API_KEY=f"set the API key field of {where} to an active key",
-            BASE_URL=f"the Base URL field of {where}",
-            TIMEOUT="the operator's execution_timeout",
-            DEADLINE="GEN_NODES_DEADLINE on the worker",
-            MAX_RESPONSE_BYTES="GEN_NODES_MAX_RESPONSE_BYTES on the worker",
-        )
+        return airflow_terms(self.gen_conn_id)
 
     def describe(self, error: GenError) -> str:
         """The error's message and hint, the hint in :meth:`terms`."""

@@ -29,7 +29,7 @@ import secrets
 import time
 from typing import Any, Callable, Mapping
 
-from gen_nodes.safety.approvals import ApprovalError, Approvals
+from gen_nodes.safety.approvals import EXPIRED, ApprovalError, Approvals
 from gen_nodes.safety.display import quoted
 from gen_nodes.core.errors import InvalidSetting
 from gen_nodes.safety.notify import Notice, _account_text
@@ -261,7 +261,7 @@ def press_routed(chat: ChatOps, who: ChatUser, approval_id: str, approve: bool) 
         decided = chat.approvals.decide(approval_id, approve=approve, by=f"{who.platform}:{who.user}")
     except ApprovalError as exc:
         chat.audit(who, pending.action, ids=ids, outcome=exc.reason)
-        if exc.reason == "expired":
+        if exc.reason == EXPIRED:
             return Reply("This approval expired before you decided; nothing was changed.", replace=True)
         return Reply(f"{exc.message} Nothing more was done.")
     chat.audit(who, pending.action, ids=ids, outcome=decided.state)

@@ -34,7 +34,7 @@ import hashlib
 import logging
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from gen_nodes.client.cache import ClientCache
@@ -43,8 +43,8 @@ from gen_nodes.core.errors import AuthenticationError, GenError, InvalidInput
 from gen_nodes.core.redact import masked_copy
 from gen_nodes.core.registry import Registry
 from gen_nodes.core.spec import ActionSpec
-from gen_nodes.core.terms import Terms
-from gen_nodes.safety.approvals import ApprovalError, Approvals
+from gen_nodes.core.terms import ChatTerms, chat_terms  # noqa: F401 (ChatTerms: importable here as before)
+from gen_nodes.safety.approvals import EXPIRED, PENDING, ApprovalError, Approvals
 from gen_nodes.safety.display import quoted
 from gen_nodes.state.secretbox import SecretBox
 from gen_nodes.surfaces.chatops.audit import _ids, write_audit
@@ -66,21 +66,6 @@ REPLAY_TTL = 2 * 300 + 60
 _SEEN_PREFIX = "chatops:seen:"
 
 
-@dataclass(frozen=True)
-class ChatTerms(Terms):
-    """Hints in a chat user's words: actions named as their commands, settings as the operator's."""
-
-    commands: Mapping[str, str] = field(default_factory=dict)
-    API_KEY: str = "bind an active key of yours with `/gen login`"
-    BASE_URL: str = "the chat-ops server's GEN_BASE_URL (ask its operator)"
-    TIMEOUT: str = "the chat-ops server's --timeout (ask its operator)"
-    DEADLINE: str = "the chat-ops server's GEN_NODES_DEADLINE (ask its operator)"
-    MAX_RESPONSE_BYTES: str = "the chat-ops server's GEN_NODES_MAX_RESPONSE_BYTES (ask its operator)"
-
-    def action(self, action_id: str) -> str:
-        return self.commands.get(action_id, action_id)
-
-
 class ChatOps:
     """The chat core shared by every platform adapter. Thread-safe: all state is in ``store``."""
 
@@ -89,8 +74,8 @@ class ChatOps:
                  approval_ttl: float = APPROVAL_TTL, clock: Callable[[], float] = time.time) -> None:
         self.registry = registry
         self.grammar = Grammar(registry, prefix)
-        self.terms = ChatTerms(commands={e.spec.id: f"`{self.grammar.usage(e)}`" for e in self.grammar.entries.values()},
-                               API_KEY=f"bind an active key of yours with `{prefix} login`")
+        self.terms = chat_terms({e.spec.id: f"`{self.grammar.usage(e)}`" for e in self.grammar.entries.values()},
+                                prefix)
         self.store = store
         self.bindings = Bindings(store, box)
         self.approvals = Approvals(store, ttl=approval_ttl, clock=clock)
@@ -288,10 +273,10 @@ class ChatOps:
         if (context.get("surface"), context.get("user")) != (who.platform, who.user):
             self.audit(who, pending.action, outcome="refused_not_requester")
             return Reply("Only the person who typed this command can confirm it.")
-        if pending.state == "expired":
+        if pending.state == EXPIRED:
             self.audit(who, pending.action, outcome="expired")
             return Reply("This confirmation expired; nothing was changed. Run the command again.")
-        if pending.state != "pending":
+        if pending.state != PENDING:
             return Reply(f"This confirmation was already used ({pending.state}); nothing more was done.")
         try:
             self.approvals.decide(approval_id, approve=approve, by=f"{who.platform}:{who.user}")
@@ -309,18 +294,18 @@ class ChatOps:
         spec = self.registry.get(approval.action)
         ids = _ids(approval.arguments, approval.preview or [])
         with self._lease(who) as client:
-            if client is None or client.identity != approval.principal:
-                self.approvals.finish(approval.id, result={"error": "key changed"}, ok=False)
+            try:
+                output = self.approvals.run_claimed(approval, partial(_run_as, self.registry, client),
+                                                    terms=self.terms)
+            except ApprovalError as exc:
+                if exc.details.get("reason") != KEY_CHANGED:
+                    raise
                 self.audit(who, spec.id, ids=ids, outcome="key_changed")
                 return Reply("Your GEN key changed (or was unbound) since you asked; nothing was changed. "
                              "Run the command again.", replace=True)
-            try:
-                output = self.registry.run(spec.id, dict(approval.arguments), client=client)
             except GenError as exc:
-                self.approvals.finish(approval.id, result={"error": exc.to_dict()}, ok=False)
                 self.audit(who, spec.id, ids=ids, outcome=exc.type)
                 return self._failed(spec, exc, replace=True)
-        self.approvals.finish(approval.id, result=masked_copy(output), ok=True)
         self.audit(who, spec.id, ids=ids, outcome="ok")
         reply = render(spec, output)
         return Reply(reply.text, replace=True, secret=reply.secret)
@@ -378,3 +363,15 @@ class ChatOps:
     def audit(self, who: ChatUser, action: str, *, ids: Iterable[Any] = (), outcome: str) -> None:
         """One audit line for ``who`` (see ``audit.py``). Never a secret."""
         write_audit(who, action, ids=ids, outcome=outcome)
+
+
+#: ``ApprovalError.reason`` of an approved call whose asker's bound key is no longer the one that asked.
+KEY_CHANGED = "key_changed"
+
+
+def _run_as(registry: Registry, client: GenClient | None, approval: Any) -> dict[str, Any]:
+    """Run an approved call with the pressing user's client, only if it is still the asker's key."""
+    if client is None or client.identity != approval.principal:
+        raise ApprovalError("The GEN key that asked for this call changed or was unbound; it did not run.",
+                            reason=KEY_CHANGED)
+    return registry.run(approval.action, dict(approval.arguments), client=client)

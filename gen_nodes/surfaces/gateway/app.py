@@ -52,15 +52,19 @@ from starlette.routing import Route
 
 from gen_nodes.client.http import GenClient, timeouts
 from gen_nodes.core.engine import execute, preview
-from gen_nodes.core.errors import (ApprovalDenied, ApprovalExpired, AuthenticationError, BodyTooLarge, GenError, IdempotencyConflict, InvalidInput, InvalidSetting, MalformedRequest, NotFound, OutcomeUnknown, RateLimited, RequestInProgress)
-from gen_nodes.core.terms import Terms
+from gen_nodes.core.errors import (ApprovalDenied, ApprovalExpired, AuthenticationError, BodyTooLarge, GenError, IdempotencyConflict, InvalidInput, InvalidSetting, MalformedRequest, NotFound, OutcomeUnknown, RateLimited, RequestInProgress, unexpected_failure)
+from gen_nodes.core.terms import GATEWAY_TERMS
 from gen_nodes.core.redact import masked_copy
 from gen_nodes.core.registry import Registry, default_registry
 from gen_nodes.core.spec import ActionSpec
 from gen_nodes.surfaces.gateway import openapi
+from gen_nodes.safety.approvals import APPROVED, DENIED, DONE, EXPIRED
+from gen_nodes.safety.idempotency import Refusals
 from gen_nodes.safety.notify import check_targets, iso_time
 from gen_nodes.client.cache import ClientCache
 from gen_nodes.net.guard import is_loopback
+from gen_nodes.web.approval_page import APPROVAL_PAGE_PATH
+from gen_nodes.net.errors import error_body
 from gen_nodes.net.headers import KEY_HINT, api_key_from_headers
 from gen_nodes.net.logs import log_path
 from gen_nodes.net.middleware import RequireGenKey
@@ -78,18 +82,10 @@ POLL_AFTER = 2
 POOL_SIZE = 40
 DEFAULT_STORE = "sqlite://"
 DEFAULT_PORT = 8080
-APPROVAL_PAGE_PATH = "/approve"
 
 _STATUS_BY_TYPE = openapi.status_by_type()
-#: Hints in the words of a caller of this HTTP API: every request brings its own key, and the
-#: other settings are the gateway operator's.
-TERMS = Terms(
-    API_KEY="send an active GEN API key with each request as `X-API-Key` or `Authorization: Bearer <key>`",
-    BASE_URL="the gateway's --base-url (ask its operator)",
-    TIMEOUT="the gateway's --timeout (ask its operator)",
-    DEADLINE="the gateway's GEN_NODES_DEADLINE (ask its operator)",
-    MAX_RESPONSE_BYTES="the gateway's GEN_NODES_MAX_RESPONSE_BYTES (ask its operator)",
-)
+#: Hints in the words of a caller of this HTTP API (``core/terms.py``).
+TERMS = GATEWAY_TERMS
 
 
 class Gateway:
@@ -229,40 +225,25 @@ class Gateway:
 
     def _idempotent(self, spec: ActionSpec, arguments: dict[str, Any], client: GenClient, idem_key: str,
                     links: "_Links") -> "Answer":
-        scope, records = f"gateway:{client.identity}", self.records
-        fingerprint = records.fingerprint(spec.id, arguments)
-        begin = records.begin(scope=scope, key=idem_key, fingerprint=fingerprint)
-        if begin.state == "in_progress":
-            begin = records.wait(scope=scope, key=idem_key, fingerprint=fingerprint, timeout=self.idempotency_wait)
-        if begin.state == "replay":
-            return _replayed(begin)
-        if begin.state == "conflict":
-            raise IdempotencyConflict(f"The Idempotency-Key was already used with a different request than this "
-                                      f"{spec.id} call; nothing was sent.")
-        if begin.state == "in_progress":
-            raise RequestInProgress("The first request with this Idempotency-Key is still running; nothing was sent.",
-                                    retry_after=POLL_AFTER)
-        if begin.state == "lost":
-            raise OutcomeUnknown(
-                "An earlier request with this Idempotency-Key began and never finished (its gateway stopped "
-                "mid-call); it may or may not have reached GEN. It is not sent again.",
-                hint=f"Call ${{list_api_keys}} to see whether {spec.id} took effect before trying with a new key.")
-        try:
-            answer = self._answer(spec, arguments, client, links)
-        except OutcomeUnknown as exc:  # GEN may have acted: this is the outcome, replayed as such
-            records.finish(scope=scope, key=idem_key, response=_recorded(*error_answer(exc)))
-            raise
-        except GenError:  # GEN certainly did not act: a retry may run it
-            records.abandon(scope=scope, key=idem_key)
-            raise
-        except BaseException as exc:
-            unknown = OutcomeUnknown(
-                f"gen-nodes failed unexpectedly ({type(exc).__name__}) during a {spec.id} call that may have "
-                "reached GEN.")
-            records.finish(scope=scope, key=idem_key, response=_recorded(*error_answer(unknown)))
-            raise
-        records.finish(scope=scope, key=idem_key, response=_recorded(*answer))
-        return answer
+        once = self.records.run_once(
+            scope=f"gateway:{client.identity}", key=idem_key, fingerprint=self.records.fingerprint(spec.id, arguments),
+            run=lambda: self._answer(spec, arguments, client, links), wait=self.idempotency_wait,
+            record=lambda answer: _recorded(*answer), record_error=lambda exc: _recorded(*error_answer(exc)),
+            refusals=Refusals(
+                conflict=lambda: IdempotencyConflict(
+                    f"The Idempotency-Key was already used with a different request than this {spec.id} call; "
+                    "nothing was sent."),
+                in_progress=lambda: RequestInProgress(
+                    "The first request with this Idempotency-Key is still running; nothing was sent.",
+                    retry_after=POLL_AFTER),
+                lost=lambda: OutcomeUnknown(
+                    "An earlier request with this Idempotency-Key began and never finished (its gateway stopped "
+                    "mid-call); it may or may not have reached GEN. It is not sent again.",
+                    hint=f"Call ${{list_api_keys}} to see whether {spec.id} took effect before trying with a new key."),
+                unexpected=lambda exc: OutcomeUnknown(
+                    f"gen-nodes failed unexpectedly ({type(exc).__name__}) during a {spec.id} call that may have "
+                    "reached GEN.")))
+        return once.output if once.replay is None else _replayed(once.replay)
 
     def _ask_for_approval(self, spec: ActionSpec, arguments: dict[str, Any], client: GenClient,
                           links: "_Links") -> "Answer":
@@ -300,16 +281,16 @@ class Gateway:
         """The answer to ``GET /approvals/{id}``; the first poll that finds it approved runs it."""
         with self.clients.lease(key) as client:
             approval = self._own_approval(approval_id, client)
-            if approval.state == "approved":
+            if approval.state == APPROVED:
                 claimed = self.approvals.claim(approval.id)
                 if claimed is not None:
                     return self._run_approved(claimed, client)
                 approval = self._own_approval(approval_id, client)
-        if approval.state == "denied":
+        if approval.state == DENIED:
             raise ApprovalDenied(f"A person denied this {approval.action} call; nothing was changed.")
-        if approval.state == "expired":
+        if approval.state == EXPIRED:
             raise ApprovalExpired(f"Nobody approved this {approval.action} call in time; nothing was changed.")
-        if approval.state == "done":
+        if approval.state == DONE:
             return _finished(approval.result or {}, approval.ok)
         return 202, {"approval": _approval_view(approval, links)}, {"Retry-After": str(POLL_AFTER)}
 
@@ -323,16 +304,9 @@ class Gateway:
         return approval
 
     def _run_approved(self, approval: Any, client: GenClient) -> "Answer":
-        spec = self.registry.get(approval.action)
-        try:
-            output = execute(spec, approval.arguments, client, resolve=self.registry.get)
-        except GenError as exc:
-            self.approvals.finish(approval.id, result={"error": exc.to_dict(TERMS)}, ok=False)
-            raise
-        except BaseException:
-            self.approvals.finish(approval.id, result={"error": _unexpected_body()["error"]}, ok=False)
-            raise
-        self.approvals.finish(approval.id, result=output, ok=True)
+        output = self.approvals.run_claimed(
+            approval, lambda claimed: execute(self.registry.get(claimed.action), claimed.arguments, client,
+                                              resolve=self.registry.get), terms=TERMS)
         return 200, output, {}
 
 
@@ -348,7 +322,7 @@ def error_answer(exc: GenError) -> Answer:
     retry_after = exc.details.get("retry_after")
     if isinstance(exc, (RateLimited, RequestInProgress)) and retry_after is not None:
         headers["Retry-After"] = str(max(0, math.ceil(retry_after)))
-    return exc.http_status, {"error": exc.to_dict(TERMS)}, headers
+    return exc.http_status, error_body(exc, TERMS), headers
 
 
 def _recorded(status: int, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
@@ -392,12 +366,7 @@ def _approval_view(approval: Any, links: "_Links") -> dict[str, Any]:
 
 
 def _unexpected_body() -> dict[str, Any]:
-    return {"error": {
-        "type": "api_error",
-        "message": "Unexpected failure in the gen-nodes gateway.",
-        "hint": "This is a bug in gen-nodes or a plugin, not in your input; try again or report it.",
-        "status": None, "error_code": None,
-    }}
+    return error_body(unexpected_failure(where="the gen-nodes gateway"), TERMS)
 
 
 class _Links:
@@ -506,12 +475,10 @@ async def gen_error(request: Request, exc: GenError) -> Response:
 
 async def http_error(request: Request, exc: HTTPException) -> Response:
     """Starlette's own refusals (no such path, wrong method) in the same error shape."""
-    kind = {404: "not_found", 405: "invalid_input"}.get(exc.status_code, "invalid_input")
     hint = ("See GET /openapi.json for the operations: POST /actions/{action}."
             if exc.status_code in (404, 405) else "Check the request against GET /openapi.json.")
-    body = {"error": {"type": kind, "message": f"{exc.status_code}: {exc.detail}", "hint": hint,
-                      "status": None, "error_code": None}}
-    return JSONResponse(body, exc.status_code, headers=exc.headers)
+    refusal = (NotFound if exc.status_code == 404 else MalformedRequest)(f"{exc.status_code}: {exc.detail}", hint=hint)
+    return JSONResponse(error_body(refusal, TERMS), exc.status_code, headers=exc.headers)
 
 
 class _NoTraceback:
@@ -569,8 +536,8 @@ def build_app(registry: Registry | None = None, **options: Any) -> Starlette:
     routes = [Route("/openapi.json", gateway.openapi_json, methods=["GET"])]
     routes += [Route(openapi.ACTIONS_PATH.replace("{id}", spec.id), gateway.endpoint(spec), methods=["POST"],
                      name=spec.id) for spec in gateway.registry]
-    if "get" in gateway.document["paths"].get(openapi.APPROVAL_PATH, {}):
-        routes.append(Route(openapi.APPROVAL_PATH, gateway.poll_approval, methods=["GET"]))
+    if "get" in gateway.document["paths"].get(openapi.APPROVAL_POLL_PATH, {}):
+        routes.append(Route(openapi.APPROVAL_POLL_PATH, gateway.poll_approval, methods=["GET"]))
         routes.append(Route(f"{APPROVAL_PAGE_PATH}/{{link}}", _Asgi(gateway.approval_page),
                             methods=["GET", "POST"], include_in_schema=False))
     app = Starlette(

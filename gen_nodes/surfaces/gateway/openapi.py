@@ -36,7 +36,7 @@ from gen_nodes.core.spec import ActionSpec
 
 OPENAPI_VERSION = "3.1.0"
 ACTIONS_PATH = "/actions/{id}"
-APPROVAL_PATH = "/approvals/{approval_id}"
+APPROVAL_POLL_PATH = "/approvals/{approval_id}"
 APPROVAL_OPERATION = "get_approval"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 #: The same key as a query parameter: what tool importers that forward only path and query deliver.
@@ -134,7 +134,7 @@ def document(specs: Iterable[ActionSpec], *, server_url: str = "/", confirmation
         paths[ACTIONS_PATH.replace("{id}", spec.id)] = {"post": operation(spec, confirmation)}
     approvals = confirmation == "approval" and any(spec.hints.destructive for spec in specs)
     if approvals:
-        paths[APPROVAL_PATH] = {"get": _approval_operation(specs)}
+        paths[APPROVAL_POLL_PATH] = {"get": _approval_operation(specs)}
     components: dict[str, Any] = {
         "securitySchemes": {
             "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",

@@ -56,8 +56,8 @@ from gen_nodes.runtime.dispatch import Dispatcher, ToolResult, principal_of
 from gen_nodes.core.errors import AuthenticationError, ConfirmationRequired, GenError, InvalidSetting
 from gen_nodes.core.terms import HTTP_TOOL_TERMS, TOOL_TERMS
 from gen_nodes.safety.notify import check_targets
-from gen_nodes.web.approval_page import APPROVAL_PATH, approval_routes
-from gen_nodes.safety.approvals import APPROVED, DENIED, DONE, PENDING, RUNNING, Approvals
+from gen_nodes.web.approval_page import APPROVAL_PAGE_PATH, approval_routes
+from gen_nodes.safety.approvals import APPROVED, DENIED, DONE, EXPIRED, RUNNING, Approvals
 from gen_nodes.state import open_store
 from gen_nodes.safety.display import confirmation_lines
 from gen_nodes.core.redact import masked_copy
@@ -68,6 +68,7 @@ from gen_nodes.surfaces.mcp.options import parser as options_parser
 from gen_nodes.surfaces.mcp.key_check import KeyCheck
 from gen_nodes.surfaces.mcp.sessions import SessionGate
 from gen_nodes.client.cache import CLIENT_CACHE_SIZE, ClientCache
+from gen_nodes.net.errors import error_body
 from gen_nodes.net.guard import LOOPBACK_HOSTS, HostGuard, guard_hosts
 from gen_nodes.net.headers import KEY_HINT, api_key_from_headers
 from gen_nodes.net.middleware import RequireGenKey
@@ -219,53 +220,68 @@ async def _approve_by_url(dispatcher: Dispatcher, ctx: ServerRequestContext, par
     """
     approvals = dispatcher.approvals
     call = binding(tool.name, args, principal_of(client))
-    modern = ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
-    answer: Any = None
     state = params.request_state or ""
-    if modern and state.startswith(call + ":") and params.input_responses:
+    elicitation_id = None
+    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS and state.startswith(call + ":") and params.input_responses:
         approval_id, answer = state[len(call) + 1:], params.input_responses.get(CONFIRM_FIELD)
-        elicitation_id = None
     else:
-        approval, url, preview = await anyio.to_thread.run_sync(
-            partial(_hold, dispatcher, ctx, tool, args, client, asking))
-        approval_id = approval.id
-        lines = confirmation_lines(tool.spec.title, tool.spec.description, tool.name, args, preview)
-        message = "\n".join([*lines, "Open the page to approve or deny it."])
-        elicitation_id = secrets.token_urlsafe(16)
-        if modern:
-            return types.InputRequiredResult(
-                input_requests={CONFIRM_FIELD: types.ElicitRequest(params=types.ElicitRequestURLParams(
-                    message=message, url=url))},
-                request_state=f"{call}:{approval.id}")
-        try:
-            answer = await ctx.session.elicit_url(message, url, elicitation_id, related_request_id=ctx.request_id)
-        except (NoBackChannelError, MCPError) as exc:
-            log.info("tools/call %s: URL elicitation failed (%s)", tool.name, type(exc).__name__)
+        asked = await _send_to_page(dispatcher, ctx, tool, args, client, asking, call)
+        if isinstance(asked, types.InputRequiredResult):
+            return asked
+        approval_id, answer, elicitation_id = asked
     if not isinstance(answer, types.ElicitResult) or answer.action != "accept":
         _deny_quietly(approvals, approval_id)
         return ToolResult.failure(ConfirmationRequired(
             f"The user did not open the approval page for {tool.name}; nothing was changed.",
             hint="Do not retry unless the user asks for it again.", declined=True), dispatcher.terms)
-    decided = approvals.get(approval_id)
-    while decided is not None and decided.state == PENDING:
-        await anyio.sleep(URL_POLL)
-        decided = approvals.get(approval_id)
+    # In a worker thread; a client that goes away cancels the call, and the wait ends on its own
+    # when the approval is decided or expires (``ttl``).
+    decided = await anyio.to_thread.run_sync(
+        partial(approvals.wait, approval_id, timeout=approvals.ttl, poll=URL_POLL), abandon_on_cancel=True)
     if elicitation_id is not None:
         try:
             await ctx.session.send_elicit_complete(elicitation_id, related_request_id=ctx.request_id)
         except Exception:  # only a courtesy to the client
             pass
-    if decided is not None and decided.state in (RUNNING, DONE):
-        return ToolResult.failure(ConfirmationRequired(
-            f"This approval of {tool.name} was already used; it did not run again.",
-            hint="Report the earlier result; call again only if the user asks for it again."), dispatcher.terms)
-    if decided is None or decided.state != APPROVED:
-        state = decided.state if decided else "expired"
-        return ToolResult.failure(ConfirmationRequired(
-            f"The user {'denied' if state == DENIED else 'did not approve'} {tool.name} ({state}); "
-            "nothing was changed.", hint="Do not retry unless the user asks for it again.", declined=True),
-            dispatcher.terms)
+    refused = _not_approved(decided, tool)
+    if refused is not None:
+        return ToolResult.failure(refused, dispatcher.terms)
     return await anyio.to_thread.run_sync(partial(dispatcher.run_approved, approval_id, client=client))
+
+
+async def _send_to_page(dispatcher: Dispatcher, ctx: ServerRequestContext, tool: Tool, args: dict[str, Any],
+                        client: Any, asking: _Asking, call: str) -> tuple[str, Any, str] | types.InputRequiredResult:
+    """Open the approval and send the user its page: the question itself (2026 era), or the approval's
+    id, the user's answer (None if the client could not ask) and the elicitation's id (handshake era)."""
+    approval, url, preview = await anyio.to_thread.run_sync(
+        partial(_hold, dispatcher, ctx, tool, args, client, asking))
+    lines = confirmation_lines(tool.spec.title, tool.spec.description, tool.name, args, preview)
+    message = "\n".join([*lines, "Open the page to approve or deny it."])
+    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+        return types.InputRequiredResult(
+            input_requests={CONFIRM_FIELD: types.ElicitRequest(params=types.ElicitRequestURLParams(
+                message=message, url=url))},
+            request_state=f"{call}:{approval.id}")
+    elicitation_id, answer = secrets.token_urlsafe(16), None
+    try:
+        answer = await ctx.session.elicit_url(message, url, elicitation_id, related_request_id=ctx.request_id)
+    except (NoBackChannelError, MCPError) as exc:
+        log.info("tools/call %s: URL elicitation failed (%s)", tool.name, type(exc).__name__)
+    return approval.id, answer, elicitation_id
+
+
+def _not_approved(decided: Any, tool: Tool) -> ConfirmationRequired | None:
+    """Why an approval the person left does not run now (None: it is approved and may run)."""
+    if decided is not None and decided.state in (RUNNING, DONE):
+        return ConfirmationRequired(
+            f"This approval of {tool.name} was already used; it did not run again.",
+            hint="Report the earlier result; call again only if the user asks for it again.")
+    if decided is None or decided.state != APPROVED:
+        state = decided.state if decided else EXPIRED
+        return ConfirmationRequired(
+            f"The user {'denied' if state == DENIED else 'did not approve'} {tool.name} ({state}); "
+            "nothing was changed.", hint="Do not retry unless the user asks for it again.", declined=True)
+    return None
 
 
 def _hold(dispatcher: Dispatcher, ctx: ServerRequestContext, tool: Tool, args: dict[str, Any], client: Any,
@@ -362,11 +378,9 @@ def _off_schema(tool: Tool, content: dict[str, Any]) -> ToolResult:
     """GEN answered something our output schema does not allow: keep the data, flag it as an error."""
     log.warning("tools/call %s: the result does not match the tool's outputSchema", tool.name)
     done = "It took effect: do NOT call it again" if not tool.spec.hints.safe_to_retry else "The call went through"
-    return ToolResult({"error": {
-        "type": "api_error",
-        "message": f"GEN's answer to {tool.name} does not match the declared output schema; it is under `result`.",
-        "hint": f"{done}; read `result` with care and report the mismatch.",
-    }, "result": content}, is_error=True)
+    mismatch = GenError(f"GEN's answer to {tool.name} does not match the declared output schema; it is under "
+                        "`result`.", hint=f"{done}; read `result` with care and report the mismatch.")
+    return ToolResult({**error_body(mismatch), "result": content}, is_error=True)
 
 
 def _mcp_result(result: ToolResult) -> types.CallToolResult:
@@ -453,7 +467,7 @@ def build_http_app(dispatcher: Dispatcher, *, host: str = "127.0.0.1", base_url:
             gate.prove(key)
 
     server = build_server(dispatcher, client_for=_KeyedClients(base_url, timeout), on_success=on_success,
-                          elicitation=elicitation, page_path=APPROVAL_PATH, notifier=notifier)
+                          elicitation=elicitation, page_path=APPROVAL_PAGE_PATH, notifier=notifier)
     # The SDK's own limits stay as a backstop behind the gate's.
     app = server.streamable_http_app(streamable_http_path=HTTP_PATH, host=host, transport_security=security,
                                      session_idle_timeout=session_limits.get("idle", IDLE),

@@ -33,7 +33,7 @@ from typing import Any, Iterable, Mapping
 
 from gen_nodes.core.version import __version__
 from gen_nodes.core.errors import GenError, InvalidInput, OutcomeUnknown, error_for_status
-from gen_nodes.core.terms import Terms
+from gen_nodes.core.terms import N8N_TERMS
 from gen_nodes.core.validation import bundled
 from gen_nodes.core.spec import ActionSpec, Input
 
@@ -387,17 +387,6 @@ def _display_name(name: str) -> str:
 
 
 # ---- the shared postReceive function --------------------------------------------------
-
-#: How hints name things for an n8n user: the operations by their values, settings as the
-#: node and credential show them.
-N8N_TERMS = Terms(
-    API_KEY="put an active key in the node's GEN API credential",
-    BASE_URL="the GEN API credential's Base URL",
-    TIMEOUT="the n8n node's settings",
-    DEADLINE="the n8n node's settings",
-    MAX_RESPONSE_BYTES="the n8n node's settings",
-)
-
 
 def error_table() -> dict[str, Any]:
     """What the shared JS needs to word an error as gen-nodes does: type and hint by status,

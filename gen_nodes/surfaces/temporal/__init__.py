@@ -41,7 +41,7 @@ from temporalio.exceptions import ApplicationError
 
 from gen_nodes.core.errors import GenError
 
-from gen_nodes.core.terms import Terms
+from gen_nodes.core.terms import TEMPORAL_TERMS
 from gen_nodes.core.registry import Registry, default_registry
 from gen_nodes.safety.secret_delivery import DEFAULT_POLICY, deliver
 from gen_nodes.core.spec import ActionSpec
@@ -80,16 +80,6 @@ def _activity(spec: ActionSpec, prefix: str, runner: StepRunner, clients: "_Clie
     run.__name__ = run.__qualname__ = f"gen_{spec.id}"
     run.__doc__ = f"{spec.title}: {spec.description}"
     return activity.defn(name=prefix + spec.id)(run)
-
-
-#: Hints in a worker's words: the settings they name are the worker's.
-TEMPORAL_TERMS = Terms(
-    API_KEY="set GEN_API_KEY in the worker's environment (or activities(api_key=...)) to an active key",
-    BASE_URL="GEN_BASE_URL in the worker's environment (or activities(base_url=...))",
-    TIMEOUT="the activity's start_to_close_timeout",
-    DEADLINE="GEN_NODES_DEADLINE in the worker's environment",
-    MAX_RESPONSE_BYTES="GEN_NODES_MAX_RESPONSE_BYTES in the worker's environment",
-)
 
 
 def application_error(error: GenError) -> ApplicationError:
