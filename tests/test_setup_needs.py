@@ -22,6 +22,13 @@ from setup_needs import MissingNeed
 TESTS = Path(__file__).resolve().parent
 
 
+def said(out: str, needle: str) -> str:
+    """The one line of ``out`` that says ``needle`` (pytest's summary repeats it: with ``CI`` set,
+    in full, so its ``FAILED``/``ERROR`` lines are not counted)."""
+    [line] = [line for line in out.splitlines() if needle in line and not line.startswith(("FAILED ", "ERROR "))]
+    return line
+
+
 def test_redis_without_redis_server_or_apt_get_fails_in_one_line_saying_what_to_install(tmp_path):
     (tmp_path / "test_uses_redis.py").write_text(
         "from redis_support import redis_url  # noqa: F401\n\n\ndef test_uses_redis(redis_url):\n    pass\n")
@@ -32,7 +39,7 @@ def test_redis_without_redis_server_or_apt_get_fails_in_one_line_saying_what_to_
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     out = done.stdout + done.stderr
     assert done.returncode == 1, out
-    [line] = [line for line in out.splitlines() if "redis-server, which is not on PATH" in line]
+    line = said(out, "redis-server, which is not on PATH")
     assert "there is no apt-get here" in line and "apt-get install -y redis-server" in line, line
     assert "Traceback" not in out and "FileNotFoundError" not in out and "redis_support.py:" not in out, out
 
@@ -60,7 +67,7 @@ def test_the_browser_without_chromium_or_apt_get_fails_in_one_line_saying_what_t
     bin_dir.mkdir()
     out = _pytest_with_path(tmp_path, "from browser_support import chromium  # noqa: F401\n\n\n"
                             "def test_page(chromium):\n    pass\n", bin_dir)
-    [line] = [line for line in out.splitlines() if "chromium, which is not on PATH" in line]
+    line = said(out, "chromium, which is not on PATH")
     assert "apt-get install -y chromium" in line, line
 
 
@@ -71,7 +78,7 @@ def test_a_failing_apt_get_is_one_line_with_its_last_words(tmp_path):
     _script(bin_dir, "apt-get", "echo 'E: Unable to locate package redis-server' >&2; exit 100")
     out = _pytest_with_path(tmp_path, "from redis_support import redis_url  # noqa: F401\n\n\n"
                             "def test_uses_redis(redis_url):\n    pass\n", bin_dir)
-    [line] = [line for line in out.splitlines() if "`apt-get install redis-server` failed" in line]
+    line = said(out, "`apt-get install redis-server` failed")
     assert "exit 100" in line and "Unable to locate package" in line, line
 
 
