@@ -18,6 +18,7 @@ from typing import Any, Sequence
 from gen_nodes.core.version import __version__
 from gen_nodes.core.errors import ConfirmationRequired, GenError, InvalidInput
 from gen_nodes.core.terms import CLI_TERMS
+from gen_nodes.net.options import add_server_options, seconds
 
 GLOBAL_HELP = {
     "--base-url": "GEN API base URL (default: $GEN_BASE_URL or https://api.gen.pro/v1)",
@@ -81,13 +82,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Serve a local, faithful GEN API on loopback. The first output line is JSON with "
         "base_url and a bootstrap api_key. --reset instead deletes the state that --sandbox uses.",
     )
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to bind (default 127.0.0.1); any other needs --allow-remote and --allowed-host")
-    p.add_argument("--allow-remote", action="store_true",
-                   help="let --host be an address other machines can reach (its API answers anyone who can)")
-    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME[:PORT]",
-                   help="a Host name clients use (repeatable; NAME:* for any port): other names get 421")
-    p.add_argument("--port", type=int, default=8765, help="0 picks a free port (default 8765)")
+    add_server_options(p, port=8765, log_level=None)
     p.add_argument("--db", default=":memory:", help="SQLite file for the state (default: in memory)")
     p.add_argument("--variant", choices=["reference", "openapi"], default="reference",
                    help="answer as GEN's reference page (int ids, 204) or its OpenAPI file (string ids, 200)")
@@ -148,19 +143,10 @@ def _add_globals(parser: argparse.ArgumentParser, argparse_default: Any) -> None
     # Given again on `run` (with SUPPRESS) so they may follow the action too.
     parser.add_argument("--base-url", default=argparse_default, help=GLOBAL_HELP["--base-url"])
     parser.add_argument("--api-key", default=argparse_default, help=GLOBAL_HELP["--api-key"])
-    parser.add_argument("--timeout", type=_seconds, default=argparse_default, help=GLOBAL_HELP["--timeout"])
-    parser.add_argument("--deadline", type=_seconds, default=argparse_default, help=GLOBAL_HELP["--deadline"])
+    parser.add_argument("--timeout", type=seconds, default=argparse_default, help=GLOBAL_HELP["--timeout"])
+    parser.add_argument("--deadline", type=seconds, default=argparse_default, help=GLOBAL_HELP["--deadline"])
     parser.add_argument("--sandbox", action="store_true", default=argparse_default or False,
                         help=GLOBAL_HELP["--sandbox"])
-
-
-def _seconds(text: str) -> float:
-    from gen_nodes.client.http import positive_number
-
-    number = positive_number(text)
-    if number is None:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {json.dumps(text)}")
-    return number
 
 
 def _registry():

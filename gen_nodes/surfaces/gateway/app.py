@@ -51,6 +51,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gen_nodes.client.http import GenClient, timeouts
+from gen_nodes.core import settings
 from gen_nodes.core.engine import execute, preview
 from gen_nodes.core.errors import (ApprovalDenied, ApprovalExpired, AuthenticationError, BodyTooLarge, GenError, IdempotencyConflict, InvalidInput, InvalidSetting, MalformedRequest, NotFound, OutcomeUnknown, RateLimited, RequestInProgress)
 from gen_nodes.core.terms import Terms
@@ -63,6 +64,7 @@ from gen_nodes.client.cache import ClientCache
 from gen_nodes.net.guard import is_loopback
 from gen_nodes.net.headers import KEY_HINT, api_key_from_headers
 from gen_nodes.net.logs import log_path
+from gen_nodes.net.options import add_server_options
 from gen_nodes.net.middleware import RequireGenKey
 
 log = logging.getLogger("gen_nodes.gateway")
@@ -554,9 +556,8 @@ def _page_secret() -> bytes | None:
     """The approval page's CSRF key: derived from ``GEN_NODES_STATE_SECRET`` when it is set, so that
     every gateway sharing a store accepts a form another one served; else random per process."""
     import hashlib
-    import os
 
-    shared = os.environ.get("GEN_NODES_STATE_SECRET", "").strip()
+    shared = settings.current().state_secret
     return hashlib.sha256(b"gen-nodes approval page\0" + shared.encode()).digest() if shared else None
 
 
@@ -587,10 +588,8 @@ def build_app(registry: Registry | None = None, **options: Any) -> Starlette:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port (default 8080)")
+    add_server_options(parser, port=DEFAULT_PORT, timeout=True)
     parser.add_argument("--base-url", help="GEN API base URL (default: $GEN_BASE_URL or https://api.gen.pro/v1)")
-    parser.add_argument("--timeout", type=_seconds, help="read timeout for GEN in seconds (default 30)")
     parser.add_argument("--store", default=None, metavar="URL",
                         help="where idempotency records and approvals live: sqlite:// (default: a file in the "
                              "state dir), sqlite:///path.db, or redis://host:port/db for several gateways")
@@ -603,26 +602,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="--confirmation approval: who is sent the approval page's link (repeatable): stderr "
                              "(default), an http(s):// webhook URL (signed with $GEN_NODES_NOTIFY_SECRET), slack "
                              "or discord")
-    parser.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host")
-    parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME[:PORT]",
-                        help="a Host header clients use (repeatable; needed with --allow-remote)")
-    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
-                        help="log level on stderr (default warning); logs never hold bodies, headers or keys")
-
-
-def _seconds(text: str) -> float:
-    from gen_nodes.client.http import positive_number
-
-    number = positive_number(text)
-    if number is None:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {json.dumps(text)}")
-    return number
 
 
 def main(argv: Sequence[str] | None = None, **defaults: Any) -> int:
     """``gen-nodes serve [options]``; ``defaults`` (``base_url``, ``timeout``) apply unless ``argv`` says otherwise."""
-    import os
-
+    from gen_nodes.net.logs import configure_logging
     from gen_nodes.net.serve import serve
 
     parser = argparse.ArgumentParser(prog="gen-nodes serve",
@@ -630,11 +614,9 @@ def main(argv: Sequence[str] | None = None, **defaults: Any) -> int:
     add_arguments(parser)
     parser.set_defaults(**{name: value for name, value in defaults.items() if value is not None})
     options = parser.parse_args(argv)
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("gen_nodes").setLevel(options.log_level.upper())
+    configure_logging(options.log_level)
     try:
-        app = build_app(store_url=options.store or os.environ.get("GEN_NODES_STORE") or DEFAULT_STORE,
+        app = build_app(store_url=options.store or settings.current().store or DEFAULT_STORE,
                         base_url=options.base_url, timeout=timeouts(options.timeout),
                         confirmation=options.confirmation, public_url=options.public_url,
                         approval_notify=options.approval_notify)
@@ -675,21 +657,17 @@ def app_from_env() -> Any:
     ``GEN_NODES_APPROVAL_NOTIFY`` (comma-separated targets, as ``--approval-notify``), and
     ``GEN_NODES_ALLOWED_HOSTS`` (comma-separated Host names; the same guard as ``--allowed-host``).
     The access log (uvicorn's) never records an approval page's path: the link is a secret."""
-    import os
-
-    from gen_nodes.safety.notify import TARGETS_ENV
     from gen_nodes.net.guard import HostGuard
     from gen_nodes.net.logs import install_log_filters
 
     install_log_filters()
     try:
-        app = build_app(store_url=os.environ.get("GEN_NODES_STORE") or DEFAULT_STORE,
-                        confirmation=os.environ.get("GEN_NODES_CONFIRMATION") or "direct",
-                        public_url=os.environ.get("GEN_NODES_PUBLIC_URL") or None,
-                        approval_notify=(os.environ.get(TARGETS_ENV) or "").split(","))
+        env = settings.current()
+        app = build_app(store_url=env.store or DEFAULT_STORE, confirmation=env.confirmation or "direct",
+                        public_url=env.public_url, approval_notify=list(env.approval_notify))
     except InvalidSetting as exc:  # one line on stderr and exit 1, not a traceback from the server's loader
         raise SystemExit(f"gen-nodes gateway: {exc.message} {exc.hint or ''}".strip()) from None
-    hosts = [host.strip() for host in os.environ.get("GEN_NODES_ALLOWED_HOSTS", "").split(",") if host.strip()]
+    hosts = list(settings.current().allowed_hosts)
     return HostGuard(app, hosts) if hosts else app
 
 

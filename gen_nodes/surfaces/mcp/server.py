@@ -71,6 +71,7 @@ from gen_nodes.client.cache import CLIENT_CACHE_SIZE, ClientCache
 from gen_nodes.net.guard import LOOPBACK_HOSTS, guard_hosts, origins_for
 from gen_nodes.net.headers import KEY_HINT, api_key_from_headers
 from gen_nodes.net.middleware import RequireGenKey
+from gen_nodes.net.logs import configure_logging
 from gen_nodes.net.serve import serve
 
 log = logging.getLogger("gen_nodes.mcp")
@@ -522,8 +523,8 @@ def run(options: argparse.Namespace) -> int:
 def _open_approval_store(url: str) -> Any:
     """The store held calls wait in (``--store``); None, after one line on stderr, if it cannot open.
     A press in chat-ops decides a held call only when both servers name the same store."""
-    from ..state import StoreError
-    from ..state.secretbox import SecretBoxError
+    from gen_nodes.state import StoreError
+    from gen_nodes.state.secretbox import SecretBoxError
 
     try:
         return open_store(url)
@@ -531,17 +532,6 @@ def _open_approval_store(url: str) -> Any:
         print(f"gen-nodes mcp: the --store cannot be used: {exc} Fix the --store URL "
               "(memory://, sqlite:///path.db or redis://host:port/db).", file=sys.stderr)
         return None
-
-
-def configure_logging(level: str = "warning") -> None:
-    """gen-nodes' log lines on stderr at ``level``; other libraries' at WARNING at most (the SDK's
-    debug output dumps whole messages)."""
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("gen_nodes").setLevel(level.upper())
-    logging.getLogger("mcp").setLevel(logging.WARNING)
-    logging.getLogger("sse_starlette").setLevel(logging.WARNING)
-    logging.getLogger("client").setLevel(logging.ERROR)
 
 
 def main(argv: Sequence[str] | None = None, **defaults: Any) -> int:
