@@ -40,8 +40,7 @@ def add_server_options(parser: argparse.ArgumentParser, *, port: int, scope: str
                         help=f"{scope}address to listen on (default 127.0.0.1); any other than loopback needs "
                         "--allow-remote and --allowed-host")
     parser.add_argument("--port", type=int, default=port,
-                        help=f"{scope}port (default {port}; 0 picks a free one). The first stdout line is "
-                        "{\"url\": ...}")
+                        help=f"{scope}port (default {port}; 0 picks a free one)")
     parser.add_argument("--allow-remote", action="store_true",
                         help=f"{scope}allow a --host reachable from other machines (then --allowed-host is required)")
     parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME[:PORT]",

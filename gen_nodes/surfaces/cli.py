@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from gen_nodes.core.version import __version__
 from gen_nodes.core.errors import ConfirmationRequired, GenError, InvalidInput
+from gen_nodes.core.spec import CONFIRMATIONS, ELICIT
 from gen_nodes.core.terms import CLI_TERMS
 from gen_nodes.net.options import add_server_options, seconds
 
@@ -58,7 +59,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gen-nodes {__version__}")
     _add_globals(parser, argparse_default=None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_action_commands(sub)
+    _add_sandbox_command(sub)
+    _add_tool_commands(sub)
+    _add_server_commands(sub)
+    p = sub.add_parser("demo", help="walk through the whole API-key lifecycle against an embedded sandbox")
+    p.set_defaults(handler=cmd_demo)
+    return parser
 
+
+def _add_action_commands(sub: Any) -> None:
+    """``actions``, ``describe`` and ``run``: the registry's actions."""
     p = sub.add_parser("actions", help="list the installed actions with their hints")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=cmd_actions)
@@ -76,6 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_globals(p, argparse_default=argparse.SUPPRESS)
     p.set_defaults(handler=cmd_run)
 
+
+def _add_sandbox_command(sub: Any) -> None:
+    """``sandbox``: the local GEN, served in the foreground."""
     p = sub.add_parser(
         "sandbox",
         help="run the local GEN sandbox in the foreground",
@@ -91,10 +105,13 @@ def _parser() -> argparse.ArgumentParser:
                    "$XDG_STATE_HOME/gen-nodes/sandbox or ~/.local/state/gen-nodes/sandbox) and exit")
     p.set_defaults(handler=cmd_sandbox)
 
+
+def _add_tool_commands(sub: Any) -> None:
+    """``tools`` and ``export``: the actions in other formats."""
     p = sub.add_parser("tools", help="print the actions as LLM tool definitions (JSON)")
     p.add_argument("--format", choices=["openai", "openai-responses", "anthropic", "mcp"], default="openai")
     p.add_argument("--prefix", default="gen_", help="tool name prefix (default gen_)")
-    p.add_argument("--confirmation", choices=["elicit", "approval", "host", "none"], default="elicit",
+    p.add_argument("--confirmation", choices=CONFIRMATIONS, default=ELICIT,
                    help="who approves destructive tools (sets their descriptions; no tool has an input that approves it)")
     p.add_argument("--no-strict", dest="strict", action="store_false",
                    help="plain schemas instead of OpenAI strict mode (OpenAI formats; Anthropic is plain unless --strict)")
@@ -108,6 +125,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write the package into")
     p.set_defaults(handler=cmd_export)
 
+
+def _add_server_commands(sub: Any) -> None:
+    """``mcp``, ``serve`` and ``chatops``: each parses the rest of the line with its own parser."""
     p = sub.add_parser("mcp", help="serve the actions over MCP (needs gen-nodes[mcp]); see `gen-nodes mcp --help`",
                        add_help=False)
     p.add_argument("mcp_args", nargs=argparse.REMAINDER)
@@ -122,10 +142,6 @@ def _parser() -> argparse.ArgumentParser:
                        "see `gen-nodes chatops --help`", add_help=False)
     p.add_argument("chatops_args", nargs=argparse.REMAINDER)
     p.set_defaults(handler=cmd_chatops)
-
-    p = sub.add_parser("demo", help="walk through the whole API-key lifecycle against an embedded sandbox")
-    p.set_defaults(handler=cmd_demo)
-    return parser
 
 
 class _RunHelp(argparse.HelpFormatter):

@@ -57,7 +57,8 @@ from gen_nodes.core.errors import (ApprovalDenied, ApprovalExpired, Authenticati
 from gen_nodes.core.terms import Terms
 from gen_nodes.core.redact import masked_copy
 from gen_nodes.core.registry import Registry, default_registry
-from gen_nodes.core.spec import ActionSpec
+from gen_nodes.core.spec import CONFIRMATION_ALIASES, NONE, ActionSpec
+from gen_nodes.core.spec import confirmation as confirmation_of
 from gen_nodes.surfaces.gateway import openapi
 from gen_nodes.safety.notify import check_targets, iso_time
 from gen_nodes.client.cache import ClientCache
@@ -98,12 +99,11 @@ class Gateway:
     """What the routes share: the registry, the clients per key, the store and what is kept in it."""
 
     def __init__(self, registry: Registry, *, store_url: str | None = DEFAULT_STORE, store: Any = None,
-                 base_url: str | None = None, timeout: Any = None, retry: Any = None, confirmation: str = "direct",
+                 base_url: str | None = None, timeout: Any = None, retry: Any = None, confirmation: str = NONE,
                  public_url: str | None = None, approval_ttl: float | None = None,
                  idempotency_ttl: float | None = None, idempotency_wait: float = IDEMPOTENCY_WAIT,
                  approval_notify: Sequence[str] | None = None, notify_targets: Sequence[Any] | None = None) -> None:
-        if confirmation not in openapi.CONFIRMATION_MODES:
-            raise ValueError(f"confirmation must be one of {openapi.CONFIRMATION_MODES}, not {confirmation!r}")
+        confirmation = confirmation_of(confirmation, openapi.CONFIRMATION_MODES)
         self.registry, self.confirmation = registry, confirmation
         self.store_url, self.store = store_url, store
         self.public_url = public_url.rstrip("/") if public_url else None
@@ -593,15 +593,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", default=None, metavar="URL",
                         help="where idempotency records and approvals live: sqlite:// (default: a file in the "
                              "state dir), sqlite:///path.db, or redis://host:port/db for several gateways")
-    parser.add_argument("--confirmation", choices=openapi.CONFIRMATION_MODES, default="direct",
-                        help="destructive actions: act at once (direct, default), or answer 202 and wait for a "
-                             "person's approval (approval)")
+    parser.add_argument("--confirmation", type=_confirmation, choices=openapi.CONFIRMATION_MODES, default=NONE,
+                        help="who approves a destructive action: nobody, it runs at once (none, default; the old "
+                             "name direct still works), or a person: answer 202 and wait for the approval (approval)")
     parser.add_argument("--public-url", help="the URL clients use to reach the gateway (for the OpenAPI servers "
                                              "entry and approval links; default: the request's own address)")
     parser.add_argument("--approval-notify", action="append", default=[], metavar="TARGET",
                         help="--confirmation approval: who is sent the approval page's link (repeatable): stderr "
                              "(default), an http(s):// webhook URL (signed with $GEN_NODES_NOTIFY_SECRET), slack "
                              "or discord")
+
+
+def _confirmation(text: str) -> str:
+    """--confirmation's type: the old name ``direct`` becomes ``none`` (argparse then checks the choices)."""
+    return CONFIRMATION_ALIASES.get(text, text)
 
 
 def main(argv: Sequence[str] | None = None, **defaults: Any) -> int:
@@ -624,8 +629,8 @@ def main(argv: Sequence[str] | None = None, **defaults: Any) -> int:
         print(f"gen-nodes serve: {exc.message} {exc.hint or ''}".strip(), file=sys.stderr)
         return 2
     _open_or_explain(app.state.gateway)
-    if options.confirmation == "direct" and options.allow_remote and not is_loopback(options.host):
-        print(f"gen-nodes serve: warning: listening on {options.host} with --confirmation direct: any caller, a "
+    if options.confirmation == NONE and options.allow_remote and not is_loopback(options.host):
+        print(f"gen-nodes serve: warning: listening on {options.host} with --confirmation none (formerly --confirmation direct): any caller, a "
               "model's tool included, can revoke keys at once; use --confirmation approval with an "
               "--approval-notify target that reaches a person.", file=sys.stderr, flush=True)
     try:
@@ -653,7 +658,7 @@ def _open_or_explain(gateway: Gateway) -> None:
 def app_from_env() -> Any:
     """The app for ``uvicorn --factory`` and gunicorn workers, configured by environment variables:
     ``GEN_NODES_STORE`` (a ``redis://`` URL when there are several workers or machines),
-    ``GEN_BASE_URL``, ``GEN_NODES_CONFIRMATION`` (direct or approval), ``GEN_NODES_PUBLIC_URL``,
+    ``GEN_BASE_URL``, ``GEN_NODES_CONFIRMATION`` (none or approval; direct is none), ``GEN_NODES_PUBLIC_URL``,
     ``GEN_NODES_APPROVAL_NOTIFY`` (comma-separated targets, as ``--approval-notify``), and
     ``GEN_NODES_ALLOWED_HOSTS`` (comma-separated Host names; the same guard as ``--allowed-host``).
     The access log (uvicorn's) never records an approval page's path: the link is a secret."""
@@ -663,7 +668,7 @@ def app_from_env() -> Any:
     install_log_filters()
     try:
         env = settings.current()
-        app = build_app(store_url=env.store or DEFAULT_STORE, confirmation=env.confirmation or "direct",
+        app = build_app(store_url=env.store or DEFAULT_STORE, confirmation=env.confirmation or NONE,
                         public_url=env.public_url, approval_notify=list(env.approval_notify))
     except InvalidSetting as exc:  # one line on stderr and exit 1, not a traceback from the server's loader
         raise SystemExit(f"gen-nodes gateway: {exc.message} {exc.hint or ''}".strip()) from None

@@ -6,12 +6,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gen_nodes.core.spec import ELICIT, HOST, NONE
 from gen_nodes.net.options import add_server_options, seconds
 from gen_nodes.safety.secret_delivery import DEFAULT_POLICY, POLICIES
 from gen_nodes.runtime.tools import DEFAULT_PREFIX
 
 #: Who approves a destructive tool call over MCP.
-MCP_POLICIES = ("elicit", "host", "none")
+MCP_POLICIES = (ELICIT, HOST, NONE)
 #: --elicitation: how the user is asked (a form in the client, or a page of this server).
 ELICITATION_MODES = ("auto", "form", "url")
 #: Defaults: sessions per key, sessions in all, idle seconds for unproven and proven keys.
@@ -40,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--unproven-session-idle", type=seconds, default=UNPROVEN_IDLE, metavar="SECONDS",
                         help="HTTP: idle seconds before a session of a key that never made a successful call is "
                         f"closed (default {UNPROVEN_IDLE:g}; other sessions: {IDLE:g})")
-    parser.add_argument("--confirmation", choices=MCP_POLICIES, default="elicit",
+    parser.add_argument("--confirmation", choices=MCP_POLICIES, default=ELICIT,
                         help="who approves a destructive tool call: the user, asked by this server through the "
                         "client (elicit, default; a client without elicitation is refused), the client itself "
                         "before every destructive call (host), or nobody (none)")
