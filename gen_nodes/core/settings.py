@@ -129,28 +129,37 @@ _SECRET_KINDS = ("secret",)
 
 @dataclass(frozen=True)
 class Settings:
-    """The values of :data:`VARIABLES` (None or the default when unset or blank). Secrets never show in the repr."""
+    """The values of :data:`VARIABLES` (None or the default when unset or blank). Secrets never show in the repr.
+
+    A value that makes no sense is kept as its :class:`InvalidSetting`, raised when that setting is
+    read: a bad ``GEN_NODES_DEADLINE`` stops the client, not a command that never makes one."""
 
     values: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Settings":
-        """The settings ``env`` names; raises :class:`InvalidSetting` for a value that makes no sense."""
-        values = {}
+        """The settings ``env`` names."""
+        values: dict[str, Any] = {}
         for variable in VARIABLES:
             raw = (env.get(variable.name) or "").strip()
-            values[variable.attribute] = variable.parse(variable.name, raw) if raw else variable.default
+            try:
+                values[variable.attribute] = variable.parse(variable.name, raw) if raw else variable.default
+            except InvalidSetting as exc:
+                values[variable.attribute] = exc
         return cls(values)
 
     def __getattr__(self, attribute: str) -> Any:
         try:
-            return self.__dict__["values"][attribute]
+            value = self.__dict__["values"][attribute]
         except KeyError:
             raise AttributeError(attribute) from None
+        if isinstance(value, InvalidSetting):
+            raise value
+        return value
 
     def value(self, name: str) -> Any:
         """The value of the variable called ``name`` (for code that is handed a variable's name)."""
-        return self.values[_BY_NAME[name].attribute]
+        return getattr(self, _BY_NAME[name].attribute)
 
     def __repr__(self) -> str:
         shown = {v.attribute: ("…" if v.kind in _SECRET_KINDS and self.values.get(v.attribute) else
