@@ -209,16 +209,22 @@ def time_interleaved(variants: Mapping[str, Callable[[], Any]], calls: int, bloc
 
 @contextmanager
 def check_output_policy(policy: str | None) -> Iterator[None]:
-    """``GEN_NODES_CHECK_OUTPUT=policy`` for the block (None: unset, the default), restored after."""
+    """``GEN_NODES_CHECK_OUTPUT=policy`` for the block (None: unset, the default), restored after.
+
+    gen-nodes reads its settings once per process, so both changes are followed by a reload."""
+    from gen_nodes.core import settings
+
     saved = os.environ.pop(CHECK_ENV, None)
     if policy is not None:
         os.environ[CHECK_ENV] = policy
+    settings.reload()
     try:
         yield
     finally:
         os.environ.pop(CHECK_ENV, None)
         if saved is not None:
             os.environ[CHECK_ENV] = saved
+        settings.reload()
 
 
 @contextmanager

@@ -5,10 +5,33 @@ from __future__ import annotations
 import pytest
 
 from gen_nodes.client.http import GenClient
+from gen_nodes.core import settings
 from gen_nodes.core.registry import default_registry
 from gen_nodes.sandbox import Sandbox
 from client_support import FAST_RETRY
 from redis_support import redis_db, redis_url  # noqa: F401  (fixtures: a real redis-server)
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings():
+    """gen-nodes reads the environment once per process: each test starts from its own."""
+    settings.current.cache_clear()
+    yield
+    settings.current.cache_clear()
+
+
+@pytest.fixture
+def monkeypatch(monkeypatch):
+    """pytest's monkeypatch, whose setenv/delenv also make gen-nodes read the environment again."""
+    for name in ("setenv", "delenv"):
+        change = getattr(monkeypatch, name)
+
+        def and_forget(*args, _change=change, **kwargs):
+            _change(*args, **kwargs)
+            settings.current.cache_clear()
+        setattr(monkeypatch, name, and_forget)
+    yield monkeypatch
+    settings.current.cache_clear()
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import random
 import re
 import socket
@@ -35,6 +34,7 @@ import requests
 import requests.adapters
 
 from gen_nodes.core.version import __version__
+from gen_nodes.core import settings
 from gen_nodes.core.errors import (
     AuthenticationError,
     ConnectionFailed,
@@ -119,18 +119,18 @@ class GenClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("GEN_API_KEY")
+        env = settings.current()
+        key = api_key if api_key is not None else env.api_key
         # A key read from a file or a CRLF .env often ends in a line break: never part of a key.
         key = key.strip() if key else key
         self._api_key = Secret(key) if key else None
-        self.base_url = (base_url or os.environ.get("GEN_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self.base_url = (base_url or env.base_url or DEFAULT_BASE_URL).rstrip("/")
         self.timeout = _checked_timeout(timeout) if timeout is not None else DEFAULT_TIMEOUT
         self.deadline = _positive("deadline", deadline if deadline is not None
-                                  else _from_env("GEN_NODES_DEADLINE", DEFAULT_DEADLINE))
+                                  else env.deadline or DEFAULT_DEADLINE)
         self.max_response_bytes = int(_positive("max_response_bytes", max_response_bytes
                                                 if max_response_bytes is not None
-                                                else _from_env("GEN_NODES_MAX_RESPONSE_BYTES",
-                                                               DEFAULT_MAX_RESPONSE_BYTES)))
+                                                else env.max_response_bytes or DEFAULT_MAX_RESPONSE_BYTES))
         self.pool_size = int(_positive("pool_size", pool_size))
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
@@ -381,11 +381,6 @@ def _positive(name: str, value: Any) -> float:
         shown = json.dumps(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else str(value)
         raise InvalidSetting(f"{name} must be a finite number above 0, not {shown}.")
     return number
-
-
-def _from_env(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    return _positive(name, raw) if raw else default
 
 
 def _checked_timeout(timeout: float | tuple[float, float]) -> float | tuple[float, float]:

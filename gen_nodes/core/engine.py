@@ -13,7 +13,6 @@ run another declared action, found through ``resolve``.
 from __future__ import annotations
 
 import logging
-import os
 import weakref
 import re
 from datetime import datetime, timedelta, timezone
@@ -21,6 +20,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 from urllib.parse import quote, urlsplit
 
+from gen_nodes.core import settings
 from gen_nodes.core.errors import GenError, InvalidInput, NotFound, OutcomeUnknown
 from gen_nodes.core.redact import hide_secrets, masked_copy, may_name_secrets
 from gen_nodes.core.validation import problems, shown, validator
@@ -239,7 +239,7 @@ def _check_output(spec: ActionSpec, output: dict[str, Any]) -> None:
     milliseconds for 10,000 keys (see the README's benchmarks). ``GEN_NODES_CHECK_OUTPUT=first``
     checks only the first answer of each action in a process, ``never`` none.
     """
-    policy = _output_check_policy(os.environ.get("GEN_NODES_CHECK_OUTPUT", ""))
+    policy = _output_check_policy(settings.current().check_output)
     if policy == "never" or (policy == "first" and _CHECKED.get(id(spec)) is spec):
         return
     if not (spec.response.wrap and not output.get(spec.response.wrap)):  # an empty list proves nothing

@@ -14,6 +14,8 @@ import secrets
 import stat
 from pathlib import Path
 
+from gen_nodes.core import settings
+
 
 class UnsafePath(PermissionError):
     """A state file or folder another user could have planted, read or swapped: refused, never used.
@@ -24,10 +26,11 @@ class UnsafePath(PermissionError):
 
 def state_dir(name: str, override_env: str) -> Path:
     """``$<override_env>``, else ``$XDG_STATE_HOME/gen-nodes/<name>``, else ``~/.local/state/gen-nodes/<name>``."""
-    explicit = os.environ.get(override_env)
+    env = settings.current()
+    explicit = env.value(override_env)
     if explicit:
         return Path(explicit)
-    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    base = env.xdg_state_home or Path.home() / ".local" / "state"
     return Path(base) / "gen-nodes" / name
 
 

@@ -129,3 +129,23 @@ class ActionSpec:
             props = self.input_schema.get("properties", {})
             return [name for name in props if name not in self.inputs or self.inputs[name] == "body"]
         return [name for name, loc in self.inputs.items() if loc == location]
+
+
+# -- confirmation: who says yes to a destructive call (one vocabulary on every surface) ---------
+
+#: ``elicit``: ask the person now (MCP elicitation, the dispatcher's ``confirm=`` callback);
+#: ``approval``: the call waits; a person approves or denies it by handle or on the approval page;
+#: ``host``: the host (an MCP client) asks the person before every destructive call itself;
+#: ``none``: nobody asks, the call runs at once.
+ELICIT, APPROVAL, HOST, NONE = "elicit", "approval", "host", "none"
+CONFIRMATIONS = (ELICIT, APPROVAL, HOST, NONE)
+#: Older names still accepted wherever a confirmation is read: the gateway's ``direct`` is ``none``.
+CONFIRMATION_ALIASES = {"direct": NONE}
+
+
+def confirmation(value: str, allowed: tuple[str, ...] = CONFIRMATIONS) -> str:
+    """``value`` in the one vocabulary (an old alias translated); ValueError unless it is in ``allowed``."""
+    name = CONFIRMATION_ALIASES.get(value, value)
+    if name not in allowed:
+        raise ValueError(f"confirmation must be one of {', '.join(allowed)}, not {value!r}")
+    return name

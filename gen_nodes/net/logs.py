@@ -84,6 +84,26 @@ _installed: RepeatFilter | None = None
 _safe_lines = SafeLines()
 
 
+#: How every gen-nodes server writes a log line on stderr.
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: The most a library may log whatever --log-level says: their DEBUG/INFO lines dump whole messages
+#: and bodies (the MCP SDK, Bolt and slack_sdk through gen-nodes' chat-ops Slack logger).
+_CAPPED = {"mcp": logging.WARNING, "sse_starlette": logging.WARNING, "client": logging.ERROR}
+_AT_MOST_INFO = ("gen_nodes.chatops.slack",)
+
+
+def configure_logging(level: str = "warning") -> None:
+    """The one logging set-up of every server and CLI entry point: gen-nodes' lines on stderr at
+    ``level`` (debug, info, warning or error), other libraries' at WARNING, the chatty ones capped."""
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format=LOG_FORMAT)
+    chosen = logging.getLevelName(level.upper())
+    logging.getLogger("gen_nodes").setLevel(chosen)
+    for name, most in _CAPPED.items():
+        logging.getLogger(name).setLevel(most)
+    for name in _AT_MOST_INFO:
+        logging.getLogger(name).setLevel(max(logging.INFO, chosen))
+
+
 def install_log_filters() -> None:
     """:class:`SafeLines` on uvicorn's access logger and, with :class:`RepeatFilter`, on the handlers
     of the root and uvicorn loggers: for ``serve`` and for an app a uvicorn of its own runs."""
@@ -98,8 +118,7 @@ def install_repeat_filter() -> RepeatFilter:
         _installed = RepeatFilter()
     root = logging.getLogger()
     if not root.handlers:
-        logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format=LOG_FORMAT)
     for name in ("", "uvicorn", "uvicorn.error", "uvicorn.access"):
         for handler in logging.getLogger(name).handlers:
             for wanted in (_installed, _safe_lines):

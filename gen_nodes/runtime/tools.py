@@ -18,18 +18,14 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from gen_nodes.core.validation import DATA_KEYWORDS, SUBSCHEMA_MAPS, bundled
-from gen_nodes.core.spec import ActionSpec
+from gen_nodes.core.spec import APPROVAL, CONFIRMATIONS, ELICIT, HOST, ActionSpec
 
 DEFAULT_PREFIX = "gen_"
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-#: How a destructive call gets a person's yes (see the README's confirmation section):
-#: ``elicit``: ask the person now (MCP elicitation, the dispatcher's ``confirm=`` callback);
-#: ``approval``: the call waits; the host asks the person and approves or denies by handle;
-#: ``host``: the host (an MCP client) asks the person before every destructive call itself;
-#: ``none``: nobody asks.
-CONFIRMATION_POLICIES = ("elicit", "approval", "host", "none")
+#: How a destructive call gets a person's yes: the one vocabulary of :mod:`gen_nodes.core.spec`.
+CONFIRMATION_POLICIES = CONFIRMATIONS
 #: Policies under which gen-nodes itself holds a destructive call until a person agrees.
-GATED_POLICIES = ("elicit", "approval")
+GATED_POLICIES = (ELICIT, APPROVAL)
 # Root keywords that only document a schema; the tool's own description says what it needs.
 _DOC_ONLY = ("$schema", "$id", "examples", "title", "description")
 # Keywords that only pad a subschema (the bundled key object brings a whole example along);
@@ -56,7 +52,7 @@ def tool_name(action_id: str, prefix: str = DEFAULT_PREFIX) -> str:
 
 
 def build_tools(specs: Iterable[ActionSpec], prefix: str = DEFAULT_PREFIX,
-                confirmation: str = "elicit") -> list[Tool]:
+                confirmation: str = ELICIT) -> list[Tool]:
     """One :class:`Tool` per action. ``confirmation`` is a policy of :data:`CONFIRMATION_POLICIES`."""
     if confirmation not in CONFIRMATION_POLICIES:
         raise ValueError(f"confirmation must be one of {CONFIRMATION_POLICIES}, not {confirmation!r}")
@@ -67,7 +63,7 @@ def build_tools(specs: Iterable[ActionSpec], prefix: str = DEFAULT_PREFIX,
         gated = spec.hints.destructive and confirmation in GATED_POLICIES
         if gated:
             description += " Irreversible: it acts only after the user approves it outside this conversation."
-        elif spec.hints.destructive and confirmation == "host":
+        elif spec.hints.destructive and confirmation == HOST:
             description += " Irreversible: ask the user before calling it."
         tools.append(Tool(tool_name(spec.id, prefix), spec, description, schema,
                           _for_model(bundled(spec.output_schema)), needs_approval=gated))

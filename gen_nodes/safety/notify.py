@@ -34,14 +34,14 @@ import hmac
 import importlib
 import json
 import logging
-import os
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Callable, Iterable, Protocol, TextIO
+from typing import Any, Callable, Iterable, Mapping, Protocol, TextIO
 
+from gen_nodes.core import settings
 from gen_nodes.core.errors import InvalidSetting, NobodyToAsk
 
 log = logging.getLogger("gen_nodes.safety.notify")
@@ -235,7 +235,6 @@ def parse_targets(values: Iterable[str] | None, *, secret: str | None = None,
     factories of named kinds (e.g. ``store`` for chat targets). Raises :class:`InvalidSetting`
     with a one-line message for an unknown target or a webhook without a secret.
     """
-    env = os.environ if env is None else env
     secret = _notify_secret(secret, env)
     targets: list[Target] = []
     for raw in values or ():
@@ -265,7 +264,6 @@ def check_targets(values: Iterable[str] | None, *, secret: str | None = None,
                   env: dict[str, str] | None = None) -> None:
     """Raise :class:`InvalidSetting` (one line) for what :func:`parse_targets` would refuse, building
     nothing: a server checks its targets before it listens, then builds them once its store is open."""
-    env = os.environ if env is None else env
     secret = _notify_secret(secret, env)
     kinds = _kinds()
     for raw in values or ():
@@ -276,16 +274,15 @@ def check_targets(values: Iterable[str] | None, *, secret: str | None = None,
             parse_targets([value], env=env)
 
 
-def _notify_secret(secret: str | None, env: Any) -> str | None:
+def _notify_secret(secret: str | None, env: Mapping[str, str] | None) -> str | None:
     """The webhook signing secret, stripped; None when blank (``" "`` signs nothing a receiver can trust)."""
-    value = secret if secret is not None else env.get(SECRET_ENV)
+    value = secret if secret is not None else settings.of(env).notify_secret
     return (value or "").strip() or None
 
 
 def targets_from_env(env: dict[str, str] | None = None, **options: Any) -> list[Target]:
     """The targets of ``$GEN_NODES_APPROVAL_NOTIFY`` (comma-separated), for ``app_from_env``."""
-    env = os.environ if env is None else env
-    return parse_targets((env.get(TARGETS_ENV) or "").split(","), env=env, **options)
+    return parse_targets(settings.of(env).approval_notify, env=env, **options)
 
 
 def _account_text(account: dict[str, Any] | None) -> str:

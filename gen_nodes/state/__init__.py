@@ -78,9 +78,9 @@ def open_store(url: str | None = None, **options: Any) -> Store:
     ``None`` or ``""`` means ``$GEN_NODES_STORE``, else ``memory://``. ``options`` go to
     the backend (``clock=`` for memory and SQLite, ``prefix=`` for Redis).
     """
-    import os
+    from gen_nodes.core import settings
 
-    url = url or os.environ.get("GEN_NODES_STORE") or "memory://"
+    url = url or settings.current().store or "memory://"
     scheme = url.split(":", 1)[0].lower()
     if scheme == "memory":
         from gen_nodes.state.memory import MemoryStore

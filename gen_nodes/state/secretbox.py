@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gen_nodes.core import settings
 from gen_nodes.core.paths import UnsafePath, open_state_file
 
 STATE_SECRET_ENV = "GEN_NODES_STATE_SECRET"
@@ -63,7 +64,7 @@ class SecretBox:
     @classmethod
     def from_env(cls, variable: str, *, required: bool = True) -> "SecretBox | None":
         """The box keyed by ``$variable``; without it, an error (or None if not ``required``)."""
-        value = os.environ.get(variable, "").strip()
+        value = settings.current().value(variable) or ""
         if not value:
             if required:
                 raise SecretBoxError(

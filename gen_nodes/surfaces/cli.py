@@ -17,7 +17,9 @@ from typing import Any, Sequence
 
 from gen_nodes.core.version import __version__
 from gen_nodes.core.errors import ConfirmationRequired, GenError, InvalidInput
+from gen_nodes.core.spec import CONFIRMATIONS, ELICIT
 from gen_nodes.core.terms import CLI_TERMS
+from gen_nodes.net.options import add_server_options, seconds
 
 GLOBAL_HELP = {
     "--base-url": "GEN API base URL (default: $GEN_BASE_URL or https://api.gen.pro/v1)",
@@ -57,7 +59,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gen-nodes {__version__}")
     _add_globals(parser, argparse_default=None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_action_commands(sub)
+    _add_sandbox_command(sub)
+    _add_tool_commands(sub)
+    _add_server_commands(sub)
+    p = sub.add_parser("demo", help="walk through the whole API-key lifecycle against an embedded sandbox")
+    p.set_defaults(handler=cmd_demo)
+    return parser
 
+
+def _add_action_commands(sub: Any) -> None:
+    """``actions``, ``describe`` and ``run``: the registry's actions."""
     p = sub.add_parser("actions", help="list the installed actions with their hints")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=cmd_actions)
@@ -75,19 +87,16 @@ def _parser() -> argparse.ArgumentParser:
     _add_globals(p, argparse_default=argparse.SUPPRESS)
     p.set_defaults(handler=cmd_run)
 
+
+def _add_sandbox_command(sub: Any) -> None:
+    """``sandbox``: the local GEN, served in the foreground."""
     p = sub.add_parser(
         "sandbox",
         help="run the local GEN sandbox in the foreground",
         description="Serve a local, faithful GEN API on loopback. The first output line is JSON with "
         "base_url and a bootstrap api_key. --reset instead deletes the state that --sandbox uses.",
     )
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to bind (default 127.0.0.1); any other needs --allow-remote and --allowed-host")
-    p.add_argument("--allow-remote", action="store_true",
-                   help="let --host be an address other machines can reach (its API answers anyone who can)")
-    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME[:PORT]",
-                   help="a Host name clients use (repeatable; NAME:* for any port): other names get 421")
-    p.add_argument("--port", type=int, default=8765, help="0 picks a free port (default 8765)")
+    add_server_options(p, port=8765, log_level=None)
     p.add_argument("--db", default=":memory:", help="SQLite file for the state (default: in memory)")
     p.add_argument("--variant", choices=["reference", "openapi"], default="reference",
                    help="answer as GEN's reference page (int ids, 204) or its OpenAPI file (string ids, 200)")
@@ -96,10 +105,13 @@ def _parser() -> argparse.ArgumentParser:
                    "$XDG_STATE_HOME/gen-nodes/sandbox or ~/.local/state/gen-nodes/sandbox) and exit")
     p.set_defaults(handler=cmd_sandbox)
 
+
+def _add_tool_commands(sub: Any) -> None:
+    """``tools`` and ``export``: the actions in other formats."""
     p = sub.add_parser("tools", help="print the actions as LLM tool definitions (JSON)")
     p.add_argument("--format", choices=["openai", "openai-responses", "anthropic", "mcp"], default="openai")
     p.add_argument("--prefix", default="gen_", help="tool name prefix (default gen_)")
-    p.add_argument("--confirmation", choices=["elicit", "approval", "host", "none"], default="elicit",
+    p.add_argument("--confirmation", choices=CONFIRMATIONS, default=ELICIT,
                    help="who approves destructive tools (sets their descriptions; no tool has an input that approves it)")
     p.add_argument("--no-strict", dest="strict", action="store_false",
                    help="plain schemas instead of OpenAI strict mode (OpenAI formats; Anthropic is plain unless --strict)")
@@ -113,6 +125,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write the package into")
     p.set_defaults(handler=cmd_export)
 
+
+def _add_server_commands(sub: Any) -> None:
+    """``mcp``, ``serve`` and ``chatops``: each parses the rest of the line with its own parser."""
     p = sub.add_parser("mcp", help="serve the actions over MCP (needs gen-nodes[mcp]); see `gen-nodes mcp --help`",
                        add_help=False)
     p.add_argument("mcp_args", nargs=argparse.REMAINDER)
@@ -127,10 +142,6 @@ def _parser() -> argparse.ArgumentParser:
                        "see `gen-nodes chatops --help`", add_help=False)
     p.add_argument("chatops_args", nargs=argparse.REMAINDER)
     p.set_defaults(handler=cmd_chatops)
-
-    p = sub.add_parser("demo", help="walk through the whole API-key lifecycle against an embedded sandbox")
-    p.set_defaults(handler=cmd_demo)
-    return parser
 
 
 class _RunHelp(argparse.HelpFormatter):
@@ -148,19 +159,10 @@ def _add_globals(parser: argparse.ArgumentParser, argparse_default: Any) -> None
     # Given again on `run` (with SUPPRESS) so they may follow the action too.
     parser.add_argument("--base-url", default=argparse_default, help=GLOBAL_HELP["--base-url"])
     parser.add_argument("--api-key", default=argparse_default, help=GLOBAL_HELP["--api-key"])
-    parser.add_argument("--timeout", type=_seconds, default=argparse_default, help=GLOBAL_HELP["--timeout"])
-    parser.add_argument("--deadline", type=_seconds, default=argparse_default, help=GLOBAL_HELP["--deadline"])
+    parser.add_argument("--timeout", type=seconds, default=argparse_default, help=GLOBAL_HELP["--timeout"])
+    parser.add_argument("--deadline", type=seconds, default=argparse_default, help=GLOBAL_HELP["--deadline"])
     parser.add_argument("--sandbox", action="store_true", default=argparse_default or False,
                         help=GLOBAL_HELP["--sandbox"])
-
-
-def _seconds(text: str) -> float:
-    from gen_nodes.client.http import positive_number
-
-    number = positive_number(text)
-    if number is None:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {json.dumps(text)}")
-    return number
 
 
 def _registry():

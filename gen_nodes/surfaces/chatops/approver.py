@@ -24,13 +24,13 @@ The bot token is never in a repr, a log line or an exception.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import time
 from typing import Any, Callable, Mapping
 
 from gen_nodes.safety.approvals import EXPIRED, ApprovalError, Approvals
 from gen_nodes.safety.display import quoted
+from gen_nodes.core import settings
 from gen_nodes.core.errors import InvalidSetting
 from gen_nodes.safety.notify import Notice, _account_text
 from gen_nodes.surfaces.chatops.core import _BINDING_PREFIX, BINDING_TTL, Buttons, ChatOps, ChatUser, Reply, _ids, _item_lines
@@ -153,11 +153,11 @@ def slack_target(*, store: Any = None, env: Mapping[str, str] | None = None, **_
     """The ``slack`` target: a DM through ``conversations.open`` + ``chat.postMessage``."""
     from slack_sdk import WebClient
 
-    env = os.environ if env is None else env
-    token = _setting(env, "SLACK_BOT_TOKEN", "slack",
+    env = settings.of(env)
+    token = _setting(env.slack_bot_token, "SLACK_BOT_TOKEN", "slack",
                      "Copy the Bot User OAuth Token (xoxb-...) of the chat-ops Slack app; the manifest "
                      "needs the chat:write and im:write scopes.")
-    api_url = (env.get("SLACK_API_URL") or "").strip()
+    api_url = env.slack_api_url or ""
     client = WebClient(token=token, base_url=api_url.rstrip("/") + "/") if api_url else WebClient(token=token)
     return ChatApprover("slack", _checked(store, "slack"), lambda user, reply: _slack_dm(client, user, reply))
 
@@ -169,11 +169,11 @@ def discord_target(*, store: Any = None, env: Mapping[str, str] | None = None, s
 
     from gen_nodes.surfaces.chatops.discord import DEFAULT_API_URL
 
-    env = os.environ if env is None else env
-    token = _setting(env, "DISCORD_BOT_TOKEN", "discord",
+    env = settings.of(env)
+    token = _setting(env.discord_bot_token, "DISCORD_BOT_TOKEN", "discord",
                      "Copy a bot token from the Discord developer portal's Bot page (the bot must share a "
                      "server with the people it asks).")
-    api_url = ((env.get("DISCORD_API_URL") or "").strip() or DEFAULT_API_URL).rstrip("/")
+    api_url = (env.discord_api_url or DEFAULT_API_URL).rstrip("/")
     http = session or requests.Session()
     return ChatApprover("discord", _checked(store, "discord"),
                         lambda user, reply: _discord_dm(http, api_url, token, user, reply))
@@ -220,8 +220,7 @@ def _discord_dm(http: Any, api_url: str, token: str, user: str, reply: Reply) ->
     return True
 
 
-def _setting(env: Mapping[str, str], name: str, kind: str, hint: str) -> str:
-    value = (env.get(name) or "").strip()
+def _setting(value: str | None, name: str, kind: str, hint: str) -> str:
     if not value:
         raise InvalidSetting(f"The {kind} approval target needs {name}, which is not set.", hint=hint)
     return value

@@ -23,10 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from typing import Any, Sequence
 
+from gen_nodes.core import settings
+from gen_nodes.net.logs import configure_logging
+from gen_nodes.net.options import add_server_options, seconds
 from gen_nodes.core.errors import AuthenticationError, ConnectionFailed, GenError, InvalidInput
 
 SECRET_ENV = "GEN_NODES_CHATOPS_SECRET"
@@ -77,23 +79,14 @@ def _common(p: argparse.ArgumentParser) -> None:
                    "file in the state folder): sqlite:///path.db, or redis://host:port/db for several processes")
     p.add_argument("--base-url", default=argparse.SUPPRESS,
                    help="GEN API base URL (default: $GEN_BASE_URL or https://api.gen.pro/v1)")
-    p.add_argument("--timeout", type=float, default=argparse.SUPPRESS, help="GEN read timeout in seconds")
+    p.add_argument("--timeout", type=seconds, default=argparse.SUPPRESS, help="GEN read timeout in seconds")
 
 
 def _server_options(p: argparse.ArgumentParser, port: int) -> None:
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to bind (default 127.0.0.1); any other than loopback needs --allow-remote")
-    p.add_argument("--port", type=int, default=port, help=f"port (default {port}; 0 picks a free one)")
-    p.add_argument("--allow-remote", action="store_true",
-                   help="allow a --host reachable from other machines (then --allowed-host is required)")
-    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME[:PORT]",
-                   help="a Host header value to answer besides loopback, e.g. the public name your reverse "
-                   "proxy forwards (repeatable; NAME:* for any port)")
+    add_server_options(p, port=port, log_level="info", log_help=": the audit lines")
     p.add_argument("--allow", action="append", default=[], metavar="ID",
                    help="a Slack workspace (T...) or Discord guild id allowed to use the bot; repeat for "
                    "more (default: any workspace the app is installed in)")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
-                   help="gen-nodes' log level on stderr (default info: the audit lines)")
     _common(p)
 
 
@@ -109,7 +102,7 @@ def cmd_slack(args: argparse.Namespace) -> int:
     signing_secret, token = _env("SLACK_SIGNING_SECRET"), _env("SLACK_BOT_TOKEN")
     _check_host(args)
     configure_logging(args.log_level)
-    api_url = os.environ.get("SLACK_API_URL")
+    api_url = settings.current().slack_api_url
     base_url = api_url.rstrip("/") + "/" if api_url else WebClient.BASE_URL
     _check_bot_token(token, base_url)
     chatops = _chatops(args)
@@ -217,7 +210,7 @@ def _chatops(args: argparse.Namespace):
 def _store_url(args: argparse.Namespace) -> str:
     """--store, else $GEN_NODES_CHATOPS_STORE, else the default file: under --sandbox, one beside the
     sandbox's own, so bindings of sandbox keys never mix with bindings of real GEN keys."""
-    chosen = args.store or os.environ.get("GEN_NODES_CHATOPS_STORE")
+    chosen = args.store or settings.current().chatops_store
     if chosen:
         return chosen
     if getattr(args, "sandbox_key", None):
@@ -235,7 +228,7 @@ def _operator(args: argparse.Namespace):
 
 
 def _env(name: str) -> str:
-    value = os.environ.get(name, "").strip()
+    value = settings.current().value(name) or ""
     if not value:
         raise InvalidInput(f"{name} is not set.", errors=[{"path": name, "message": "missing"}],
                            hint=_ENV_HINTS.get(name, f"Set {name} in the environment."))
@@ -279,10 +272,3 @@ def _serve(app: Any, args: argparse.Namespace, path: str, name: str) -> int:
     return 0
 
 
-def configure_logging(level: str = "info") -> None:
-    """gen-nodes' lines (the audit among them) on stderr at ``level``; other libraries' at WARNING."""
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("gen_nodes").setLevel(level.upper())
-    # Bolt and slack_sdk log whole bodies at DEBUG; see slack.py.
-    logging.getLogger("gen_nodes.chatops.slack").setLevel(max(logging.INFO, logging.getLevelName(level.upper())))

@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from typing import Any, Mapping
 
 import requests
 
+from gen_nodes.core import settings
 from gen_nodes.surfaces.chatops.coercion import _types
 from gen_nodes.surfaces.chatops.core import ChatOps
 from gen_nodes.surfaces.chatops.grammar import SHARE_FLAG, Grammar, _shareable
@@ -69,7 +69,7 @@ def build_app(chatops: ChatOps, *, public_key: str, api_url: str | None = None,
     from nacl.signing import VerifyKey  # PyNaCl only where requests are served, not to print commands
 
     verify_key = VerifyKey(bytes.fromhex(public_key))
-    webhook = Webhook(api_url or os.environ.get("DISCORD_API_URL") or DEFAULT_API_URL, session)
+    webhook = Webhook(api_url or settings.current().discord_api_url or DEFAULT_API_URL, session)
 
     async def interactions(request: Request) -> JSONResponse:
         payload = await _verified_payload(request, verify_key, clock())

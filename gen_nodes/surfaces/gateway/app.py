@@ -51,12 +51,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gen_nodes.client.http import GenClient, timeouts
+from gen_nodes.core import settings
 from gen_nodes.core.engine import execute, preview
 from gen_nodes.core.errors import (ApprovalDenied, ApprovalExpired, AuthenticationError, BodyTooLarge, GenError, IdempotencyConflict, InvalidInput, InvalidSetting, MalformedRequest, NotFound, OutcomeUnknown, RateLimited, RequestInProgress, unexpected_failure)
 from gen_nodes.core.terms import GATEWAY_TERMS
 from gen_nodes.core.redact import masked_copy
 from gen_nodes.core.registry import Registry, default_registry
-from gen_nodes.core.spec import ActionSpec
+from gen_nodes.core.spec import CONFIRMATION_ALIASES, NONE, ActionSpec
+from gen_nodes.core.spec import confirmation as confirmation_of
 from gen_nodes.surfaces.gateway import openapi
 from gen_nodes.safety.approvals import APPROVED, DENIED, DONE, EXPIRED
 from gen_nodes.safety.idempotency import Refusals
@@ -67,6 +69,7 @@ from gen_nodes.web.approval_page import APPROVAL_PAGE_PATH
 from gen_nodes.net.errors import error_body
 from gen_nodes.net.headers import KEY_HINT, api_key_from_headers
 from gen_nodes.net.logs import log_path
+from gen_nodes.net.options import add_server_options
 from gen_nodes.net.middleware import RequireGenKey
 
 log = logging.getLogger("gen_nodes.gateway")
@@ -92,12 +95,11 @@ class Gateway:
     """What the routes share: the registry, the clients per key, the store and what is kept in it."""
 
     def __init__(self, registry: Registry, *, store_url: str | None = DEFAULT_STORE, store: Any = None,
-                 base_url: str | None = None, timeout: Any = None, retry: Any = None, confirmation: str = "direct",
+                 base_url: str | None = None, timeout: Any = None, retry: Any = None, confirmation: str = NONE,
                  public_url: str | None = None, approval_ttl: float | None = None,
                  idempotency_ttl: float | None = None, idempotency_wait: float = IDEMPOTENCY_WAIT,
                  approval_notify: Sequence[str] | None = None, notify_targets: Sequence[Any] | None = None) -> None:
-        if confirmation not in openapi.CONFIRMATION_MODES:
-            raise ValueError(f"confirmation must be one of {openapi.CONFIRMATION_MODES}, not {confirmation!r}")
+        confirmation = confirmation_of(confirmation, openapi.CONFIRMATION_MODES)
         self.registry, self.confirmation = registry, confirmation
         self.store_url, self.store = store_url, store
         self.public_url = public_url.rstrip("/") if public_url else None
@@ -521,9 +523,8 @@ def _page_secret() -> bytes | None:
     """The approval page's CSRF key: derived from ``GEN_NODES_STATE_SECRET`` when it is set, so that
     every gateway sharing a store accepts a form another one served; else random per process."""
     import hashlib
-    import os
 
-    shared = os.environ.get("GEN_NODES_STATE_SECRET", "").strip()
+    shared = settings.current().state_secret
     return hashlib.sha256(b"gen-nodes approval page\0" + shared.encode()).digest() if shared else None
 
 
@@ -554,42 +555,30 @@ def build_app(registry: Registry | None = None, **options: Any) -> Starlette:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port (default 8080)")
+    add_server_options(parser, port=DEFAULT_PORT, timeout=True)
     parser.add_argument("--base-url", help="GEN API base URL (default: $GEN_BASE_URL or https://api.gen.pro/v1)")
-    parser.add_argument("--timeout", type=_seconds, help="read timeout for GEN in seconds (default 30)")
     parser.add_argument("--store", default=None, metavar="URL",
                         help="where idempotency records and approvals live: sqlite:// (default: a file in the "
                              "state dir), sqlite:///path.db, or redis://host:port/db for several gateways")
-    parser.add_argument("--confirmation", choices=openapi.CONFIRMATION_MODES, default="direct",
-                        help="destructive actions: act at once (direct, default), or answer 202 and wait for a "
-                             "person's approval (approval)")
+    parser.add_argument("--confirmation", type=_confirmation, choices=openapi.CONFIRMATION_MODES, default=NONE,
+                        help="who approves a destructive action: nobody, it runs at once (none, default; the old "
+                             "name direct still works), or a person: answer 202 and wait for the approval (approval)")
     parser.add_argument("--public-url", help="the URL clients use to reach the gateway (for the OpenAPI servers "
                                              "entry and approval links; default: the request's own address)")
     parser.add_argument("--approval-notify", action="append", default=[], metavar="TARGET",
                         help="--confirmation approval: who is sent the approval page's link (repeatable): stderr "
                              "(default), an http(s):// webhook URL (signed with $GEN_NODES_NOTIFY_SECRET), slack "
                              "or discord")
-    parser.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host")
-    parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME[:PORT]",
-                        help="a Host header clients use (repeatable; needed with --allow-remote)")
-    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
-                        help="log level on stderr (default warning); logs never hold bodies, headers or keys")
 
 
-def _seconds(text: str) -> float:
-    from gen_nodes.client.http import positive_number
-
-    number = positive_number(text)
-    if number is None:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {json.dumps(text)}")
-    return number
+def _confirmation(text: str) -> str:
+    """--confirmation's type: the old name ``direct`` becomes ``none`` (argparse then checks the choices)."""
+    return CONFIRMATION_ALIASES.get(text, text)
 
 
 def main(argv: Sequence[str] | None = None, **defaults: Any) -> int:
     """``gen-nodes serve [options]``; ``defaults`` (``base_url``, ``timeout``) apply unless ``argv`` says otherwise."""
-    import os
-
+    from gen_nodes.net.logs import configure_logging
     from gen_nodes.net.serve import serve
 
     parser = argparse.ArgumentParser(prog="gen-nodes serve",
@@ -597,11 +586,9 @@ def main(argv: Sequence[str] | None = None, **defaults: Any) -> int:
     add_arguments(parser)
     parser.set_defaults(**{name: value for name, value in defaults.items() if value is not None})
     options = parser.parse_args(argv)
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("gen_nodes").setLevel(options.log_level.upper())
+    configure_logging(options.log_level)
     try:
-        app = build_app(store_url=options.store or os.environ.get("GEN_NODES_STORE") or DEFAULT_STORE,
+        app = build_app(store_url=options.store or settings.current().store or DEFAULT_STORE,
                         base_url=options.base_url, timeout=timeouts(options.timeout),
                         confirmation=options.confirmation, public_url=options.public_url,
                         approval_notify=options.approval_notify)
@@ -609,8 +596,8 @@ def main(argv: Sequence[str] | None = None, **defaults: Any) -> int:
         print(f"gen-nodes serve: {exc.message} {exc.hint or ''}".strip(), file=sys.stderr)
         return 2
     _open_or_explain(app.state.gateway)
-    if options.confirmation == "direct" and options.allow_remote and not is_loopback(options.host):
-        print(f"gen-nodes serve: warning: listening on {options.host} with --confirmation direct: any caller, a "
+    if options.confirmation == NONE and options.allow_remote and not is_loopback(options.host):
+        print(f"gen-nodes serve: warning: listening on {options.host} with --confirmation none (formerly --confirmation direct): any caller, a "
               "model's tool included, can revoke keys at once; use --confirmation approval with an "
               "--approval-notify target that reaches a person.", file=sys.stderr, flush=True)
     try:
@@ -638,25 +625,21 @@ def _open_or_explain(gateway: Gateway) -> None:
 def app_from_env() -> Any:
     """The app for ``uvicorn --factory`` and gunicorn workers, configured by environment variables:
     ``GEN_NODES_STORE`` (a ``redis://`` URL when there are several workers or machines),
-    ``GEN_BASE_URL``, ``GEN_NODES_CONFIRMATION`` (direct or approval), ``GEN_NODES_PUBLIC_URL``,
+    ``GEN_BASE_URL``, ``GEN_NODES_CONFIRMATION`` (none or approval; direct is none), ``GEN_NODES_PUBLIC_URL``,
     ``GEN_NODES_APPROVAL_NOTIFY`` (comma-separated targets, as ``--approval-notify``), and
     ``GEN_NODES_ALLOWED_HOSTS`` (comma-separated Host names; the same guard as ``--allowed-host``).
     The access log (uvicorn's) never records an approval page's path: the link is a secret."""
-    import os
-
-    from gen_nodes.safety.notify import TARGETS_ENV
     from gen_nodes.net.guard import HostGuard
     from gen_nodes.net.logs import install_log_filters
 
     install_log_filters()
     try:
-        app = build_app(store_url=os.environ.get("GEN_NODES_STORE") or DEFAULT_STORE,
-                        confirmation=os.environ.get("GEN_NODES_CONFIRMATION") or "direct",
-                        public_url=os.environ.get("GEN_NODES_PUBLIC_URL") or None,
-                        approval_notify=(os.environ.get(TARGETS_ENV) or "").split(","))
+        env = settings.current()
+        app = build_app(store_url=env.store or DEFAULT_STORE, confirmation=env.confirmation or NONE,
+                        public_url=env.public_url, approval_notify=list(env.approval_notify))
     except InvalidSetting as exc:  # one line on stderr and exit 1, not a traceback from the server's loader
         raise SystemExit(f"gen-nodes gateway: {exc.message} {exc.hint or ''}".strip()) from None
-    hosts = [host.strip() for host in os.environ.get("GEN_NODES_ALLOWED_HOSTS", "").split(",") if host.strip()]
+    hosts = list(settings.current().allowed_hosts)
     return HostGuard(app, hosts) if hosts else app
 
 

@@ -32,7 +32,8 @@ from gen_nodes.core.errors import (ApprovalDenied, ApprovalExpired, Authenticati
                       PermissionDenied, RateLimited, Rejected, RequestInProgress, RequestTimeout, ResponseTooLarge,
                       ServerError, TooManyApprovals)
 from gen_nodes.core.validation import bundled
-from gen_nodes.core.spec import ActionSpec
+from gen_nodes.core.spec import APPROVAL, NONE, ActionSpec
+from gen_nodes.core.spec import confirmation as confirmation_of
 
 OPENAPI_VERSION = "3.1.0"
 ACTIONS_PATH = "/actions/{id}"
@@ -43,8 +44,9 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_QUERY = "idempotency_key"
 #: Longest Idempotency-Key the gateway keeps (UUIDs and hashes fit easily).
 IDEMPOTENCY_KEY_MAX = 255
-#: Confirmation modes of destructive actions: act at once, or wait for a person's approval.
-CONFIRMATION_MODES = ("direct", "approval")
+#: Confirmation modes of destructive actions: act at once (none; the old name ``direct`` is still
+#: accepted), or wait for a person's approval.
+CONFIRMATION_MODES = (NONE, APPROVAL)
 
 # Keywords that only identify a schema file; inside an OpenAPI document they would
 # make validators treat the schema as a separate resource.
@@ -123,16 +125,15 @@ APPROVAL_SCHEMA = {
 }
 
 
-def document(specs: Iterable[ActionSpec], *, server_url: str = "/", confirmation: str = "direct",
+def document(specs: Iterable[ActionSpec], *, server_url: str = "/", confirmation: str = NONE,
              title: str = "GEN API (gen-nodes gateway)") -> dict[str, Any]:
     """The OpenAPI 3.1 document for ``specs`` served at ``server_url``."""
-    if confirmation not in CONFIRMATION_MODES:
-        raise ValueError(f"confirmation must be one of {CONFIRMATION_MODES}, not {confirmation!r}")
+    confirmation = confirmation_of(confirmation, CONFIRMATION_MODES)
     specs = list(specs)
     paths: dict[str, Any] = {}
     for spec in specs:
         paths[ACTIONS_PATH.replace("{id}", spec.id)] = {"post": operation(spec, confirmation)}
-    approvals = confirmation == "approval" and any(spec.hints.destructive for spec in specs)
+    approvals = confirmation == APPROVAL and any(spec.hints.destructive for spec in specs)
     if approvals:
         paths[APPROVAL_POLL_PATH] = {"get": _approval_operation(specs)}
     components: dict[str, Any] = {
@@ -166,7 +167,7 @@ def document(specs: Iterable[ActionSpec], *, server_url: str = "/", confirmation
     }
 
 
-def operation(spec: ActionSpec, confirmation: str = "direct") -> dict[str, Any]:
+def operation(spec: ActionSpec, confirmation: str = NONE) -> dict[str, Any]:
     """The OpenAPI operation object of one action."""
     hints = spec.hints
     op: dict[str, Any] = {
@@ -190,7 +191,7 @@ def operation(spec: ActionSpec, confirmation: str = "direct") -> dict[str, Any]:
         "description": f"{spec.title}: the action's output.",
         "content": {"application/json": {"schema": response_schema(spec.output_schema)}},
     }}
-    if hints.destructive and confirmation == "approval":
+    if hints.destructive and confirmation == APPROVAL:
         responses["202"] = {
             "description": "Nothing was done yet: a person must approve the call first. The gateway sends them its "
                            "approval page (never in this answer); poll `approval.poll` until it answers something "
@@ -245,7 +246,7 @@ def flat(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def error_responses(spec: ActionSpec, confirmation: str = "direct") -> dict[str, Any]:
+def error_responses(spec: ActionSpec, confirmation: str = NONE) -> dict[str, Any]:
     """Every error status the gateway may answer for ``spec``, each with the error types behind it."""
     return _responses_of(applicable_errors(spec, confirmation))
 
@@ -271,14 +272,14 @@ def _error_response(types: list[str], retry_after: bool = False) -> dict[str, An
     return response
 
 
-def applicable_errors(spec: ActionSpec, confirmation: str = "direct") -> list[type[GenError]]:
+def applicable_errors(spec: ActionSpec, confirmation: str = NONE) -> list[type[GenError]]:
     """The error classes a call of ``spec`` through the gateway can end in."""
     out = list(CALL_ERRORS)
     if not spec.hints.read_only:
         out += CHANGE_ERRORS
     if not spec.hints.safe_to_retry:
         out += UNSAFE_ERRORS
-    if spec.hints.destructive and confirmation == "approval":
+    if spec.hints.destructive and confirmation == APPROVAL:
         out += HELD_ERRORS + ASK_ERRORS
     return out
 

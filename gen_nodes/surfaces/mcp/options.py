@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, Callable
 
+from gen_nodes.core.spec import ELICIT, HOST, NONE
+from gen_nodes.net.options import add_server_options, seconds
 from gen_nodes.safety.secret_delivery import DEFAULT_POLICY, POLICIES
 from gen_nodes.runtime.tools import DEFAULT_PREFIX
 
 #: Who approves a destructive tool call over MCP.
-MCP_POLICIES = ("elicit", "host", "none")
+MCP_POLICIES = (ELICIT, HOST, NONE)
 #: --elicitation: how the user is asked (a form in the client, or a page of this server).
 ELICITATION_MODES = ("auto", "form", "url")
 #: Defaults: sessions per key, sessions in all, idle seconds for unproven and proven keys.
@@ -31,31 +32,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``gen-nodes mcp`` (``--base-url`` may come from the global options)."""
     parser.add_argument("--transport", choices=["stdio", "http"], default="stdio",
                         help="stdio (default) or streamable HTTP at /mcp")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="HTTP: address to bind (default 127.0.0.1); any other than loopback needs --allow-remote")
-    parser.add_argument("--port", type=int, default=8000,
-                        help="HTTP: port (default 8000; 0 picks a free one). The first stdout line is {\"url\": ...}")
-    parser.add_argument("--allow-remote", action="store_true",
-                        help="HTTP: allow a --host reachable from other machines (needs --allowed-host)")
-    parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME[:PORT]",
-                        help="HTTP: a Host header value clients use (repeatable; NAME:* for any port); "
-                        "requests naming another host are refused (DNS-rebinding guard)")
-    parser.add_argument("--sessions-per-key", type=_positive(int), default=PER_KEY, metavar="N",
+    add_server_options(parser, port=8000, scope="HTTP: ", timeout=True, timeout_default=argparse.SUPPRESS)
+    parser.add_argument("--sessions-per-key", type=_count, default=PER_KEY, metavar="N",
                         help=f"HTTP: open MCP sessions per GEN key (default {PER_KEY}; the least recently used idle "
                         "one is closed for a new one)")
-    parser.add_argument("--sessions-total", type=_positive(int), default=TOTAL, metavar="N",
+    parser.add_argument("--sessions-total", type=_count, default=TOTAL, metavar="N",
                         help=f"HTTP: open MCP sessions in all (default {TOTAL})")
-    parser.add_argument("--unproven-session-idle", type=_positive(float), default=UNPROVEN_IDLE, metavar="SECONDS",
+    parser.add_argument("--unproven-session-idle", type=seconds, default=UNPROVEN_IDLE, metavar="SECONDS",
                         help="HTTP: idle seconds before a session of a key that never made a successful call is "
                         f"closed (default {UNPROVEN_IDLE:g}; other sessions: {IDLE:g})")
-    parser.add_argument("--confirmation", choices=MCP_POLICIES, default="elicit",
+    parser.add_argument("--confirmation", choices=MCP_POLICIES, default=ELICIT,
                         help="who approves a destructive tool call: the user, asked by this server through the "
                         "client (elicit, default; a client without elicitation is refused), the client itself "
                         "before every destructive call (host), or nobody (none)")
     parser.add_argument("--elicitation", choices=ELICITATION_MODES, default="auto",
                         help="how --confirmation elicit asks: a form in the client, or (HTTP) a page of this server "
                         "the client opens (url); auto (default): form if the client has it, else url")
-    parser.add_argument("--approval-ttl", type=_positive(float), default=300.0, metavar="SECONDS",
+    parser.add_argument("--approval-ttl", type=seconds, default=300.0, metavar="SECONDS",
                         help="HTTP, url elicitation: seconds the user has to decide on the page (default 300)")
     parser.add_argument("--approval-notify", action="append", default=[], metavar="TARGET",
                         help="HTTP, url elicitation: who else is sent the approval page's link (repeatable): stderr "
@@ -74,18 +67,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="GEN API base URL (default: $GEN_BASE_URL or https://api.gen.pro/v1)")
     parser.add_argument("--api-key", default=argparse.SUPPRESS,
                         help="stdio: the GEN API key (prefer $GEN_API_KEY; over HTTP each request brings its own)")
-    parser.add_argument("--timeout", type=_positive(float), default=argparse.SUPPRESS,
-                        help="seconds to wait for each read (default 30); GEN_NODES_DEADLINE bounds a whole call")
-    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
-                        help="log level on stderr (default warning); logs never hold arguments, results or keys")
 
 
-def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        value = kind(text)
-        if not value > 0 or value != value or value == float("inf"):
-            raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
-        return value
-    return parse
+def _count(text: str) -> int:
+    """An argparse type: a whole number above 0."""
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
 
 

@@ -72,6 +72,7 @@ from gen_nodes.net.errors import error_body
 from gen_nodes.net.guard import LOOPBACK_HOSTS, HostGuard, guard_hosts
 from gen_nodes.net.headers import KEY_HINT, api_key_from_headers
 from gen_nodes.net.middleware import RequireGenKey
+from gen_nodes.net.logs import configure_logging
 from gen_nodes.net.serve import serve
 
 log = logging.getLogger("gen_nodes.mcp")
@@ -545,17 +546,6 @@ def _open_approval_store(url: str) -> Any:
         print(f"gen-nodes mcp: the --store cannot be used: {exc} Fix the --store URL "
               "(memory://, sqlite:///path.db or redis://host:port/db).", file=sys.stderr)
         return None
-
-
-def configure_logging(level: str = "warning") -> None:
-    """gen-nodes' log lines on stderr at ``level``; other libraries' at WARNING at most (the SDK's
-    debug output dumps whole messages)."""
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("gen_nodes").setLevel(level.upper())
-    logging.getLogger("mcp").setLevel(logging.WARNING)
-    logging.getLogger("sse_starlette").setLevel(logging.WARNING)
-    logging.getLogger("client").setLevel(logging.ERROR)
 
 
 def main(argv: Sequence[str] | None = None, **defaults: Any) -> int:
