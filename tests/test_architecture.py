@@ -98,7 +98,7 @@ def test_the_public_api_is_lazy_and_complete() -> None:
 
 
 #: Functions still over the limit, each owned by another change that will shorten it and empty this.
-LONG_FUNCTIONS_TO_SHORTEN = {"gen_nodes/surfaces/cli.py::_parser"}
+LONG_FUNCTIONS_TO_SHORTEN: set[str] = set()  # cli._parser was the last; keep it empty
 MAX_FUNCTION_LINES = 60
 
 
