@@ -344,7 +344,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from gen_nodes.surfaces.gateway.app import main as serve_main
     except ImportError as exc:
         if "-h" in args.serve_args or "--help" in args.serve_args:
-            print("usage: gen-nodes serve [--host HOST] [--port PORT] [--store URL] [--confirmation direct|approval] "
+            print("usage: gen-nodes serve [--host HOST] [--port PORT] [--store URL] [--confirmation none|approval] "
                   "...\n(install the gateway extra for the full help: pip install 'gen-nodes[gateway]')")
             return 0
         raise GenError(
