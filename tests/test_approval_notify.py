@@ -255,3 +255,41 @@ def test_a_blank_notify_secret_is_refused(blank):
         check_targets(["https://hooks.example/t"], env=env)
     signed = parse_targets(["https://hooks.example/t"], env={"GEN_NODES_NOTIFY_SECRET": f" {SECRET}\n"})[0]
     assert signed._secret == SECRET.encode()  # stripped: the receiver's copy has no stray newline
+
+
+# -- start-up refusals and the shared page key (found by the reader of the whole change) ----------
+
+
+def test_a_webhook_url_with_a_port_that_is_not_a_number_is_a_one_line_setting_error():
+    from gen_nodes.core.errors import InvalidSetting
+    from gen_nodes.safety.notify import check_targets
+
+    with pytest.raises(InvalidSetting) as info:
+        check_targets(["https://hooks.example:abc/gen?token=t0ps3cret"], secret="s3cret")
+    message = str(info.value)
+    assert "\n" not in message and "https://hooks.example" in message and "t0ps3cret" not in message
+
+
+def test_an_unknown_confirmation_is_a_setting_error_the_servers_print_in_one_line(monkeypatch):
+    from gen_nodes.core.errors import InvalidSetting
+    from gen_nodes.core.spec import confirmation
+    from gen_nodes.surfaces.gateway.app import app_from_env
+
+    with pytest.raises(InvalidSetting):
+        confirmation("bogus")
+    monkeypatch.setenv("GEN_NODES_CONFIRMATION", "bogus")
+    with pytest.raises(SystemExit):  # app_from_env prints the one line and exits, no traceback
+        app_from_env()
+
+
+def test_every_process_with_the_same_state_secret_serves_the_same_page_key(monkeypatch):
+    from gen_nodes.web.approval_page import shared_page_secret
+
+    monkeypatch.setenv("GEN_NODES_STATE_SECRET", "current-key,older-key")
+    rotated = shared_page_secret()
+    monkeypatch.setenv("GEN_NODES_STATE_SECRET", "current-key")
+    assert rotated is not None and shared_page_secret() == rotated  # a rotation list keeps the first key
+    monkeypatch.setenv("GEN_NODES_STATE_SECRET", "another-key")
+    assert shared_page_secret() != rotated
+    monkeypatch.delenv("GEN_NODES_STATE_SECRET")
+    assert shared_page_secret() is None

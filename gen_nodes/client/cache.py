@@ -9,7 +9,7 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
-log = logging.getLogger("gen_nodes.web")
+log = logging.getLogger("gen_nodes.client")
 
 #: GEN keys whose clients a server keeps (least recently used dropped first).
 CLIENT_CACHE_SIZE = 64

@@ -1,6 +1,6 @@
 """The built-in actions: GEN's API-key endpoints, one declaration each.
 
-Each constant is registered in ``pyproject.toml`` under the ``gen_nodes.core.actions``
+Each constant is registered in ``pyproject.toml`` under the ``gen_nodes.actions``
 entry-point group, exactly as a plugin registers its own. To add an endpoint,
 add a declaration here (or in your own package), its two schema files under
 ``schemas/``, and one entry-point line.

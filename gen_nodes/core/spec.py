@@ -77,9 +77,9 @@ class Lookup:
 class Chat:
     """How an action is typed as a chat command: ``/gen [GROUP] VERB ARGS... [field=value]``.
 
-    One parser and one help text (``surfaces/chatops/core.py``) serve every chat
+    One parser and one help text (``surfaces/chatops/grammar.py``) serve every chat
     platform from this. An action without one still gets a command, derived from
-    its id and required inputs (see ``core.chat_of``).
+    its id and required inputs (see ``grammar.chat_of``).
     """
 
     #: The command word, e.g. ``"revoke-all"``.
@@ -144,8 +144,12 @@ CONFIRMATION_ALIASES = {"direct": NONE}
 
 
 def confirmation(value: str, allowed: tuple[str, ...] = CONFIRMATIONS) -> str:
-    """``value`` in the one vocabulary (an old alias translated); ValueError unless it is in ``allowed``."""
+    """``value`` in the one vocabulary (an old alias translated); :class:`InvalidSetting` (a ValueError)
+    unless it is in ``allowed``."""
+    from gen_nodes.core.errors import InvalidSetting
+
     name = CONFIRMATION_ALIASES.get(value, value)
     if name not in allowed:
-        raise ValueError(f"confirmation must be one of {', '.join(allowed)}, not {value!r}")
+        raise InvalidSetting(f"confirmation must be one of {', '.join(allowed)}, not {value!r}",
+                             hint=f"Use one of {', '.join(allowed)}.")
     return name

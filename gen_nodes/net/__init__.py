@@ -1,12 +1,12 @@
 """net: the HTTP/ASGI pieces gen-nodes' web surfaces and the sandbox share (MCP over HTTP, the gateway, Slack, Discord).
 
     key = api_key_from_headers(headers)        # X-API-Key, else Authorization: Bearer; None if neither
-    cache = ClientCache(lambda key: GenClient(api_key=key), size=64)
-    with cache.lease(key) as client: ...       # one GenClient per key (by SHA-256), reused
     app = RequireGenKey(app, paths=("/mcp",))  # 401 with a readable JSON body when a request has no key
     app = HostGuard(app, hosts, origins)       # DNS-rebinding guard: 421 on a foreign Host, 403 on a foreign Origin
     serve(app, host="127.0.0.1", port=0, path="/mcp")   # binds, prints {"url": ...} first, serves until Ctrl-C
     body = await read_body(request)            # at most 1 MiB, streamed; BodyTooLarge -> body_too_large() (413)
+
+(One ``GenClient`` per key is the client layer's ``client.cache.ClientCache``, not net's.)
 
 ``serve`` is the one way a surface listens:
 

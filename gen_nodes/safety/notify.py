@@ -48,7 +48,6 @@ log = logging.getLogger("gen_nodes.safety.notify")
 
 SIGNATURE_HEADER = "X-Gen-Nodes-Signature"
 SECRET_ENV = "GEN_NODES_NOTIFY_SECRET"
-TARGETS_ENV = "GEN_NODES_APPROVAL_NOTIFY"
 #: Seconds one webhook delivery may take, and how many times it is tried.
 WEBHOOK_TIMEOUT = 5.0
 WEBHOOK_ATTEMPTS = 3
@@ -280,11 +279,6 @@ def _notify_secret(secret: str | None, env: Mapping[str, str] | None) -> str | N
     return (value or "").strip() or None
 
 
-def targets_from_env(env: dict[str, str] | None = None, **options: Any) -> list[Target]:
-    """The targets of ``$GEN_NODES_APPROVAL_NOTIFY`` (comma-separated), for ``app_from_env``."""
-    return parse_targets(settings.of(env).approval_notify, env=env, **options)
-
-
 def _account_text(account: dict[str, Any] | None) -> str:
     if not account:
         return "an unknown GEN account"
@@ -297,4 +291,9 @@ def _origin_of(url: str) -> str:
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or '?'}" + (f":{parts.port}" if parts.port else "")
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number: refused at start, with the URL's host only
+        raise InvalidSetting(f"The notify target {parts.scheme}://{parts.hostname or '?'} has a port that is not a "
+                             "number.", hint="Write the webhook URL as https://host[:port]/path.") from None
+    return f"{parts.scheme}://{parts.hostname or '?'}" + (f":{port}" if port else "")

@@ -32,15 +32,18 @@ import html
 import json
 import secrets
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any, Callable
 from urllib.parse import parse_qs
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from gen_nodes.safety.approvals import APPROVED, DENIED, DONE, EXPIRED, PENDING, RUNNING, Approval, ApprovalError, Approvals
 from gen_nodes.safety.display import plain, quoted
+from gen_nodes.core import settings
 from gen_nodes.core.redact import masked_copy
 
 #: Where the approval page is mounted: ``/approve/<link secret>``, for a person's browser.
@@ -74,14 +77,23 @@ def approval_routes(approvals: Approvals, *, surface: str, path: str = APPROVAL_
                     public_url: str | None = None) -> list[Route]:
     """``GET`` and ``POST`` ``{path}/{link}`` for approvals raised on ``surface`` (``gateway``, ``mcp``).
 
-    ``secret`` keys the CSRF tokens (random per process unless given: give the same one to processes
-    sharing a store). ``on_decided(approval)`` is called after each decision (it must not block).
+    ``secret`` keys the CSRF tokens (default: derived from ``GEN_NODES_STATE_SECRET`` when it is set, so
+    every process sharing a store accepts a form another one served; else random per process).
+    ``on_decided(approval)`` is called after each decision (it must not block).
     ``public_url`` (``--public-url``): its origin is the page's too, e.g. ``https://gw.example`` behind a
     TLS proxy whose ``X-Forwarded-Proto`` uvicorn does not trust (the request then looks like ``http``)."""
-    page = _Page(approvals, surface, path.rstrip("/"), secret or secrets.token_bytes(32), on_decided)
+    page = _Page(approvals, surface, path.rstrip("/"), secret or shared_page_secret() or secrets.token_bytes(32),
+                 on_decided)
     page.public_origin = _origin(public_url) if public_url else None
     return [Route(f"{page.path}/{{link}}", page.get, methods=["GET"]),
             Route(f"{page.path}/{{link}}", page.post, methods=["POST"])]
+
+
+def shared_page_secret() -> bytes | None:
+    """The CSRF key every process sharing a store derives alike: from the first (current) key of
+    ``GEN_NODES_STATE_SECRET`` (a rotation list keeps the first stable); None when it is unset."""
+    shared = (settings.current().state_secret or "").split(",")[0].strip()
+    return hashlib.sha256(b"gen-nodes approval page\0" + shared.encode()).digest() if shared else None
 
 
 class _Page:
@@ -108,7 +120,7 @@ class _Page:
 
     async def get(self, request: Request) -> Response:
         link = request.path_params["link"]
-        approval = self.find(link)
+        approval = await anyio.to_thread.run_sync(self.find, link)  # the store may block (SQLite, Redis)
         if approval is None:
             return _unknown()
         if approval.state != PENDING:
@@ -133,7 +145,7 @@ class _Page:
         except _BadForm:
             return _page("Not understood", "<p>That was not this page's form. Nothing was changed. "
                                            "Open the link again and use its buttons.</p>", status=400)
-        approval = self.find(link)
+        approval = await anyio.to_thread.run_sync(self.find, link)
         if approval is None:
             return _unknown()
         if approval.state != PENDING:  # a second click, or a tab left open: say what became of it
@@ -148,9 +160,10 @@ class _Page:
         if decision not in ("approve", "deny"):
             return _page("Not understood", "<p>Choose Approve or Deny. Nothing was changed.</p>", status=400)
         try:
-            decided = self.approvals.decide(approval.id, approve=decision == "approve", by="approval page")
+            decided = await anyio.to_thread.run_sync(
+                partial(self.approvals.decide, approval.id, approve=decision == "approve", by="approval page"))
         except ApprovalError as exc:
-            current = self.approvals.get(approval.id) or approval
+            current = await anyio.to_thread.run_sync(self.approvals.get, approval.id) or approval
             return _page("Not decided", f"<p>{html.escape(exc.message)} Nothing more was changed.</p>"
                          + describe(current) + outcome(current), status=409, state=current.state)
         if self.on_decided is not None:

@@ -261,7 +261,7 @@ def _check_host(args: argparse.Namespace) -> None:
 
 
 def _serve(app: Any, args: argparse.Namespace, path: str, name: str) -> int:
-    """Serve through ``web.serve``: the first stdout line is ``{"url": ...}`` once the port is bound."""
+    """Serve through ``net.serve``: the first stdout line is ``{"url": ...}`` once the port is bound."""
     from gen_nodes.net.serve import serve
 
     try:

@@ -142,7 +142,7 @@ class Gateway:
             from gen_nodes.safety.notify import Notifier, parse_targets
 
             self.page = Router(approval_routes(self.approvals, surface="gateway", path=APPROVAL_PAGE_PATH,
-                                               secret=_page_secret(), public_url=self.public_url))
+                                               public_url=self.public_url))
             targets = self.notify_targets
             if targets is None:
                 targets = parse_targets(self.approval_notify, store=self.store)
@@ -517,15 +517,6 @@ class _Asgi:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self.app(scope, receive, send)
-
-
-def _page_secret() -> bytes | None:
-    """The approval page's CSRF key: derived from ``GEN_NODES_STATE_SECRET`` when it is set, so that
-    every gateway sharing a store accepts a form another one served; else random per process."""
-    import hashlib
-
-    shared = settings.current().state_secret
-    return hashlib.sha256(b"gen-nodes approval page\0" + shared.encode()).digest() if shared else None
 
 
 # -- the app --------------------------------------------------------------------------------------

@@ -446,7 +446,8 @@ def build_http_app(dispatcher: Dispatcher, *, host: str = "127.0.0.1", base_url:
                    timeout: Any = None, allowed_hosts: Sequence[str] = (), elicitation: str = "auto",
                    notify_targets: Sequence[Any] | None = None, **session_limits: Any) -> Any:
     """The ASGI app serving streamable HTTP (stateful) at ``/mcp``, and the approval page of URL-mode
-    elicitation at ``/approve/{id}`` (``web/approval_page.py``, over ``dispatcher.approvals``).
+    elicitation at ``/approve/<secret link>`` (``web/approval_page.py``, over ``dispatcher.approvals``;
+    the approval id itself opens nothing).
 
     ``allowed_hosts``: the Host header values admitted (see ``net.guard.guard_hosts``); the app is
     wrapped in the one DNS-rebinding guard, ``net.guard.HostGuard``, so it is on for every bind.
@@ -482,7 +483,7 @@ def serve_http(dispatcher: Dispatcher, *, host: str = "127.0.0.1", port: int = 8
                base_url: str | None = None, timeout: Any = None, allow_remote: bool = False,
                allowed_hosts: Sequence[str] = (), elicitation: str = "auto",
                approval_notify: Sequence[str] = (), **session_limits: Any) -> None:
-    """Serve streamable HTTP until interrupted; the first stdout line is ``{"url": ...}`` (see ``web.serve``)."""
+    """Serve streamable HTTP until interrupted; the first stdout line is ``{"url": ...}`` (see ``net.serve``)."""
     from gen_nodes.safety.notify import parse_targets
 
     hosts = guard_hosts(host, allow_remote=allow_remote, allowed_hosts=allowed_hosts)
