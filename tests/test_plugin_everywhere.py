@@ -122,13 +122,12 @@ def test_n8n_export_holds_the_plugin_operation(plugin_env, tmp_path):
 
 
 CHATOPS = """
-import json
+import json, os
 from gen_nodes import default_registry
 from gen_nodes.state import open_store
 from gen_nodes.state.secretbox import SecretBox
 from gen_nodes.surfaces.chatops.core import ChatOps
 from gen_nodes.surfaces.chatops.messages import ChatUser
-import os
 chat = ChatOps(default_registry(), open_store("memory://"), SecretBox("plugin-test-secret"),
                base_url=os.environ["GEN_BASE_URL"])
 who = ChatUser("slack", "T1", "U1", "C1")
