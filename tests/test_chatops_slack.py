@@ -53,6 +53,9 @@ def events(chat, web):
 def gen_log(caplog):
     """Every log record of the process, DEBUG and up (secrets must appear in none)."""
     caplog.set_level(logging.DEBUG)
+    # A server started earlier in this process may have set gen-nodes' loggers' levels (configure_logging).
+    for name in ("gen_nodes", "gen_nodes.chatops.slack"):
+        caplog.set_level(logging.DEBUG, logger=name)
     return caplog
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable
 
-from gen_nodes.core.errors import AuthenticationError
-from gen_nodes.core.errors import BodyTooLarge as RequestTooLarge
+from gen_nodes.core.errors import AuthenticationError, BodyTooLarge
 from gen_nodes.net.errors import error_body
 from gen_nodes.net.headers import KEY_HINT, api_key_from_headers
 
@@ -19,22 +18,19 @@ NO_KEY_CODE = -32001
 MAX_BODY = 1024 * 1024
 
 
-class BodyTooLarge(Exception):
-    """A request body passed the limit; the rest of it was not read."""
-
-
 async def read_body(request: Any, limit: int = MAX_BODY) -> bytes:
     """A Starlette request's body, read chunk by chunk and refused (:class:`BodyTooLarge`) as soon as
     it passes ``limit`` bytes, or when its Content-Length says it will: a huge or endless body,
-    chunked or not, is never held in memory. Runs before any signature check, so it needs none."""
+    chunked or not, is never held in memory. Runs before any signature check, so it needs none.
+    :class:`~gen_nodes.core.errors.BodyTooLarge` is the one error for it (the gateway answers it as 413)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge()
+        raise BodyTooLarge(limit)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise BodyTooLarge()
+            raise BodyTooLarge(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -43,7 +39,7 @@ def body_too_large(limit: int = MAX_BODY) -> Any:
     """The 413 answer to a body over ``limit`` (the connection is closed: the rest is never read)."""
     from starlette.responses import JSONResponse
 
-    return JSONResponse(error_body(RequestTooLarge(limit)), status_code=413, headers={"connection": "close"})
+    return JSONResponse(error_body(BodyTooLarge(limit)), status_code=413, headers={"connection": "close"})
 
 
 # -- middleware ------------------------------------------------------------------------------

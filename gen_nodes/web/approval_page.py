@@ -44,6 +44,8 @@ from starlette.routing import Route
 from gen_nodes.safety.approvals import APPROVED, DENIED, DONE, EXPIRED, PENDING, RUNNING, Approval, ApprovalError, Approvals
 from gen_nodes.safety.display import plain, quoted
 from gen_nodes.core import settings
+from gen_nodes.core.errors import BodyTooLarge
+from gen_nodes.net.middleware import read_body
 from gen_nodes.core.redact import masked_copy
 
 #: Where the approval page is mounted: ``/approve/<link secret>``, for a person's browser.
@@ -205,11 +207,10 @@ def _cookie(link: str) -> str:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > _MAX_FORM:
-            raise _BadForm("too large")
+    try:
+        body = await read_body(request, _MAX_FORM)
+    except BodyTooLarge:
+        raise _BadForm("too large") from None
     try:
         fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=_MAX_FIELDS)
     except ValueError:  # more than _MAX_FIELDS fields

@@ -53,7 +53,7 @@ from starlette.routing import Route
 from gen_nodes.client.http import GenClient, timeouts
 from gen_nodes.core import settings
 from gen_nodes.core.engine import execute, preview
-from gen_nodes.core.errors import (ApprovalDenied, ApprovalExpired, AuthenticationError, BodyTooLarge, GenError, IdempotencyConflict, InvalidInput, InvalidSetting, MalformedRequest, NotFound, OutcomeUnknown, RateLimited, RequestInProgress, unexpected_failure)
+from gen_nodes.core.errors import (ApprovalDenied, ApprovalExpired, AuthenticationError, GenError, IdempotencyConflict, InvalidInput, InvalidSetting, MalformedRequest, NotFound, OutcomeUnknown, RateLimited, RequestInProgress, unexpected_failure)
 from gen_nodes.core.terms import GATEWAY_TERMS
 from gen_nodes.core.redact import masked_copy
 from gen_nodes.core.registry import Registry, default_registry
@@ -70,7 +70,7 @@ from gen_nodes.net.errors import error_body
 from gen_nodes.net.headers import KEY_HINT, api_key_from_headers
 from gen_nodes.net.logs import log_path
 from gen_nodes.net.options import add_server_options
-from gen_nodes.net.middleware import RequireGenKey
+from gen_nodes.net.middleware import RequireGenKey, read_body
 
 log = logging.getLogger("gen_nodes.gateway")
 
@@ -389,16 +389,7 @@ class _Links:
 
 
 async def _read_json_object(request: Request, spec: ActionSpec) -> dict[str, Any]:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY:
-        raise BodyTooLarge(MAX_BODY)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise BodyTooLarge(MAX_BODY)
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+    raw = await read_body(request, MAX_BODY)
     if not raw:  # no body at all (whitespace alone is malformed JSON, below)
         if not spec.input_schema.get("required"):
             return {}
