@@ -5,7 +5,8 @@ connections in its environment (Airflow's global state stays out of pytest)::
 
     python tests/airflow_runner.py OUT.json DAG_FILE...
 
-For each DAG: every task instance's state, try number and XCom return value.
+For each DAG: every task instance's state, try number and XCom return value, and
+its earlier tries (with the retry delay a retry policy set, ``retry_delay_override``).
 Also the ``gen_default`` connection's test (``GenHook.test_connection``) and one
 with a wrong key (``gen_wrong_key``), what the providers manager knows of the
 ``gen`` connection type, a revoke operator made without confirmation, and the
@@ -42,8 +43,18 @@ def _tasks(run) -> dict:
         for ti in run.get_task_instances(session=session):
             name = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
             tasks[name] = {"state": str(ti.state), "try_number": ti.try_number,
-                           "xcom": xcoms.get((ti.task_id, ti.map_index))}
+                           "xcom": xcoms.get((ti.task_id, ti.map_index)),
+                           "earlier_tries": _earlier_tries(session, ti)}
     return tasks
+
+
+def _earlier_tries(session, ti) -> list[dict]:
+    from airflow.models.taskinstancehistory import TaskInstanceHistory
+
+    rows = session.query(TaskInstanceHistory).filter_by(
+        dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id, map_index=ti.map_index)
+    return [{"try_number": row.try_number, "state": str(row.state), "retry_delay_override": row.retry_delay_override,
+             "retry_reason": row.retry_reason} for row in sorted(rows, key=lambda row: row.try_number)]
 
 
 def _variables() -> dict:

@@ -209,6 +209,15 @@ def test_429_and_503_are_retried_by_airflow(airflow):
     assert airflow.failure("get_me", "server_error")["status"] == 503
 
 
+def test_gens_retry_after_is_airflows_retry_delay(airflow):
+    tasks = airflow.tasks("gen_failures")  # both tasks have retry_delay=0
+    [limited] = tasks["create_rate_limited"]["earlier_tries"]
+    assert limited["retry_delay_override"] == 1.0  # the 429's Retry-After: 1
+    assert limited["retry_reason"] == "GEN asked to wait 1 s (Retry-After)"
+    [unavailable] = tasks["me_unavailable"]["earlier_tries"]
+    assert unavailable["retry_delay_override"] is None  # a 503 without Retry-After keeps the task's retry_delay
+
+
 def test_no_key_or_token_in_task_logs_or_xcom(airflow):
     tokens = [p.read_text().strip() for p in airflow.secrets.iterdir()]
     tokens += list(airflow.results["variables"].values())

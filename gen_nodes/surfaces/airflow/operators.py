@@ -5,7 +5,9 @@ action's spec: its keyword arguments and templated fields are the action's input
 properties, so Jinja and XCom values work; its return value (XCom) is the
 action's output. Every step runs through :class:`gen_nodes.runtime.steps.StepRunner`,
 keyed by the task instance (dag, task, run, map index), so a create that Airflow
-retries never makes a second key.
+retries never makes a second key. A retryable failure (429, 5xx, network) that came
+with GEN's ``Retry-After`` is retried after that wait (:class:`RetryAfterPolicy`, the
+operators' default ``retry_policy``), not after the task's ``retry_delay``.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+from datetime import timedelta
 from typing import Any, Sequence
 
 from gen_nodes.airflow import require_airflow
 
 require_airflow()  # before Airflow's own imports: a missing extra is named
-from airflow.sdk import BaseOperator, Variable
+from airflow.sdk import BaseOperator, RetryDecision, RetryPolicy, Variable
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.sdk.log import mask_secret
 
@@ -38,6 +41,30 @@ log = logging.getLogger("gen_nodes.airflow")
 SECRET_POLICIES = ("file", "variable", "mask", "reveal")
 
 
+class GenRetryableError(AirflowException):
+    """A failure Airflow may retry; ``retry_after`` is GEN's ``Retry-After`` in seconds, when it sent one."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RetryAfterPolicy(RetryPolicy):
+    """Airflow's next try waits GEN's ``Retry-After``; every other failure follows the task's own settings.
+
+    It runs in the task's process, so the scheduler needs nothing from it: it only stores the
+    delay on the task instance (``retry_delay_override``). The task's ``retries`` still bounds the tries.
+    """
+
+    def evaluate(self, exception: BaseException, try_number: int, max_tries: int,
+                 context: Any = None) -> RetryDecision:
+        retry_after = exception.retry_after if isinstance(exception, GenRetryableError) else None
+        if not retry_after:
+            return RetryDecision.default()
+        return RetryDecision.retry(timedelta(seconds=retry_after),
+                                   reason=f"GEN asked to wait {retry_after:g} s (Retry-After)")
+
+
 class GenActionOperator(BaseOperator):
     """Runs one GEN action; ``input`` is the action's input (templated).
 
@@ -45,6 +72,7 @@ class GenActionOperator(BaseOperator):
     DAG's author approves them where the DAG is written. ``secret_policy``: see
     :data:`SECRET_POLICIES`; ``secret_variable`` names the Variable for ``variable``
     (default ``gen_api_key_<id>_token``); ``secrets_folder`` the folder for ``file``.
+    ``retry_policy`` defaults to :class:`RetryAfterPolicy` (GEN's ``Retry-After`` is the retry delay).
     """
 
     template_fields: Sequence[str] = ("input",)
@@ -54,6 +82,7 @@ class GenActionOperator(BaseOperator):
     def __init__(self, *, action: str, input: dict[str, Any] | None = None, gen_conn_id: str = GenHook.default_conn_name,
                  confirm_destructive: bool = False, secret_policy: str = "file", secret_variable: str | None = None,
                  secrets_folder: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("retry_policy", RetryAfterPolicy())
         super().__init__(**kwargs)
         spec = default_registry().get(action)
         if spec.hints.destructive and not confirm_destructive:
@@ -85,7 +114,7 @@ class GenActionOperator(BaseOperator):
         except GenError as exc:
             self.log.error("GEN %s failed: %s", self.action, json.dumps(exc.to_dict(hook.terms()), default=str))
             if exc.retryable:
-                raise AirflowException(hook.describe(exc)) from None
+                raise GenRetryableError(hook.describe(exc), exc.details.get("retry_after")) from None
             raise AirflowFailException(hook.describe(exc)) from None
 
     def _deliver(self, output: dict[str, Any]) -> dict[str, Any]:
