@@ -50,7 +50,8 @@ LIST_API_KEYS = ActionSpec(
            "unused_for": Span("last_used_at", "ago", otherwise="created_at")},
     response=Response(wrap="api_keys"),
     chat=Chat(group=_KEYS, verb="list", args=("status",),
-              options={"expiring": "expiring_within", "unused": "unused_for"}),
+              options={"expiring": "expiring_within", "unused": "unused_for"},
+              labels={"expiring_within": "7d", "unused_for": "30d"}),
 )
 
 CREATE_API_KEY = ActionSpec(
