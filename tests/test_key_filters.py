@@ -124,3 +124,28 @@ def test_the_n8n_node_filters_as_the_engine_does(aged, parameters, expected):
     assert names(_n8n_list_step(parameters, response)) == expected
     engine_arguments = {k: (int(v) if v.isdigit() else v) for k, v in parameters.items() if v}
     assert _list(aged, **engine_arguments) == expected
+
+
+@pytest.mark.parametrize("typed, refused", [("86400", False), ("7d", False), ("12h", False), ("7w", True),
+                                            ("0", True), ("1.5", True)])
+def test_the_n8n_node_checks_a_typed_span_before_sending(tmp_path, typed, refused):
+    """n8n's text field gives "86400" as text: the node's check takes it as seconds, as the engine does."""
+    from gen_nodes.surfaces.n8n.node import write_package
+
+    package = write_package(default_registry(), tmp_path / "package")
+    stub = tmp_path / "node_modules" / "n8n-workflow"
+    stub.mkdir(parents=True)
+    (stub / "index.js").write_text("class E extends Error { constructor(node, message) { super(message); } }\n"
+                                   "module.exports = { NodeApiError: E, NodeOperationError: E };\n")
+    script = (
+        "const { genValidate } = require(process.argv[1]);"
+        "const params = { operation: 'list_api_keys', status: '', expiring_within: '', unused_for: process.argv[2] };"
+        "const context = { getNodeParameter: (n, d) => (n in params ? params[n] : d), getNode: () => ({}) };"
+        "genValidate.call(context, {}).then(() => console.log('sent'), (e) => console.log('refused: ' + e.message));"
+    )
+    done = subprocess.run(["node", "-e", script, str(package / "nodes/Gen/GenericFunctions.js"), typed],
+                          capture_output=True, text=True, timeout=30, check=True,
+                          env={"PATH": "/usr/bin:/bin", "NODE_PATH": str(tmp_path / "node_modules")})
+    assert done.stdout.startswith("refused: " if refused else "sent"), done.stdout + done.stderr
+    if refused:
+        assert "$.unused_for" in done.stdout
