@@ -34,11 +34,10 @@ LIST_API_KEYS = ActionSpec(
     id=_LIST_KEYS,
     title="List API keys",
     description=(
-        "List the account's GEN API keys (personal access tokens) with id, name, status, "
-        "created/expiry/last-used/revoked times; never their secrets. Revoked and expired keys are "
-        "included unless `status` filters them. `expiring_within` (\"7d\", \"12h\" or seconds) keeps "
-        "the keys that expire within that span from now; `unused_for` the keys not used for at least "
-        "that long (never used: created that long ago). Use it to find the id of a key to rename or revoke."
+        "List the account's GEN API keys with id, name, status, created/expiry/last-used/revoked "
+        "times, never their secrets. Revoked and expired keys show "
+        "unless `status` filters them; `expiring_within` / `unused_for` (\"7d\") find "
+        "expiring or idle keys. Use it to find the id of a key to rename or revoke."
     ),
     method="GET",
     path="/persisted_tokens",
