@@ -149,3 +149,39 @@ def test_the_n8n_node_checks_a_typed_span_before_sending(tmp_path, typed, refuse
     assert done.stdout.startswith("refused: " if refused else "sent"), done.stdout + done.stderr
     if refused:
         assert "$.unused_for" in done.stdout
+
+
+def test_without_a_date_header_the_filters_measure_from_the_local_clock():
+    """A proxy may drop GEN's Date header: "now" is then this machine's clock."""
+    import threading
+    from datetime import datetime, timedelta, timezone
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    def stamp(days: float) -> str:
+        return (datetime.now(timezone.utc) + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+    keys = [{"id": n, "name": name, "status": "active", "created_at": stamp(-1), "expires_at": expires,
+             "last_used_at": None, "revoked_at": None}
+            for n, (name, expires) in enumerate([("soon", stamp(2)), ("later", stamp(20)), ("never", None)], 1)]
+    body = json.dumps(keys).encode()
+
+    class NoDate(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response_only(200)  # no Date header
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NoDate)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        listed = gen_nodes.run("list_api_keys", {"expiring_within": "7d"}, api_key="gen_pat_" + "x" * 32,
+                               base_url=f"http://127.0.0.1:{server.server_port}/v1")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert names(listed) == ["soon"]
