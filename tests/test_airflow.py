@@ -23,6 +23,7 @@ import pytest
 
 from gen_nodes.client.http import GenClient
 from gen_nodes.sandbox import Sandbox
+from key_age_support import names, seed_key_ages
 
 HERE = Path(__file__).resolve().parent
 DAGS = HERE / "airflow_dags"
@@ -90,6 +91,7 @@ def airflow_env(tmp_path_factory) -> dict[str, str]:
 def airflow(airflow_env) -> AirflowRun:
     root = Path(airflow_env["AIRFLOW_HOME"]).parent
     with Sandbox() as ok, Sandbox() as faulty:
+        seed_key_ages(ok)
         # Matched in order, see tests/airflow_dags/gen_failures.py.
         faulty.inject_fault(drop=True, after=True, method="POST", path="/persisted_tokens")
         faulty.inject_fault(429, method="POST", path="/persisted_tokens", body={"error": "Slow down"},
@@ -144,6 +146,12 @@ def test_lifecycle_runs_with_values_passed_by_xcom(airflow):
     revoked = {k["id"]: k for k in tasks["list_after"]["xcom"]["api_keys"]}
     assert revoked[key_id]["name"] == "airflow-ci-renamed" and revoked[key_id]["status"] == "revoked"
     assert tasks["whoami"]["xcom"]["id"] == airflow.ok.user["id"]  # GenActionOperator(action="get_me")
+
+
+def test_the_time_filters_run_as_operator_fields_or_input(airflow):
+    tasks = airflow.tasks("gen_lifecycle")
+    assert names(tasks["list_expiring"]["xcom"]) == ["soon"]
+    assert names(tasks["list_unused"]["xcom"]) == ["old idle"]
 
 
 def test_created_secret_goes_to_a_private_file_not_to_xcom(airflow):

@@ -38,7 +38,7 @@ def test_the_issue_grammar_comes_from_the_specs(chat):
     usage = {" ".join(words): chat.grammar.usage(e) for words, e in chat.grammar.entries.items()}
     assert usage == {
         "me": "/gen me [--share]",
-        "keys list": "/gen keys list [active|expired|revoked] [--share]",
+        "keys list": "/gen keys list [active|expired|revoked] [expiring=7d] [unused=30d] [--share]",
         "keys create": "/gen keys create [NAME...] [expires=30d]",
         "keys rename": "/gen keys rename ID NEW NAME...",
         "keys revoke-all": "/gen keys revoke-all",

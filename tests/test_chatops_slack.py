@@ -20,6 +20,7 @@ from chat_support import (  # noqa: E402
     Recorder, button_payload, chatops_on, interaction_form, login_submission, post_unending, serve_asgi, slack_post,
     slack_signed, slash_form)
 from gen_nodes.surfaces.chatops.slack import build_app, build_asgi  # noqa: E402
+from key_age_support import seed_key_ages  # noqa: E402
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 BOT_TOKEN = "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy"
@@ -166,6 +167,19 @@ def test_every_command_against_the_sandbox(events, web, chat, sandbox, gen_log):
         ("get_me", "authentication"), ("logout", "ok")]
     assert all(a["platform"] == "slack" and a["workspace"] == "T1" and a["user"] == "U1" for a in audit)
     assert str(new_id) in audit[1]["ids"] and audit[6]["ids"] == [str(new_id)]
+
+
+def test_keys_list_with_the_time_filters_over_signed_slack_requests(events, web, chat, sandbox, gen_log):
+    seed_key_ages(sandbox)
+    chat.bind("slack", "U1", sandbox.api_key)
+    person = Slack(events, web)
+    expiring = person.answer("keys list expiring=7d")["text"]
+    assert '"soon"' in expiring and '"later"' not in expiring and '"old idle"' not in expiring
+    idle = person.answer("keys list active unused=30d")["text"]
+    assert '"old idle"' in idle and '"soon"' not in idle and '"fresh"' not in idle
+    ack, _ = person.command("keys list expiring=soon")  # refused in the ack itself, before any request
+    refused = ack.json()["text"]
+    assert "$.expiring_within" in refused and "expiring=7d" in refused and "Nothing was sent." in refused
 
 
 def test_deny_changes_nothing(events, web, chat, sandbox, gen_log):

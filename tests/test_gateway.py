@@ -31,6 +31,7 @@ from gen_nodes.core.spec import ActionSpec, Hints  # noqa: E402
 
 from approval_support import CSRF, Inbox, Unreachable  # noqa: E402
 from client_support import FAST_RETRY  # noqa: E402
+from key_age_support import names, seed_key_ages  # noqa: E402
 
 FULL_TOKEN = re.compile(re.escape(TOKEN_PREFIX) + f"[{TOKEN_ALPHABET}]{{{TOKEN_LENGTH}}}")
 
@@ -238,6 +239,18 @@ def test_the_whole_lifecycle_gives_what_the_engine_gives(gw, auth, sandbox):
     assert revoked.status_code == 200 and revoked.json() == {"id": str(key["id"]), "revoked": True}
     statuses = {k["id"]: k["status"] for k in call("list_api_keys").json()["api_keys"]}
     assert statuses[key["id"]] == "revoked"
+
+
+def test_the_time_filters_are_in_the_body_and_refused_when_malformed(gw, auth, sandbox):
+    seed_key_ages(sandbox)
+    listed = gw.post("/actions/list_api_keys", headers=auth, json={"expiring_within": "7d"})
+    assert listed.status_code == 200 and names(listed.json()) == ["soon"]
+    assert names(gw.post("/actions/list_api_keys", headers=auth, json={"unused_for": "30d"}).json()) == ["old idle"]
+    error = error_of(gw.post("/actions/list_api_keys", headers=auth, json={"expiring_within": "soon"}), 422,
+                     "invalid_input")
+    assert "$.expiring_within" in error["message"] and error["hint"]
+    body = gw.get("/openapi.json").json()["paths"]["/actions/list_api_keys"]["post"]["requestBody"]
+    assert {"status", "expiring_within", "unused_for"} == set(body["content"]["application/json"]["schema"]["properties"])
 
 
 def test_an_action_with_no_required_input_may_be_called_without_a_body(gw, auth):

@@ -36,6 +36,7 @@ from mcp.client.session import ClientRequestContext  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
 from gen_nodes.sandbox import Sandbox  # noqa: E402
+from key_age_support import names, seed_key_ages  # noqa: E402
 from gen_nodes.sandbox.store import TOKEN_ALPHABET, TOKEN_LENGTH, TOKEN_PREFIX  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -642,3 +643,20 @@ def test_the_sandbox_http_server_says_where_its_key_is(tmp_path):
         proc.wait(10)
         proc.stdout.close()
         proc.stderr.close()
+
+
+# Last in the module: it moves the module's sandbox clock 40 days on.
+@pytest.mark.anyio
+async def test_the_time_filters_run_over_mcp(connect, sb):
+    user_id, key = new_user(sb)
+    seed_key_ages(sb, user_id)
+    async with connect(key) as session:
+        out = await schemas(session)
+        (listing,) = [t for t in (await session.list_tools()).tools if t.name == "gen_list_api_keys"]
+        assert {"expiring_within", "unused_for"} <= set(listing.input_schema["properties"])
+        expiring = ok(await call(session, "gen_list_api_keys", {"expiring_within": "7d"}), out["gen_list_api_keys"])
+        assert names(expiring) == ["soon"]
+        idle = ok(await call(session, "gen_list_api_keys", {"unused_for": "30d"}), out["gen_list_api_keys"])
+        assert names(idle) == ["old idle"]
+        error = failed(await call(session, "gen_list_api_keys", {"unused_for": "7w"}), "invalid_input")
+        assert "$.unused_for" in error["message"]

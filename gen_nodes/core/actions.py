@@ -9,7 +9,7 @@ add a declaration here (or in your own package), its two schema files under
 from __future__ import annotations
 
 from gen_nodes.core.validation import load_schema
-from gen_nodes.core.spec import ActionSpec, Chat, Hints, Input, Lookup, Response
+from gen_nodes.core.spec import ActionSpec, Chat, Hints, Input, Lookup, Response, Span
 
 _LIST_KEYS = "list_api_keys"
 #: The chat command group of the key actions: ``/gen keys ...``.
@@ -34,18 +34,23 @@ LIST_API_KEYS = ActionSpec(
     id=_LIST_KEYS,
     title="List API keys",
     description=(
-        "List the account's GEN API keys (personal access tokens) with id, name, status, "
-        "created/expiry/last-used/revoked times; never their secrets. Revoked and expired keys are "
-        "included unless `status` filters them. Use it to find the id of a key to rename or revoke."
+        "List the account's GEN API keys with id, name, status, created/expiry/last-used/revoked "
+        "times, never their secrets. Revoked and expired keys show "
+        "unless `status` filters them; `expiring_within` / `unused_for` (\"7d\") find "
+        "expiring or idle keys. Use it to find the id of a key to rename or revoke."
     ),
     method="GET",
     path="/persisted_tokens",
     input_schema=load_schema("list_api_keys.input"),
     output_schema=load_schema("list_api_keys.output"),
     hints=Hints(read_only=True, idempotent=True),
-    inputs={"status": "filter"},
+    inputs={"status": "filter", "expiring_within": "filter", "unused_for": "filter"},
+    spans={"expiring_within": Span("expires_at", "ahead"),
+           "unused_for": Span("last_used_at", "ago", otherwise="created_at")},
     response=Response(wrap="api_keys"),
-    chat=Chat(group=_KEYS, verb="list", args=("status",)),
+    chat=Chat(group=_KEYS, verb="list", args=("status",),
+              options={"expiring": "expiring_within", "unused": "unused_for"},
+              labels={"expiring_within": "7d", "unused_for": "30d"}),
 )
 
 CREATE_API_KEY = ActionSpec(

@@ -13,6 +13,7 @@ run another declared action, found through ``resolve``.
 from __future__ import annotations
 
 import logging
+from email.utils import parsedate_to_datetime
 import weakref
 import re
 from datetime import datetime, timedelta, timezone
@@ -24,7 +25,7 @@ from gen_nodes.core import settings
 from gen_nodes.core.errors import GenError, InvalidInput, NotFound, OutcomeUnknown
 from gen_nodes.core.redact import hide_secrets, masked_copy, may_name_secrets
 from gen_nodes.core.validation import problems, shown, validator
-from gen_nodes.core.spec import ActionSpec, Input, Lookup
+from gen_nodes.core.spec import ActionSpec, Input, Lookup, Span, span_seconds
 
 if TYPE_CHECKING:  # annotations only: core does not import the client layer
     from gen_nodes.client.http import ApiResponse, GenClient
@@ -213,10 +214,7 @@ def _shape(spec: ActionSpec, args: Mapping[str, Any], response: ApiResponse) -> 
         if isinstance(data, dict) and isinstance(data.get(shape.wrap), list):
             data = data[shape.wrap]
         if isinstance(data, list):
-            filters = {f: str(args[f]) for f in spec.fields_at("filter") if f in args}
-            if filters:
-                data = [item for item in data if _passes(item, filters)]
-            return {shape.wrap: data}
+            return {shape.wrap: _filtered(spec, args, data, _server_now(response))}
     if isinstance(data, dict):
         return data
     body = "a body that is not JSON" if data is None and response.text.strip() else (
@@ -228,8 +226,45 @@ def _shape(spec: ActionSpec, args: Mapping[str, Any], response: ApiResponse) -> 
     )
 
 
-def _passes(item: Any, filters: Mapping[str, str]) -> bool:
-    return isinstance(item, dict) and all(str(item.get(f)) == value for f, value in filters.items())
+def _filtered(spec: ActionSpec, args: Mapping[str, Any], items: list[Any], now: datetime) -> list[Any]:
+    """The items that pass every ``filter`` input given: equal values, or times within a span."""
+    given = [f for f in spec.fields_at("filter") if f in args]
+    if not given:
+        return items
+    return [item for item in items if isinstance(item, dict) and all(
+        _within(item, spec.spans[f], span_seconds(args[f]), now) if f in spec.spans
+        else str(item.get(f)) == str(args[f]) for f in given)]
+
+
+def _within(item: Mapping[str, Any], span: Span, seconds: int, now: datetime) -> bool:
+    moment = _moment(item.get(span.field))
+    if moment is None and span.otherwise is not None:
+        moment = _moment(item.get(span.otherwise))
+    if moment is None:
+        return False
+    if span.direction == "ahead":
+        return now <= moment <= now + timedelta(seconds=seconds)
+    return moment <= now - timedelta(seconds=seconds)
+
+
+def _moment(value: Any) -> datetime | None:
+    """A GEN timestamp as an aware datetime; None if absent or unreadable (such an item is left out)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _server_now(response: ApiResponse) -> datetime:
+    """GEN's clock from its ``Date`` header: it stamped the items, so no local clock skew; else ours."""
+    try:
+        moment = parsedate_to_datetime(response.headers.get("Date", ""))
+    except (TypeError, ValueError):
+        return datetime.now(timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _check_output(spec: ActionSpec, output: dict[str, Any]) -> None:

@@ -13,8 +13,34 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
 #: Where an input field goes. ``filter`` fields are not sent: they select the
-#: items of a list answer client-side (item field of the same name must equal the value).
+#: items of a list answer client-side (item field of the same name must equal the value,
+#: unless the field is declared in ``ActionSpec.spans``).
 Location = Literal["path", "query", "body", "filter"]
+
+#: Seconds per unit of a span of time, written as GEN writes durations (``"7d"``, ``"12h"``).
+_SPAN_UNITS = {"d": 86400, "h": 3600}
+
+
+def span_seconds(span: str | int) -> int:
+    """Seconds in a span that the input schema accepted (``"7d"``, ``"12h"`` or an integer)."""
+    if isinstance(span, int):
+        return span
+    return int(span[:-1]) * _SPAN_UNITS[span[-1]]
+
+
+@dataclass(frozen=True)
+class Span:
+    """A ``filter`` input holding a span of time that selects list items by one of their timestamps.
+
+    ``ahead``: keep items whose ``field`` lies between now and now + span (keys expiring soon).
+    ``ago``: keep items whose ``field`` is at least span before now; where it is null, ``otherwise``
+    is used instead (a key never used counts from its creation), else the item is left out.
+    "Now" is the time in GEN's ``Date`` header (the server's clock, which stamped the items).
+    """
+
+    field: str
+    direction: Literal["ahead", "ago"]
+    otherwise: str | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +148,8 @@ class ActionSpec:
     orphans: Lookup | None = None
     #: How chat users type it (``/gen keys revoke 6``); None derives a command from the id.
     chat: Chat | None = None
+    #: ``filter`` input -> the timestamp comparison it makes (the others compare for equality).
+    spans: Mapping[str, Span] = field(default_factory=dict)
 
     def fields_at(self, location: Location) -> list[str]:
         """Names of the input fields declared for ``location``."""

@@ -64,6 +64,13 @@ class _Handler(BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return self.server_version
 
+    def date_time_string(self, timestamp=None) -> str:
+        # The Date header follows the store's clock, as GEN's follows GEN's: filters such as
+        # list_api_keys' expiring_within measure from it, so store.advance() moves them too.
+        if timestamp is None:
+            timestamp = self.server.api.store.now().timestamp()
+        return super().date_time_string(timestamp)
+
     def log_message(self, format, *args):  # noqa: A002 - signature of the base class
         # Only the request line and status reach here, never headers.
         logger.debug("%s - " + format, self.client_address[0], *args)

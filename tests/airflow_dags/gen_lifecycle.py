@@ -34,6 +34,10 @@ with DAG("gen_lifecycle", schedule=None, start_date=datetime(2026, 1, 1), catchu
     after = GenListApiKeysOperator(task_id="list_after", status="revoked")
     before >> create >> rename >> revoke >> after
 
+    # The time filters (tests/key_age_support.py seeded the keys and moved the clock 40 days on).
+    GenListApiKeysOperator(task_id="list_expiring", expiring_within="7d")
+    GenListApiKeysOperator(task_id="list_unused", input={"unused_for": "30d"})
+
     # The secret to an Airflow Variable, read back by the next task (which prints nothing of it).
     to_variable = GenCreateApiKeyOperator(task_id="create_to_variable", name="airflow-variable",
                                           secret_policy="variable")

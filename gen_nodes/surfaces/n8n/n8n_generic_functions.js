@@ -169,6 +169,18 @@ function isEmpty(value) {
   return value === undefined || value === null || value === '';
 }
 
+// Digits typed into a text field become a number where the schema takes integers and no
+// string branch accepts them (a span of seconds, "86400"), as node.py's _coerce does for
+// the fields it sends; an id such as "6" stays text, which its schema accepts.
+function typedAsSchemaWants(value, schema) {
+  if (typeof value !== 'string' || !isObject(schema) || !/^[0-9]+$/.test(value.trim())) return value;
+  const branches = schema.anyOf || schema.oneOf || [schema];
+  const types = (branch) => [].concat(branch.type || []);
+  const takesNumbers = branches.some((b) => types(b).includes('integer') || types(b).includes('number'));
+  const takesText = branches.some((b) => types(b).includes('string') && (!b.pattern || new RegExp(b.pattern).test(value)));
+  return takesNumbers && !takesText ? Number(value.trim()) : value;
+}
+
 // The action's input as the request carries it (body and query values already in their
 // JSON types), plus the path and filter fields from the parameters.
 function inputOf(context, operation, requestOptions) {
@@ -182,7 +194,7 @@ function inputOf(context, operation, requestOptions) {
       if (value !== undefined) input[name] = value;
     } else {
       const value = context.getNodeParameter(name, '');
-      if (!isEmpty(value)) input[name] = value;
+      if (!isEmpty(value)) input[name] = typedAsSchemaWants(value, (operation.input.properties || {})[name]);
     }
   }
   return input;

@@ -357,7 +357,7 @@ def _shape_steps(spec: ActionSpec) -> list[dict[str, Any]]:
         schema = bundled(spec.input_schema).get("properties", {})
         tests = [
             f"({_param(f)} === '' || {_param(f)} === undefined || {_param(f)} === null"
-            f" || (i !== null && typeof i === 'object' && String(i[{json.dumps(f)}]) === String({_param(f)})))"
+            f" || (i !== null && typeof i === 'object' && {_filter_test(spec, f)}))"
             for f in spec.fields_at("filter") if f in schema
         ]
         keep = " && ".join(tests) or "true"
@@ -369,6 +369,23 @@ def _shape_steps(spec: ActionSpec) -> list[dict[str, Any]]:
         ) % (key, keep, key, key)
         return [{"type": "set", "properties": {"value": value}}]
     return []
+
+
+def _filter_test(spec: ActionSpec, name: str) -> str:
+    """JS: does item ``i`` pass filter input ``name``? Equality, or a time within a span (engine._filtered)."""
+    span = spec.spans.get(name)
+    if span is None:
+        return f"String(i[{json.dumps(name)}]) === String({_param(name)})"
+    # "Now" is GEN's Date header, as in the engine; a span is "<n>d", "<n>h" or seconds.
+    now = "(d => (d ? Date.parse(d) : NaN) || Date.now())($response.headers && ($response.headers.date || $response.headers.Date))"
+    ms = (f"(s => (/^[0-9]+[dh]$/.test(s) ? parseInt(s, 10) * (s.endsWith('d') ? 86400 : 3600) : Number(s)) * 1000)"
+          f"(String({_param(name)}).trim())")
+    moment = f"i[{json.dumps(span.field)}]"
+    if span.otherwise:
+        moment = f"({moment} == null ? i[{json.dumps(span.otherwise)}] : {moment})"
+    within = ("now <= t && t <= now + ms" if span.direction == "ahead" else "t <= now - ms")
+    return f"((t, now, ms) => t !== null && !isNaN(t) && {within})" \
+           f"(typeof {moment} === 'string' ? Date.parse({moment}) : null, {now}, {ms})"
 
 
 def _template_value(spec: ActionSpec, value: Any) -> str:
