@@ -35,47 +35,19 @@ import requests  # noqa: E402
 from gen_nodes.core.registry import default_registry  # noqa: E402
 from gen_nodes.sandbox import Sandbox  # noqa: E402
 from gen_nodes.sandbox.store import TOKEN_ALPHABET, TOKEN_LENGTH, TOKEN_PREFIX  # noqa: E402
+from gateway_support import SERVE, START_TIMEOUT, GatewayProcess, keys_named  # noqa: E402,F401
 
 FULL_TOKEN = re.compile(re.escape(TOKEN_PREFIX) + f"[{TOKEN_ALPHABET}]{{{TOKEN_LENGTH}}}")
-SERVE = [sys.executable, "-m", "gen_nodes.surfaces.cli", "serve"]  # the real `gen-nodes serve` command
-START_TIMEOUT = 60
 #: Cases per operation and generation mode.
 FUZZ_EXAMPLES = 100
 
 
-class GatewayProcess:
-    """One ``gen-nodes serve --port 0`` process; its stderr (debug log) goes to ``log``."""
-
-    def __init__(self, *args: str, log: Path, env: dict[str, str] | None = None, command: list[str] = SERVE) -> None:
-        self.log = log
-        self._stderr = open(log, "ab")
-        self.proc = subprocess.Popen([*command, "--port", "0", "--log-level", "debug", *args],
-                                     stdout=subprocess.PIPE, stderr=self._stderr, text=True,
-                                     env={**os.environ, **(env or {})})
-        line = _read_line(self.proc, START_TIMEOUT)
-        if not line:
-            self.stop()
-            raise RuntimeError(f"gen-nodes serve did not start; its log:\n{log.read_text()[-3000:]}")
-        self.first_line = line
-        self.url = json.loads(line)["url"]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._stderr.close()
+def post(url: str, action: str, key: str, body: dict[str, Any] | None = None, idem: str | None = None,
+         session: Any = requests) -> requests.Response:
+    headers = {"X-API-Key": key, **({"Idempotency-Key": idem} if idem else {})}
+    return session.post(f"{url}/actions/{action}", json=body, headers=headers, timeout=30)
 
 
-def _read_line(proc: subprocess.Popen, timeout: float) -> str:
-    box: list[str] = []
-    reader = threading.Thread(target=lambda: box.append(proc.stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(timeout)
-    return box[0].strip() if box else ""
 
 
 @pytest.fixture(scope="module")
@@ -89,18 +61,6 @@ def gateway(sb, logs, tmp_path_factory):
     process = GatewayProcess("--base-url", sb.base_url, "--store", f"sqlite:///{store}", log=logs / "direct.log")
     yield process
     process.stop()
-
-
-def post(url: str, action: str, key: str, body: dict[str, Any] | None = None, idem: str | None = None,
-         session: Any = requests) -> requests.Response:
-    headers = {"X-API-Key": key, **({"Idempotency-Key": idem} if idem else {})}
-    return session.post(f"{url}/actions/{action}", json=body, headers=headers, timeout=30)
-
-
-def keys_named(sb: Sandbox, key: str, name: str) -> list[dict[str, Any]]:
-    listed = requests.get(f"{sb.base_url}/persisted_tokens", headers={"X-API-Key": key}, timeout=10).json()
-    listed = listed.get("api_keys", listed) if isinstance(listed, dict) else listed
-    return [item for item in listed if item["name"] == name]
 
 
 def test_the_first_stdout_line_is_the_real_url_and_the_document_names_it(gateway):

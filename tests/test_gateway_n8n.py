@@ -15,7 +15,7 @@ pytest.importorskip("starlette")
 # The headless n8n of the n8n node's tests (tests/n8n_support.py, fixture `n8n` in conftest.py).
 n8n_support = pytest.importorskip("n8n_support")
 node_error, node_output, workflow = n8n_support.node_error, n8n_support.node_output, n8n_support.workflow
-from test_gateway_live import GatewayProcess, keys_named  # noqa: E402
+from gateway_support import GatewayProcess, keys_named  # noqa: E402
 
 
 

@@ -31,7 +31,7 @@ import pytest
 import requests
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
-from tests.test_gateway_live import GatewayProcess
+from gateway_support import GatewayProcess
 
 pytestmark = pytest.mark.deployment
 
