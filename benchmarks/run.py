@@ -58,12 +58,25 @@ answer against its output schema (``GEN_NODES_CHECK_OUTPUT`` unset); diagnostic 
     throughput is calls per second of wall time per round (median over rounds). Target: at most
     1.20 on the latency median ratio and on throughput (the minimal app's calls per second over
     the gateway's).
+(l) ``idempotent_create``: ``POST /actions/create_api_key`` to ``gen-nodes serve`` with a fresh
+    ``Idempotency-Key`` each call (so each is recorded: the first call's cost, not a replay's), on a
+    SQLite store and on a Redis store (a private ``redis-server`` on loopback, started as the suite
+    starts it; the Redis row is reported as skipped when there is no ``redis-server`` on PATH), vs.
+    the same create without one; one sandbox, call by call in alternating blocks. Target: median
+    ratio <= 1.20 and under 1 ms added, for each store.
+(m) ``approval_round_trip``: ``revoke_api_key`` on ``gen-nodes serve --confirmation approval`` whose
+    ``--approval-notify`` target is ``benchmarks/approval_person.py``, a webhook on loopback that at
+    once opens the page link it was sent and approves (a real GET, then the form's POST with its
+    cookie, token and the page's Origin, as a browser would); the client polls every 5 ms until the
+    poll's 200. Timed from the request to that 200, with the 202, the notice and the decision as
+    steps; baseline: the same revoke on a gateway that acts at once (``--confirmation none``). No
+    target: reported.
 
 Ratios are subject / baseline, for the medians and for the 90th percentiles.
 
 Flags (all optional):
     --json PATH       also write the results (and run metadata) as JSON to PATH
-    --only LIST       comma-separated subset of a,b,c,d,e,f,g,h,i,j (default: all)
+    --only LIST       comma-separated subset of a,b,c,d,e,f,g,h,i,j,l,m (default: all)
     --calls N         (a) timed calls per variant (default 2000; at least 1000 for a real run)
     --block N         (a), (f) calls per alternating block (default 25)
     --warmup N        (a), (f) warm-up calls per variant (default 200; at most 100 for (f))
@@ -80,6 +93,8 @@ Flags (all optional):
     --clients N       (j) concurrent clients (default 20)
     --per-client N    (j) calls per client per round (default 50)
     --load-rounds N   (j) timed rounds per variant, alternating (default 6)
+    --idem-calls N    (l) timed creates per variant (default 300)
+    --approval-runs N (m) timed approval round trips (default 20)
     --importtime      (b) always run the -X importtime analysis, even when on target
     --strict          exit with status 1 when a benchmark misses its target
 
@@ -121,8 +136,10 @@ TARGETS: dict[str, float | None] = {
     "cli_large_list_memory": 1.50,
     "gateway_call": None,
     "gateway_throughput": 1.20,
+    "idempotent_create": 1.20,
+    "approval_round_trip": None,
 }
-BENCHMARKS = "abcdefghij"
+BENCHMARKS = "abcdefghijlm"
 CHECK_ENV = "GEN_NODES_CHECK_OUTPUT"
 
 _now = time.perf_counter
@@ -704,10 +721,11 @@ GATEWAY_START_TIMEOUT = 60
 
 
 @contextmanager
-def _served(argv: Sequence[str]) -> Iterator[str]:
+def _served(argv: Sequence[str], env: Mapping[str, str] | None = None) -> Iterator[str]:
     """A server process started by ``argv`` that prints ``{"url": ...}`` first; its URL, stopped after."""
     errlog = tempfile.TemporaryFile("w+")
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errlog, stdin=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errlog, stdin=subprocess.DEVNULL, text=True,
+                            env=None if env is None else {**os.environ, **env})
     try:
         line = proc.stdout.readline()
         if not line:
@@ -716,16 +734,23 @@ def _served(argv: Sequence[str]) -> Iterator[str]:
         yield json.loads(line)["url"]
     finally:
         errlog.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop(proc, timeout=15)
 
 
-def gateway_command(base_url: str, store: Path) -> list[str]:
-    argv, _ = console_command("serve", "--port", "0", "--base-url", base_url, "--store", f"sqlite:///{store}")
+def _stop(proc: subprocess.Popen, timeout: float) -> None:
+    """Terminate ``proc``; kill it if it has not exited within ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def gateway_command(base_url: str, store: Path | str) -> list[str]:
+    """``gen-nodes serve`` on a free port; ``store`` is a SQLite file or a store URL (``redis://...``)."""
+    url = store if isinstance(store, str) else f"sqlite:///{store}"
+    argv, _ = console_command("serve", "--port", "0", "--base-url", base_url, "--store", url)
     return argv
 
 
@@ -842,6 +867,160 @@ def bench_gateway_throughput(clients: int = 20, per_client: int = 50, rounds: in
     return result
 
 
+def _module_beside(folder: str, name: str) -> Any:
+    """The module ``name`` from ``folder`` relative to this file (benchmarks/ and tests/ are not installed)."""
+    import importlib
+
+    sys.path.insert(0, str((Path(__file__).resolve().parent / folder).resolve()))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.pop(0)
+
+
+# -- (l) idempotent create --------------------------------------------------------------------
+
+#: (l) at most this much time an Idempotency-Key may add to a create (median), besides the ratio target.
+IDEMPOTENCY_ADDED_LIMIT_S = 1e-3
+
+
+@contextmanager
+def redis_server() -> Iterator[str | None]:
+    """A private redis-server on loopback (``tests/redis_support.start_redis``, the suite's own), its URL;
+    None when there is no ``redis-server`` on PATH, so the caller reports its row as skipped."""
+    if shutil.which("redis-server") is None:
+        yield None
+        return
+    proc, url = _module_beside("../tests", "redis_support").start_redis()
+    try:
+        yield url
+    finally:
+        _stop(proc, timeout=10)
+
+
+def _state_secret() -> dict[str, str]:
+    """A shared store (Redis) encrypts what it keeps: a fresh ``GEN_NODES_STATE_SECRET`` for this run."""
+    import secrets
+
+    return {"GEN_NODES_STATE_SECRET": secrets.token_hex(32)}
+
+
+def _creator(url: str, api_key: str, with_key: bool) -> tuple[requests.Session, Callable[[], Any]]:
+    """A session and a call that creates one key through the gateway at ``url``, with a fresh
+    ``Idempotency-Key`` each call when ``with_key`` (each is a first call: the store records it)."""
+    import uuid
+
+    session = requests.Session()
+
+    def call() -> Any:
+        headers = {"X-API-Key": api_key}
+        if with_key:
+            headers["Idempotency-Key"] = uuid.uuid4().hex
+        answer = session.post(f"{url}/actions/create_api_key", headers=headers, json={"name": "bench"})
+        answer.raise_for_status()
+        if answer.headers.get("Idempotent-Replayed"):
+            raise RuntimeError(f"{url} replayed a create that had a new Idempotency-Key")
+        return answer
+
+    return session, call
+
+
+def bench_idempotent_create(calls: int = 300, block: int = 10, warmup: int = 20) -> dict[str, Any]:
+    """(l) ``POST /actions/create_api_key`` with a fresh ``Idempotency-Key`` (SQLite store; and a
+    gateway on a Redis store when ``redis-server`` is on PATH) vs. the same create without one, call by
+    call in alternating blocks, one sandbox. Target: median ratio <= 1.2 and under 1 ms added, each store."""
+    with sandbox_process(1) as sb, tempfile.TemporaryDirectory() as tmp, redis_server() as redis_url, \
+            _served(gateway_command(sb.base_url, Path(tmp) / "gateway.db")) as gateway, \
+            (_served(gateway_command(sb.base_url, redis_url), env=_state_secret()) if redis_url else nullcontext()) \
+            as redis_gateway, \
+            check_output_policy(None):
+        variants = {"plain": _creator(gateway, sb.api_key, False), "sqlite": _creator(gateway, sb.api_key, True)}
+        if redis_gateway:
+            variants["redis"] = _creator(redis_gateway, sb.api_key, True)
+        try:
+            samples = time_interleaved({name: call for name, (_, call) in variants.items()}, calls, block=block,
+                                       warmup=warmup)
+        finally:
+            for session, _ in variants.values():
+                session.close()
+    extra = [("with an Idempotency-Key, Redis store", samples["redis"])] if "redis" in samples else []
+    result = compare(
+        "idempotent_create", "(l) create_api_key through the gateway: with an Idempotency-Key vs. without",
+        ("with an Idempotency-Key, SQLite store", samples["sqlite"]),
+        ("the same create without one", samples["plain"]), extra=extra,
+        calls_per_variant=calls, block=block, warmup=warmup,
+        redis_skipped=None if redis_url else "no redis-server on PATH (Debian's redis-server package)",
+    )
+    rows = [result["subject"], *result["extra"]]
+    added = {row["label"]: row["median_s"] - result["baseline"]["median_s"] for row in rows}
+    result["details"]["added_median_s"] = added
+    result["meets_target"] = all(row["ratio_median"] <= result["target"] for row in rows) and \
+        all(x < IDEMPOTENCY_ADDED_LIMIT_S for x in added.values())
+    return result
+
+
+# -- (m) the approval round trip ---------------------------------------------------------------
+
+#: (m) how often the benchmark's client polls an approval (a real client waits ``Retry-After``).
+APPROVAL_POLL_EVERY_S = 0.005
+
+
+def _approval_round_trip(gateway: str, direct: str, api_key: str, person: Any) -> dict[str, float]:
+    """One revoke held for approval: seconds from the request to the 202, the notice, the decision and
+    the poll's 200; and the same revoke (of another key) on the gateway that acts at once."""
+    headers = {"X-API-Key": api_key}
+    doomed = [requests.post(f"{direct}/actions/create_api_key", headers=headers, json={"name": "bench-approval"},
+                            timeout=30).json()["id"] for _ in range(2)]
+    started = _now()
+    asked = requests.post(f"{gateway}/actions/revoke_api_key", headers=headers, json={"id": doomed[0]}, timeout=30)
+    answered = _now()
+    if asked.status_code != 202:
+        raise RuntimeError(f"the approval gateway answered {asked.status_code}, not 202")
+    approval = asked.json()["approval"]
+    while True:
+        polled = requests.get(approval["poll"], headers=headers, timeout=30)
+        if polled.status_code == 200:
+            break
+        if polled.status_code != 202:
+            raise RuntimeError(f"polling the approval answered {polled.status_code}")
+        time.sleep(APPROVAL_POLL_EVERY_S)
+    done = _now()
+    if polled.json() != {"id": doomed[0], "revoked": True}:
+        raise RuntimeError("the approved revoke did not answer its outcome")
+    person_times = person.wait(approval["id"])
+    at_once = _timed(lambda: requests.post(f"{direct}/actions/revoke_api_key", headers=headers,
+                                           json={"id": doomed[1]}, timeout=30).raise_for_status())
+    return {"round_trip": done - started, "answered": answered - started,
+            "notified": person_times["notified"] - started, "decided": person_times["decided"] - started,
+            "at_once": at_once, "retry_after": float(asked.headers["Retry-After"])}
+
+
+def bench_approval_round_trip(runs: int = 20) -> dict[str, Any]:
+    """(m) ``revoke_api_key`` on ``gen-nodes serve --confirmation approval`` with a webhook target whose
+    person approves through the page link at once: the request, the notice (the gateway notifies before
+    it answers), its 202, the decision, the poll's 200; vs. the same revoke on a gateway that acts at once. No target: reported."""
+    WebhookPerson = _module_beside(".", "approval_person").WebhookPerson  # noqa: N806 (a class)
+    steps: dict[str, list[float]] = {}
+    with sandbox_process(1) as sb, tempfile.TemporaryDirectory() as tmp, WebhookPerson() as person:
+        approval = [*gateway_command(sb.base_url, Path(tmp) / "approval.db"), "--confirmation", "approval",
+                    "--approval-notify", person.url]
+        with _served(approval, env={"GEN_NODES_NOTIFY_SECRET": "bench-notify-secret"}) as gateway, \
+                _served(gateway_command(sb.base_url, Path(tmp) / "direct.db")) as direct, check_output_policy(None):
+            _approval_round_trip(gateway, direct, sb.api_key, person)  # warm-up: connections, first answers
+            for _ in range(runs):
+                for step, seconds in _approval_round_trip(gateway, direct, sb.api_key, person).items():
+                    steps.setdefault(step, []).append(seconds)
+    return compare(
+        "approval_round_trip", "(m) revoke_api_key held for approval: request to the poll's answer",
+        ("request -> 202 -> notify -> the page's GET and POST -> the poll's 200", steps["round_trip"]),
+        ("the same revoke on a gateway that acts at once", steps["at_once"]),
+        extra=[("  of which: the webhook notified (before the 202)", steps["notified"]),
+               ("  the 202 answered", steps["answered"]),
+               ("  the person's decision posted", steps["decided"])],
+        runs=runs, poll_every_s=APPROVAL_POLL_EVERY_S, retry_after_s=statistics.median(steps["retry_after"]),
+    )
+
+
 # -- report -------------------------------------------------------------------------------
 
 
@@ -924,6 +1103,15 @@ def format_table(report: dict[str, Any]) -> str:
             out.append(f"  throughput: gateway {tp['gateway']:.0f} calls/s, minimal app {tp['minimal']:.0f} calls/s; "
                        f"ratio {d['throughput_ratio']:.2f} (target <= {r['target']:.2f}); {d['clients']} clients x "
                        f"{d['per_client']} calls x {d['rounds']} rounds, alternating")
+        elif r["id"] == "idempotent_create":
+            added = ", ".join(f"{label}: {_t(x)}" for label, x in d["added_median_s"].items())
+            out.append(f"  added by the Idempotency-Key (median): {added} (target: under "
+                       f"{_t(IDEMPOTENCY_ADDED_LIMIT_S)} and ratio <= {r['target']:.2f}, each store)")
+            if d["redis_skipped"]:
+                out.append(f"  Redis store: skipped, {d['redis_skipped']}")
+        elif r["id"] == "approval_round_trip":
+            out.append(f"  the person approves as soon as the webhook is notified; the client polls every "
+                       f"{_t(d['poll_every_s'])} (a real client waits the Retry-After, {d['retry_after_s']:.0f} s)")
         elif r["id"] == "cli_large_list":
             out.append(f"  command: {' '.join(d['command'])} ({d['found_as']}); output to /dev/null")
     return "\n".join(out)
@@ -933,7 +1121,7 @@ def run_all(*, only: Sequence[str] = tuple(BENCHMARKS), calls: int = 2000, block
             cold_runs: int = 15, keys: int = 10_000, large_runs: int = 5, big_keys: int = 100_000, big_runs: int = 3,
             mcp_runs: int = 15, mcp_calls: int = 1000, mcp_large_calls: int = 30, cli_runs: int = 5,
             importtime: bool | None = None, gateway_calls: int = 1000, clients: int = 20, per_client: int = 50,
-            load_rounds: int = 6) -> dict[str, Any]:
+            load_rounds: int = 6, idem_calls: int = 300, approval_runs: int = 20) -> dict[str, Any]:
     """Run the chosen benchmarks; return ``{"meta": ..., "results": [...]}``."""
     started = _now()
     check_env = os.environ.get(CHECK_ENV)
@@ -949,6 +1137,8 @@ def run_all(*, only: Sequence[str] = tuple(BENCHMARKS), calls: int = 2000, block
         "h": lambda: bench_cli_large_list(keys=big_keys, runs=cli_runs),
         "i": lambda: bench_gateway_call(calls=gateway_calls, block=block, warmup=min(warmup, 100)),
         "j": lambda: bench_gateway_throughput(clients=clients, per_client=per_client, rounds=load_rounds),
+        "l": lambda: bench_idempotent_create(calls=idem_calls, block=min(block, 10), warmup=min(warmup, 20)),
+        "m": lambda: bench_approval_round_trip(runs=approval_runs),
     }
     results = []
     for key in BENCHMARKS:
@@ -1001,6 +1191,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clients", type=_positive, default=20, help="(j) concurrent clients (default 20)")
     parser.add_argument("--per-client", type=_positive, default=50, help="(j) calls per client per round (default 50)")
     parser.add_argument("--load-rounds", type=_positive, default=6, help="(j) timed rounds per variant, alternating (default 6)")
+    parser.add_argument("--idem-calls", type=_positive, default=300,
+                        help="(l) timed creates per variant (default 300)")
+    parser.add_argument("--approval-runs", type=_positive, default=20,
+                        help="(m) timed approval round trips (default 20)")
     parser.add_argument("--importtime", action="store_true", default=None,
                         help="(b) run the -X importtime analysis even when on target")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a benchmark misses its target")
@@ -1013,7 +1207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                      keys=args.keys, large_runs=args.large_runs, big_keys=args.big_keys, big_runs=args.big_runs,
                      mcp_runs=args.mcp_runs, mcp_calls=args.mcp_calls, mcp_large_calls=args.mcp_large_calls,
                      cli_runs=args.cli_runs, importtime=args.importtime, gateway_calls=args.gateway_calls,
-                     clients=args.clients, per_client=args.per_client, load_rounds=args.load_rounds)
+                     clients=args.clients, per_client=args.per_client, load_rounds=args.load_rounds,
+                     idem_calls=args.idem_calls, approval_runs=args.approval_runs)
     print(format_table(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
