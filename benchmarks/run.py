@@ -2,7 +2,7 @@
 
 Run from the project's virtual environment (the one ``gen-nodes`` is installed in)::
 
-    python benchmarks/run.py                      # all eight, a few minutes on 2 cores
+    python benchmarks/run.py                      # all of them, a few minutes on 2 cores
     python benchmarks/run.py --json results.json  # also write the results as JSON
 
 Every HTTP call goes to a real local sandbox on loopback: in a thread of this process for
@@ -1014,9 +1014,9 @@ def bench_approval_round_trip(runs: int = 20) -> dict[str, Any]:
         "approval_round_trip", "(m) revoke_api_key held for approval: request to the poll's answer",
         ("request -> 202 -> notify -> the page's GET and POST -> the poll's 200", steps["round_trip"]),
         ("the same revoke on a gateway that acts at once", steps["at_once"]),
-        extra=[("  of which: the webhook notified (before the 202)", steps["notified"]),
-               ("  the 202 answered", steps["answered"]),
-               ("  the person's decision posted", steps["decided"])],
+        extra=[("of which: the webhook notified (before the 202)", steps["notified"]),
+               ("the 202 answered", steps["answered"]),
+               ("the person's decision posted", steps["decided"])],
         runs=runs, poll_every_s=APPROVAL_POLL_EVERY_S, retry_after_s=statistics.median(steps["retry_after"]),
     )
 
