@@ -58,6 +58,13 @@ answer against its output schema (``GEN_NODES_CHECK_OUTPUT`` unset); diagnostic 
     throughput is calls per second of wall time per round (median over rounds). Target: at most
     1.20 on the latency median ratio and on throughput (the minimal app's calls per second over
     the gateway's).
+(k) ``chatops``: 50 signed ``/gen keys list`` slash commands posted at once (a thread each, each
+    with its own ``response_url`` on the suite's Slack double, ``tests/chat_support.py``) to gen-nodes'
+    Slack app (``build_asgi``, the user's key bound as ``/gen login`` binds it) and to
+    ``benchmarks/minimal_bolt.py``, a minimal Bolt app that acks and makes the same GEN call in a
+    lazy listener; each served in a process of its own (``benchmarks/slack_server.py``), rounds alternating (4 by default) after
+    a warm-up round each. Rows: the ack's latency, and the time until the answer reached
+    ``response_url``. Target: the ack's p99 at most 1.20 times the baseline's and under 300 ms.
 (l) ``idempotent_create``: ``POST /actions/create_api_key`` to ``gen-nodes serve`` with a fresh
     ``Idempotency-Key`` each call (so each is recorded: the first call's cost, not a replay's), on a
     SQLite store and on a Redis store (a private ``redis-server`` on loopback, started as the suite
@@ -76,7 +83,7 @@ Ratios are subject / baseline, for the medians and for the 90th percentiles.
 
 Flags (all optional):
     --json PATH       also write the results (and run metadata) as JSON to PATH
-    --only LIST       comma-separated subset of a,b,c,d,e,f,g,h,i,j,l,m (default: all)
+    --only LIST       comma-separated subset of a,b,c,d,e,f,g,h,i,j,k,l,m (default: all)
     --calls N         (a) timed calls per variant (default 2000; at least 1000 for a real run)
     --block N         (a), (f) calls per alternating block (default 25)
     --warmup N        (a), (f) warm-up calls per variant (default 200; at most 100 for (f))
@@ -93,6 +100,8 @@ Flags (all optional):
     --clients N       (j) concurrent clients (default 20)
     --per-client N    (j) calls per client per round (default 50)
     --load-rounds N   (j) timed rounds per variant, alternating (default 6)
+    --chat-commands N (k) concurrent slash commands per round (default 50)
+    --chat-rounds N   (k) timed rounds per app, alternating (default 4)
     --idem-calls N    (l) timed creates per variant (default 300)
     --approval-runs N (m) timed approval round trips (default 20)
     --importtime      (b) always run the -X importtime analysis, even when on target
@@ -136,10 +145,11 @@ TARGETS: dict[str, float | None] = {
     "cli_large_list_memory": 1.50,
     "gateway_call": None,
     "gateway_throughput": 1.20,
+    "chatops": 1.20,
     "idempotent_create": 1.20,
     "approval_round_trip": None,
 }
-BENCHMARKS = "abcdefghijlm"
+BENCHMARKS = "abcdefghijklm"
 CHECK_ENV = "GEN_NODES_CHECK_OUTPUT"
 
 _now = time.perf_counter
@@ -878,6 +888,99 @@ def _module_beside(folder: str, name: str) -> Any:
         sys.path.pop(0)
 
 
+# -- (k) chat-ops ------------------------------------------------------------------------------
+
+#: (k) the signing secret both Slack apps check (the benchmark signs as Slack does, with slack_sdk).
+SLACK_SECRET = "bench-signing-secret-0123456789abcdef"
+#: (k) a p99 ack at most this long (seconds), besides the ratio target.
+ACK_P99_LIMIT_S = 0.3
+
+
+def _arrivals_recorder(chat: Any) -> Any:
+    """The suite's Slack double (Web API and every ``response_url`` on loopback), also keeping when
+    each request arrived (perf_counter) by path."""
+
+    class Arrivals(chat.Recorder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.arrived: dict[str, float] = {}
+
+        def answer(self, entry: Any) -> tuple[int, Any]:
+            self.arrived[entry.path] = _now()
+            return super().answer(entry)
+
+    return Arrivals()
+
+
+def _slash_round(events: str, web: Any, chat: Any, tag: str, commands: int) -> tuple[list[float], list[float]]:
+    """``commands`` signed ``/gen keys list`` posted at once (a thread each); each one's ack latency
+    and the time until its answer reached its own ``response_url``."""
+    import threading
+
+    barrier = threading.Barrier(commands)
+    acks, answers = [0.0] * commands, [0.0] * commands
+    paths = [f"/response/{tag}/{i}/" for i in range(commands)]
+    failures: list[str] = []
+
+    def command(i: int) -> None:
+        body, headers = chat.slack_signed(SLACK_SECRET, chat.slash_form("keys list", web.url + paths[i]))
+        barrier.wait()
+        started = _now()
+        ack = requests.post(events, data=body, headers=headers, timeout=30)
+        acks[i] = _now() - started
+        if ack.status_code != 200:
+            failures.append(f"ack {ack.status_code}")
+        web.wait_for(paths[i], timeout=60)
+        answers[i] = web.arrived[paths[i]] - started
+
+    threads = [threading.Thread(target=command, args=(i,)) for i in range(commands)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures or not all(answers):
+        raise RuntimeError(f"{events}: {failures[:1] or 'an answer did not reach its response_url'}")
+    return acks, answers
+
+
+@contextmanager
+def _slack_apps(sb: Any, web: Any) -> Iterator[dict[str, str]]:
+    """``{"gen-nodes": url, "minimal": url}``: both Slack apps (``benchmarks/slack_server.py``), each
+    served in a process of its own, the same way."""
+    script = str(Path(__file__).resolve().parent / "slack_server.py")
+    env = {"BENCH_SLACK_SECRET": SLACK_SECRET, "BENCH_GEN_KEY": sb.api_key}
+    argv = lambda which: [sys.executable, script, which, sb.base_url, web.url + "/api/"]  # noqa: E731
+    with _served(argv("gen-nodes"), env=env) as ours, _served(argv("minimal"), env=env) as theirs:
+        yield {"gen-nodes": ours + "/slack/events", "minimal": theirs + "/slack/events"}
+
+
+def bench_chatops(commands: int = 50, rounds: int = 4, keys: int = 5) -> dict[str, Any]:
+    """(k) ``commands`` concurrent ``/gen keys list`` to gen-nodes' Slack app vs. a minimal Bolt app
+    (``benchmarks/minimal_bolt.py``), rounds alternating, one sandbox, each app in a process of its own.
+    Target: p99 ack at most 1.2 times the baseline's and under 300 ms."""
+    chat = _module_beside("../tests", "chat_support")
+    acks: dict[str, list[float]] = {"gen-nodes": [], "minimal": []}
+    answers: dict[str, list[float]] = {"gen-nodes": [], "minimal": []}
+    with sandbox_process(keys) as sb, _arrivals_recorder(chat) as web, _slack_apps(sb, web) as apps, \
+            check_output_policy(None):
+        for name in apps:  # warm-up round each
+            _slash_round(apps[name], web, chat, f"{name}-warm", commands)
+        for r, (name, _) in enumerate(schedule(list(apps), rounds, 1)):
+            ack, answer = _slash_round(apps[name], web, chat, f"{name}-{r}", commands)
+            acks[name] += ack
+            answers[name] += answer
+    p99 = {name: statistics.quantiles(xs, n=100, method="inclusive")[98] for name, xs in acks.items()}
+    result = compare(
+        "chatops", f"(k) {commands} concurrent Slack /gen keys list: the ack",
+        ("gen-nodes' Slack app: ack", acks["gen-nodes"]), ("minimal Bolt app (lazy listener): ack", acks["minimal"]),
+        extra=[("gen-nodes: the answer at response_url", answers["gen-nodes"]),
+               ("minimal Bolt app: the answer at response_url", answers["minimal"])],
+        commands=commands, rounds=rounds, keys=keys, ack_p99_s=p99, ack_p99_ratio=_ratio(p99["gen-nodes"], p99["minimal"]),
+    )
+    result["meets_target"] = result["details"]["ack_p99_ratio"] <= result["target"] and p99["gen-nodes"] < ACK_P99_LIMIT_S
+    return result
+
+
 # -- (l) idempotent create --------------------------------------------------------------------
 
 #: (l) at most this much time an Idempotency-Key may add to a create (median), besides the ratio target.
@@ -1103,6 +1206,11 @@ def format_table(report: dict[str, Any]) -> str:
             out.append(f"  throughput: gateway {tp['gateway']:.0f} calls/s, minimal app {tp['minimal']:.0f} calls/s; "
                        f"ratio {d['throughput_ratio']:.2f} (target <= {r['target']:.2f}); {d['clients']} clients x "
                        f"{d['per_client']} calls x {d['rounds']} rounds, alternating")
+        elif r["id"] == "chatops":
+            p99 = d["ack_p99_s"]
+            out.append(f"  ack p99: gen-nodes {_t(p99['gen-nodes'])}, minimal Bolt app {_t(p99['minimal'])}; ratio "
+                       f"{d['ack_p99_ratio']:.2f} (target <= {r['target']:.2f} and under {_t(ACK_P99_LIMIT_S)}); "
+                       f"{d['commands']} commands x {d['rounds']} rounds, alternating")
         elif r["id"] == "idempotent_create":
             added = ", ".join(f"{label}: {_t(x)}" for label, x in d["added_median_s"].items())
             out.append(f"  added by the Idempotency-Key (median): {added} (target: under "
@@ -1121,7 +1229,8 @@ def run_all(*, only: Sequence[str] = tuple(BENCHMARKS), calls: int = 2000, block
             cold_runs: int = 15, keys: int = 10_000, large_runs: int = 5, big_keys: int = 100_000, big_runs: int = 3,
             mcp_runs: int = 15, mcp_calls: int = 1000, mcp_large_calls: int = 30, cli_runs: int = 5,
             importtime: bool | None = None, gateway_calls: int = 1000, clients: int = 20, per_client: int = 50,
-            load_rounds: int = 6, idem_calls: int = 300, approval_runs: int = 20) -> dict[str, Any]:
+            load_rounds: int = 6, idem_calls: int = 300, approval_runs: int = 20,
+            chat_commands: int = 50, chat_rounds: int = 4) -> dict[str, Any]:
     """Run the chosen benchmarks; return ``{"meta": ..., "results": [...]}``."""
     started = _now()
     check_env = os.environ.get(CHECK_ENV)
@@ -1137,6 +1246,7 @@ def run_all(*, only: Sequence[str] = tuple(BENCHMARKS), calls: int = 2000, block
         "h": lambda: bench_cli_large_list(keys=big_keys, runs=cli_runs),
         "i": lambda: bench_gateway_call(calls=gateway_calls, block=block, warmup=min(warmup, 100)),
         "j": lambda: bench_gateway_throughput(clients=clients, per_client=per_client, rounds=load_rounds),
+        "k": lambda: bench_chatops(commands=chat_commands, rounds=chat_rounds),
         "l": lambda: bench_idempotent_create(calls=idem_calls, block=min(block, 10), warmup=min(warmup, 20)),
         "m": lambda: bench_approval_round_trip(runs=approval_runs),
     }
@@ -1191,6 +1301,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clients", type=_positive, default=20, help="(j) concurrent clients (default 20)")
     parser.add_argument("--per-client", type=_positive, default=50, help="(j) calls per client per round (default 50)")
     parser.add_argument("--load-rounds", type=_positive, default=6, help="(j) timed rounds per variant, alternating (default 6)")
+    parser.add_argument("--chat-commands", type=_positive, default=50,
+                        help="(k) concurrent slash commands per round (default 50)")
+    parser.add_argument("--chat-rounds", type=_positive, default=4,
+                        help="(k) timed rounds per app, alternating (default 4)")
     parser.add_argument("--idem-calls", type=_positive, default=300,
                         help="(l) timed creates per variant (default 300)")
     parser.add_argument("--approval-runs", type=_positive, default=20,
@@ -1208,7 +1322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                      mcp_runs=args.mcp_runs, mcp_calls=args.mcp_calls, mcp_large_calls=args.mcp_large_calls,
                      cli_runs=args.cli_runs, importtime=args.importtime, gateway_calls=args.gateway_calls,
                      clients=args.clients, per_client=args.per_client, load_rounds=args.load_rounds,
-                     idem_calls=args.idem_calls, approval_runs=args.approval_runs)
+                     idem_calls=args.idem_calls, approval_runs=args.approval_runs,
+                     chat_commands=args.chat_commands, chat_rounds=args.chat_rounds)
     print(format_table(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

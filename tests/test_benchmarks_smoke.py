@@ -272,3 +272,13 @@ def test_approval_round_trip_smoke(bench, env_untouched):
     assert notified <= decided <= result["subject"]["median_s"]  # the poll's 200 comes after the decision
     assert result["target"] is None and result["details"]["retry_after_s"] >= 1
     assert "(m) revoke_api_key held for approval" in rendered(bench, result)
+
+
+def test_chatops_smoke(bench, env_untouched):
+    pytest.importorskip("slack_bolt")
+    result = bench.bench_chatops(commands=3, rounds=2)
+    check_result(result, "chatops", 3 * 2, extra=2)  # each app: 2 rounds of 3 commands
+    details = result["details"]
+    assert result["target"] == 1.20 and positive_finite(details["ack_p99_ratio"])
+    assert all(positive_finite(x) for x in details["ack_p99_s"].values())
+    assert "ack p99" in rendered(bench, result)
