@@ -1141,6 +1141,76 @@ def _verdict(result: dict[str, Any]) -> str:
     return f"<= {result['target']:.2f} " + ("OK" if result["meets_target"] else "MISS")
 
 
+def _waiting_notes(r: dict[str, Any], d: dict[str, Any]) -> list[str]:
+    """The notes of (k), (l), (m): where users wait on chat-ops, idempotency and approvals."""
+    out: list[str] = []
+    if r["id"] == "chatops":
+        p99 = d["ack_p99_s"]
+        out.append(f"  ack p99: gen-nodes {_t(p99['gen-nodes'])}, minimal Bolt app {_t(p99['minimal'])}; ratio "
+                   f"{d['ack_p99_ratio']:.2f} (target <= {r['target']:.2f} and under {_t(ACK_P99_LIMIT_S)}); "
+                   f"{d['commands']} commands x {d['rounds']} rounds, alternating")
+    elif r["id"] == "idempotent_create":
+        added = ", ".join(f"{label}: {_t(x)}" for label, x in d["added_median_s"].items())
+        out.append(f"  added by the Idempotency-Key (median): {added} (target: under "
+                   f"{_t(IDEMPOTENCY_ADDED_LIMIT_S)} and ratio <= {r['target']:.2f}, each store)")
+        if d["redis_skipped"]:
+            out.append(f"  Redis store: skipped, {d['redis_skipped']}")
+    elif r["id"] == "approval_round_trip":
+        out.append(f"  the person approves as soon as the webhook is notified; the client polls every "
+                   f"{_t(d['poll_every_s'])} (a real client waits the Retry-After, {d['retry_after_s']:.0f} s)")
+    return out
+
+
+def _notes(r: dict[str, Any]) -> list[str]:
+    """The lines under a benchmark's title in the report that only that benchmark has."""
+    out: list[str] = []
+    d = r.get("details", {})
+    if r["id"] == "engine_overhead":
+        out.append(f"  overhead per call (median): {_t(d['overhead_median_s'])}; checking every answer adds "
+                   f"{_t(d['output_check_median_s'])}; schema warnings: {d['schema_warnings']}")
+    elif r["id"] == "cli_cold_start":
+        out.append(f"  command: {' '.join(d['command'])} ({d['found_as']})")
+        imp = d.get("importtime")
+        if imp:
+            out.append(f"  -X importtime, all imports: {_t(imp['total_us'] / 1e6)}; heaviest top-level:")
+            out += [f"    {x['module']:<32} {_t(x['cumulative_us'] / 1e6):>9} cumulative"
+                    for x in imp["top_level"][:6]]
+            out.append("  heaviest by cumulative time:")
+            out += [f"    {x['module']:<32} {_t(x['cumulative_us'] / 1e6):>9} cumulative, "
+                    f"{_t(x['self_us'] / 1e6)} self" for x in imp["top_cumulative"][:6]]
+    elif r["id"] in ("large_list", "large_list_big"):
+        out.append(f"  response: {d['response_bytes'] / 1e6:.1f} MB; schema warnings: {d['schema_warnings']}; "
+                   f"breakdown (median of {d['runs']} runs each; share of the engine's median):")
+        for b in d["breakdown"]:
+            out.append(f"    {b['stage']:<54} {_t(b['median_s']):>9}  {b['share_of_default']:>6.1%}")
+        out.append(f"    {'sum of the stages':<54} {_t(d['sum_default_s']):>9}")
+        out.append(f"  output-schema check per key: {d['per_key_check_us']:.2f} us")
+    elif r["id"] == "tool_list_size":
+        out.append(f"  compact JSON; tokens: {r['estimator']}")
+        out += [f"    {f['format']:<36} {f['chars']:>6,} chars  ~{f['tokens']:>5,} tokens" for f in r["formats"]]
+        ld = r["longest_description"]
+        out.append(f"  of which: tool descriptions {r['descriptions_chars']:,} chars, input schemas (plain) "
+                   f"{r['input_schemas_chars']:,}, output schemas (MCP only) {r['output_schemas_chars']:,}")
+        out.append(f"  longest tool description: {ld['tool']}, {ld['chars']} chars (~{ld['tokens']} tokens)")
+    elif r["id"] == "mcp_cold_start":
+        out.append(f"  command: {' '.join(d['command'])}; then closing the session (server exit): "
+                   f"{_t(d['closing']['median_s'])} median, not counted; ratio with it: "
+                   f"{d['ratio_median_with_closing']:.2f}")
+    elif r["id"] == "gateway_call":
+        out.append(f"  the gateway's own work over a minimal app doing the same POST (validation, shaping, error "
+                   f"mapping, its middleware): {_t(d['gateway_overhead_median_s'])} per call (median)")
+    elif r["id"] == "gateway_throughput":
+        tp = d["throughput_per_s"]
+        out.append(f"  throughput: gateway {tp['gateway']:.0f} calls/s, minimal app {tp['minimal']:.0f} calls/s; "
+                   f"ratio {d['throughput_ratio']:.2f} (target <= {r['target']:.2f}); {d['clients']} clients x "
+                   f"{d['per_client']} calls x {d['rounds']} rounds, alternating")
+    elif r["id"] in ("chatops", "idempotent_create", "approval_round_trip"):
+        out += _waiting_notes(r, d)
+    elif r["id"] == "cli_large_list":
+        out.append(f"  command: {' '.join(d['command'])} ({d['found_as']}); output to /dev/null")
+    return out
+
+
 def format_table(report: dict[str, Any]) -> str:
     """The timings as a compact table (extra rows indented under their benchmark), then notes per benchmark."""
     meta = report["meta"]
@@ -1166,62 +1236,7 @@ def format_table(report: dict[str, Any]) -> str:
             out += [f"  subject:  {r['subject']['label']}  (n={r['subject']['n']})",
                     f"  baseline: {r['baseline']['label']}  (n={r['baseline']['n']})"]
             out += [f"  also:     {e['label']}  (n={e['n']})" for e in r["extra"]]
-        d = r.get("details", {})
-        if r["id"] == "engine_overhead":
-            out.append(f"  overhead per call (median): {_t(d['overhead_median_s'])}; checking every answer adds "
-                       f"{_t(d['output_check_median_s'])}; schema warnings: {d['schema_warnings']}")
-        elif r["id"] == "cli_cold_start":
-            out.append(f"  command: {' '.join(d['command'])} ({d['found_as']})")
-            imp = d.get("importtime")
-            if imp:
-                out.append(f"  -X importtime, all imports: {_t(imp['total_us'] / 1e6)}; heaviest top-level:")
-                out += [f"    {x['module']:<32} {_t(x['cumulative_us'] / 1e6):>9} cumulative"
-                        for x in imp["top_level"][:6]]
-                out.append("  heaviest by cumulative time:")
-                out += [f"    {x['module']:<32} {_t(x['cumulative_us'] / 1e6):>9} cumulative, "
-                        f"{_t(x['self_us'] / 1e6)} self" for x in imp["top_cumulative"][:6]]
-        elif r["id"] in ("large_list", "large_list_big"):
-            out.append(f"  response: {d['response_bytes'] / 1e6:.1f} MB; schema warnings: {d['schema_warnings']}; "
-                       f"breakdown (median of {d['runs']} runs each; share of the engine's median):")
-            for b in d["breakdown"]:
-                out.append(f"    {b['stage']:<54} {_t(b['median_s']):>9}  {b['share_of_default']:>6.1%}")
-            out.append(f"    {'sum of the stages':<54} {_t(d['sum_default_s']):>9}")
-            out.append(f"  output-schema check per key: {d['per_key_check_us']:.2f} us")
-        elif r["id"] == "tool_list_size":
-            out.append(f"  compact JSON; tokens: {r['estimator']}")
-            out += [f"    {f['format']:<36} {f['chars']:>6,} chars  ~{f['tokens']:>5,} tokens" for f in r["formats"]]
-            ld = r["longest_description"]
-            out.append(f"  of which: tool descriptions {r['descriptions_chars']:,} chars, input schemas (plain) "
-                       f"{r['input_schemas_chars']:,}, output schemas (MCP only) {r['output_schemas_chars']:,}")
-            out.append(f"  longest tool description: {ld['tool']}, {ld['chars']} chars (~{ld['tokens']} tokens)")
-        elif r["id"] == "mcp_cold_start":
-            out.append(f"  command: {' '.join(d['command'])}; then closing the session (server exit): "
-                       f"{_t(d['closing']['median_s'])} median, not counted; ratio with it: "
-                       f"{d['ratio_median_with_closing']:.2f}")
-        elif r["id"] == "gateway_call":
-            out.append(f"  the gateway's own work over a minimal app doing the same POST (validation, shaping, error "
-                       f"mapping, its middleware): {_t(d['gateway_overhead_median_s'])} per call (median)")
-        elif r["id"] == "gateway_throughput":
-            tp = d["throughput_per_s"]
-            out.append(f"  throughput: gateway {tp['gateway']:.0f} calls/s, minimal app {tp['minimal']:.0f} calls/s; "
-                       f"ratio {d['throughput_ratio']:.2f} (target <= {r['target']:.2f}); {d['clients']} clients x "
-                       f"{d['per_client']} calls x {d['rounds']} rounds, alternating")
-        elif r["id"] == "chatops":
-            p99 = d["ack_p99_s"]
-            out.append(f"  ack p99: gen-nodes {_t(p99['gen-nodes'])}, minimal Bolt app {_t(p99['minimal'])}; ratio "
-                       f"{d['ack_p99_ratio']:.2f} (target <= {r['target']:.2f} and under {_t(ACK_P99_LIMIT_S)}); "
-                       f"{d['commands']} commands x {d['rounds']} rounds, alternating")
-        elif r["id"] == "idempotent_create":
-            added = ", ".join(f"{label}: {_t(x)}" for label, x in d["added_median_s"].items())
-            out.append(f"  added by the Idempotency-Key (median): {added} (target: under "
-                       f"{_t(IDEMPOTENCY_ADDED_LIMIT_S)} and ratio <= {r['target']:.2f}, each store)")
-            if d["redis_skipped"]:
-                out.append(f"  Redis store: skipped, {d['redis_skipped']}")
-        elif r["id"] == "approval_round_trip":
-            out.append(f"  the person approves as soon as the webhook is notified; the client polls every "
-                       f"{_t(d['poll_every_s'])} (a real client waits the Retry-After, {d['retry_after_s']:.0f} s)")
-        elif r["id"] == "cli_large_list":
-            out.append(f"  command: {' '.join(d['command'])} ({d['found_as']}); output to /dev/null")
+        out += _notes(r)
     return "\n".join(out)
 
 
