@@ -2,7 +2,7 @@
 
 Run from the project's virtual environment (the one ``gen-nodes`` is installed in)::
 
-    python benchmarks/run.py                      # all eight, a few minutes on 2 cores
+    python benchmarks/run.py                      # all of them, a few minutes on 2 cores
     python benchmarks/run.py --json results.json  # also write the results as JSON
 
 Every HTTP call goes to a real local sandbox on loopback: in a thread of this process for
@@ -58,12 +58,32 @@ answer against its output schema (``GEN_NODES_CHECK_OUTPUT`` unset); diagnostic 
     throughput is calls per second of wall time per round (median over rounds). Target: at most
     1.20 on the latency median ratio and on throughput (the minimal app's calls per second over
     the gateway's).
+(k) ``chatops``: 50 signed ``/gen keys list`` slash commands posted at once (a thread each, each
+    with its own ``response_url`` on the suite's Slack double, ``tests/chat_support.py``) to gen-nodes'
+    Slack app (``build_asgi``, the user's key bound as ``/gen login`` binds it) and to
+    ``benchmarks/minimal_bolt.py``, a minimal Bolt app that acks and makes the same GEN call in a
+    lazy listener; each served in a process of its own (``benchmarks/slack_server.py``), rounds alternating (4 by default) after
+    a warm-up round each. Rows: the ack's latency, and the time until the answer reached
+    ``response_url``. Target: the ack's p99 at most 1.20 times the baseline's and under 300 ms.
+(l) ``idempotent_create``: ``POST /actions/create_api_key`` to ``gen-nodes serve`` with a fresh
+    ``Idempotency-Key`` each call (so each is recorded: the first call's cost, not a replay's), on a
+    SQLite store and on a Redis store (a private ``redis-server`` on loopback, started as the suite
+    starts it; the Redis row is reported as skipped when there is no ``redis-server`` on PATH), vs.
+    the same create without one; one sandbox, call by call in alternating blocks. Target: median
+    ratio <= 1.20 and under 1 ms added, for each store.
+(m) ``approval_round_trip``: ``revoke_api_key`` on ``gen-nodes serve --confirmation approval`` whose
+    ``--approval-notify`` target is ``benchmarks/approval_person.py``, a webhook on loopback that at
+    once opens the page link it was sent and approves (a real GET, then the form's POST with its
+    cookie, token and the page's Origin, as a browser would); the client polls every 5 ms until the
+    poll's 200. Timed from the request to that 200, with the 202, the notice and the decision as
+    steps; baseline: the same revoke on a gateway that acts at once (``--confirmation none``). No
+    target: reported.
 
 Ratios are subject / baseline, for the medians and for the 90th percentiles.
 
 Flags (all optional):
     --json PATH       also write the results (and run metadata) as JSON to PATH
-    --only LIST       comma-separated subset of a,b,c,d,e,f,g,h,i,j (default: all)
+    --only LIST       comma-separated subset of a,b,c,d,e,f,g,h,i,j,k,l,m (default: all)
     --calls N         (a) timed calls per variant (default 2000; at least 1000 for a real run)
     --block N         (a), (f) calls per alternating block (default 25)
     --warmup N        (a), (f) warm-up calls per variant (default 200; at most 100 for (f))
@@ -80,6 +100,10 @@ Flags (all optional):
     --clients N       (j) concurrent clients (default 20)
     --per-client N    (j) calls per client per round (default 50)
     --load-rounds N   (j) timed rounds per variant, alternating (default 6)
+    --chat-commands N (k) concurrent slash commands per round (default 50)
+    --chat-rounds N   (k) timed rounds per app, alternating (default 4)
+    --idem-calls N    (l) timed creates per variant (default 300)
+    --approval-runs N (m) timed approval round trips (default 20)
     --importtime      (b) always run the -X importtime analysis, even when on target
     --strict          exit with status 1 when a benchmark misses its target
 
@@ -121,8 +145,11 @@ TARGETS: dict[str, float | None] = {
     "cli_large_list_memory": 1.50,
     "gateway_call": None,
     "gateway_throughput": 1.20,
+    "chatops": 1.20,
+    "idempotent_create": 1.20,
+    "approval_round_trip": None,
 }
-BENCHMARKS = "abcdefghij"
+BENCHMARKS = "abcdefghijklm"
 CHECK_ENV = "GEN_NODES_CHECK_OUTPUT"
 
 _now = time.perf_counter
@@ -704,10 +731,11 @@ GATEWAY_START_TIMEOUT = 60
 
 
 @contextmanager
-def _served(argv: Sequence[str]) -> Iterator[str]:
+def _served(argv: Sequence[str], env: Mapping[str, str] | None = None) -> Iterator[str]:
     """A server process started by ``argv`` that prints ``{"url": ...}`` first; its URL, stopped after."""
     errlog = tempfile.TemporaryFile("w+")
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errlog, stdin=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errlog, stdin=subprocess.DEVNULL, text=True,
+                            env=None if env is None else {**os.environ, **env})
     try:
         line = proc.stdout.readline()
         if not line:
@@ -716,16 +744,23 @@ def _served(argv: Sequence[str]) -> Iterator[str]:
         yield json.loads(line)["url"]
     finally:
         errlog.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop(proc, timeout=15)
 
 
-def gateway_command(base_url: str, store: Path) -> list[str]:
-    argv, _ = console_command("serve", "--port", "0", "--base-url", base_url, "--store", f"sqlite:///{store}")
+def _stop(proc: subprocess.Popen, timeout: float) -> None:
+    """Terminate ``proc``; kill it if it has not exited within ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def gateway_command(base_url: str, store: Path | str) -> list[str]:
+    """``gen-nodes serve`` on a free port; ``store`` is a SQLite file or a store URL (``redis://...``)."""
+    url = store if isinstance(store, str) else f"sqlite:///{store}"
+    argv, _ = console_command("serve", "--port", "0", "--base-url", base_url, "--store", url)
     return argv
 
 
@@ -842,6 +877,253 @@ def bench_gateway_throughput(clients: int = 20, per_client: int = 50, rounds: in
     return result
 
 
+def _module_beside(folder: str, name: str) -> Any:
+    """The module ``name`` from ``folder`` relative to this file (benchmarks/ and tests/ are not installed)."""
+    import importlib
+
+    sys.path.insert(0, str((Path(__file__).resolve().parent / folder).resolve()))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.pop(0)
+
+
+# -- (k) chat-ops ------------------------------------------------------------------------------
+
+#: (k) the signing secret both Slack apps check (the benchmark signs as Slack does, with slack_sdk).
+SLACK_SECRET = "bench-signing-secret-0123456789abcdef"
+#: (k) a p99 ack at most this long (seconds), besides the ratio target.
+ACK_P99_LIMIT_S = 0.3
+
+
+def _arrivals_recorder(chat: Any) -> Any:
+    """The suite's Slack double (Web API and every ``response_url`` on loopback), also keeping when
+    each request arrived (perf_counter) by path."""
+
+    class Arrivals(chat.Recorder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.arrived: dict[str, float] = {}
+
+        def answer(self, entry: Any) -> tuple[int, Any]:
+            self.arrived[entry.path] = _now()
+            return super().answer(entry)
+
+    return Arrivals()
+
+
+def _slash_round(events: str, web: Any, chat: Any, tag: str, commands: int) -> tuple[list[float], list[float]]:
+    """``commands`` signed ``/gen keys list`` posted at once (a thread each); each one's ack latency
+    and the time until its answer reached its own ``response_url``."""
+    import threading
+
+    barrier = threading.Barrier(commands)
+    acks, answers = [0.0] * commands, [0.0] * commands
+    paths = [f"/response/{tag}/{i}/" for i in range(commands)]
+    failures: list[str] = []
+
+    def command(i: int) -> None:
+        body, headers = chat.slack_signed(SLACK_SECRET, chat.slash_form("keys list", web.url + paths[i]))
+        barrier.wait()
+        started = _now()
+        ack = requests.post(events, data=body, headers=headers, timeout=30)
+        acks[i] = _now() - started
+        if ack.status_code != 200:
+            failures.append(f"ack {ack.status_code}")
+        web.wait_for(paths[i], timeout=60)
+        answers[i] = web.arrived[paths[i]] - started
+
+    threads = [threading.Thread(target=command, args=(i,)) for i in range(commands)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures or not all(answers):
+        raise RuntimeError(f"{events}: {failures[:1] or 'an answer did not reach its response_url'}")
+    return acks, answers
+
+
+@contextmanager
+def _slack_apps(sb: Any, web: Any) -> Iterator[dict[str, str]]:
+    """``{"gen-nodes": url, "minimal": url}``: both Slack apps (``benchmarks/slack_server.py``), each
+    served in a process of its own, the same way."""
+    script = str(Path(__file__).resolve().parent / "slack_server.py")
+    env = {"BENCH_SLACK_SECRET": SLACK_SECRET, "BENCH_GEN_KEY": sb.api_key}
+    argv = lambda which: [sys.executable, script, which, sb.base_url, web.url + "/api/"]  # noqa: E731
+    with _served(argv("gen-nodes"), env=env) as ours, _served(argv("minimal"), env=env) as theirs:
+        yield {"gen-nodes": ours + "/slack/events", "minimal": theirs + "/slack/events"}
+
+
+def bench_chatops(commands: int = 50, rounds: int = 4, keys: int = 5) -> dict[str, Any]:
+    """(k) ``commands`` concurrent ``/gen keys list`` to gen-nodes' Slack app vs. a minimal Bolt app
+    (``benchmarks/minimal_bolt.py``), rounds alternating, one sandbox, each app in a process of its own.
+    Target: p99 ack at most 1.2 times the baseline's and under 300 ms."""
+    chat = _module_beside("../tests", "chat_support")
+    acks: dict[str, list[float]] = {"gen-nodes": [], "minimal": []}
+    answers: dict[str, list[float]] = {"gen-nodes": [], "minimal": []}
+    with sandbox_process(keys) as sb, _arrivals_recorder(chat) as web, _slack_apps(sb, web) as apps, \
+            check_output_policy(None):
+        for name in apps:  # warm-up round each
+            _slash_round(apps[name], web, chat, f"{name}-warm", commands)
+        for r, (name, _) in enumerate(schedule(list(apps), rounds, 1)):
+            ack, answer = _slash_round(apps[name], web, chat, f"{name}-{r}", commands)
+            acks[name] += ack
+            answers[name] += answer
+    p99 = {name: statistics.quantiles(xs, n=100, method="inclusive")[98] for name, xs in acks.items()}
+    result = compare(
+        "chatops", f"(k) {commands} concurrent Slack /gen keys list: the ack",
+        ("gen-nodes' Slack app: ack", acks["gen-nodes"]), ("minimal Bolt app (lazy listener): ack", acks["minimal"]),
+        extra=[("gen-nodes: the answer at response_url", answers["gen-nodes"]),
+               ("minimal Bolt app: the answer at response_url", answers["minimal"])],
+        commands=commands, rounds=rounds, keys=keys, ack_p99_s=p99, ack_p99_ratio=_ratio(p99["gen-nodes"], p99["minimal"]),
+    )
+    result["meets_target"] = result["details"]["ack_p99_ratio"] <= result["target"] and p99["gen-nodes"] < ACK_P99_LIMIT_S
+    return result
+
+
+# -- (l) idempotent create --------------------------------------------------------------------
+
+#: (l) at most this much time an Idempotency-Key may add to a create (median), besides the ratio target.
+IDEMPOTENCY_ADDED_LIMIT_S = 1e-3
+
+
+@contextmanager
+def redis_server() -> Iterator[str | None]:
+    """A private redis-server on loopback (``tests/redis_support.start_redis``, the suite's own), its URL;
+    None when there is no ``redis-server`` on PATH, so the caller reports its row as skipped."""
+    if shutil.which("redis-server") is None:
+        yield None
+        return
+    proc, url = _module_beside("../tests", "redis_support").start_redis()
+    try:
+        yield url
+    finally:
+        _stop(proc, timeout=10)
+
+
+def _state_secret() -> dict[str, str]:
+    """A shared store (Redis) encrypts what it keeps: a fresh ``GEN_NODES_STATE_SECRET`` for this run."""
+    import secrets
+
+    return {"GEN_NODES_STATE_SECRET": secrets.token_hex(32)}
+
+
+def _creator(url: str, api_key: str, with_key: bool) -> tuple[requests.Session, Callable[[], Any]]:
+    """A session and a call that creates one key through the gateway at ``url``, with a fresh
+    ``Idempotency-Key`` each call when ``with_key`` (each is a first call: the store records it)."""
+    import uuid
+
+    session = requests.Session()
+
+    def call() -> Any:
+        headers = {"X-API-Key": api_key}
+        if with_key:
+            headers["Idempotency-Key"] = uuid.uuid4().hex
+        answer = session.post(f"{url}/actions/create_api_key", headers=headers, json={"name": "bench"})
+        answer.raise_for_status()
+        if answer.headers.get("Idempotent-Replayed"):
+            raise RuntimeError(f"{url} replayed a create that had a new Idempotency-Key")
+        return answer
+
+    return session, call
+
+
+def bench_idempotent_create(calls: int = 300, block: int = 10, warmup: int = 20) -> dict[str, Any]:
+    """(l) ``POST /actions/create_api_key`` with a fresh ``Idempotency-Key`` (SQLite store; and a
+    gateway on a Redis store when ``redis-server`` is on PATH) vs. the same create without one, call by
+    call in alternating blocks, one sandbox. Target: median ratio <= 1.2 and under 1 ms added, each store."""
+    with sandbox_process(1) as sb, tempfile.TemporaryDirectory() as tmp, redis_server() as redis_url, \
+            _served(gateway_command(sb.base_url, Path(tmp) / "gateway.db")) as gateway, \
+            (_served(gateway_command(sb.base_url, redis_url), env=_state_secret()) if redis_url else nullcontext()) \
+            as redis_gateway, \
+            check_output_policy(None):
+        variants = {"plain": _creator(gateway, sb.api_key, False), "sqlite": _creator(gateway, sb.api_key, True)}
+        if redis_gateway:
+            variants["redis"] = _creator(redis_gateway, sb.api_key, True)
+        try:
+            samples = time_interleaved({name: call for name, (_, call) in variants.items()}, calls, block=block,
+                                       warmup=warmup)
+        finally:
+            for session, _ in variants.values():
+                session.close()
+    extra = [("with an Idempotency-Key, Redis store", samples["redis"])] if "redis" in samples else []
+    result = compare(
+        "idempotent_create", "(l) create_api_key through the gateway: with an Idempotency-Key vs. without",
+        ("with an Idempotency-Key, SQLite store", samples["sqlite"]),
+        ("the same create without one", samples["plain"]), extra=extra,
+        calls_per_variant=calls, block=block, warmup=warmup,
+        redis_skipped=None if redis_url else "no redis-server on PATH (Debian's redis-server package)",
+    )
+    rows = [result["subject"], *result["extra"]]
+    added = {row["label"]: row["median_s"] - result["baseline"]["median_s"] for row in rows}
+    result["details"]["added_median_s"] = added
+    result["meets_target"] = all(row["ratio_median"] <= result["target"] for row in rows) and \
+        all(x < IDEMPOTENCY_ADDED_LIMIT_S for x in added.values())
+    return result
+
+
+# -- (m) the approval round trip ---------------------------------------------------------------
+
+#: (m) how often the benchmark's client polls an approval (a real client waits ``Retry-After``).
+APPROVAL_POLL_EVERY_S = 0.005
+
+
+def _approval_round_trip(gateway: str, direct: str, api_key: str, person: Any) -> dict[str, float]:
+    """One revoke held for approval: seconds from the request to the 202, the notice, the decision and
+    the poll's 200; and the same revoke (of another key) on the gateway that acts at once."""
+    headers = {"X-API-Key": api_key}
+    doomed = [requests.post(f"{direct}/actions/create_api_key", headers=headers, json={"name": "bench-approval"},
+                            timeout=30).json()["id"] for _ in range(2)]
+    started = _now()
+    asked = requests.post(f"{gateway}/actions/revoke_api_key", headers=headers, json={"id": doomed[0]}, timeout=30)
+    answered = _now()
+    if asked.status_code != 202:
+        raise RuntimeError(f"the approval gateway answered {asked.status_code}, not 202")
+    approval = asked.json()["approval"]
+    while True:
+        polled = requests.get(approval["poll"], headers=headers, timeout=30)
+        if polled.status_code == 200:
+            break
+        if polled.status_code != 202:
+            raise RuntimeError(f"polling the approval answered {polled.status_code}")
+        time.sleep(APPROVAL_POLL_EVERY_S)
+    done = _now()
+    if polled.json() != {"id": doomed[0], "revoked": True}:
+        raise RuntimeError("the approved revoke did not answer its outcome")
+    person_times = person.wait(approval["id"])
+    at_once = _timed(lambda: requests.post(f"{direct}/actions/revoke_api_key", headers=headers,
+                                           json={"id": doomed[1]}, timeout=30).raise_for_status())
+    return {"round_trip": done - started, "answered": answered - started,
+            "notified": person_times["notified"] - started, "decided": person_times["decided"] - started,
+            "at_once": at_once, "retry_after": float(asked.headers["Retry-After"])}
+
+
+def bench_approval_round_trip(runs: int = 20) -> dict[str, Any]:
+    """(m) ``revoke_api_key`` on ``gen-nodes serve --confirmation approval`` with a webhook target whose
+    person approves through the page link at once: the request, the notice (the gateway notifies before
+    it answers), its 202, the decision, the poll's 200; vs. the same revoke on a gateway that acts at once. No target: reported."""
+    WebhookPerson = _module_beside(".", "approval_person").WebhookPerson  # noqa: N806 (a class)
+    steps: dict[str, list[float]] = {}
+    with sandbox_process(1) as sb, tempfile.TemporaryDirectory() as tmp, WebhookPerson() as person:
+        approval = [*gateway_command(sb.base_url, Path(tmp) / "approval.db"), "--confirmation", "approval",
+                    "--approval-notify", person.url]
+        with _served(approval, env={"GEN_NODES_NOTIFY_SECRET": "bench-notify-secret"}) as gateway, \
+                _served(gateway_command(sb.base_url, Path(tmp) / "direct.db")) as direct, check_output_policy(None):
+            _approval_round_trip(gateway, direct, sb.api_key, person)  # warm-up: connections, first answers
+            for _ in range(runs):
+                for step, seconds in _approval_round_trip(gateway, direct, sb.api_key, person).items():
+                    steps.setdefault(step, []).append(seconds)
+    return compare(
+        "approval_round_trip", "(m) revoke_api_key held for approval: request to the poll's answer",
+        ("request -> 202 -> notify -> the page's GET and POST -> the poll's 200", steps["round_trip"]),
+        ("the same revoke on a gateway that acts at once", steps["at_once"]),
+        extra=[("of which: the webhook notified (before the 202)", steps["notified"]),
+               ("the 202 answered", steps["answered"]),
+               ("the person's decision posted", steps["decided"])],
+        runs=runs, poll_every_s=APPROVAL_POLL_EVERY_S, retry_after_s=statistics.median(steps["retry_after"]),
+    )
+
+
 # -- report -------------------------------------------------------------------------------
 
 
@@ -857,6 +1139,76 @@ def _verdict(result: dict[str, Any]) -> str:
     if result["target"] is None:
         return "(no target)"
     return f"<= {result['target']:.2f} " + ("OK" if result["meets_target"] else "MISS")
+
+
+def _waiting_notes(r: dict[str, Any], d: dict[str, Any]) -> list[str]:
+    """The notes of (k), (l), (m): where users wait on chat-ops, idempotency and approvals."""
+    out: list[str] = []
+    if r["id"] == "chatops":
+        p99 = d["ack_p99_s"]
+        out.append(f"  ack p99: gen-nodes {_t(p99['gen-nodes'])}, minimal Bolt app {_t(p99['minimal'])}; ratio "
+                   f"{d['ack_p99_ratio']:.2f} (target <= {r['target']:.2f} and under {_t(ACK_P99_LIMIT_S)}); "
+                   f"{d['commands']} commands x {d['rounds']} rounds, alternating")
+    elif r["id"] == "idempotent_create":
+        added = ", ".join(f"{label}: {_t(x)}" for label, x in d["added_median_s"].items())
+        out.append(f"  added by the Idempotency-Key (median): {added} (target: under "
+                   f"{_t(IDEMPOTENCY_ADDED_LIMIT_S)} and ratio <= {r['target']:.2f}, each store)")
+        if d["redis_skipped"]:
+            out.append(f"  Redis store: skipped, {d['redis_skipped']}")
+    elif r["id"] == "approval_round_trip":
+        out.append(f"  the person approves as soon as the webhook is notified; the client polls every "
+                   f"{_t(d['poll_every_s'])} (a real client waits the Retry-After, {d['retry_after_s']:.0f} s)")
+    return out
+
+
+def _notes(r: dict[str, Any]) -> list[str]:
+    """The lines under a benchmark's title in the report that only that benchmark has."""
+    out: list[str] = []
+    d = r.get("details", {})
+    if r["id"] == "engine_overhead":
+        out.append(f"  overhead per call (median): {_t(d['overhead_median_s'])}; checking every answer adds "
+                   f"{_t(d['output_check_median_s'])}; schema warnings: {d['schema_warnings']}")
+    elif r["id"] == "cli_cold_start":
+        out.append(f"  command: {' '.join(d['command'])} ({d['found_as']})")
+        imp = d.get("importtime")
+        if imp:
+            out.append(f"  -X importtime, all imports: {_t(imp['total_us'] / 1e6)}; heaviest top-level:")
+            out += [f"    {x['module']:<32} {_t(x['cumulative_us'] / 1e6):>9} cumulative"
+                    for x in imp["top_level"][:6]]
+            out.append("  heaviest by cumulative time:")
+            out += [f"    {x['module']:<32} {_t(x['cumulative_us'] / 1e6):>9} cumulative, "
+                    f"{_t(x['self_us'] / 1e6)} self" for x in imp["top_cumulative"][:6]]
+    elif r["id"] in ("large_list", "large_list_big"):
+        out.append(f"  response: {d['response_bytes'] / 1e6:.1f} MB; schema warnings: {d['schema_warnings']}; "
+                   f"breakdown (median of {d['runs']} runs each; share of the engine's median):")
+        for b in d["breakdown"]:
+            out.append(f"    {b['stage']:<54} {_t(b['median_s']):>9}  {b['share_of_default']:>6.1%}")
+        out.append(f"    {'sum of the stages':<54} {_t(d['sum_default_s']):>9}")
+        out.append(f"  output-schema check per key: {d['per_key_check_us']:.2f} us")
+    elif r["id"] == "tool_list_size":
+        out.append(f"  compact JSON; tokens: {r['estimator']}")
+        out += [f"    {f['format']:<36} {f['chars']:>6,} chars  ~{f['tokens']:>5,} tokens" for f in r["formats"]]
+        ld = r["longest_description"]
+        out.append(f"  of which: tool descriptions {r['descriptions_chars']:,} chars, input schemas (plain) "
+                   f"{r['input_schemas_chars']:,}, output schemas (MCP only) {r['output_schemas_chars']:,}")
+        out.append(f"  longest tool description: {ld['tool']}, {ld['chars']} chars (~{ld['tokens']} tokens)")
+    elif r["id"] == "mcp_cold_start":
+        out.append(f"  command: {' '.join(d['command'])}; then closing the session (server exit): "
+                   f"{_t(d['closing']['median_s'])} median, not counted; ratio with it: "
+                   f"{d['ratio_median_with_closing']:.2f}")
+    elif r["id"] == "gateway_call":
+        out.append(f"  the gateway's own work over a minimal app doing the same POST (validation, shaping, error "
+                   f"mapping, its middleware): {_t(d['gateway_overhead_median_s'])} per call (median)")
+    elif r["id"] == "gateway_throughput":
+        tp = d["throughput_per_s"]
+        out.append(f"  throughput: gateway {tp['gateway']:.0f} calls/s, minimal app {tp['minimal']:.0f} calls/s; "
+                   f"ratio {d['throughput_ratio']:.2f} (target <= {r['target']:.2f}); {d['clients']} clients x "
+                   f"{d['per_client']} calls x {d['rounds']} rounds, alternating")
+    elif r["id"] in ("chatops", "idempotent_create", "approval_round_trip"):
+        out += _waiting_notes(r, d)
+    elif r["id"] == "cli_large_list":
+        out.append(f"  command: {' '.join(d['command'])} ({d['found_as']}); output to /dev/null")
+    return out
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -884,48 +1236,7 @@ def format_table(report: dict[str, Any]) -> str:
             out += [f"  subject:  {r['subject']['label']}  (n={r['subject']['n']})",
                     f"  baseline: {r['baseline']['label']}  (n={r['baseline']['n']})"]
             out += [f"  also:     {e['label']}  (n={e['n']})" for e in r["extra"]]
-        d = r.get("details", {})
-        if r["id"] == "engine_overhead":
-            out.append(f"  overhead per call (median): {_t(d['overhead_median_s'])}; checking every answer adds "
-                       f"{_t(d['output_check_median_s'])}; schema warnings: {d['schema_warnings']}")
-        elif r["id"] == "cli_cold_start":
-            out.append(f"  command: {' '.join(d['command'])} ({d['found_as']})")
-            imp = d.get("importtime")
-            if imp:
-                out.append(f"  -X importtime, all imports: {_t(imp['total_us'] / 1e6)}; heaviest top-level:")
-                out += [f"    {x['module']:<32} {_t(x['cumulative_us'] / 1e6):>9} cumulative"
-                        for x in imp["top_level"][:6]]
-                out.append("  heaviest by cumulative time:")
-                out += [f"    {x['module']:<32} {_t(x['cumulative_us'] / 1e6):>9} cumulative, "
-                        f"{_t(x['self_us'] / 1e6)} self" for x in imp["top_cumulative"][:6]]
-        elif r["id"] in ("large_list", "large_list_big"):
-            out.append(f"  response: {d['response_bytes'] / 1e6:.1f} MB; schema warnings: {d['schema_warnings']}; "
-                       f"breakdown (median of {d['runs']} runs each; share of the engine's median):")
-            for b in d["breakdown"]:
-                out.append(f"    {b['stage']:<54} {_t(b['median_s']):>9}  {b['share_of_default']:>6.1%}")
-            out.append(f"    {'sum of the stages':<54} {_t(d['sum_default_s']):>9}")
-            out.append(f"  output-schema check per key: {d['per_key_check_us']:.2f} us")
-        elif r["id"] == "tool_list_size":
-            out.append(f"  compact JSON; tokens: {r['estimator']}")
-            out += [f"    {f['format']:<36} {f['chars']:>6,} chars  ~{f['tokens']:>5,} tokens" for f in r["formats"]]
-            ld = r["longest_description"]
-            out.append(f"  of which: tool descriptions {r['descriptions_chars']:,} chars, input schemas (plain) "
-                       f"{r['input_schemas_chars']:,}, output schemas (MCP only) {r['output_schemas_chars']:,}")
-            out.append(f"  longest tool description: {ld['tool']}, {ld['chars']} chars (~{ld['tokens']} tokens)")
-        elif r["id"] == "mcp_cold_start":
-            out.append(f"  command: {' '.join(d['command'])}; then closing the session (server exit): "
-                       f"{_t(d['closing']['median_s'])} median, not counted; ratio with it: "
-                       f"{d['ratio_median_with_closing']:.2f}")
-        elif r["id"] == "gateway_call":
-            out.append(f"  the gateway's own work over a minimal app doing the same POST (validation, shaping, error "
-                       f"mapping, its middleware): {_t(d['gateway_overhead_median_s'])} per call (median)")
-        elif r["id"] == "gateway_throughput":
-            tp = d["throughput_per_s"]
-            out.append(f"  throughput: gateway {tp['gateway']:.0f} calls/s, minimal app {tp['minimal']:.0f} calls/s; "
-                       f"ratio {d['throughput_ratio']:.2f} (target <= {r['target']:.2f}); {d['clients']} clients x "
-                       f"{d['per_client']} calls x {d['rounds']} rounds, alternating")
-        elif r["id"] == "cli_large_list":
-            out.append(f"  command: {' '.join(d['command'])} ({d['found_as']}); output to /dev/null")
+        out += _notes(r)
     return "\n".join(out)
 
 
@@ -933,7 +1244,8 @@ def run_all(*, only: Sequence[str] = tuple(BENCHMARKS), calls: int = 2000, block
             cold_runs: int = 15, keys: int = 10_000, large_runs: int = 5, big_keys: int = 100_000, big_runs: int = 3,
             mcp_runs: int = 15, mcp_calls: int = 1000, mcp_large_calls: int = 30, cli_runs: int = 5,
             importtime: bool | None = None, gateway_calls: int = 1000, clients: int = 20, per_client: int = 50,
-            load_rounds: int = 6) -> dict[str, Any]:
+            load_rounds: int = 6, idem_calls: int = 300, approval_runs: int = 20,
+            chat_commands: int = 50, chat_rounds: int = 4) -> dict[str, Any]:
     """Run the chosen benchmarks; return ``{"meta": ..., "results": [...]}``."""
     started = _now()
     check_env = os.environ.get(CHECK_ENV)
@@ -949,6 +1261,9 @@ def run_all(*, only: Sequence[str] = tuple(BENCHMARKS), calls: int = 2000, block
         "h": lambda: bench_cli_large_list(keys=big_keys, runs=cli_runs),
         "i": lambda: bench_gateway_call(calls=gateway_calls, block=block, warmup=min(warmup, 100)),
         "j": lambda: bench_gateway_throughput(clients=clients, per_client=per_client, rounds=load_rounds),
+        "k": lambda: bench_chatops(commands=chat_commands, rounds=chat_rounds),
+        "l": lambda: bench_idempotent_create(calls=idem_calls, block=min(block, 10), warmup=min(warmup, 20)),
+        "m": lambda: bench_approval_round_trip(runs=approval_runs),
     }
     results = []
     for key in BENCHMARKS:
@@ -1001,6 +1316,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clients", type=_positive, default=20, help="(j) concurrent clients (default 20)")
     parser.add_argument("--per-client", type=_positive, default=50, help="(j) calls per client per round (default 50)")
     parser.add_argument("--load-rounds", type=_positive, default=6, help="(j) timed rounds per variant, alternating (default 6)")
+    parser.add_argument("--chat-commands", type=_positive, default=50,
+                        help="(k) concurrent slash commands per round (default 50)")
+    parser.add_argument("--chat-rounds", type=_positive, default=4,
+                        help="(k) timed rounds per app, alternating (default 4)")
+    parser.add_argument("--idem-calls", type=_positive, default=300,
+                        help="(l) timed creates per variant (default 300)")
+    parser.add_argument("--approval-runs", type=_positive, default=20,
+                        help="(m) timed approval round trips (default 20)")
     parser.add_argument("--importtime", action="store_true", default=None,
                         help="(b) run the -X importtime analysis even when on target")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a benchmark misses its target")
@@ -1013,7 +1336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                      keys=args.keys, large_runs=args.large_runs, big_keys=args.big_keys, big_runs=args.big_runs,
                      mcp_runs=args.mcp_runs, mcp_calls=args.mcp_calls, mcp_large_calls=args.mcp_large_calls,
                      cli_runs=args.cli_runs, importtime=args.importtime, gateway_calls=args.gateway_calls,
-                     clients=args.clients, per_client=args.per_client, load_rounds=args.load_rounds)
+                     clients=args.clients, per_client=args.per_client, load_rounds=args.load_rounds,
+                     idem_calls=args.idem_calls, approval_runs=args.approval_runs,
+                     chat_commands=args.chat_commands, chat_rounds=args.chat_rounds)
     print(format_table(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -249,3 +249,36 @@ def test_gateway_throughput_smoke(bench, env_untouched):
     assert result["target"] == 1.20 and positive_finite(details["throughput_ratio"])
     assert all(positive_finite(x) for x in details["throughput_per_s"].values())
     assert "calls/s" in rendered(bench, result)
+
+
+def test_idempotent_create_smoke(bench, env_untouched):
+    pytest.importorskip("starlette")
+    result = bench.bench_idempotent_create(calls=4, block=2, warmup=1)
+    redis_on_path = result["details"]["redis_skipped"] is None
+    check_result(result, "idempotent_create", 4, extra=1 if redis_on_path else 0)
+    assert result["target"] == 1.20
+    added = result["details"]["added_median_s"]
+    assert len(added) == (2 if redis_on_path else 1) and all(math.isfinite(x) for x in added.values())
+    table = rendered(bench, result)
+    assert "(l) create_api_key through the gateway" in table and "added by the Idempotency-Key" in table
+
+
+def test_approval_round_trip_smoke(bench, env_untouched):
+    pytest.importorskip("starlette")
+    result = bench.bench_approval_round_trip(runs=2)
+    check_result(result, "approval_round_trip", 2, extra=3)
+    notified, answered, decided = (row["median_s"] for row in result["extra"])
+    assert notified <= answered <= result["subject"]["median_s"]  # the gateway notifies, then answers 202
+    assert notified <= decided <= result["subject"]["median_s"]  # the poll's 200 comes after the decision
+    assert result["target"] is None and result["details"]["retry_after_s"] >= 1
+    assert "(m) revoke_api_key held for approval" in rendered(bench, result)
+
+
+def test_chatops_smoke(bench, env_untouched):
+    pytest.importorskip("slack_bolt")
+    result = bench.bench_chatops(commands=3, rounds=2)
+    check_result(result, "chatops", 3 * 2, extra=2)  # each app: 2 rounds of 3 commands
+    details = result["details"]
+    assert result["target"] == 1.20 and positive_finite(details["ack_p99_ratio"])
+    assert all(positive_finite(x) for x in details["ack_p99_s"].values())
+    assert "ack p99" in rendered(bench, result)
