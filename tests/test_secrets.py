@@ -257,3 +257,24 @@ def test_mask_keeps_only_a_documented_prefix():
     assert mask("gen_pat_" + "a" * 30 + "WXYZ") == "gen_pat_…WXYZ"
     assert mask("ref_" + "a" * 30 + "WXYZ") == "ref_…WXYZ"
     assert mask("Ab3_xY9_kQ" + "a" * 30 + "WXYZ") == "…WXYZ"
+
+
+def test_the_servers_log_filter_keeps_a_logged_output_masked(caplog):
+    """SafeLines (on every server's handlers) once rebuilt a mapping argument as a plain dict of
+    strings, so ``log.debug("created %s", output)`` printed the token its masked repr hides."""
+    import logging
+
+    from gen_nodes.core.redact import masked_copy  # noqa: F401  (the masking the repr relies on)
+    from gen_nodes.net.logs import SafeLines
+
+    class Output(dict):
+        def __repr__(self) -> str:
+            return repr({k: ("***" if k == "token" else v) for k, v in self.items()})
+
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, "created %s",
+                               (Output(id=2, token="gen_pat_" + "x" * 40),), None)
+    SafeLines().filter(record)
+    assert "gen_pat_" not in record.getMessage() and "***" in record.getMessage()
+    named = logging.LogRecord("t", logging.INFO, __file__, 1, "path %(path)s", ({"path": "/a\nb"},), None)
+    SafeLines().filter(named)
+    assert named.getMessage() == "path /a\\nb"

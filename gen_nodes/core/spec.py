@@ -21,11 +21,15 @@ Location = Literal["path", "query", "body", "filter"]
 _SPAN_UNITS = {"d": 86400, "h": 3600}
 
 
+#: The longest span a filter uses, in seconds (100 years): beyond it every key is selected alike.
+SPAN_LIMIT = 100 * 366 * 86400
+
+
 def span_seconds(span: str | int) -> int:
-    """Seconds in a span that the input schema accepted (``"7d"``, ``"12h"`` or an integer)."""
-    if isinstance(span, int):
-        return span
-    return int(span[:-1]) * _SPAN_UNITS[span[-1]]
+    """Seconds in a span that the input schema accepted (``"7d"``, ``"12h"`` or an integer), at most
+    :data:`SPAN_LIMIT`: a longer span selects the same keys, and date arithmetic would overflow."""
+    seconds = span if isinstance(span, int) else int(span[:-1]) * _SPAN_UNITS[span[-1]]
+    return min(seconds, SPAN_LIMIT)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import re
 import sys
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 #: Where the approval pages live: their paths hold a secret link, never written to a log.
 APPROVAL_PAGE_PREFIX = "/approve/"
@@ -67,8 +67,11 @@ class SafeLines(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
             record.args = tuple(_safe_value(arg) for arg in record.args)
-        elif isinstance(record.args, dict):
-            record.args = {name: _safe_value(arg) for name, arg in record.args.items()}
+        elif isinstance(record.args, Mapping):
+            if isinstance(record.msg, str) and "%(" in record.msg:  # named placeholders: each value
+                record.args = {name: _safe_value(arg) for name, arg in record.args.items()}
+            else:  # ``log.debug("%s", mapping)``: the mapping is ONE value, shown by its own (masked) repr
+                record.args = (_safe_value(record.args),)
         if isinstance(record.msg, str):
             record.msg = one_line(record.msg)
         return True
