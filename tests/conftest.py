@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from gen_nodes.client.http import GenClient
@@ -56,6 +58,16 @@ def anyio_backend():
 def client(sandbox):
     with GenClient(api_key=sandbox.api_key, base_url=sandbox.base_url, retry=FAST_RETRY, timeout=(2.0, 5.0)) as c:
         yield c
+
+
+@pytest.fixture
+def gen_log(caplog):
+    """Every log record of the process, DEBUG and up (secrets must appear in none)."""
+    caplog.set_level(logging.DEBUG)
+    # A server started earlier in this process may have set gen-nodes' loggers' levels (configure_logging).
+    for name in ("gen_nodes", "gen_nodes.chatops.slack"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    return caplog
 
 
 @pytest.fixture

@@ -76,15 +76,6 @@ def chat(sandbox, store):
 
 
 @pytest.fixture
-def gen_log(caplog):
-    caplog.set_level(logging.DEBUG)
-    # A server started earlier in this process may have set gen-nodes' loggers' levels (configure_logging).
-    for name in ("gen_nodes", "gen_nodes.chatops.slack"):
-        caplog.set_level(logging.DEBUG, logger=name)
-    return caplog
-
-
-@pytest.fixture
 def env(platform, monkeypatch):
     monkeypatch.setenv("SLACK_BOT_TOKEN", SLACK_TOKEN)
     monkeypatch.setenv("SLACK_API_URL", platform.url + "/api/")

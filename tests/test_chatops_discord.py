@@ -45,15 +45,6 @@ def interactions(chat, signer, webhook):
         yield url + "/interactions"
 
 
-@pytest.fixture
-def gen_log(caplog):
-    caplog.set_level(logging.DEBUG)
-    # A server started earlier in this process may have set gen-nodes' loggers' levels (configure_logging).
-    for name in ("gen_nodes", "gen_nodes.chatops.slack"):
-        caplog.set_level(logging.DEBUG, logger=name)
-    return caplog
-
-
 _TOKENS = iter(range(1, 10_000))
 
 

@@ -50,16 +50,6 @@ def events(chat, web):
         yield url + "/slack/events"
 
 
-@pytest.fixture
-def gen_log(caplog):
-    """Every log record of the process, DEBUG and up (secrets must appear in none)."""
-    caplog.set_level(logging.DEBUG)
-    # A server started earlier in this process may have set gen-nodes' loggers' levels (configure_logging).
-    for name in ("gen_nodes", "gen_nodes.chatops.slack"):
-        caplog.set_level(logging.DEBUG, logger=name)
-    return caplog
-
-
 class Slack:
     """A person typing /gen in Slack: signed posts, answers read from the response_url double."""
 
