@@ -455,6 +455,28 @@ async def test_elicitation_decline_keeps_the_key_and_accept_revokes_it(connect, 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("modern", [False, True], ids=["handshake-era", "2026-era"])
+async def test_gen_rotate_api_key_asks_the_person_then_rotates(connect, sb, modern, secrets_dir):
+    """The composite rotation through the official SDK: elicitation shows the old key and the new one
+    it would make; accepted, it answers status succeeded, the secret in a file, never in the result."""
+    user_id, key = new_user(sb)
+    old = sb.store.create_key(user_id, "n8n production", "90d")[0]["id"]
+    asker = Asker("decline", None)
+    async with connect(key, asker=asker, modern=modern) as session:
+        failed(await call(session, "gen_rotate_api_key", {"id": old}), "confirmation_required")
+        assert status(sb, user_id, old) == "active" and len(sb.store.list_keys(user_id)) == 2
+        asker.action, asker.confirm = "accept", True
+        done = ok(await call(session, "gen_rotate_api_key", {"id": old}),
+                  (await schemas(session))["gen_rotate_api_key"])
+    assert done["status"] == "succeeded" and status(sb, user_id, old) == "revoked"
+    assert 'Create API key: a new key, name "n8n production", expires_in "90d"' in asker.messages[0]
+    assert f'Revoke API key: id {old}: "n8n production" (active)' in asker.messages[0]
+    new = done["new_key"]
+    assert Path(new["token_file"]).read_text().startswith(TOKEN_PREFIX)
+    no_full_secret(json.dumps(done), *asker.messages)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("modern", [False, True], ids=["handshake-era", "2026-era"])
 async def test_a_model_cannot_get_past_a_declining_user_with_extra_fields(connect, sb, modern):
     """No argument approves anything: a made-up approval field is invalid input, and the user is
     asked again on every plain call."""

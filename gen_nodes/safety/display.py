@@ -63,11 +63,20 @@ def preview_lines(preview: Iterable[dict[str, Any]] | None, limit: int = ITEM_LI
     if not items:
         return ["No matching key was found; GEN will answer whether it exists."]
     lines = ["Keys affected:"]
-    for item in items[:limit]:
-        lines.append(f"  - id {plain(item.get('id'), 24)}: {quoted(item.get('name'))} ({plain(item.get('status'), 24)})")
+    lines.extend(_item_line(item) for item in items[:limit])
     if len(items) > limit:
         lines.append(f"  … and {len(items) - limit} more")
     return lines
+
+
+def _item_line(item: dict[str, Any]) -> str:
+    """``  - id 6: "name" (active)``; a composite action's step says what it does to the key
+    (``  - Revoke API key: id 6 ...``), and a key still to be made shows what it will be."""
+    change = f"{plain(item['change'], 40)}: " if "change" in item else ""
+    if "change" in item and item.get("id") is None:
+        planned = ", ".join(f"{plain(field, 40)} {quoted(value)}" for field, value in item.items() if field != "change")
+        return f"  - {change}a new key, {planned or 'with GEN defaults'}"
+    return f"  - {change}id {plain(item.get('id'), 24)}: {quoted(item.get('name'))} ({plain(item.get('status'), 24)})"
 
 
 def arguments_line(arguments: dict[str, Any]) -> str:

@@ -3,7 +3,9 @@
 Every command works on the registry, so a plugin's actions show up here too.
 ``run`` prints the action's output as JSON on stdout; on failure it prints
 ``{"error": {...}}`` on stderr and exits with the error's code (see ``core/errors.py``
-and the README). Heavy modules are imported only by the commands that need them,
+and the README). A composite action that ended ``partial`` (``rotate_api_key``: the new key was
+made, the old one not revoked) prints its output like a success and exits with
+:data:`PARTIAL_EXIT_CODE`, distinct from success (0) and from every error. Heavy modules are imported only by the commands that need them,
 so listing actions starts fast.
 """
 
@@ -17,9 +19,12 @@ from typing import Any, Sequence
 
 from gen_nodes.core.version import __version__
 from gen_nodes.core.errors import ConfirmationRequired, GenError, InvalidInput
-from gen_nodes.core.spec import CONFIRMATIONS, ELICIT
+from gen_nodes.core.spec import CONFIRMATIONS, ELICIT, PARTIAL
 from gen_nodes.core.terms import CLI_TERMS
 from gen_nodes.net.options import add_server_options, seconds
+
+#: The exit code of a composite action that was only partly done (its output says what is left).
+PARTIAL_EXIT_CODE = 8
 
 GLOBAL_HELP = {
     "--base-url": "GEN API base URL (default: $GEN_BASE_URL or https://api.gen.pro/v1)",
@@ -212,6 +217,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             _confirm(spec, arguments, client, registry, stdin_used=args.input == "-", sandbox=args.sandbox)
         output = registry.run(spec.id, arguments, client=client)
     print_json(output)
+    if output.get("status") == PARTIAL and spec.composite:
+        print(f"{spec.title} was only partly done ({output.get('failed_step')} failed): {output.get('next')}",
+              file=sys.stderr)
+        return PARTIAL_EXIT_CODE
     return 0
 
 

@@ -272,8 +272,10 @@ def _keys_table(preview: list[dict[str, Any]] | None) -> str:
     items = masked_copy(list(preview))
     if not items:
         return "<p>No matching key was found; GEN will answer whether it exists.</p>"
-    head = "".join(f"<th>{name}</th>" for name, _ in _KEY_COLUMNS)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(item, field))}</td>" for _, field in _KEY_COLUMNS)
+    # A composite action's preview says what each step does to each key ("Revoke API key").
+    columns = ((("What happens", "change"),) if any("change" in item for item in items) else ()) + _KEY_COLUMNS
+    head = "".join(f"<th>{name}</th>" for name, _ in columns)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(item, field))}</td>" for _, field in columns)
                    + "</tr>" for item in items[:50])
     more = f"<p>… and {len(items) - 50} more keys.</p>" if len(items) > 50 else ""
     return f"<p>{'Key' if len(items) == 1 else 'Keys'} affected:</p><table><tr>{head}</tr>{rows}</table>{more}"
@@ -283,6 +285,10 @@ def _cell(item: dict[str, Any], field: str) -> str:
     value = item.get(field)
     if field == "name":
         return quoted(value)
+    if field == "id" and value is None and "change" in item:
+        return "new"
+    if field == "expires_at" and "expires_in" in item:
+        return f"in {plain(item['expires_in'], 40)}"
     if value is None:
         return "never" if field in ("last_used_at", "expires_at") else "-"
     return plain(value, 40)

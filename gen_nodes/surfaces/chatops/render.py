@@ -7,7 +7,7 @@ import re
 from typing import Any, Mapping
 
 from gen_nodes.core.redact import SECRET_FIELDS, masked_copy
-from gen_nodes.core.spec import ActionSpec
+from gen_nodes.core.spec import PARTIAL, ActionSpec
 from gen_nodes.safety.display import plain, quoted
 from gen_nodes.surfaces.chatops.messages import Reply
 
@@ -22,13 +22,38 @@ def render(spec: ActionSpec, output: Mapping[str, Any], share: bool = False) -> 
         items = output[wrap]
         head = f"{spec.title}: {len(items)} item(s)" + (":" if items else ".")
         return Reply("\n".join([head, *_item_lines(items)]), private=not share)
-    secrets = {k: v for k, v in output.items() if k in SECRET_FIELDS and isinstance(v, str)}
+    if spec.composite:
+        return _steps_reply(spec, output, share)
+    secrets = _secrets(output)
     lines = [f"{spec.title}: done."]
     lines.extend(_field_lines({k: v for k, v in output.items() if k not in secrets}))
-    for name, value in secrets.items():
-        lines.append(f"Secret `{name}` (shown once, only to you; GEN never shows it again, and it is not kept "
-                     f"here): `{str.__str__(value)}`")
+    lines.extend(_secret_lines(secrets))
     return Reply("\n".join(lines), private=bool(secrets) or not share, secret=bool(secrets))
+
+
+def _steps_reply(spec: ActionSpec, output: Mapping[str, Any], share: bool) -> Reply:
+    """A composite action's output: done or partly done (why, and what next), one line per object
+    its steps made or touched, and any secret they made (the reply is then private)."""
+    partial = output.get("status") == PARTIAL
+    lines = [f"{spec.title}: partly done. {plain(output.get('next'), 600)}" if partial else f"{spec.title}: done."]
+    if partial and isinstance(output.get("error"), Mapping):
+        lines.append(f"Why: {plain(output['error'].get('message'), 400)}")
+    secrets: dict[str, Any] = {}
+    for name, value in output.items():
+        if isinstance(value, Mapping) and name != "error":
+            lines.append(f"{plain(name, 40)}: {_item_line(value)[2:]}")
+            secrets.update(_secrets(value))
+    lines.extend(_secret_lines(secrets))
+    return Reply("\n".join(lines), private=bool(secrets) or not share, secret=bool(secrets))
+
+
+def _secrets(output: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in output.items() if k in SECRET_FIELDS and isinstance(v, str)}
+
+
+def _secret_lines(secrets: Mapping[str, Any]) -> list[str]:
+    return [f"Secret `{name}` (shown once, only to you; GEN never shows it again, and it is not kept here): "
+            f"`{str.__str__(value)}`" for name, value in secrets.items()]
 
 
 def _item_lines(items: list[Any]) -> list[str]:
@@ -44,6 +69,11 @@ _LIST_COLUMNS = ("name", "status", "last_used_at", "expires_at")
 def _item_line(item: Any) -> str:
     if not isinstance(item, Mapping):
         return f"• {quoted(item)}"
+    if "change" in item:  # a composite action's preview: what its step does to this key
+        rest = {k: v for k, v in item.items() if k != "change"}
+        what = _item_line(rest)[2:] if rest.get("id") is not None else "a new key, " + ", ".join(
+            f"{plain(k, 40)} {_value(v)}" for k, v in rest.items())
+        return f"• {plain(item['change'], 40)}: {what}"
     parts = [f"`{plain(item.get('id'), 24)}`"] if "id" in item else []
     if any(c in item for c in _LIST_COLUMNS):
         if "name" in item:
