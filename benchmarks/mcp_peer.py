@@ -1,4 +1,4 @@
-"""The baseline MCP server of the benchmarks: the same six tools, written the plain way.
+"""The baseline MCP server of the benchmarks: the same seven tools, written the plain way.
 
 A minimal server on the official SDK's ``MCPServer``: one function per tool, a bare
 ``requests.Session`` to GEN (``GEN_BASE_URL``, ``GEN_API_KEY``), ``.json()``, and typed
@@ -49,6 +49,13 @@ class Revoked(TypedDict):
     id: KeyId
     revoked: bool
     message: NotRequired[str]
+
+
+class Rotated(TypedDict):
+    status: Literal["succeeded", "partial"]
+    new_key: CreatedKey
+    old_key: ApiKey
+    revoked: NotRequired[Revoked]
 
 
 class RevokedAll(TypedDict):
@@ -106,6 +113,14 @@ def gen_revoke_all_api_keys() -> RevokedAll:
     """Revoke every GEN API key of the account."""
     answer = _call("DELETE", "/persisted_tokens/revoke_all")
     return {"revoked_all": True, **({"message": answer["message"]} if "message" in answer else {})}
+
+
+@server.tool()
+def gen_rotate_api_key(id: KeyId, name: Optional[str] = None, expires_in: Optional[Union[str, int]] = None) -> Rotated:
+    """Create a key's successor, then revoke the old key."""
+    old = next(k for k in _call("GET", "/persisted_tokens") if str(k["id"]) == str(id))
+    new = gen_create_api_key(name or old.get("name"), expires_in)
+    return {"status": "succeeded", "new_key": new, "old_key": old, "revoked": gen_revoke_api_key(id)}
 
 
 if __name__ == "__main__":

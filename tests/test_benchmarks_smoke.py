@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from gen_nodes.core.registry import default_registry
+
 RUN_PY = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
 CHECK_ENV = "GEN_NODES_CHECK_OUTPUT"
 
@@ -158,7 +160,7 @@ def test_tool_list_size(bench):
     formats = {row["format"].split(" ")[0]: row for row in result["formats"]}
     assert set(formats) == {"openai", "openai-responses", "anthropic", "mcp"}
     for row in formats.values():
-        assert row["tools"] == 6 and positive_finite(row["chars"]) and positive_finite(row["tokens"])
+        assert row["tools"] == len(default_registry()) and positive_finite(row["chars"]) and positive_finite(row["tokens"])
     expected = json.dumps(anthropic_tools(build_tools(default_registry())), separators=(",", ":"), ensure_ascii=False)
     assert formats["anthropic"]["chars"] == len(expected)  # compact JSON of the real export
     if "chars/4" in result["estimator"]:
@@ -175,7 +177,7 @@ def test_mcp_cold_start_smoke(bench):
     result = bench.bench_mcp_cold_start(runs=1, warmup=0)
     check_result(result, "mcp_cold_start", 1, extra=1)
     details = result["details"]
-    assert details["command"][-1] == "mcp" and details["tools_listed"] == 6
+    assert details["command"][-1] == "mcp" and details["tools_listed"] == len(default_registry())
     assert positive_finite(details["closing"]["median_s"]) and positive_finite(details["ratio_median_with_closing"])
     assert "(e) gen-nodes mcp" in rendered(bench, result)
 
@@ -196,7 +198,7 @@ def test_mcp_large_list_smoke(bench, env_untouched):
     assert result["target"] == 1.20 and result["details"]["keys"] == 300
 
 
-def test_the_peer_serves_the_same_six_tools(bench):
+def test_the_peer_serves_the_same_tools(bench):
     pytest.importorskip("mcp")
     import anyio
 

@@ -88,7 +88,7 @@ def test_discord_commands_json_is_printed_from_the_registry():
     assert done.returncode == 0, done.stderr
     [command] = json.loads(done.stdout)
     keys = next(o for o in command["options"] if o["name"] == "keys")
-    assert [o["name"] for o in keys["options"]] == ["list", "create", "rename", "revoke-all", "revoke"]
+    assert [o["name"] for o in keys["options"]] == ["list", "create", "rename", "revoke-all", "revoke", "rotate"]
 
 
 def test_missing_configuration_is_a_clear_error():

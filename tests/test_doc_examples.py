@@ -26,7 +26,7 @@ from doc_support import all_blocks, gen_env, module, public, run_snippet, sectio
 
 LLM = "gen_nodes.surfaces.llm"
 TOOL_NAMES = {"gen_get_me", "gen_list_api_keys", "gen_create_api_key", "gen_update_api_key",
-              "gen_revoke_api_key", "gen_revoke_all_api_keys"}
+              "gen_revoke_api_key", "gen_revoke_all_api_keys", "gen_rotate_api_key"}
 MODEL_KEY = "test-model-key"
 
 

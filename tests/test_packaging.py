@@ -28,7 +28,7 @@ def test_schemas_are_found_next_to_the_imported_package():
     assert schema_dir() in (package_dir / "schemas", package_dir.parent / "schemas")
 
 
-def test_the_six_built_in_actions_are_registered_as_entry_points():
+def test_the_built_in_actions_are_registered_as_entry_points():
     eps = {ep.name: ep.value for ep in distribution("gen-nodes").entry_points if ep.group == "gen_nodes.actions"}
     assert eps == {
         "get_me": "gen_nodes.core.actions:GET_ME",
@@ -37,4 +37,5 @@ def test_the_six_built_in_actions_are_registered_as_entry_points():
         "update_api_key": "gen_nodes.core.actions:UPDATE_API_KEY",
         "revoke_api_key": "gen_nodes.core.actions:REVOKE_API_KEY",
         "revoke_all_api_keys": "gen_nodes.core.actions:REVOKE_ALL_API_KEYS",
+        "rotate_api_key": "gen_nodes.core.actions:ROTATE_API_KEY",
     }
