@@ -69,6 +69,15 @@ def _server_user() -> pwd.struct_passwd | None:
                           "install Debian's postgresql (it creates one) or run the tests as another user") from None
 
 
+def _new_folder(user: pwd.struct_passwd | None) -> Path:
+    """A new temporary folder; for another user, under a parent it may pass through (TMPDIR may be private)."""
+    folder = Path(tempfile.mkdtemp(prefix="gen-nodes-postgres-"))
+    if user is None or all(parent.stat().st_mode & 0o001 for parent in folder.parents):
+        return folder
+    folder.rmdir()
+    return Path(tempfile.mkdtemp(prefix="gen-nodes-postgres-", dir="/tmp"))
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -99,7 +108,7 @@ class PostgresServer:
     def start(cls, timeout: float = 60) -> "PostgresServer":
         """initdb a fresh cluster in a temporary folder, start it on loopback, create the database."""
         bin_dir, user = postgres_bin_dir(), _server_user()
-        folder = Path(tempfile.mkdtemp(prefix="gen-nodes-postgres-"))
+        folder = _new_folder(user)
         server = cls(bin_dir, folder, _free_port(), secrets.token_urlsafe(24))
         try:
             server._init(user)
