@@ -94,7 +94,7 @@ def postgres():
 
 
 @pytest.fixture
-def setup(n8n, package, sandbox, redis_db, postgres, tmp_path):  # noqa: F811  (package: a fixture)
+def queue_setup(n8n, package, sandbox, redis_db, postgres, tmp_path):  # noqa: F811  (package: a fixture)
     env = queue_env(redis_db, postgres, secrets.token_hex(24))
     homes = [n8n.home(tmp_path / name, env) for name in ("main", "worker-1", "worker-2")]
     for home in homes:
@@ -167,19 +167,19 @@ def files_holding(folder: Path, needle: str) -> list[Path]:
     return [path for path in folder.rglob("*") if path.is_file() and needle.encode() in path.read_bytes()]
 
 
-def test_twenty_webhook_calls_run_once_each_on_both_workers_and_the_key_stays_secret(setup, sandbox, made_tokens,
-                                                                                     gen_log):
+def test_twenty_webhook_calls_run_once_each_on_both_workers_and_the_key_stays_secret(
+        queue_setup, sandbox, made_tokens, gen_log):
     # A run saved as n8n saves by default: it keeps the created token among its run data.
-    _, kept_url = activate(setup.main, webhook_workflow("gen-queue-kept", save_successes="all"))
+    _, kept_url = activate(queue_setup.main, webhook_workflow("gen-queue-kept", save_successes="all"))
     [kept] = call_all(kept_url, ["kept execution"])
     assert kept.status_code == 200, kept.text
     [kept_token] = made_tokens
     # The Respond to Webhook node answers mid-run; the worker writes the whole run when it ends.
-    wait_until(lambda: kept_token.encode() in setup.postgres.dump(), "the kept run's token in the database")
-    assert kept_token.encode() not in outside_run_data(setup.postgres.dump())
-    before = logged_ids(setup.main.log, ENQUEUED)
+    wait_until(lambda: kept_token.encode() in queue_setup.postgres.dump(), "the kept run's token in the database")
+    assert kept_token.encode() not in outside_run_data(queue_setup.postgres.dump())
+    before = logged_ids(queue_setup.main.log, ENQUEUED)
 
-    _, url = activate(setup.main, webhook_workflow("gen-queue", save_successes="none"))
+    _, url = activate(queue_setup.main, webhook_workflow("gen-queue", save_successes="none"))
     answers = call_all(url, [f"queue call {n}" for n in range(CALLS)])
     assert [a.status_code for a in answers] == [200] * CALLS, [a.text for a in answers if a.status_code != 200]
     renamed = [a.json() for a in answers]
@@ -193,13 +193,13 @@ def test_twenty_webhook_calls_run_once_each_on_both_workers_and_the_key_stays_se
     assert names.count(RENAMED) == CALLS + 1 and len(names) == CALLS + 2  # and the bootstrap key
 
     # The main process only enqueued; both workers ran some of the twenty, none ran one twice.
-    calls = logged_ids(setup.main.log, ENQUEUED) - before
-    ran = [logged_ids(worker.log, STARTED) & calls for worker in setup.workers]
+    calls = logged_ids(queue_setup.main.log, ENQUEUED) - before
+    ran = [logged_ids(worker.log, STARTED) & calls for worker in queue_setup.workers]
     assert len(calls) == CALLS and ran[0] and ran[1], ran
     assert not ran[0] & ran[1] and ran[0] | ran[1] == calls
-    assert not logged_ids(setup.main.log, STARTED)
+    assert not logged_ids(queue_setup.main.log, STARTED)
 
-    assert_secrets_kept_out(setup, sandbox.api_key, made_tokens)
+    assert_secrets_kept_out(queue_setup, sandbox.api_key, made_tokens)
 
 
 def assert_secrets_kept_out(setup: QueueSetup, api_key: str, tokens: list[str]) -> None:
