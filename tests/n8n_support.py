@@ -194,6 +194,13 @@ class N8nHome:
         """``with home.serve() as server:`` a running ``n8n start`` on 127.0.0.1 (its REST API, signed in)."""
         return N8nServer(self, port or free_port())
 
+    def spawn(self, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+        """``n8n <args>`` in the background, its output to ``log``, in its own process group."""
+        with open(log, "w") as out:
+            return subprocess.Popen([str(self.install.node_dir / "bin" / "node"), str(self.install.n8n_bin), *args],
+                                    cwd=self.folder, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+
     def _checked(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         proc = self.n8n(*args, timeout=timeout)
         if proc.returncode != 0:
@@ -267,16 +274,21 @@ class N8nServer:
         self.log = home.folder / "n8n-start.log"
 
     def start(self, timeout: float = 240) -> "N8nServer":
-        import requests
+        """Launch ``n8n start`` and wait until it serves, signed in; stopped again if that fails."""
+        self.launch()
+        return self.wait_ready(timeout)
 
+    def launch(self) -> "N8nServer":
+        """Start the process without waiting for it (boot several n8n processes side by side)."""
         env = self.home.env()
         env.update(N8N_PORT=str(self.port), N8N_LISTEN_ADDRESS="127.0.0.1", N8N_HOST="127.0.0.1",
                    N8N_PROTOCOL="http", N8N_EDITOR_BASE_URL=self.url)
-        with open(self.log, "w") as log:
-            self.process = subprocess.Popen(
-                [str(self.home.install.node_dir / "bin" / "node"), str(self.home.install.n8n_bin), "start"],
-                cwd=self.home.folder, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
+        self.process = self.home.spawn(["start"], env, self.log)
+        return self
+
+    def wait_ready(self, timeout: float = 240) -> "N8nServer":
+        import requests
+
         try:  # whatever fails from here on, the process is not left running
             self._wait_ready(timeout, requests.RequestException)
             self.rest("POST", "/owner/setup", self.OWNER)  # signs the session in (auth cookie)
@@ -314,13 +326,7 @@ class N8nServer:
         return self.rest("POST", "/credentials/test", body)["data"]
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_processes(self.process)
         self.session.close()
 
     def __enter__(self) -> "N8nServer":
@@ -330,17 +336,67 @@ class N8nServer:
         self.stop()
 
 
+class N8nWorker:
+    """A started ``n8n worker`` (queue mode); ready once its health server answers /healthz/readiness."""
+
+    def __init__(self, home: N8nHome, concurrency: int = 10):
+        self.home, self.concurrency = home, concurrency
+        self.health_port = free_port()
+        self.process: subprocess.Popen | None = None
+        self.log = home.folder / "n8n-worker.log"
+
+    def launch(self) -> "N8nWorker":
+        env = self.home.env()
+        env.update(QUEUE_HEALTH_CHECK_ACTIVE="true", QUEUE_HEALTH_CHECK_PORT=str(self.health_port),
+                   N8N_WORKER_SERVER_ADDRESS="127.0.0.1")
+        self.process = self.home.spawn(["worker", f"--concurrency={self.concurrency}"], env, self.log)
+        return self
+
+    def wait_ready(self, timeout: float = 240) -> "N8nWorker":
+        """Wait until the worker's database and Redis connections are up (it takes jobs from then on)."""
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None and time.monotonic() < deadline:
+            try:
+                if requests.get(f"http://127.0.0.1:{self.health_port}/healthz/readiness", timeout=2).ok:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"n8n worker did not get ready (exit {self.process.returncode}):\n"
+                           f"{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        stop_processes(self.process)
+
+
+def stop_processes(*processes: subprocess.Popen | None, timeout: float = 30) -> None:
+    """SIGTERM each (n8n shuts down gracefully, side by side), then SIGKILL what still runs after ``timeout`` s."""
+    running = [p for p in processes if p is not None and p.poll() is None]
+    for process in running:
+        process.terminate()
+    deadline = time.monotonic() + timeout
+    for process in running:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def workflow(*nodes: dict, parallel: bool = False, name: str | None = None) -> dict:
-    """A workflow: a Manual Trigger, then ``nodes`` one after another (or each straight after
-    the trigger with ``parallel=True``). A node needs ``name``, ``type`` and ``parameters``;
-    ``typeVersion``, ``id`` and ``position`` are filled in."""
-    trigger = {"name": "Start", "type": "n8n-nodes-base.manualTrigger", "typeVersion": 1, "parameters": {}}
+def workflow(*nodes: dict, parallel: bool = False, name: str | None = None, trigger: dict | None = None) -> dict:
+    """A workflow: ``trigger`` (a Manual Trigger by default), then ``nodes`` one after another (or
+    each straight after the trigger with ``parallel=True``). A node needs ``name``, ``type`` and
+    ``parameters``; ``typeVersion``, ``id`` and ``position`` are filled in."""
+    trigger = trigger or {"name": "Start", "type": "n8n-nodes-base.manualTrigger", "typeVersion": 1, "parameters": {}}
     full = []
     for index, node in enumerate([trigger, *nodes]):
         full.append({"typeVersion": 1, "id": uuid.uuid4().hex, "position": [index * 220, 0], **node})
