@@ -345,7 +345,8 @@ def test_no_key_or_token_in_task_logs_process_output_or_metadata_database(schedu
             places[str(path)] = path.read_bytes()
         places[f"values in {database.name}"] = database_values(database)
     # The XComs (the create's output, its token masked) and the rendered fields are there to be searched.
-    assert b"scheduled-plain-renamed" in places["values in airflow.db"] and b"token_file" in places["values in airflow.db"]
+    metadata = places["values in airflow.db"]
+    assert b"scheduled-plain-renamed" in metadata and b"token_file" in metadata
     assert b"$sealed" in places["values in records.db"]  # the stored result holds the token sealed
     for where, content in places.items():
         leaked = [secret[-6:] for secret in (scheduled.gen.api_key, *tokens) if secret.encode() in content]

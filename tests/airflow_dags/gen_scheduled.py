@@ -1,10 +1,11 @@
 """The key lifecycle under a real scheduler (``tests/test_airflow_scheduler.py``): create, rename, revoke.
 
-Each run names its key after its conf's ``label``. ``create_and_print`` is a careless DAG author's
-task: it prints the API key and the token it made; Airflow's secrets masker must show ``***``. A run triggered with ``{"hold": true}`` parks
-its create's first try once GEN answered and the result is stored in the idempotency records:
-the try writes its process id to ``$GEN_TEST_HOLD_FILE`` and sleeps, so the test can SIGKILL it
-in exactly that window. Airflow then retries the task, and the retry must return the stored result.
+Each run names its key after its conf's ``label``. ``create_and_print`` is a careless DAG
+author's task: it logs and prints the API key and the token it made; Airflow's secrets masker
+must show ``***``. A run triggered with ``{"hold": true}`` parks its create's first try once GEN
+answered and the result is stored in the idempotency records: the try writes its process id to
+``$GEN_TEST_HOLD_FILE`` and sleeps, so the test can SIGKILL it in exactly that window. Airflow
+then retries the task, and the retry must return the stored result.
 """
 
 import os
