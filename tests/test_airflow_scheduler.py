@@ -114,7 +114,7 @@ class AirflowApi:
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
         self.processes, self.root = processes, root
 
-    def until(self, what: str, check, timeout: float = 180.0):
+    def until(self, what: str, check, timeout: float = 300.0):
         """``check()``'s first truthy value, polled while every Airflow process is alive."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
