@@ -2,11 +2,12 @@
 
 Airflow runs in subprocesses (it configures logging and a database for its whole
 process), in a temporary ``AIRFLOW_HOME``, against sandboxes served from this
-process. One run of ``tests/airflow_runner.py`` executes both DAGs of
+process. One run of ``tests/airflow_runner.py`` executes ``gen_lifecycle`` and ``gen_failures`` of
 ``tests/airflow_dags/`` (about 40 s); the tests below read what it left: task
 states and try numbers, XComs, the keys each sandbox holds, the secrets folder,
 the task logs (``dag.test()`` runs tasks in its own process, so their log lines
-are its output; any file under ``$AIRFLOW_HOME/logs`` is read too).
+are its output; any file under ``$AIRFLOW_HOME/logs`` is read too). The same provider under a
+real scheduler, api-server and dag-processor: ``tests/test_airflow_scheduler.py``.
 """
 
 from __future__ import annotations
