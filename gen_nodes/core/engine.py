@@ -114,6 +114,13 @@ def _path_problems(field: str, value: Any) -> list[dict[str, str]]:
 
 def execute(spec: ActionSpec, arguments: Any, client: GenClient, *, resolve: Resolve | None = None) -> dict[str, Any]:
     """Run ``spec`` and return its output. ``resolve`` finds the actions that lookups name."""
+    return execute_timed(spec, arguments, client, resolve=resolve)[0]
+
+
+def execute_timed(spec: ActionSpec, arguments: Any, client: GenClient, *,
+                  resolve: Resolve | None = None) -> tuple[dict[str, Any], datetime]:
+    """:func:`execute`, plus GEN's clock when it answered (its ``Date`` header): for a caller that
+    selects from one list answer in several ways with :func:`select` (chat-ops' expiry digest)."""
     args = validate_input(spec, arguments)
     started = datetime.now(timezone.utc)
     try:
@@ -144,7 +151,13 @@ def execute(spec: ActionSpec, arguments: Any, client: GenClient, *, resolve: Res
             _attach_orphans(unknown, spec.orphans, args, client, resolve, started, took_effect=True)
         raise unknown from None
     _check_output(spec, output)
-    return _hide_secrets(spec, response, output)
+    return _hide_secrets(spec, response, output), _server_now(response)
+
+
+def select(spec: ActionSpec, filters: Mapping[str, Any], items: list[Any], now: datetime) -> list[Any]:
+    """The ``items`` a call of ``spec`` with these ``filter`` inputs would have kept, GEN's clock
+    being ``now``: the same selection as :func:`execute`'s, the filters checked against the input schema."""
+    return _filtered(spec, validate_input(spec, dict(filters)), items, now)
 
 
 def _hide_secrets(spec: ActionSpec, response: ApiResponse, output: dict[str, Any]) -> dict[str, Any]:
@@ -237,25 +250,25 @@ def _filtered(spec: ActionSpec, args: Mapping[str, Any], items: list[Any], now: 
 
 
 def _within(item: Mapping[str, Any], span: Span, seconds: int, now: datetime) -> bool:
-    moment = _moment(item.get(span.field))
-    if moment is None and span.otherwise is not None:
-        moment = _moment(item.get(span.otherwise))
-    if moment is None:
+    when = moment(item.get(span.field))
+    if when is None and span.otherwise is not None:
+        when = moment(item.get(span.otherwise))
+    if when is None:
         return False
     if span.direction == "ahead":
-        return now <= moment <= now + timedelta(seconds=seconds)
-    return moment <= now - timedelta(seconds=seconds)
+        return now <= when <= now + timedelta(seconds=seconds)
+    return when <= now - timedelta(seconds=seconds)
 
 
-def _moment(value: Any) -> datetime | None:
+def moment(value: Any) -> datetime | None:
     """A GEN timestamp as an aware datetime; None if absent or unreadable (such an item is left out)."""
     if not isinstance(value, str):
         return None
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 def _server_now(response: ApiResponse) -> datetime:

@@ -47,6 +47,7 @@ from gen_nodes.core.terms import ChatTerms, chat_terms  # noqa: F401 (ChatTerms:
 from gen_nodes.safety.approvals import EXPIRED, PENDING, ApprovalError, Approvals
 from gen_nodes.safety.display import quoted
 from gen_nodes.state.secretbox import SecretBox
+from gen_nodes.surfaces.chatops.alerts import parse_alerts, run_alerts
 from gen_nodes.surfaces.chatops.audit import _ids, write_audit
 # _BINDING_PREFIX and BINDING_TTL are imported from here by approver.py.
 from gen_nodes.surfaces.chatops.bindings import _BINDING_PREFIX, BINDING_TTL, Bindings  # noqa: F401
@@ -85,6 +86,8 @@ class ChatOps:
         self.clients = ClientCache(lambda key: GenClient(api_key=key, base_url=base_url, timeout=timeout))
         #: Workspaces/guilds allowed to use the bot; empty allows every one.
         self.allow = frozenset(allow)
+        #: When the daily expiry digest goes out ("HH:MM" UTC), if this server sends it (``--digest-at``).
+        self.digest_at: str | None = None
 
     @property
     def prefix(self) -> str:
@@ -116,6 +119,8 @@ class ChatOps:
             if extra:
                 return self._answer(f"`{self.prefix} {words[0].lower()}` takes no arguments.")
             return Command(kind=words[0].lower())
+        if words[0].lower() == "alerts":
+            return parse_alerts(self, words[1:], {})
         entry, taken = self.grammar.find(words)
         if entry is None:
             return self._unknown(words)
@@ -151,6 +156,8 @@ class ChatOps:
             return self._answer(self.grammar.help())
         if words[0] in ("login", "logout"):
             return Command(kind=words[0])
+        if words[0] == "alerts":
+            return parse_alerts(self, words[1:], fields)
         entry = self.grammar.entries.get(tuple(words))
         if entry is None:
             return self._unknown(list(words))
@@ -217,6 +224,8 @@ class ChatOps:
             return Reply("Your GEN key is forgotten here." if removed else "No GEN key was bound for you.")
         if command.kind == "login":
             return Reply(f"Open the login form with `{self.prefix} login`.")
+        if command.kind == "alerts":
+            return run_alerts(self, who, command)
         spec = command.spec
         assert spec is not None
         with self._lease(who) as client:
@@ -254,6 +263,11 @@ class ChatOps:
         return Reply("\n".join(lines), buttons=Buttons(
             approval=approval.id, approve_label=spec.title,
             confirm_text=f"{spec.title}: this cannot be undone. Go ahead?"))
+
+    def press_command(self, who: ChatUser, text: str) -> Reply:
+        """A press on a command button (the digest's Rotate): exactly what typing ``text`` would do,
+        through the same parsing and running, so a destructive command still asks for approval."""
+        return self.run(who, self.parse(text))
 
     def press(self, who: ChatUser, approval_id: str, approve: bool) -> Reply:
         """A press of an approval button: only its requester, once; the action runs exactly once."""

@@ -19,7 +19,7 @@ from gen_nodes.core.validation import bundled
 log = logging.getLogger("gen_nodes.chatops")
 
 #: Words the core answers itself; no action may take them.
-BUILT_INS = ("help", "login", "logout")
+BUILT_INS = ("help", "login", "logout", "alerts")
 #: The word that asks for a read-only answer to be shown to the channel.
 SHARE_FLAG = "--share"
 # Text that holds a GEN key: a documented prefix and a long run of key characters, in any case and
@@ -123,6 +123,8 @@ class Grammar:
             lines.append(f"`{self.usage(entry)}`  {entry.spec.title}{note}")
         lines.append(f"`{self.prefix} login`  Use your own GEN key (opens a private form)")
         lines.append(f"`{self.prefix} logout`  Forget your GEN key")
+        lines.append(f"`{self.prefix} alerts on [within=7d]`  A private daily message about your keys that "
+                     f"expire soon, each with a Rotate button; `{self.prefix} alerts off` stops it")
         lines.append(f"`{self.prefix} help`  This list")
         return "\n".join(lines)
 
