@@ -106,13 +106,14 @@ def cmd_slack(args: argparse.Namespace) -> int:
     from gen_nodes.surfaces.chatops.slack import PATH, build_app, build_asgi, platform_log
 
     signing_secret, token = _env("SLACK_SIGNING_SECRET"), _env("SLACK_BOT_TOKEN")
+    at = _digest_time(args)
     _check_host(args)
     configure_logging(args.log_level)
     api_url = settings.current().slack_api_url
     base_url = api_url.rstrip("/") + "/" if api_url else WebClient.BASE_URL
     _check_bot_token(token, base_url)
     chatops = _chatops(args)
-    digest = _digest(chatops, "slack", args)
+    digest = _digest(chatops, "slack", at)
     client = WebClient(token=token, base_url=base_url, logger=platform_log)
     app = build_app(chatops, signing_secret=signing_secret, client=client, command=args.command,
                     token_verification_enabled=False)  # checked just above, with errors people can read
@@ -158,10 +159,11 @@ def cmd_discord(args: argparse.Namespace) -> int:
         raise InvalidInput("DISCORD_PUBLIC_KEY is not hexadecimal.", errors=[{"path": "DISCORD_PUBLIC_KEY",
                            "message": "not hex"}], hint="Copy the Public Key from the Discord developer "
                            "portal's General Information page.") from None
+    at = _digest_time(args)
     _check_host(args)
     configure_logging(args.log_level)
     chatops = _chatops(args)
-    digest = _digest(chatops, "discord", args)
+    digest = _digest(chatops, "discord", at)
     return _serve(build_app(chatops, public_key=public_key), args, PATH, "gen-nodes chatops discord", digest)
 
 
@@ -287,15 +289,23 @@ def _serve(app: Any, args: argparse.Namespace, path: str, name: str, digest: Any
     return 0
 
 
-def _digest(chatops: Any, platform: str, args: argparse.Namespace) -> Any:
-    """The daily expiry digest of ``--digest-at`` (checked here, before anything is served), or None."""
-    from gen_nodes.surfaces.chatops.approver import discord_sender, slack_sender
-    from gen_nodes.surfaces.chatops.schedule import DailyRound, describe, round_for, time_of_day
+def _digest_time(args: argparse.Namespace) -> int | None:
+    """``--digest-at`` (else $GEN_NODES_CHATOPS_DIGEST_AT) in seconds after midnight UTC, checked
+    before anything is opened; None for no digest."""
+    from gen_nodes.surfaces.chatops.schedule import time_of_day
 
     chosen = args.digest_at or settings.current().chatops_digest_at
-    if not chosen:
+    return time_of_day(chosen) if chosen else None
+
+
+def _digest(chatops: Any, platform: str, at: int | None) -> Any:
+    """The daily expiry digest at ``at`` (not started yet), or None; its DM sender is built here, so
+    a missing bot token stops the start-up."""
+    from gen_nodes.surfaces.chatops.approver import discord_sender, slack_sender
+    from gen_nodes.surfaces.chatops.schedule import DailyRound, describe, round_for
+
+    if at is None:
         return None
-    at = time_of_day(chosen)
     send = slack_sender() if platform == "slack" else discord_sender()
     chatops.digest_at = describe(at)
     return DailyRound(round_for(chatops, platform, send), at)

@@ -277,7 +277,8 @@ def application_commands(grammar: Grammar, name: str = "gen") -> list[dict[str, 
     for verb, text in (("login", "Use your own GEN key (opens a private form)"),
                        ("logout", "Forget your GEN key"), ("help", "How to use /gen")):
         top.append({"type": SUB_COMMAND, "name": verb, "description": text, "options": []})
-    top.append(_alerts_group())
+    if grammar.alerts:
+        top.append(_alerts_group())
     return [{"name": name, "type": 1, "description": "GEN API keys", "options": top}]
 
 
