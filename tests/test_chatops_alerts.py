@@ -237,7 +237,7 @@ def test_a_refused_dm_releases_the_claim_and_the_round_is_tried_again(chat, sand
     assert ("digest", "send_failed") in _audit(gen_log)
     platform.refuse = False
     assert daily.tick(at(6, NINE + 60)) == at(7, NINE)
-    posts = platform.matching("/api/chat.postMessage")
+    posts = platform.wait_for("/api/chat.postMessage", 2)  # the refused one, then this one
     assert len(posts) == 2 and posts[-1].body["text"].startswith("*Your GEN keys that need attention*")
     assert daily.tick(at(6, NINE + 120)) == at(7, NINE) and len(platform.matching("/api/chat.postMessage")) == 2
 
