@@ -43,6 +43,7 @@ def test_the_issue_grammar_comes_from_the_specs(chat):
         "keys rename": "/gen keys rename ID NEW NAME...",
         "keys revoke-all": "/gen keys revoke-all",
         "keys revoke": "/gen keys revoke ID",
+        "keys rotate": "/gen keys rotate ID [NEW NAME...] [expires=90d]",
     }
     for spec in default_registry():
         assert spec.chat is not None, spec.id

@@ -25,7 +25,7 @@ from gen_nodes.sandbox import Sandbox
 
 from cli_support import gen_nodes_cli
 
-BUILTINS = ["create_api_key", "get_me", "list_api_keys", "revoke_all_api_keys", "revoke_api_key", "update_api_key"]
+BUILTINS = ["create_api_key", "get_me", "list_api_keys", "revoke_all_api_keys", "revoke_api_key", "rotate_api_key", "update_api_key"]
 FULL_TOKEN = re.compile(r"gen_pat_[A-Za-z0-9]{12,}")
 
 
@@ -118,7 +118,12 @@ def test_describe_prints_self_contained_schemas(cli, action):
     assert "$ref" not in done.stdout and "$defs" not in done.stdout
     assert described["id"] == action and described["description"] and described["title"]
     assert set(described["hints"]) == {"read_only", "destructive", "idempotent", "open_world"}
-    assert described["method"] in ("GET", "POST", "PATCH", "DELETE") and described["path"].startswith("/")
+    if action == "rotate_api_key":  # a composite action: its steps instead of one request
+        assert described["steps"] == [{"name": "old", "action": "list_api_keys"},
+                                      {"name": "new", "action": "create_api_key"},
+                                      {"name": "revoke", "action": "revoke_api_key"}]
+    else:
+        assert described["method"] in ("GET", "POST", "PATCH", "DELETE") and described["path"].startswith("/")
     assert described["input_schema"]["type"] == "object"
     assert described["input_schema"]["additionalProperties"] is False
     assert described["output_schema"]["type"] == "object"

@@ -63,7 +63,7 @@ def tool_messages(result) -> list[ToolMessage]:
 def test_interrupt_on_covers_exactly_the_destructive_tools_approve_or_reject(tools, dispatcher):
     config = interrupt_on(tools)
     assert set(config) == {t.name for t in dispatcher.tools if t.spec.hints.destructive}
-    assert set(config) == {"gen_revoke_api_key", "gen_revoke_all_api_keys"}
+    assert set(config) == {"gen_revoke_api_key", "gen_revoke_all_api_keys", "gen_rotate_api_key"}
     for entry in config.values():
         assert entry["allowed_decisions"] == DECISIONS == ["approve", "reject"]  # never "edit"
 

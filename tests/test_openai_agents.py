@@ -68,7 +68,7 @@ def test_needs_approval_exactly_on_the_destructive_tools(dispatcher):
     tools = agents_tools(dispatcher)
     assert [t.name for t in tools] == [t.name for t in dispatcher.tools]
     assert {t.name for t in tools if t.needs_approval} == {t.name for t in dispatcher.tools if t.spec.hints.destructive}
-    assert {t.name for t in tools if t.needs_approval} == {"gen_revoke_api_key", "gen_revoke_all_api_keys"}
+    assert {t.name for t in tools if t.needs_approval} == {"gen_revoke_api_key", "gen_revoke_all_api_keys", "gen_rotate_api_key"}
     assert all(t.strict_json_schema and t.params_json_schema["additionalProperties"] is False for t in tools)
 
 

@@ -30,7 +30,7 @@ from gen_nodes.core.spec import ActionSpec
 from gen_nodes.core.validation import bundled
 
 PLUGIN_SRC = Path(__file__).resolve().parent / "plugin_example"
-BUILTINS = ["create_api_key", "get_me", "list_api_keys", "revoke_all_api_keys", "revoke_api_key", "update_api_key"]
+BUILTINS = ["create_api_key", "get_me", "list_api_keys", "revoke_all_api_keys", "revoke_api_key", "rotate_api_key", "update_api_key"]
 
 
 # -- the registry itself -------------------------------------------------------------

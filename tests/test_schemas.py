@@ -16,7 +16,7 @@ from gen_nodes.core.validation import bundled, load_schema, problems, schema_dir
 SCHEMA_FILES = sorted(schema_dir().glob("*.json"))
 SPECS = list(default_registry())
 SPEC_IDS = [spec.id for spec in SPECS]
-BUILTINS = {"get_me", "list_api_keys", "create_api_key", "update_api_key", "revoke_api_key", "revoke_all_api_keys"}
+BUILTINS = {"get_me", "list_api_keys", "create_api_key", "update_api_key", "revoke_api_key", "revoke_all_api_keys", "rotate_api_key"}
 
 
 def refs(node: Any) -> Iterator[str]:

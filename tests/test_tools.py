@@ -265,8 +265,8 @@ def test_checker_rejects_bad_tool_envelopes():
 # ---- our exported schemas -------------------------------------------------------------------
 
 EXPECTED_NAMES = ["gen_create_api_key", "gen_get_me", "gen_list_api_keys", "gen_revoke_all_api_keys",
-                  "gen_revoke_api_key", "gen_update_api_key"]
-DESTRUCTIVE = {"gen_revoke_api_key", "gen_revoke_all_api_keys"}
+                  "gen_revoke_api_key", "gen_rotate_api_key", "gen_update_api_key"]
+DESTRUCTIVE = {"gen_revoke_api_key", "gen_revoke_all_api_keys", "gen_rotate_api_key"}
 
 
 @pytest.fixture(scope="module")
@@ -529,6 +529,7 @@ EXPECTED_HINTS = {
     "gen_update_api_key": (False, False, True),
     "gen_revoke_api_key": (False, True, True),
     "gen_revoke_all_api_keys": (False, True, True),
+    "gen_rotate_api_key": (False, True, False),
 }
 
 

@@ -9,7 +9,8 @@ add a declaration here (or in your own package), its two schema files under
 from __future__ import annotations
 
 from gen_nodes.core.validation import load_schema
-from gen_nodes.core.spec import ActionSpec, Chat, Hints, Input, Lookup, Response, Span
+from gen_nodes.core.spec import (ActionSpec, Chat, FirstOf, Hints, Input, Lifetime, Lookup, Output, Pick, Response,
+                                 Span, Step)
 
 _LIST_KEYS = "list_api_keys"
 #: The chat command group of the key actions: ``/gen keys ...``.
@@ -128,4 +129,34 @@ REVOKE_ALL_API_KEYS = ActionSpec(
     response=Response(template={"revoked_all": True}, keep=("message",)),
     preview=Lookup(action=_LIST_KEYS, items="api_keys", match={"status": "active"}),
     chat=Chat(group=_KEYS, verb="revoke-all"),
+)
+
+ROTATE_API_KEY = ActionSpec(
+    id="rotate_api_key",
+    title="Rotate API key",
+    description=(
+        "Replace a GEN API key: create its successor (the old name and lifetime unless given), then revoke "
+        "the old key, so a working key always exists. Returns new_key with its `token` (shown once). "
+        "status \"partial\": the new key was made but the old one still works; `next` says what to do."
+    ),
+    method="",
+    path="",
+    input_schema=load_schema("rotate_api_key.input"),
+    output_schema=load_schema("rotate_api_key.output"),
+    hints=Hints(destructive=True),
+    steps=(
+        Step("old", _LIST_KEYS, pick=Pick(items="api_keys", match={"id": Input("id")},
+                                          require={"status": ("active", "expired")}, noun="API key")),
+        Step("new", "create_api_key", input={
+            "name": FirstOf((Input("name"), Output("old", "name"))),
+            "expires_in": FirstOf((Input("expires_in"), Lifetime("old", "created_at", "expires_at"))),
+        }),
+        Step("revoke", "revoke_api_key", input={"id": Input("id")}, partial=(
+            "The new key was created and works, but the old key (id {id}) was not revoked and still works. "
+            "Store the new key's secret now (it is shown only in this answer), then revoke key {id} with "
+            "the Revoke API key action once the error above is resolved.")),
+    ),
+    result={"new_key": Output("new"), "old_key": Output("old"), "revoked": Output("revoke")},
+    chat=Chat(group=_KEYS, verb="rotate", args=("id", "name"), rest=True, options={"expires": "expires_in"},
+              labels={"name": "NEW NAME", "expires_in": "90d"}),
 )

@@ -25,7 +25,9 @@ from gen_nodes.core import settings
 from gen_nodes.core.errors import GenError, InvalidInput, NotFound, OutcomeUnknown
 from gen_nodes.core.redact import hide_secrets, masked_copy, may_name_secrets
 from gen_nodes.core.validation import problems, shown, validator
+from gen_nodes.core.composite import StepOnce, plan, run_steps
 from gen_nodes.core.spec import ActionSpec, Input, Lookup, Span, span_seconds
+from gen_nodes.core.times import moment
 
 if TYPE_CHECKING:  # annotations only: core does not import the client layer
     from gen_nodes.client.http import ApiResponse, GenClient
@@ -112,16 +114,33 @@ def _path_problems(field: str, value: Any) -> list[dict[str, str]]:
              f"(ASCII digits, at most {MAX_ID}) or a word of letters, digits, _ and -"}]
 
 
-def execute(spec: ActionSpec, arguments: Any, client: GenClient, *, resolve: Resolve | None = None) -> dict[str, Any]:
-    """Run ``spec`` and return its output. ``resolve`` finds the actions that lookups name."""
-    return execute_timed(spec, arguments, client, resolve=resolve)[0]
+def execute(spec: ActionSpec, arguments: Any, client: GenClient, *, resolve: Resolve | None = None,
+            once: StepOnce | None = None) -> dict[str, Any]:
+    """Run ``spec`` and return its output. ``resolve`` finds the actions that lookups and steps name;
+    ``once`` runs each step of a composite action at most once (see ``composite.py``)."""
+    args = validate_input(spec, arguments)
+    if spec.composite:
+        if resolve is None:
+            raise TypeError(f"{spec.id} is a composite action: execute() needs resolve= to find its steps")
+        output = run_steps(spec, args, client, resolve, execute, once)
+        _check_output(spec, output)
+        return hide_secrets(output)
+    return _execute_one(spec, args, client, resolve)[0]
 
 
 def execute_timed(spec: ActionSpec, arguments: Any, client: GenClient, *,
                   resolve: Resolve | None = None) -> tuple[dict[str, Any], datetime]:
-    """:func:`execute`, plus GEN's clock when it answered (its ``Date`` header): for a caller that
-    selects from one list answer in several ways with :func:`select` (chat-ops' expiry digest)."""
-    args = validate_input(spec, arguments)
+    """:func:`execute` of a one-request action, plus GEN's clock when it answered (its ``Date``
+    header): for a caller that selects from one list answer in several ways with :func:`select`
+    (chat-ops' expiry digest). A composite action has no one answer: TypeError."""
+    if spec.composite:
+        raise TypeError(f"{spec.id} is a composite action: it has no one answer to time; use execute()")
+    return _execute_one(spec, validate_input(spec, arguments), client, resolve)
+
+
+def _execute_one(spec: ActionSpec, args: dict[str, Any], client: GenClient,
+                 resolve: Resolve | None) -> tuple[dict[str, Any], datetime]:
+    """One request for validated ``args``: the output and GEN's clock at the answer."""
     started = datetime.now(timezone.utc)
     try:
         response = client.request(
@@ -194,6 +213,8 @@ def lookup(look: Lookup, args: Mapping[str, Any], client: GenClient, resolve: Re
 def preview(spec: ActionSpec, arguments: Any, client: GenClient, resolve: Resolve) -> list[dict[str, Any]] | None:
     """What ``spec`` would affect (validated input, nothing changed); None if it declares no preview."""
     args = validate_input(spec, arguments)
+    if spec.composite:
+        return plan(spec, args, client, resolve, execute, lookup)
     if spec.preview is None:
         return None
     return lookup(spec.preview, args, client, resolve)
@@ -260,24 +281,13 @@ def _within(item: Mapping[str, Any], span: Span, seconds: int, now: datetime) ->
     return when <= now - timedelta(seconds=seconds)
 
 
-def moment(value: Any) -> datetime | None:
-    """A GEN timestamp as an aware datetime; None if absent or unreadable (such an item is left out)."""
-    if not isinstance(value, str):
-        return None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-
-
 def _server_now(response: ApiResponse) -> datetime:
     """GEN's clock from its ``Date`` header: it stamped the items, so no local clock skew; else ours."""
     try:
-        moment = parsedate_to_datetime(response.headers.get("Date", ""))
+        when = parsedate_to_datetime(response.headers.get("Date", ""))
     except (TypeError, ValueError):
         return datetime.now(timezone.utc)
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 def _check_output(spec: ActionSpec, output: dict[str, Any]) -> None:
@@ -320,20 +330,10 @@ def _matches(item: Any, look: Lookup, args: Mapping[str, Any], since: datetime |
     if any(item.get(field) is not None for field in look.unset):
         return False
     if look.created_since and since is not None:
-        when = _parse_time(item.get(look.created_since))
+        when = moment(item.get(look.created_since))
         if when is None or when < since - CLOCK_SKEW:
             return False
     return True
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 def _attach_orphans(exc: OutcomeUnknown, look: Lookup, args: Mapping[str, Any], client: GenClient,

@@ -5,6 +5,14 @@ the HTTP method and path template, where each input field goes, how the answer
 becomes the output, JSON Schemas for input and output, and hints for the tools
 that load it. Nothing here sends a request. The built-in declarations live in
 ``actions.py``; a plugin declares its own the same way.
+
+A *composite* action (``ActionSpec.steps``) is a list of steps (:class:`Step`) instead of
+one endpoint: each step names another action and maps its input from the
+composite's input (:class:`Input`) and earlier steps' outputs (:class:`Output`,
+:class:`FirstOf`, :class:`Lifetime`); ``ActionSpec.result`` says how the steps'
+outputs become the composite's output. A step may say that its failure leaves the
+run ``partial`` rather than failed (``Step.partial``): what the earlier steps made
+is kept and handed back, with what to do next. ``composite.py`` runs them.
 """
 
 from __future__ import annotations
@@ -52,6 +60,67 @@ class Input:
     """A reference to an input field, used inside templates and matches."""
 
     name: str
+
+
+@dataclass(frozen=True)
+class Output:
+    """A value from an earlier step's output, in a composite action: ``Output("old", "name")``;
+    ``field=None`` is the whole output."""
+
+    step: str
+    field: str | None = None
+
+
+@dataclass(frozen=True)
+class FirstOf:
+    """The first of ``values`` (refs or constants) that has a value: an input left out, else a default."""
+
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Lifetime:
+    """The time from ``start`` to ``end``, two timestamps of an earlier step's output, written as GEN
+    writes a duration in whole days (``"90d"``, rounded, at least ``"1d"``); no value if either is null."""
+
+    step: str
+    start: str
+    end: str
+
+
+@dataclass(frozen=True)
+class Pick:
+    """For a step that runs a list action: the one item it must find; that item is the step's output.
+
+    ``match``: item field -> value (a ref or a constant), compared as strings. ``require``: item
+    field -> the values it may hold, else the run stops before anything is changed. ``noun`` names
+    an item in messages (``"API key"``).
+    """
+
+    items: str
+    match: Mapping[str, Any]
+    require: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    noun: str = "item"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a composite action: run ``action`` with ``input`` (field -> ref or constant)."""
+
+    #: How later steps and ``ActionSpec.result`` name this step's output.
+    name: str
+    action: str
+    input: Mapping[str, Any] = field(default_factory=dict)
+    pick: Pick | None = None
+    #: Set on a step that runs after an earlier one changed something: its failure ends the run
+    #: ``partial`` (what the earlier steps made is handed back) instead of failed. The text says
+    #: what is left as it was and what to do next; ``{field}`` is filled from the composite's input.
+    partial: str | None = None
+
+
+#: The ``status`` of a composite action's output: every step succeeded, or a step marked
+#: ``partial`` failed after earlier steps changed something (the output says what and why).
+SUCCEEDED, PARTIAL = "succeeded", "partial"
 
 
 @dataclass(frozen=True)
@@ -154,6 +223,16 @@ class ActionSpec:
     chat: Chat | None = None
     #: ``filter`` input -> the timestamp comparison it makes (the others compare for equality).
     spans: Mapping[str, Span] = field(default_factory=dict)
+    #: A composite action: these steps instead of one request (``method`` and ``path`` are empty).
+    steps: tuple[Step, ...] = ()
+    #: A composite action's output: field -> an :class:`Output` ref (left out when that step did
+    #: not run); ``status`` is added (:data:`SUCCEEDED` or :data:`PARTIAL`).
+    result: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def composite(self) -> bool:
+        """Runs several actions as steps (see :class:`Step`) rather than one request."""
+        return bool(self.steps)
 
     def fields_at(self, location: Location) -> list[str]:
         """Names of the input fields declared for ``location``."""

@@ -32,9 +32,9 @@ from typing import Any, Callable
 from gen_nodes.client.http import GenClient, RetryPolicy
 from gen_nodes.core.engine import execute, lookup, validate_input
 from gen_nodes.core.errors import GenError, IdempotencyConflict, OutcomeUnknown, RequestInProgress
-from gen_nodes.core.redact import SECRET_FIELDS, masked_copy
+from gen_nodes.core.redact import masked_copy
 from gen_nodes.core.registry import Registry, default_registry
-from gen_nodes.safety.idempotency import Refusals
+from gen_nodes.safety.idempotency import Refusals, replayed_output, step_records
 
 log = logging.getLogger("gen_nodes.runtime.steps")
 
@@ -69,9 +69,13 @@ class StepRunner:
         args = validate_input(spec, {} if arguments is None else arguments)
         if spec.hints.safe_to_retry or self.records is None:
             return self._fresh(spec, args, client)
+        scope, fingerprint = f"{self.surface}:{client.identity}", self.records.fingerprint(spec.id, args)
+        # A composite action's steps keep their own records: a retry resumes where the first try stopped.
+        steps = step_records(self.records, scope=scope, key=step, fingerprint=fingerprint,
+                             wait=self.wait) if spec.composite else None
         once = self.records.run_once(
-            scope=f"{self.surface}:{client.identity}", key=step, fingerprint=self.records.fingerprint(spec.id, args),
-            run=lambda: self._fresh(spec, args, client), wait=self.wait, refusals=Refusals(
+            scope=scope, key=step, fingerprint=fingerprint, resumable=spec.composite,
+            run=lambda: self._fresh(spec, args, client, steps), wait=self.wait, refusals=Refusals(
                 conflict=lambda: IdempotencyConflict(
                     f"Step {step} already ran {spec.id} with other input; it is not run again with this one.",
                     hint="A retried step must keep its input. To create another key, run it as a new step "
@@ -82,8 +86,8 @@ class StepRunner:
                 lost=lambda: self._lost(spec, args, client, step)))
         return once.output if once.replay is None else _replayed(once.replay, step)
 
-    def _fresh(self, spec: Any, args: dict[str, Any], client: GenClient) -> dict[str, Any]:
-        output = execute(spec, args, client, resolve=self.registry.get)
+    def _fresh(self, spec: Any, args: dict[str, Any], client: GenClient, steps: Any = None) -> dict[str, Any]:
+        output = execute(spec, args, client, resolve=self.registry.get, once=steps)
         # Plain JSON (a Secret str becomes str again) for the engine's serializer and the store;
         # engines keep secrets out of logs their own way (Airflow's masker, Temporal's codec).
         return json.loads(json.dumps(self.deliver(output)))
@@ -109,18 +113,8 @@ class StepRunner:
 
 def _replayed(begin: Any, step: str) -> dict[str, Any]:
     """The stored result of the step's first try: its output, or the same error again."""
-    response = begin.response or {}
-    if "error" in response:
-        stored = dict(response["error"])
-        message = stored.pop("message", "The first try of this step ended without a known outcome.")
-        for field in ("type",):
-            stored.pop(field, None)
-        raise OutcomeUnknown(f"{message} (the result of this step's first try; it is not run again)", **stored)
+    output = replayed_output(begin, f"step {step}")
     log.info("step %s: returning the stored result of its first try", step)
-    output = dict(response.get("output") or {})
-    for field in SECRET_FIELDS & set(output) if begin.secrets_withheld else ():
-        output[f"{field}_note"] = ("An earlier retry of this step already received the secret; "
-                                   "it is shown masked here and cannot be shown again.")
     return json.loads(json.dumps(output))
 
 

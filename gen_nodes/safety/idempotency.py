@@ -36,8 +36,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, Literal, TypeVar
 
-from gen_nodes.core.errors import GenError, OutcomeUnknown
+from gen_nodes.core.composite import StepOnce
+from gen_nodes.core.errors import GenError, IdempotencyConflict, OutcomeUnknown, RequestInProgress
 from gen_nodes.core.redact import SECRET_FIELDS, Secret, hide_secrets, mask
+from gen_nodes.core.spec import ActionSpec, Step
 from gen_nodes.state import Store
 from gen_nodes.state.secretbox import SecretBox, box_for
 
@@ -155,15 +157,22 @@ class IdempotencyRecords:
 
     def run_once(self, *, scope: str, key: str, fingerprint: str, run: Callable[[], Output], refusals: Refusals,
                  wait: float = 0.0, record: Callable[[Output], dict[str, Any]] = _output_record,
-                 record_error: Callable[[GenError], dict[str, Any]] = _error_record) -> Once[Output]:
+                 record_error: Callable[[GenError], dict[str, Any]] = _error_record,
+                 resumable: bool = False) -> Once[Output]:
         """Run ``run()`` at most once for (scope, key): the begin/wait/replay/lost/finish sequence.
 
         ``record(output)`` and ``record_error(error)`` are what a replay hands back later (default:
         ``{"output": ...}`` and ``{"error": error.to_dict()}``). Raises ``run``'s error, or one of
-        ``refusals`` when the call is not run.
+        ``refusals`` when the call is not run. ``resumable``: running ``run()`` again is safe (it
+        guards its own parts, as a composite action's steps do with :func:`step_records`, or it is
+        idempotent), so a repeat that finds an earlier call still running or lost runs it at once
+        (finishing what that one left) instead of refusing.
         """
         where = {"scope": scope, "key": key}
         begin = self.begin(**where, fingerprint=fingerprint)
+        if resumable and begin.state in ("in_progress", "lost"):
+            log.info("an earlier call with this idempotency key did not finish; resuming it")
+            begin = Begin("new")
         if begin.state == "in_progress":
             log.info("an earlier call with this idempotency key is still running; waiting up to %.0f s", wait)
             begin = self.wait(**where, fingerprint=fingerprint, timeout=wait)
@@ -246,3 +255,58 @@ def _opened(value: Any, box: SecretBox | None) -> Any:
     if isinstance(value, list):
         return [_opened(v, box) for v in value]
     return value
+
+
+def step_records(records: IdempotencyRecords, *, scope: str, key: str, fingerprint: str,
+                 wait: float = 0.0) -> StepOnce:
+    """Runs each step of a composite action at most once for the call (scope, key) with ``fingerprint``.
+
+    Each step keeps its own record, ``key#step``, so a retry of the whole call (the same
+    ``Idempotency-Key``, the same engine step) gets back what the steps that finished returned,
+    and runs only the rest: never a second create, never a second revoke. A step that is safe to
+    repeat (a read, a revoke) and whose earlier try was lost runs again; a create whose earlier try
+    was lost is refused as ``outcome_unknown``, never sent twice.
+    """
+    def once(step: Step, action: ActionSpec, arguments: dict[str, Any],
+             run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        ran = records.run_once(
+            scope=scope, key=f"{key}#{step.name}", wait=wait, resumable=action.hints.safe_to_retry,
+            fingerprint=records.fingerprint(f"{fingerprint}#{step.name}", arguments), run=run,
+            refusals=Refusals(
+                conflict=lambda: IdempotencyConflict(
+                    f"Step {step.name} already ran with other input under this key; it is not run again."),
+                in_progress=lambda: RequestInProgress(
+                    f"An earlier try of step {step.name} ({step.action}) is still running; it is not run twice.",
+                    retry_after=5),
+                lost=lambda: OutcomeUnknown(
+                    f"An earlier try of step {step.name} ({step.action}) began and never finished; GEN may or "
+                    "may not have carried it out, so it is not sent again.",
+                    hint="Call ${list_api_keys} to see what it did before trying again with a new key.")))
+        return ran.output if ran.replay is None else replayed_output(ran.replay)
+
+    return once
+
+
+def replayed_output(begin: Begin, what: str = "this call") -> dict[str, Any]:
+    """The stored result of a first try, for a replay: its output, or the same error raised again."""
+    response = begin.response or {}
+    if "error" in response:
+        stored = dict(response["error"])
+        message = stored.pop("message", "The first try ended without a known outcome.")
+        stored.pop("type", None)
+        raise OutcomeUnknown(f"{message} (the result of the first try of {what}; it is not run again)", **stored)
+    output = dict(response.get("output") or {})
+    return _noted(output) if begin.secrets_withheld else output
+
+
+def _noted(value: Any) -> Any:
+    """``value`` with a note beside each (masked) secret field, at any depth: it was delivered before."""
+    if isinstance(value, list):
+        return [_noted(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    noted = {k: _noted(v) for k, v in value.items()}
+    for field in SECRET_FIELDS & set(value):
+        noted[f"{field}_note"] = ("An earlier retry already received the secret; "
+                                  "it is shown masked here and cannot be shown again.")
+    return noted

@@ -192,8 +192,9 @@ def cmd_describe(args: argparse.Namespace) -> int:
         "id": spec.id,
         "title": spec.title,
         "description": spec.description,
-        "method": spec.method,
-        "path": spec.path,
+        # A composite action sends no request of its own: its steps say what it runs.
+        **({"steps": [{"name": step.name, "action": step.action} for step in spec.steps]} if spec.composite
+           else {"method": spec.method, "path": spec.path}),
         "hints": _hints(spec),
         "input_schema": bundled(spec.input_schema),
         "output_schema": bundled(spec.output_schema),

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from gen_nodes.core.engine import execute_timed, moment, select
+from gen_nodes.core.engine import execute_timed, select
+from gen_nodes.core.times import moment
 from gen_nodes.core.errors import GenError, InvalidInput
 from gen_nodes.safety.display import plain, quoted
 from gen_nodes.surfaces.chatops.bindings import BINDING_TTL

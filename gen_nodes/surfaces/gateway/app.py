@@ -57,11 +57,12 @@ from gen_nodes.core.errors import (ApprovalDenied, ApprovalExpired, Authenticati
 from gen_nodes.core.terms import GATEWAY_TERMS
 from gen_nodes.core.redact import masked_copy
 from gen_nodes.core.registry import Registry, default_registry
-from gen_nodes.core.spec import CONFIRMATION_ALIASES, NONE, ActionSpec
+from gen_nodes.core.composite import StepOnce
+from gen_nodes.core.spec import CONFIRMATION_ALIASES, NONE, PARTIAL, ActionSpec
 from gen_nodes.core.spec import confirmation as confirmation_of
 from gen_nodes.surfaces.gateway import openapi
 from gen_nodes.safety.approvals import APPROVED, DENIED, DONE, EXPIRED
-from gen_nodes.safety.idempotency import Refusals
+from gen_nodes.safety.idempotency import Refusals, step_records
 from gen_nodes.safety.notify import check_targets, iso_time
 from gen_nodes.client.cache import ClientCache
 from gen_nodes.net.guard import is_loopback
@@ -220,16 +221,21 @@ class Gateway:
             headers = {**headers, "Location": links.poll(approval_id)}
         return status, body, {**headers, "Idempotent-Replayed": "true"}
 
-    def _answer(self, spec: ActionSpec, arguments: dict[str, Any], client: GenClient, links: "_Links") -> "Answer":
+    def _answer(self, spec: ActionSpec, arguments: dict[str, Any], client: GenClient, links: "_Links",
+                steps: StepOnce | None = None) -> "Answer":
         if spec.hints.destructive and self.confirmation == "approval":
             return self._ask_for_approval(spec, arguments, client, links)
-        return 200, execute(spec, arguments, client, resolve=self.registry.get), {}
+        return output_answer(execute(spec, arguments, client, resolve=self.registry.get, once=steps))
 
     def _idempotent(self, spec: ActionSpec, arguments: dict[str, Any], client: GenClient, idem_key: str,
                     links: "_Links") -> "Answer":
+        scope, fingerprint = f"gateway:{client.identity}", self.records.fingerprint(spec.id, arguments)
+        # A composite action's steps keep their own records: a repeat resumes where the first call stopped.
+        steps = step_records(self.records, scope=scope, key=idem_key, fingerprint=fingerprint,
+                             wait=self.idempotency_wait) if spec.composite else None
         once = self.records.run_once(
-            scope=f"gateway:{client.identity}", key=idem_key, fingerprint=self.records.fingerprint(spec.id, arguments),
-            run=lambda: self._answer(spec, arguments, client, links), wait=self.idempotency_wait,
+            scope=scope, key=idem_key, fingerprint=fingerprint, resumable=spec.composite,
+            run=lambda: self._answer(spec, arguments, client, links, steps), wait=self.idempotency_wait,
             record=lambda answer: _recorded(*answer), record_error=lambda exc: _recorded(*error_answer(exc)),
             refusals=Refusals(
                 conflict=lambda: IdempotencyConflict(
@@ -309,13 +315,19 @@ class Gateway:
         output = self.approvals.run_claimed(
             approval, lambda claimed: execute(self.registry.get(claimed.action), claimed.arguments, client,
                                               resolve=self.registry.get), terms=TERMS)
-        return 200, output, {}
+        return output_answer(output)
 
 
 # -- answers ------------------------------------------------------------------------------------
 
 #: (status, JSON body, extra headers)
 Answer = tuple[int, dict[str, Any], dict[str, str]]
+
+
+def output_answer(output: dict[str, Any]) -> Answer:
+    """A finished call's output: 200, or 207 when a composite action ended ``partial`` (some steps
+    changed something, a later one failed: the body says what and what to do next)."""
+    return (207 if output.get("status") == PARTIAL else 200), output, {}
 
 
 def error_answer(exc: GenError) -> Answer:
@@ -350,7 +362,7 @@ def _held_approval_id(answer: Answer) -> str | None:
 
 def _finished(result: dict[str, Any], ok: bool | None) -> Answer:
     if ok:
-        return 200, result, {}
+        return output_answer(result)
     error = result.get("error") or {}
     return _STATUS_BY_TYPE.get(error.get("type"), GenError.http_status), {"error": error}, {}
 

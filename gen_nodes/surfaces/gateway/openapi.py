@@ -191,6 +191,13 @@ def operation(spec: ActionSpec, confirmation: str = NONE) -> dict[str, Any]:
         "description": f"{spec.title}: the action's output.",
         "content": {"application/json": {"schema": response_schema(spec.output_schema)}},
     }}
+    if spec.composite:
+        responses["207"] = {
+            "description": f"{spec.title} partly done: `status` is \"partial\". Some steps changed something and a "
+                           "later one failed; the body keeps what was made (a new key's secret included), `error` "
+                           "says why and `next` what to do. Do not repeat the call without the same Idempotency-Key.",
+            "content": {"application/json": {"schema": response_schema(spec.output_schema)}},
+        }
     if hints.destructive and confirmation == APPROVAL:
         responses["202"] = {
             "description": "Nothing was done yet: a person must approve the call first. The gateway sends them its "
