@@ -14,16 +14,22 @@ from __future__ import annotations
 
 import itertools
 import json
+import select
 import socket
+import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterator
 from urllib.parse import parse_qs, urlencode
 
 import requests
+
+from cli_support import stop_process
 
 
 @dataclass
@@ -152,6 +158,26 @@ def chatops_on(sandbox: Any) -> Iterator[Any]:
     finally:
         chat.close()
         store.close()
+
+
+#: ``gen-nodes`` as a subprocess, from the repository root.
+CLI = [sys.executable, "-m", "gen_nodes.surfaces.cli"]
+REPO = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def chatops_server(*args: str, env: dict[str, str], log: Path, before: tuple[str, ...] = ()) -> Iterator[str]:
+    """A `gen-nodes [BEFORE...] chatops ...` server; yields the url of its first stdout line; stderr goes to ``log``."""
+    with open(log, "w") as err:
+        proc = subprocess.Popen([*CLI, *before, "chatops", *args, "--port", "0"], stdout=subprocess.PIPE, stderr=err,
+                                stdin=subprocess.DEVNULL, env=env, cwd=REPO, text=True)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        line = proc.stdout.readline() if ready else ""
+        assert line, f"no first line; stderr: {log.read_text()}"
+        yield json.loads(line)["url"]
+    finally:
+        stop_process(proc)
 
 
 @contextmanager

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import itertools
 import json
-from datetime import datetime, timezone
+import os
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -14,11 +15,14 @@ pytest.importorskip("slack_bolt")
 pytest.importorskip("nacl")
 
 from chat_support import (  # noqa: E402
-    DiscordSigner, PlatformDouble, button_payload, chatops_on, discord_button, discord_command, interaction_form,
-    serve_asgi, slack_post, slack_served, slash_form)
+    DiscordSigner, PlatformDouble, button_payload, chatops_on, chatops_server, discord_button, discord_command,
+    interaction_form, serve_asgi, slack_post, slack_served, slash_form, wait_until)
+from cli_support import gen_nodes_cli  # noqa: E402
 from gen_nodes.core.actions import REVOKE_API_KEY  # noqa: E402
 from gen_nodes.core.errors import InvalidInput  # noqa: E402
-from gen_nodes.core.registry import Registry  # noqa: E402
+from gen_nodes.core.registry import Registry, default_registry  # noqa: E402
+from gen_nodes.state import open_store  # noqa: E402
+from gen_nodes.state.secretbox import SecretBox  # noqa: E402
 from gen_nodes.surfaces.chatops import discord as discord_adapter  # noqa: E402
 from gen_nodes.surfaces.chatops.alerts import OptIns, digest_round  # noqa: E402
 from gen_nodes.surfaces.chatops.approver import discord_sender, slack_sender  # noqa: E402
@@ -252,8 +256,15 @@ def test_the_rotate_button_starts_what_typing_the_command_starts(chat, sandbox, 
 
     pressed = slack_button(slack_events, platform, soon["action_id"], soon["value"])
     typed = slack_says(slack_events, platform, f"keys rotate {made['soon']}")
-    assert pressed["text"] == typed
-    assert _approve_button(pressed)["action_id"] == "gen_approve"
+    assert pressed["text"] == typed and pressed["response_type"] == "ephemeral"
+    approve = _approve_button(pressed)
+    assert approve["action_id"] == "gen_approve" and '"soon"' in pressed["text"]
+
+    done = slack_button(slack_events, platform, "gen_approve", approve["value"])
+    assert done["response_type"] == "ephemeral" and "Secret `new_key.token`" in done["text"]  # only to the requester
+    keys = {k["id"]: k for k in chat.registry.run("list_api_keys", {}, api_key=sandbox.api_key,
+                                                   base_url=sandbox.base_url)["api_keys"]}
+    assert keys[made["soon"]]["status"] == "revoked" and len(keys) == len(made) + 2  # one new key, besides the bootstrap
 
 
 def _approve_button(message: dict) -> dict:
@@ -327,3 +338,63 @@ def test_digest_at_takes_hh_mm_or_hh_mm_ss_utc():
         with pytest.raises(InvalidInput) as refused:
             time_of_day(wrong)
         assert "HH:MM" in refused.value.message and "08:30" in refused.value.hint
+
+
+def test_a_bad_digest_time_or_a_missing_discord_bot_token_stops_the_start(tmp_path):
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DISCORD_", "GEN_NODES_CHATOPS"))},
+           "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_BOT_TOKEN": SLACK_TOKEN,
+           "GEN_NODES_CHATOPS_SECRET": "alerts-chatops-secret-0123456789", "DISCORD_PUBLIC_KEY": "00" * 32}
+    store = ("--store", f"sqlite:///{tmp_path / 'c.db'}")
+    done = gen_nodes_cli("chatops", "slack", *store, "--digest-at", "9am", env=env)
+    error = json.loads(done.stderr)["error"]
+    assert done.returncode == 2 and "--digest-at must be a UTC time of day" in error["message"]
+    assert "08:30" in error["hint"]
+    done = gen_nodes_cli("chatops", "discord", *store, "--digest-at", "09:00", env=env)
+    assert done.returncode == 2 and "DISCORD_BOT_TOKEN" in json.loads(done.stderr)["error"]["message"]
+
+
+# -- done when: two chat-ops processes on one Redis ---------------------------------------------
+
+
+def _rounds(log, day: str) -> list[str]:
+    return [line for line in log.read_text().splitlines() if f"slack digest round of {day}:" in line]
+
+
+@pytest.mark.deployment
+def test_two_slack_processes_on_one_redis_send_one_digest_per_person_a_day(redis_db, sandbox, tmp_path):
+    secret = "alerts-chatops-secret-0123456789"
+    store = open_store(redis_db)
+    core = ChatOps(default_registry(), store, SecretBox(secret), base_url=sandbox.base_url)
+    _, other_key = sandbox.create_user()
+    try:
+        for user, key in (("U1", sandbox.api_key), ("U2", other_key)):  # GEN users 1 and 2
+            core.bind("slack", user, key)
+            assert "are on" in core.run(ChatUser("slack", "T1", user), core.parse("alerts on within=3d")).text
+    finally:
+        core.close()
+        store.close()
+    expiring_keys(sandbox)  # user 1's
+    sandbox.store.create_key(2, "user two's", "1d")
+    digest_at = datetime.now(timezone.utc) + timedelta(seconds=8)  # about to come: both processes are up by then
+    day = digest_at.date().isoformat()
+    with PlatformDouble() as platform:
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DISCORD_", "GEN_NODES_CHATOPS"))},
+               "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_BOT_TOKEN": SLACK_TOKEN,
+               "SLACK_API_URL": platform.url + "/api/", "GEN_NODES_CHATOPS_SECRET": secret}
+        common = ("slack", "--store", redis_db, "--base-url", sandbox.base_url, "--digest-at",
+                  digest_at.strftime("%H:%M:%S"))
+        logs = [tmp_path / name for name in ("a.log", "b.log", "a2.log", "b2.log")]
+        with chatops_server(*common, env=env, log=logs[0]), chatops_server(*common, env=env, log=logs[1]):
+            if datetime.now(timezone.utc) < digest_at - timedelta(seconds=1):  # both up in time (a loaded machine may be slower)
+                assert not _rounds(logs[0], day) and not _rounds(logs[1], day)  # nothing before the time
+            wait_until(lambda: _rounds(logs[0], day) and _rounds(logs[1], day), timeout=40)
+        assert sorted(r.body["users"] for r in platform.matching("/api/conversations.open")) == ["U1", "U2"]
+        assert len(platform.matching("/api/chat.postMessage")) == 2
+
+        with chatops_server(*common, env=env, log=logs[2]), chatops_server(*common, env=env, log=logs[3]):
+            # Restarted after the time: each catches up on today's round at once, and finds both claimed.
+            wait_until(lambda: _rounds(logs[2], day) and _rounds(logs[3], day), timeout=40)
+        assert "0 sent" in _rounds(logs[2], day)[0] and "2 already" in _rounds(logs[3], day)[0]
+        assert len(platform.matching("/api/chat.postMessage")) == 2
+        for log in logs:
+            assert sandbox.api_key not in log.read_text() and other_key not in log.read_text()

@@ -25,10 +25,18 @@ def render(spec: ActionSpec, output: Mapping[str, Any], share: bool = False) -> 
     secrets = {k: v for k, v in output.items() if k in SECRET_FIELDS and isinstance(v, str)}
     lines = [f"{spec.title}: done."]
     lines.extend(_field_lines({k: v for k, v in output.items() if k not in secrets}))
+    secrets.update(_nested_secrets(output))  # a composite's key (rotate's new_key.token): shown as a top-level one
     for name, value in secrets.items():
         lines.append(f"Secret `{name}` (shown once, only to you; GEN never shows it again, and it is not kept "
                      f"here): `{str.__str__(value)}`")
     return Reply("\n".join(lines), private=bool(secrets) or not share, secret=bool(secrets))
+
+
+def _nested_secrets(output: Mapping[str, Any]) -> dict[str, str]:
+    """The secrets one object down (``new_key.token``), named by their path; the object's own line
+    shows them masked."""
+    return {f"{name}.{field}": value[field] for name, value in output.items() if isinstance(value, Mapping)
+            for field in value if field in SECRET_FIELDS and isinstance(value[field], str)}
 
 
 def _item_lines(items: list[Any]) -> list[str]:
