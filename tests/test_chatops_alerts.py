@@ -303,6 +303,14 @@ def test_the_discord_digest_is_a_dm_whose_rotate_button_asks_for_approval(chat, 
     assert answer.method == "POST" and answer.body.get("flags") == 64  # a new private message, not an edit
     approve = answer.body["components"][0]["components"][0]
     assert approve["custom_id"].startswith("gen_approve:") and approve["style"] == 4
+
+    token = f"dm{next(_URLS)}"
+    press = discord_button(approve["custom_id"], token=token)
+    del press["member"], press["guild_id"]  # approved in the DM too: counts as from G1, where it was asked
+    press["user"] = {"id": "111"}
+    assert signer.post(interactions, press).json() == {"type": 6}
+    done = platform.wait_for(f"/discord/v10/webhooks/APP1/{token}")[0]
+    assert done.method == "PATCH" and "Secret `new_key.token`" in done.body["content"]
     assert sandbox.api_key not in platform.all_text()
 
 
