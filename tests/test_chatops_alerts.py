@@ -99,11 +99,13 @@ def slack_button(events: str, platform: PlatformDouble, action_id: str, value: s
 
 def expiring_keys(sandbox) -> dict[str, int]:
     """Keys of GEN user 1, and the sandbox's clock moved so that, at GEN's "now": "soon" expires in
-    44 hours, "gone" expired an hour ago, "ancient" 29 hours ago, "later" in about 30 days."""
+    44 hours, "gone" expired an hour ago, "ancient" 29 hours ago, "later" in about 30 days, and
+    "dropped" would expire in 44 hours but is revoked."""
     made = {"ancient": sandbox.store.create_key(1, "ancient", 3600)[0]["id"]}
     sandbox.store.advance(26 * 3600)
-    for name, expires_in in (("soon", "2d"), ("gone", 3 * 3600), ("later", "30d")):
+    for name, expires_in in (("soon", "2d"), ("gone", 3 * 3600), ("later", "30d"), ("dropped", "2d")):
         made[name] = sandbox.store.create_key(1, name, expires_in)[0]["id"]
+    sandbox.store.revoke_key(1, made["dropped"])
     sandbox.store.advance(4 * 3600)
     return made
 
@@ -199,7 +201,7 @@ def test_the_slack_digest_goes_once_a_day_lists_expiring_and_just_expired_keys(c
     assert platform.matching("/api/conversations.open")[0].body["users"] == "U1"
     text = posted.body["text"]
     assert "Expiring within 3d:" in text and '"soon"' in text and "Expired in the last day:" in text
-    assert '"gone"' in text and '"ancient"' not in text and '"later"' not in text
+    assert '"gone"' in text and '"ancient"' not in text and '"later"' not in text and '"dropped"' not in text
     assert rotate_values(posted) == [f"keys rotate {made['soon']}", f"keys rotate {made['gone']}"]
 
     assert daily.tick(at(6, NINE + 3600)) == at(7, NINE)  # later that day: nothing more

@@ -220,7 +220,7 @@ def keys_to_report(chat: "ChatOps", client: Any, within: Any) -> tuple[list[dict
     spec = chat.registry.get(LIST_ACTION)
     output, now = execute_timed(spec, {}, client, resolve=chat.registry.get)
     items = output.get(spec.response.wrap or "", [])
-    expiring = select(spec, {EXPIRING: within}, items, now)
+    expiring = select(spec, {EXPIRING: within, "status": "active"}, items, now)  # a revoked key needs no rotation
     expired = [item for item in select(spec, {"status": "expired"}, items, now)
                if (moment(item.get("expires_at")) or datetime.min.replace(tzinfo=timezone.utc)) >= now - EXPIRED_SINCE]
     return expiring, expired
