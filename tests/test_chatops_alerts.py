@@ -266,7 +266,8 @@ def test_the_rotate_button_starts_what_typing_the_command_starts(chat, sandbox, 
     assert done["response_type"] == "ephemeral" and "Secret `new_key.token`" in done["text"]  # only to the requester
     keys = {k["id"]: k for k in chat.registry.run("list_api_keys", {}, api_key=sandbox.api_key,
                                                    base_url=sandbox.base_url)["api_keys"]}
-    assert keys[made["soon"]]["status"] == "revoked" and len(keys) == len(made) + 2  # one new key, besides the bootstrap
+    assert keys[made["soon"]]["status"] == "revoked"
+    assert len(keys) == len(made) + 2  # the bootstrap key, the ones made here, and one new key
 
 
 def _approve_button(message: dict) -> dict:
@@ -283,7 +284,8 @@ def test_the_discord_digest_is_a_dm_whose_rotate_button_asks_for_approval(chat, 
     chat.allow = frozenset({"G1"})  # the DM has no guild: the person opted in from G1
     chat.bind("discord", "111", sandbox.api_key)
     token = f"al{next(_URLS)}"
-    assert signer.post(interactions, discord_command(["alerts", "on"], {"within": "3d"}, token=token)).json()["type"] == 5
+    opted_in = signer.post(interactions, discord_command(["alerts", "on"], {"within": "3d"}, token=token))
+    assert opted_in.json()["type"] == 5
     platform.wait_for(f"/discord/v10/webhooks/APP1/{token}")
     made = expiring_keys(sandbox)
 
@@ -395,7 +397,8 @@ def test_two_slack_processes_on_one_redis_send_one_digest_per_person_a_day(redis
                   digest_at.strftime("%H:%M:%S"))
         logs = [tmp_path / name for name in ("a.log", "b.log", "a2.log", "b2.log")]
         with chatops_server(*common, env=env, log=logs[0]), chatops_server(*common, env=env, log=logs[1]):
-            if datetime.now(timezone.utc) < digest_at - timedelta(seconds=1):  # both up in time (a loaded machine may be slower)
+            # Both are up before the time, unless the machine is very loaded (then they catch up at start).
+            if datetime.now(timezone.utc) < digest_at - timedelta(seconds=1):
                 assert not _rounds(logs[0], day) and not _rounds(logs[1], day)  # nothing before the time
             wait_until(lambda: _rounds(logs[0], day) and _rounds(logs[1], day), timeout=40)
         assert sorted(r.body["users"] for r in platform.matching("/api/conversations.open")) == ["U1", "U2"]
