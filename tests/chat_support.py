@@ -3,7 +3,8 @@ and requests signed the way Slack and Discord sign them.
 
 - :class:`Recorder` is a real HTTP server on loopback standing in for what cannot run
   here: Slack's Web API (``/api/...``), a command's ``response_url`` and Discord's
-  interaction webhook. It records every request and answers like the platform.
+  interaction webhook. It records every request and answers like the platform;
+  :class:`PlatformDouble` also opens DM channels and posts messages (bot DMs).
 - :func:`serve_asgi` runs an ASGI app under uvicorn on 127.0.0.1, port 0.
 - :func:`slack_post` signs with ``slack_sdk``'s own signature code;
   :class:`DiscordSigner` signs with a fresh Ed25519 key pair (PyNaCl).
@@ -13,16 +14,22 @@ from __future__ import annotations
 
 import itertools
 import json
+import select
 import socket
+import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterator
 from urllib.parse import parse_qs, urlencode
 
 import requests
+
+from cli_support import stop_process
 
 
 @dataclass
@@ -115,6 +122,26 @@ class Recorder:
             return "\n".join(r.raw for r in self.requests)
 
 
+class PlatformDouble(Recorder):
+    """Slack's Web API and Discord's REST API on loopback: DM channels open, messages post.
+    ``refuse`` makes the message post fail as the platform would."""
+
+    refuse = False
+
+    def answer(self, entry):
+        if entry.path.startswith("/api/conversations.open"):
+            return 200, {"ok": True, "channel": {"id": "D0DM"}}
+        if entry.path.startswith("/api/chat.postMessage"):
+            return (200, {"ok": False, "error": "not_allowed_token_type"}) if self.refuse else (
+                200, {"ok": True, "channel": "D0DM", "ts": "1.2"})
+        if entry.path.endswith("/users/@me/channels"):
+            return 200, {"id": "DM1", "type": 1}
+        if "/channels/DM1/messages" in entry.path:
+            return (403, {"message": "Cannot send messages to this user", "code": 50007}) if self.refuse else (
+                200, {"id": "M1", "channel_id": "DM1"})
+        return super().answer(entry)
+
+
 @contextmanager
 def chatops_on(sandbox: Any) -> Iterator[Any]:
     """A chat core on a memory store, talking to ``sandbox``; closed afterwards."""
@@ -131,6 +158,26 @@ def chatops_on(sandbox: Any) -> Iterator[Any]:
     finally:
         chat.close()
         store.close()
+
+
+#: ``gen-nodes`` as a subprocess, from the repository root.
+CLI = [sys.executable, "-m", "gen_nodes.surfaces.cli"]
+REPO = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def chatops_server(*args: str, env: dict[str, str], log: Path, before: tuple[str, ...] = ()) -> Iterator[str]:
+    """A `gen-nodes [BEFORE...] chatops ...` server; yields the url of its first stdout line; stderr goes to ``log``."""
+    with open(log, "w") as err:
+        proc = subprocess.Popen([*CLI, *before, "chatops", *args, "--port", "0"], stdout=subprocess.PIPE, stderr=err,
+                                stdin=subprocess.DEVNULL, env=env, cwd=REPO, text=True)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        line = proc.stdout.readline() if ready else ""
+        assert line, f"no first line; stderr: {log.read_text()}"
+        yield json.loads(line)["url"]
+    finally:
+        stop_process(proc)
 
 
 @contextmanager
@@ -156,6 +203,19 @@ def serve_asgi(app: Any) -> Iterator[str]:
 
 
 # -- Slack ------------------------------------------------------------------------------
+
+
+@contextmanager
+def slack_served(chat: Any, api_url: str, *, signing_secret: str, token: str) -> Iterator[str]:
+    """``chat``'s Slack app (Bolt, its Web API at ``api_url``) served on loopback; yields its events URL."""
+    from slack_sdk import WebClient
+
+    from gen_nodes.surfaces.chatops import slack as slack_adapter
+
+    app = slack_adapter.build_app(chat, signing_secret=signing_secret, token=token,
+                                  client=WebClient(token=token, base_url=api_url), token_verification_enabled=False)
+    with serve_asgi(slack_adapter.build_asgi(app, chat, signing_secret=signing_secret)) as url:
+        yield url + "/slack/events"
 
 
 def slack_signed(secret: str, form: dict[str, Any], *, timestamp: int | None = None,

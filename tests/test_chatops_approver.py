@@ -13,12 +13,10 @@ import pytest
 pytest.importorskip("slack_bolt")
 pytest.importorskip("nacl")
 
-from slack_sdk import WebClient  # noqa: E402
-
 from chat_support import (  # noqa: E402
-    DiscordSigner, Recorder, button_payload, discord_button, interaction_form, serve_asgi, slack_post)
+    DiscordSigner, PlatformDouble, button_payload, discord_button, interaction_form, serve_asgi, slack_post,
+    slack_served)
 from gen_nodes.surfaces.chatops import discord as discord_adapter  # noqa: E402
-from gen_nodes.surfaces.chatops import slack as slack_adapter  # noqa: E402
 from gen_nodes.surfaces.chatops.core import ChatOps  # noqa: E402
 from gen_nodes.surfaces.chatops.messages import ChatUser  # noqa: E402
 from gen_nodes.safety.approvals import Approvals  # noqa: E402
@@ -31,26 +29,6 @@ from gen_nodes.state.secretbox import SecretBox  # noqa: E402
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 SLACK_TOKEN = "xoxb-17653672481-19874698323-approverTokenX"
 DISCORD_TOKEN = "MTA5ODc2NTQzMjE.approver.discord-bot-token-x"
-
-
-class PlatformDouble(Recorder):
-    """Slack's Web API and Discord's REST API on loopback: DM channels open, messages post.
-    ``refuse`` makes the message post fail as the platform would."""
-
-    refuse = False
-
-    def answer(self, entry):
-        if entry.path.startswith("/api/conversations.open"):
-            return 200, {"ok": True, "channel": {"id": "D0DM"}}
-        if entry.path.startswith("/api/chat.postMessage"):
-            return (200, {"ok": False, "error": "not_allowed_token_type"}) if self.refuse else (
-                200, {"ok": True, "channel": "D0DM", "ts": "1.2"})
-        if entry.path.endswith("/users/@me/channels"):
-            return 200, {"id": "DM1", "type": 1}
-        if "/channels/DM1/messages" in entry.path:
-            return (403, {"message": "Cannot send messages to this user", "code": 50007}) if self.refuse else (
-                200, {"id": "M1", "channel_id": "DM1"})
-        return super().answer(entry)
 
 
 @pytest.fixture
@@ -108,11 +86,8 @@ def _deletes(caplog) -> int:
 
 @pytest.fixture
 def slack_events(chat, platform):
-    app = slack_adapter.build_app(chat, signing_secret=SIGNING_SECRET, token=SLACK_TOKEN,
-                                  client=WebClient(token=SLACK_TOKEN, base_url=platform.url + "/api/"),
-                                  token_verification_enabled=False)
-    with serve_asgi(slack_adapter.build_asgi(app, chat, signing_secret=SIGNING_SECRET)) as url:
-        yield url + "/slack/events"
+    with slack_served(chat, platform.url + "/api/", signing_secret=SIGNING_SECRET, token=SLACK_TOKEN) as url:
+        yield url
 
 
 _PRESSES = iter(range(1, 10_000))

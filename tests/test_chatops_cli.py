@@ -7,13 +7,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import select
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Iterator
 
 import pytest
 import requests
@@ -22,12 +18,11 @@ pytest.importorskip("slack_bolt")
 pytest.importorskip("nacl")
 
 from chat_support import (  # noqa: E402
-    DiscordSigner, Recorder, button_payload, discord_command, interaction_form, slack_post, slack_signed, slash_form)
+    CLI, REPO, DiscordSigner, Recorder, button_payload, chatops_server, discord_command, interaction_form, slack_post,
+    slack_signed, slash_form)
 
-CLI = [sys.executable, "-m", "gen_nodes.surfaces.cli"]
 SIGNING_SECRET = "cli-signing-secret"
 CHATOPS_SECRET = "cli-chatops-secret-0123456789"
-REPO = Path(__file__).resolve().parent.parent
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -40,27 +35,6 @@ def _env(**extra: str) -> dict[str, str]:
 def run_cli(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, *args], input=stdin, capture_output=True, text=True, timeout=60,
                           env=env or _env(), cwd=REPO, stdin=None if stdin is not None else subprocess.DEVNULL)
-
-
-@contextmanager
-def server(*args: str, env: dict[str, str], log: Path, before: tuple[str, ...] = ()) -> Iterator[str]:
-    """A `gen-nodes [BEFORE...] chatops ...` server; yields the url of its first stdout line; stderr goes to ``log``."""
-    with open(log, "w") as err:
-        proc = subprocess.Popen([*CLI, *before, "chatops", *args, "--port", "0"], stdout=subprocess.PIPE, stderr=err,
-                                stdin=subprocess.DEVNULL, env=env, cwd=REPO, text=True)
-    try:
-        ready, _, _ = select.select([proc.stdout], [], [], 60)
-        line = proc.stdout.readline() if ready else ""
-        assert line, f"no first line; stderr: {log.read_text()}"
-        yield json.loads(line)["url"]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
 
 
 @pytest.fixture
@@ -143,7 +117,7 @@ def test_the_slack_server_from_the_cli(sandbox, web, tmp_path):
                    "--base-url", sandbox.base_url, stdin=sandbox.api_key).returncode == 0
     env = _env(SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_BOT_TOKEN="xoxb-cli-test", SLACK_API_URL=web.url + "/api/")
     log = tmp_path / "slack.log"
-    with server("slack", "--store", store, "--base-url", sandbox.base_url, env=env, log=log) as url:
+    with chatops_server("slack", "--store", store, "--base-url", sandbox.base_url, env=env, log=log) as url:
         assert url.startswith("http://127.0.0.1:") and url.endswith("/slack/events")
         assert web.matching("/api/auth.test")  # the bot token was checked at start
         made = slack_post(url, SIGNING_SECRET, slash_form("keys create from the cli", web.url + "/r/1/"))
@@ -164,7 +138,7 @@ def test_the_slack_server_from_the_cli(sandbox, web, tmp_path):
 def test_the_discord_server_from_the_cli(tmp_path):
     signer = DiscordSigner()
     env = _env(DISCORD_PUBLIC_KEY=signer.public_key)
-    with server("discord", "--store", f"sqlite:///{tmp_path / 'c.db'}", env=env, log=tmp_path / "d.log") as url:
+    with chatops_server("discord", "--store", f"sqlite:///{tmp_path / 'c.db'}", env=env, log=tmp_path / "d.log") as url:
         assert url.endswith("/interactions")
         assert signer.post(url, {"type": 1}).json() == {"type": 1}
         assert DiscordSigner().post(url, {"type": 1}).status_code == 401
@@ -177,8 +151,8 @@ def test_two_processes_share_bindings_and_approvals_through_redis(redis_db, sand
                     "--base-url", sandbox.base_url, stdin=sandbox.api_key, env=env)
     assert bound.returncode == 0, bound.stderr
     common = ("slack", "--store", redis_url, "--base-url", sandbox.base_url)
-    with server(*common, env=env, log=tmp_path / "a.log") as first, \
-            server(*common, env=env, log=tmp_path / "b.log") as second:
+    with chatops_server(*common, env=env, log=tmp_path / "a.log") as first, \
+            chatops_server(*common, env=env, log=tmp_path / "b.log") as second:
         assert first != second
         slack_post(first, SIGNING_SECRET, slash_form("keys revoke 1", web.url + "/a/1/"))
         approval = _approval(web.wait_for("/a/1/")[0].body)
@@ -221,8 +195,8 @@ def test_a_slack_replay_to_another_process_does_not_act(redis_db, sandbox, web, 
                    "--base-url", sandbox.base_url, stdin=sandbox.api_key, env=env).returncode == 0
     common = ("slack", "--store", redis_db, "--base-url", sandbox.base_url)
     body, headers = slack_signed(SIGNING_SECRET, slash_form("keys create once", web.url + "/replay/"))
-    with server(*common, env=env, log=tmp_path / "a.log") as first, \
-            server(*common, env=env, log=tmp_path / "b.log") as second:
+    with chatops_server(*common, env=env, log=tmp_path / "a.log") as first, \
+            chatops_server(*common, env=env, log=tmp_path / "b.log") as second:
         assert requests.post(first, data=body, headers=headers, timeout=15).status_code == 200
         web.wait_for("/replay/")
         again = requests.post(second, data=body, headers=headers, timeout=15)
@@ -240,8 +214,8 @@ def test_a_discord_replay_to_another_process_does_not_act(sandbox, web, tmp_path
                    "--base-url", sandbox.base_url, stdin=sandbox.api_key, env=env).returncode == 0
     common = ("discord", "--store", store, "--base-url", sandbox.base_url)
     body, headers = signer.signed(discord_command(["keys", "create"], {"name": "once"}, token="replay"))
-    with server(*common, env=env, log=tmp_path / "a.log") as first, \
-            server(*common, env=env, log=tmp_path / "b.log") as second:
+    with chatops_server(*common, env=env, log=tmp_path / "a.log") as first, \
+            chatops_server(*common, env=env, log=tmp_path / "b.log") as second:
         assert requests.post(first, data=body, headers=headers, timeout=15).json()["type"] == 5
         web.wait_for("/api/v10/webhooks/APP1/replay")
         again = requests.post(second, data=body, headers=headers, timeout=15).json()
@@ -257,7 +231,7 @@ def test_sandbox_flag_binds_and_serves_against_the_persistent_sandbox(web, tmp_p
     assert bound.returncode == 0, bound.stderr
     assert json.loads(bound.stdout)["email"].endswith("@sandbox.local")
     assert (tmp_path / "sandbox" / "chatops.sqlite3").exists()  # its own store, beside the sandbox's
-    with server("slack", env=env, log=tmp_path / "s.log", before=("--sandbox",)) as url:
+    with chatops_server("slack", env=env, log=tmp_path / "s.log", before=("--sandbox",)) as url:
         slack_post(url, SIGNING_SECRET, slash_form("me", web.url + "/me/"))
         assert "@sandbox.local" in web.wait_for("/me/")[0].body["text"]
     gone = run_cli("--sandbox", "chatops", "unbind", "--platform", "slack", "--user", "U1", env=env)

@@ -226,7 +226,7 @@ def test_application_commands_come_from_the_registry_plugins_included():
         output_schema={"type": "object"})
     [command] = application_commands(Grammar(Registry([LIST_API_KEYS, REVOKE_API_KEY, plugin])))
     top = {o["name"]: o for o in command["options"]}
-    assert set(top) == {"keys", "get-balance", "login", "logout", "help"}
+    assert set(top) == {"keys", "get-balance", "login", "logout", "help", "alerts"}  # alerts: the list action is there
     balance = {o["name"]: o for o in top["get-balance"]["options"]}
     assert balance["currency"]["type"] == 3 and balance["currency"]["required"] is True
     assert [c["value"] for c in balance["currency"]["choices"]] == ["usd", "eur"]

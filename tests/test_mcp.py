@@ -35,6 +35,7 @@ from mcp import ClientSession, StdioServerParameters, stdio_client  # noqa: E402
 from mcp.client.session import ClientRequestContext  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
+from cli_support import stop_process as stop  # noqa: E402
 from gen_nodes.sandbox import Sandbox  # noqa: E402
 from key_age_support import names, seed_key_ages  # noqa: E402
 from gen_nodes.sandbox.store import TOKEN_ALPHABET, TOKEN_LENGTH, TOKEN_PREFIX  # noqa: E402
@@ -79,16 +80,6 @@ def start_http(*args: str, log, env: dict[str, str] | None = None) -> tuple[subp
         stop(proc)
         raise AssertionError("the server printed no first line with its url")
     return proc, json.loads(line)["url"]
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    proc.stdout.close()
 
 
 @pytest.fixture(scope="module")

@@ -125,6 +125,22 @@ def execute(spec: ActionSpec, arguments: Any, client: GenClient, *, resolve: Res
         output = run_steps(spec, args, client, resolve, execute, once)
         _check_output(spec, output)
         return hide_secrets(output)
+    return _execute_one(spec, args, client, resolve)[0]
+
+
+def execute_timed(spec: ActionSpec, arguments: Any, client: GenClient, *,
+                  resolve: Resolve | None = None) -> tuple[dict[str, Any], datetime]:
+    """:func:`execute` of a one-request action, plus GEN's clock when it answered (its ``Date``
+    header): for a caller that selects from one list answer in several ways with :func:`select`
+    (chat-ops' expiry digest). A composite action has no one answer: TypeError."""
+    if spec.composite:
+        raise TypeError(f"{spec.id} is a composite action: it has no one answer to time; use execute()")
+    return _execute_one(spec, validate_input(spec, arguments), client, resolve)
+
+
+def _execute_one(spec: ActionSpec, args: dict[str, Any], client: GenClient,
+                 resolve: Resolve | None) -> tuple[dict[str, Any], datetime]:
+    """One request for validated ``args``: the output and GEN's clock at the answer."""
     started = datetime.now(timezone.utc)
     try:
         response = client.request(
@@ -154,7 +170,13 @@ def execute(spec: ActionSpec, arguments: Any, client: GenClient, *, resolve: Res
             _attach_orphans(unknown, spec.orphans, args, client, resolve, started, took_effect=True)
         raise unknown from None
     _check_output(spec, output)
-    return _hide_secrets(spec, response, output)
+    return _hide_secrets(spec, response, output), _server_now(response)
+
+
+def select(spec: ActionSpec, filters: Mapping[str, Any], items: list[Any], now: datetime) -> list[Any]:
+    """The ``items`` a call of ``spec`` with these ``filter`` inputs would have kept, GEN's clock
+    being ``now``: the same selection as :func:`execute`'s, the filters checked against the input schema."""
+    return _filtered(spec, validate_input(spec, dict(filters)), items, now)
 
 
 def _hide_secrets(spec: ActionSpec, response: ApiResponse, output: dict[str, Any]) -> dict[str, Any]:

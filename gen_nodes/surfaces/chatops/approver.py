@@ -151,6 +151,17 @@ def notice_reply(notice: Notice) -> Reply:
 
 def slack_target(*, store: Any = None, env: Mapping[str, str] | None = None, **_: Any) -> ChatApprover:
     """The ``slack`` target: a DM through ``conversations.open`` + ``chat.postMessage``."""
+    return ChatApprover("slack", _checked(store, "slack"), slack_sender(env))
+
+
+def discord_target(*, store: Any = None, env: Mapping[str, str] | None = None, session: Any = None,
+                   **_: Any) -> ChatApprover:
+    """The ``discord`` target: a bot DM (create the DM channel, post a message with buttons)."""
+    return ChatApprover("discord", _checked(store, "discord"), discord_sender(env, session))
+
+
+def slack_sender(env: Mapping[str, str] | None = None) -> Callable[[str, Reply], bool]:
+    """``send(user, reply)``: a Slack DM with the bot token chat-ops uses (also the expiry digest's)."""
     from slack_sdk import WebClient
 
     env = settings.of(env)
@@ -159,12 +170,11 @@ def slack_target(*, store: Any = None, env: Mapping[str, str] | None = None, **_
                      "needs the chat:write and im:write scopes.")
     api_url = env.slack_api_url or ""
     client = WebClient(token=token, base_url=api_url.rstrip("/") + "/") if api_url else WebClient(token=token)
-    return ChatApprover("slack", _checked(store, "slack"), lambda user, reply: _slack_dm(client, user, reply))
+    return lambda user, reply: _slack_dm(client, user, reply)
 
 
-def discord_target(*, store: Any = None, env: Mapping[str, str] | None = None, session: Any = None,
-                   **_: Any) -> ChatApprover:
-    """The ``discord`` target: a bot DM (create the DM channel, post a message with buttons)."""
+def discord_sender(env: Mapping[str, str] | None = None, session: Any = None) -> Callable[[str, Reply], bool]:
+    """``send(user, reply)``: a Discord bot DM with ``DISCORD_BOT_TOKEN`` (also the expiry digest's)."""
     import requests
 
     from gen_nodes.surfaces.chatops.discord import DEFAULT_API_URL
@@ -172,11 +182,10 @@ def discord_target(*, store: Any = None, env: Mapping[str, str] | None = None, s
     env = settings.of(env)
     token = _setting(env.discord_bot_token, "DISCORD_BOT_TOKEN", "discord",
                      "Copy a bot token from the Discord developer portal's Bot page (the bot must share a "
-                     "server with the people it asks).")
+                     "server with the people it messages).")
     api_url = (env.discord_api_url or DEFAULT_API_URL).rstrip("/")
     http = session or requests.Session()
-    return ChatApprover("discord", _checked(store, "discord"),
-                        lambda user, reply: _discord_dm(http, api_url, token, user, reply))
+    return lambda user, reply: _discord_dm(http, api_url, token, user, reply)
 
 
 def _slack_dm(client: Any, user: str, reply: Reply) -> bool:
@@ -222,7 +231,8 @@ def _discord_dm(http: Any, api_url: str, token: str, user: str, reply: Reply) ->
 
 def _setting(value: str | None, name: str, kind: str, hint: str) -> str:
     if not value:
-        raise InvalidSetting(f"The {kind} approval target needs {name}, which is not set.", hint=hint)
+        raise InvalidSetting(f"The {kind} direct messages (approval target, expiry digest) need {name}, which "
+                             "is not set.", hint=hint)
     return value
 
 

@@ -1,7 +1,7 @@
 """``gen-nodes chatops``: serve Slack or Discord, print Discord's commands, bind and unbind keys.
 
-    gen-nodes chatops slack [--host 127.0.0.1] [--port 3000] [--store URL]
-    gen-nodes chatops discord [--host 127.0.0.1] [--port 3001] [--store URL]
+    gen-nodes chatops slack [--host 127.0.0.1] [--port 3000] [--store URL] [--digest-at HH:MM]
+    gen-nodes chatops discord [--host 127.0.0.1] [--port 3001] [--store URL] [--digest-at HH:MM]
     gen-nodes chatops discord commands
     gen-nodes chatops bind --platform slack --user U123 < key.txt
     gen-nodes chatops unbind --platform slack --user U123
@@ -15,7 +15,9 @@ approvals live in ``--store`` (default ``sqlite://``, a file in the state folder
 ``redis://...`` for several processes or machines). Under ``gen-nodes --sandbox`` every
 command acts against the persistent sandbox: the default store is then a file beside
 the sandbox's (sandbox keys and real ones never share a store), and ``bind`` with
-nothing on stdin binds the sandbox's own key.
+nothing on stdin binds the sandbox's own key. ``--digest-at`` (or
+``GEN_NODES_CHATOPS_DIGEST_AT``) starts the daily expiry digest in the server process
+(``schedule.py``; a Discord server then also needs ``DISCORD_BOT_TOKEN`` to send DMs).
 """
 
 from __future__ import annotations
@@ -87,6 +89,10 @@ def _server_options(p: argparse.ArgumentParser, port: int) -> None:
     p.add_argument("--allow", action="append", default=[], metavar="ID",
                    help="a Slack workspace (T...) or Discord guild id allowed to use the bot; repeat for "
                    "more (default: any workspace the app is installed in)")
+    p.add_argument("--digest-at", default=None, metavar="HH:MM",
+                   help="send each person who ran `/gen alerts on` a private daily digest of their expiring "
+                   "keys at this UTC time (HH:MM, or HH:MM:SS; default: $GEN_NODES_CHATOPS_DIGEST_AT, else no "
+                   "digest). Every process may set it: the store makes each digest go out once")
     _common(p)
 
 
@@ -100,16 +106,19 @@ def cmd_slack(args: argparse.Namespace) -> int:
     from gen_nodes.surfaces.chatops.slack import PATH, build_app, build_asgi, platform_log
 
     signing_secret, token = _env("SLACK_SIGNING_SECRET"), _env("SLACK_BOT_TOKEN")
+    at = _digest_time(args)
     _check_host(args)
     configure_logging(args.log_level)
     api_url = settings.current().slack_api_url
     base_url = api_url.rstrip("/") + "/" if api_url else WebClient.BASE_URL
     _check_bot_token(token, base_url)
     chatops = _chatops(args)
+    digest = _digest(chatops, "slack", at)
     client = WebClient(token=token, base_url=base_url, logger=platform_log)
     app = build_app(chatops, signing_secret=signing_secret, client=client, command=args.command,
                     token_verification_enabled=False)  # checked just above, with errors people can read
-    return _serve(build_asgi(app, chatops, signing_secret=signing_secret), args, PATH, "gen-nodes chatops slack")
+    return _serve(build_asgi(app, chatops, signing_secret=signing_secret), args, PATH, "gen-nodes chatops slack",
+                  digest)
 
 
 def _check_bot_token(token: str, base_url: str) -> None:
@@ -150,10 +159,12 @@ def cmd_discord(args: argparse.Namespace) -> int:
         raise InvalidInput("DISCORD_PUBLIC_KEY is not hexadecimal.", errors=[{"path": "DISCORD_PUBLIC_KEY",
                            "message": "not hex"}], hint="Copy the Public Key from the Discord developer "
                            "portal's General Information page.") from None
+    at = _digest_time(args)
     _check_host(args)
     configure_logging(args.log_level)
-    app = build_app(_chatops(args), public_key=public_key)
-    return _serve(app, args, PATH, "gen-nodes chatops discord")
+    chatops = _chatops(args)
+    digest = _digest(chatops, "discord", at)
+    return _serve(build_app(chatops, public_key=public_key), args, PATH, "gen-nodes chatops discord", digest)
 
 
 def cmd_bind(args: argparse.Namespace) -> int:
@@ -260,15 +271,43 @@ def _check_host(args: argparse.Namespace) -> None:
     guard_hosts(args.host, allow_remote=args.allow_remote, allowed_hosts=args.allowed_host)
 
 
-def _serve(app: Any, args: argparse.Namespace, path: str, name: str) -> int:
-    """Serve through ``net.serve``: the first stdout line is ``{"url": ...}`` once the port is bound."""
+def _serve(app: Any, args: argparse.Namespace, path: str, name: str, digest: Any = None) -> int:
+    """Serve through ``net.serve``: the first stdout line is ``{"url": ...}`` once the port is bound.
+    The daily digest (if any) starts once the server is about to serve, and stops with it."""
     from gen_nodes.net.serve import serve
 
+    if digest is not None:
+        digest.start()
     try:
         serve(app, host=args.host, port=args.port, path=path, allow_remote=args.allow_remote,
               allowed_hosts=args.allowed_host, name=name)
     except KeyboardInterrupt:
         pass
+    finally:
+        if digest is not None:
+            digest.stop()
     return 0
+
+
+def _digest_time(args: argparse.Namespace) -> int | None:
+    """``--digest-at`` (else $GEN_NODES_CHATOPS_DIGEST_AT) in seconds after midnight UTC, checked
+    before anything is opened; None for no digest."""
+    from gen_nodes.surfaces.chatops.schedule import time_of_day
+
+    chosen = args.digest_at or settings.current().chatops_digest_at
+    return time_of_day(chosen) if chosen else None
+
+
+def _digest(chatops: Any, platform: str, at: int | None) -> Any:
+    """The daily expiry digest at ``at`` (not started yet), or None; its DM sender is built here, so
+    a missing bot token stops the start-up."""
+    from gen_nodes.surfaces.chatops.approver import discord_sender, slack_sender
+    from gen_nodes.surfaces.chatops.schedule import DailyRound, describe, round_for
+
+    if at is None:
+        return None
+    send = slack_sender() if platform == "slack" else discord_sender()
+    chatops.digest_at = describe(at)
+    return DailyRound(round_for(chatops, platform, send), at)
 
 

@@ -34,6 +34,7 @@ import hashlib
 import logging
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from functools import partial
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -47,6 +48,7 @@ from gen_nodes.core.terms import ChatTerms, chat_terms  # noqa: F401 (ChatTerms:
 from gen_nodes.safety.approvals import EXPIRED, PENDING, ApprovalError, Approvals
 from gen_nodes.safety.display import quoted
 from gen_nodes.state.secretbox import SecretBox
+from gen_nodes.surfaces.chatops.alerts import OptIns, parse_alerts, run_alerts
 from gen_nodes.surfaces.chatops.audit import _ids, write_audit
 # _BINDING_PREFIX and BINDING_TTL are imported from here by approver.py.
 from gen_nodes.surfaces.chatops.bindings import _BINDING_PREFIX, BINDING_TTL, Bindings  # noqa: F401
@@ -85,6 +87,8 @@ class ChatOps:
         self.clients = ClientCache(lambda key: GenClient(api_key=key, base_url=base_url, timeout=timeout))
         #: Workspaces/guilds allowed to use the bot; empty allows every one.
         self.allow = frozenset(allow)
+        #: When the daily expiry digest goes out ("HH:MM" UTC), if this server sends it (``--digest-at``).
+        self.digest_at: str | None = None
 
     @property
     def prefix(self) -> str:
@@ -116,6 +120,8 @@ class ChatOps:
             if extra:
                 return self._answer(f"`{self.prefix} {words[0].lower()}` takes no arguments.")
             return Command(kind=words[0].lower())
+        if words[0].lower() == "alerts" and self.grammar.alerts:
+            return parse_alerts(self, words[1:], {})
         entry, taken = self.grammar.find(words)
         if entry is None:
             return self._unknown(words)
@@ -151,6 +157,8 @@ class ChatOps:
             return self._answer(self.grammar.help())
         if words[0] in ("login", "logout"):
             return Command(kind=words[0])
+        if words[0] == "alerts" and self.grammar.alerts:
+            return parse_alerts(self, words[1:], fields)
         entry = self.grammar.entries.get(tuple(words))
         if entry is None:
             return self._unknown(list(words))
@@ -217,6 +225,8 @@ class ChatOps:
             return Reply("Your GEN key is forgotten here." if removed else "No GEN key was bound for you.")
         if command.kind == "login":
             return Reply(f"Open the login form with `{self.prefix} login`.")
+        if command.kind == "alerts":
+            return run_alerts(self, who, command)
         spec = command.spec
         assert spec is not None
         with self._lease(who) as client:
@@ -255,6 +265,15 @@ class ChatOps:
             approval=approval.id, approve_label=spec.title,
             confirm_text=f"{spec.title}: this cannot be undone. Go ahead?"))
 
+    def press_command(self, who: ChatUser, text: str) -> Reply:
+        """A press on a command button (the digest's Rotate): exactly what typing ``text`` would do,
+        through the same parsing and running, so a destructive command still asks for approval.
+        In a DM (no workspace: Discord), the person counts as in the workspace they opted in from."""
+        if not who.team:
+            optin = OptIns(self.store).get(who.platform, who.user) or {}
+            who = replace(who, team=str(optin.get("team") or ""))
+        return self.run(who, self.parse(text))
+
     def press(self, who: ChatUser, approval_id: str, approve: bool) -> Reply:
         """A press of an approval button: only its requester, once; the action runs exactly once."""
         from gen_nodes.surfaces.chatops.approver import press_routed  # a call held by another surface, routed to a chat user
@@ -262,10 +281,10 @@ class ChatOps:
         routed = press_routed(self, who, approval_id, approve)
         if routed is not None:
             return routed
-        refused = self.admit(who)
+        pending = self.approvals.get(approval_id) if approval_id else None
+        refused = self.admit(_as_asked(who, (pending.context or {}) if pending else {}))
         if refused is not None:
             return refused
-        pending = self.approvals.get(approval_id) if approval_id else None
         if pending is None:
             self.audit(who, "approval", outcome="unknown_or_expired")
             return Reply("This confirmation has expired or is unknown; nothing was changed. Run the command again.")
@@ -367,6 +386,14 @@ class ChatOps:
 
 #: ``ApprovalError.reason`` of an approved call whose asker's bound key is no longer the one that asked.
 KEY_CHANGED = "key_changed"
+
+
+def _as_asked(who: ChatUser, context: Mapping[str, Any]) -> ChatUser:
+    """A press from a DM (no workspace) by the person who asked counts as from the workspace they
+    asked in (a Discord DM has no guild); any other press is taken as it came."""
+    if who.team or (context.get("surface"), context.get("user")) != (who.platform, who.user):
+        return who
+    return replace(who, team=str(context.get("team") or ""))
 
 
 def _run_as(registry: Registry, client: GenClient | None, approval: Any) -> dict[str, Any]:

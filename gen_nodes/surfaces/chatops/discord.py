@@ -14,7 +14,8 @@ thinly as the Slack adapter over :class:`~gen_nodes.surfaces.chatops.core.ChatOp
    answer follows through the interaction webhook (``DISCORD_API_URL``, default
    Discord's API), with the ephemeral flag (64) unless a read-only answer is
    shared; a button press is acked with type 6 and its outcome edits the message
-   that held the button.
+   that held the button (an approval) or follows it (a command button, ``gen_run:<command>``:
+   the expiry digest's Rotate, run as if the presser had typed the command).
 
 ``application_commands(grammar)`` is the command JSON for Discord's API, generated
 from the registry (``gen-nodes chatops discord commands``). Mentions are never
@@ -45,6 +46,10 @@ CONTENT_LIMIT = 2000
 LOGIN_MODAL = "gen_login"
 KEY_INPUT = "api_key"
 APPROVE, DENY = "gen_approve", "gen_deny"
+#: A command button's custom_id is this, a colon and the command text (the digest's Rotate).
+RUN = "gen_run"
+#: Discord's limits: buttons per action row, action rows per message, characters in a custom_id.
+ROW_BUTTONS, MAX_ROWS, CUSTOM_ID_LIMIT = 5, 5, 100
 
 # Interaction and response types (Discord's numbers).
 PING, APPLICATION_COMMAND, MESSAGE_COMPONENT, MODAL_SUBMIT = 1, 2, 3, 5
@@ -97,11 +102,11 @@ def build_app(chatops: ChatOps, *, public_key: str, api_url: str | None = None,
             return JSONResponse(_deferred(private=not parsed.share), background=task)
         if kind == MESSAGE_COMPONENT:
             custom_id = str((payload.get("data") or {}).get("custom_id") or "")
-            action, _, approval = custom_id.partition(":")
-            if action not in (APPROVE, DENY):
+            action, _, value = custom_id.partition(":")
+            if action not in (APPROVE, DENY, RUN):
                 return JSONResponse({"error": "unknown component"}, status_code=400)
-            task = BackgroundTask(webhook.follow_up, payload,
-                                  lambda: chatops.press(who, approval, approve=action == APPROVE))
+            task = BackgroundTask(webhook.follow_up, payload, (lambda: chatops.press_command(who, value))
+                                  if action == RUN else (lambda: chatops.press(who, value, approve=action == APPROVE)))
             return JSONResponse({"type": DEFERRED_UPDATE}, background=task)
         if kind == MODAL_SUBMIT and (payload.get("data") or {}).get("custom_id") == LOGIN_MODAL:
             key = _modal_value(payload.get("data") or {}, KEY_INPUT)
@@ -182,12 +187,18 @@ def message(reply: Reply) -> dict[str, Any]:
     out: dict[str, Any] = {"content": _cut(reply.text), "allowed_mentions": NO_MENTIONS}
     if reply.private or reply.secret:
         out["flags"] = EPHEMERAL
+    rows = []
     if reply.buttons is not None:
         b = reply.buttons
-        out["components"] = [{"type": 1, "components": [
+        rows.append({"type": 1, "components": [
             {"type": 2, "style": 4, "label": b.approve_label[:80], "custom_id": f"{APPROVE}:{b.approval}"},
             {"type": 2, "style": 2, "label": b.deny_label[:80], "custom_id": f"{DENY}:{b.approval}"},
-        ]}]
+        ]})
+    commands = [{"type": 2, "style": 1, "label": c.label[:80], "custom_id": f"{RUN}:{c.command}"}
+                for c in reply.commands if len(f"{RUN}:{c.command}") <= CUSTOM_ID_LIMIT]
+    rows.extend({"type": 1, "components": commands[i:i + ROW_BUTTONS]} for i in range(0, len(commands), ROW_BUTTONS))
+    if rows:
+        out["components"] = rows[:MAX_ROWS]
     return out
 
 
@@ -266,7 +277,20 @@ def application_commands(grammar: Grammar, name: str = "gen") -> list[dict[str, 
     for verb, text in (("login", "Use your own GEN key (opens a private form)"),
                        ("logout", "Forget your GEN key"), ("help", "How to use /gen")):
         top.append({"type": SUB_COMMAND, "name": verb, "description": text, "options": []})
+    if grammar.alerts:
+        top.append(_alerts_group())
     return [{"name": name, "type": 1, "description": "GEN API keys", "options": top}]
+
+
+def _alerts_group() -> dict[str, Any]:
+    """``/gen alerts on [within]`` and ``/gen alerts off`` (the expiry digest, ``alerts.py``)."""
+    within = {"type": STRING, "name": "within", "required": False, "max_length": 20,
+              "description": "Keys expiring within this span: 7d (days), 12h (hours) or seconds; default 7d"}
+    return {"type": SUB_COMMAND_GROUP, "name": "alerts", "description": "Daily private alerts about expiring keys",
+            "options": [{"type": SUB_COMMAND, "name": "on", "description": "Turn expiry alerts on",
+                         "options": [within]},
+                        {"type": SUB_COMMAND, "name": "off", "description": "Turn expiry alerts off",
+                         "options": []}]}
 
 
 def _command_options(entry) -> list[dict[str, Any]]:

@@ -15,11 +15,12 @@ from gen_nodes.core.redact import KNOWN_PREFIXES, SECRET_FIELDS
 from gen_nodes.core.registry import Registry
 from gen_nodes.core.spec import ActionSpec, Chat
 from gen_nodes.core.validation import bundled
+from gen_nodes.surfaces.chatops.alerts import DEFAULT_WITHIN, LIST_ACTION
 
 log = logging.getLogger("gen_nodes.chatops")
 
 #: Words the core answers itself; no action may take them.
-BUILT_INS = ("help", "login", "logout")
+BUILT_INS = ("help", "login", "logout", "alerts")
 #: The word that asks for a read-only answer to be shown to the channel.
 SHARE_FLAG = "--share"
 # Text that holds a GEN key: a documented prefix and a long run of key characters, in any case and
@@ -73,6 +74,8 @@ class Grammar:
 
     def __init__(self, registry: Registry, prefix: str = "/gen") -> None:
         self.prefix = prefix
+        #: Whether ``alerts`` works: the digest reads the list action.
+        self.alerts = LIST_ACTION in registry
         self.entries: dict[tuple[str, ...], Entry] = {}
         # Help lists the top-level commands first, then each group: reads, writes, destructive ones.
         for spec in sorted(registry, key=lambda s: (bool(chat_of(s).group), chat_of(s).group, _rank(s))):
@@ -123,6 +126,9 @@ class Grammar:
             lines.append(f"`{self.usage(entry)}`  {entry.spec.title}{note}")
         lines.append(f"`{self.prefix} login`  Use your own GEN key (opens a private form)")
         lines.append(f"`{self.prefix} logout`  Forget your GEN key")
+        if self.alerts:
+            lines.append(f"`{self.prefix} alerts on [within={DEFAULT_WITHIN}]`  A private daily message about your "
+                         f"keys that expire soon, each with a Rotate button; `{self.prefix} alerts off` stops it")
         lines.append(f"`{self.prefix} help`  This list")
         return "\n".join(lines)
 

@@ -29,6 +29,20 @@ class Buttons:
     deny_label: str = "Cancel"
 
 
+#: Command buttons one message carries at most (Slack: 25 per actions block; Discord: 5 rows of 5).
+COMMAND_BUTTONS_LIMIT = 25
+
+
+@dataclass(frozen=True)
+class CommandButton:
+    """A button that runs a chat command for whoever presses it, as if they had typed it (the
+    expiry digest's **Rotate**): it goes through the same parsing and running, approvals included."""
+
+    label: str
+    #: The command text after the slash command, e.g. ``keys rotate 42``.
+    command: str
+
+
 @dataclass(frozen=True)
 class Reply:
     """A message for people, in the small markdown Slack and Discord share (backticks)."""
@@ -41,16 +55,19 @@ class Reply:
     replace: bool = False
     #: Holds a secret: the adapter must send it privately and never log it.
     secret: bool = False
+    #: Buttons that each run a command (at most :data:`COMMAND_BUTTONS_LIMIT` are shown).
+    commands: tuple[CommandButton, ...] = ()
 
     def __repr__(self) -> str:  # the text may hold a new key's secret
-        return f"Reply(private={self.private}, secret={self.secret}, buttons={self.buttons is not None})"
+        return (f"Reply(private={self.private}, secret={self.secret}, buttons={self.buttons is not None}, "
+                f"commands={len(self.commands)})")
 
 
 @dataclass(frozen=True)
 class Command:
     """A parsed command: a built-in (help/login/logout), an action, or an answer already."""
 
-    kind: str  # "help" | "login" | "logout" | "action" | "answer"
+    kind: str  # "help" | "login" | "logout" | "alerts" | "action" | "answer"
     spec: ActionSpec | None = None
     arguments: Mapping[str, Any] = field(default_factory=dict)
     share: bool = False

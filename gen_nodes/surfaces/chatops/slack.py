@@ -13,7 +13,9 @@ slow GEN never runs into Slack's 3-second deadline.
   ``response_url`` (kept in the modal's ``private_metadata``), privately;
 - the approval buttons (``gen_approve`` / ``gen_deny``, the approval id as value):
   only the requester's press acts, once (the store makes decide/claim atomic), so a
-  double click or Slack's retry (``X-Slack-Retry-Num``) runs GEN's call once.
+  double click or Slack's retry (``X-Slack-Retry-Num``) runs GEN's call once;
+- a command button (``gen_run_<n>``, the command text as value: the expiry digest's
+  Rotate) runs that command for the presser exactly as if they had typed it.
 
 In front of Bolt, :func:`build_asgi` reads the body capped at 1 MiB (413 past it,
 before the rest is read), checks the signature itself (401, nothing logged), and
@@ -31,6 +33,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import re
 from typing import Any, Callable
 
 from slack_bolt import App
@@ -40,12 +43,14 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
 from gen_nodes.surfaces.chatops.core import ChatOps
-from gen_nodes.surfaces.chatops.messages import ChatUser, Reply
+from gen_nodes.surfaces.chatops.messages import COMMAND_BUTTONS_LIMIT, ChatUser, Reply
 
 PATH = "/slack/events"
 LOGIN_CALLBACK = "gen_login"
 KEY_BLOCK = KEY_ACTION = "api_key"
 APPROVE, DENY = "gen_approve", "gen_deny"
+#: The action id of a command button (the digest's Rotate) is this plus its place: ids are unique per block.
+RUN = "gen_run_"
 #: Slack's limit for one section block's text.
 SECTION_LIMIT = 3000
 MAX_SECTIONS = 40
@@ -124,8 +129,13 @@ def build_app(chatops: ChatOps, *, signing_secret: str, token: str | None = None
 
     app.command(command)(ack=ack_command, lazy=[run_command])
     app.view(LOGIN_CALLBACK)(ack=lambda ack: ack(), lazy=[finish_login])
+    def run_button(body: dict) -> None:
+        action = (body.get("actions") or [{}])[0]
+        _send(body.get("response_url"), lambda: chatops.press_command(_who(body), str(action.get("value") or "")))
+
     app.action(APPROVE)(ack=lambda ack: ack(), lazy=[press(True)])
     app.action(DENY)(ack=lambda ack: ack(), lazy=[press(False)])
+    app.action(re.compile(f"^{RUN}[0-9]+$"))(ack=lambda ack: ack(), lazy=[run_button])
     return app
 
 
@@ -210,6 +220,11 @@ def message(reply: Reply) -> dict[str, Any]:
             {"type": "button", "action_id": DENY, "value": b.approval,
              "text": {"type": "plain_text", "text": b.deny_label}},
         ]})
+    if reply.commands:
+        blocks.append({"type": "actions", "block_id": "gen_commands", "elements": [
+            {"type": "button", "action_id": f"{RUN}{i}", "value": c.command,
+             "text": {"type": "plain_text", "text": c.label[:75]}}
+            for i, c in enumerate(reply.commands[:COMMAND_BUTTONS_LIMIT])]})
     out: dict[str, Any] = {"text": text[:SECTION_LIMIT], "blocks": blocks,
                            "response_type": "ephemeral" if (reply.private or reply.secret) else "in_channel"}
     if reply.replace:
