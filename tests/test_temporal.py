@@ -312,9 +312,13 @@ def test_readme_workflow_revokes_only_after_a_persons_signal(loop, temporal, tmp
     assert [e.workflow_execution_signaled_event_attributes.signal_name for e in signalled] == ["decide"]
 
 
+#: The docs' rotation recipe: a workflow that branches on the rotation's status.
+ROTATION = "Rotating a key with Temporal"
+
+
 def test_a_rotation_sends_one_create_and_one_revoke_and_delivers_the_new_secret(loop, temporal, tmp_path, sandbox):
     old = sandbox.store.create_key(sandbox.user["id"], "rotated", expires_in=10 * 86400)[0]
-    ran = run_workflow(loop, temporal, tmp_path, sandbox, docs_workflow("Rotating a key", "RotateCiKey"), old["id"])
+    ran = run_workflow(loop, temporal, tmp_path, sandbox, docs_workflow(ROTATION, "RotateCiKey"), old["id"])
     assert ran.result["status"] == "succeeded"
     assert sandbox.requests_seen("POST") == [("POST", "/persisted_tokens")]
     assert sandbox.requests_seen("DELETE") == [("DELETE", f"/persisted_tokens/{old['id']}/revoke")]
@@ -328,7 +332,7 @@ def test_a_rotation_sends_one_create_and_one_revoke_and_delivers_the_new_secret(
 def test_a_partial_rotation_returns_the_new_key_and_the_workflow_branches_on_it(loop, temporal, tmp_path, sandbox):
     old = sandbox.store.create_key(sandbox.user["id"], "half-rotated")[0]
     sandbox.inject_fault(503, method="DELETE", path=f"/persisted_tokens/{old['id']}/revoke", body={"error": "Down"})
-    ran = run_workflow(loop, temporal, tmp_path, sandbox, docs_workflow("Rotating a key", "RotateCiKey"), old["id"])
+    ran = run_workflow(loop, temporal, tmp_path, sandbox, docs_workflow(ROTATION, "RotateCiKey"), old["id"])
     assert ran.result["status"] == "partial"
     rotate, revoke = ran.started()  # the rotation returned (no Temporal retry), then the branch revoked
     assert (rotate.attempt, revoke.attempt) == (1, 1)
