@@ -30,20 +30,24 @@ def rotation(airflow_env):  # noqa: F811
         user = sandbox.user["id"]
         old = sandbox.store.create_key(user, "rotated-ok", expires_in=30 * 86400)[0]
         partial_old = sandbox.store.create_key(user, "rotated-partial-old")[0]
+        crash_old = sandbox.store.create_key(user, "rotated-then-crashed")[0]
         sandbox.inject_fault(503, method="DELETE", path=f"/persisted_tokens/{partial_old['id']}/revoke",
                              body={"error": "Down for maintenance"})
         env = dict(airflow_env, AIRFLOW_CONN_GEN_ROTATION=_connection(sandbox, root / "rotation-records.db"),
                    AIRFLOW_CONN_GEN_DEFAULT=_connection(sandbox, root / "rotation-records.db"),
                    AIRFLOW_CONN_GEN_WRONG_KEY=_connection(sandbox, root / "rotation-records.db", WRONG_KEY),
-                   AIRFLOW_VAR_GEN_ROTATE_ID=str(old["id"]), AIRFLOW_VAR_GEN_ROTATE_PARTIAL_ID=str(partial_old["id"]))
+                   AIRFLOW_VAR_GEN_ROTATE_ID=str(old["id"]), AIRFLOW_VAR_GEN_ROTATE_PARTIAL_ID=str(partial_old["id"]),
+                   AIRFLOW_VAR_GEN_ROTATE_CRASH_ID=str(crash_old["id"]))
         out = root / "rotation-results.json"
         done = subprocess.run([sys.executable, str(RUNNER), str(out), str(DAGS / "gen_rotation.py")],
                               env=env, capture_output=True, text=True, timeout=900, cwd=root)
         output = done.stdout + done.stderr
         assert done.returncode == 0, output[-5000:]
         results = json.loads(out.read_text())
-        yield {"tasks": results["dags"]["gen_rotation"]["tasks"], "variables": results["variables"],
-               "output": output, "sandbox": sandbox, "old": old, "partial_old": partial_old,
+        logs = Path(env["AIRFLOW_HOME"]) / "logs"
+        files = {str(p): p.read_text(errors="replace") for p in logs.rglob("*") if p.is_file()} if logs.exists() else {}
+        yield {"log_files": files, "tasks": results["dags"]["gen_rotation"]["tasks"], "variables": results["variables"],
+               "output": output, "sandbox": sandbox, "old": old, "partial_old": partial_old, "crash_old": crash_old,
                "secrets": Path(env["GEN_NODES_SECRETS_DIR"])}
 
 
@@ -101,13 +105,22 @@ def test_a_partial_rotation_ends_skipped_keeps_the_new_key_and_the_dag_branches_
     assert any("Skipping task" in line and "ended partial at step revoke" in line for line in lines)
 
 
-def test_every_rotation_sent_exactly_two_creates_and_no_token_reached_the_logs(rotation):
+def test_a_rotation_retried_by_airflow_after_it_finished_returns_the_stored_result(rotation):
+    sandbox, crash_old = rotation["sandbox"], rotation["crash_old"]
+    task = rotation["tasks"]["rotate_then_crash"]
+    assert (task["state"], task["try_number"]) == ("success", 2) and task["xcom"]["status"] == "succeeded"
+    made = [k for k in statuses(sandbox).values() if k["name"] == "rotated-then-crashed"]
+    assert {k["id"]: k["status"] for k in made} == {crash_old["id"]: "revoked", task["xcom"]["new_key"]["id"]: "active"}
+    assert len(sandbox.requests_seen("DELETE", f"/persisted_tokens/{crash_old['id']}/revoke")) == 1
+
+
+def test_every_rotation_sent_exactly_one_create_and_no_token_reached_the_logs(rotation):
     sandbox = rotation["sandbox"]
-    assert len(sandbox.requests_seen("POST", "/persisted_tokens")) == 2  # one per rotation, none retried
+    assert len(sandbox.requests_seen("POST", "/persisted_tokens")) == 3  # one per rotation, none retried
     tokens = [p.read_text().strip() for p in rotation["secrets"].iterdir()] + list(rotation["variables"].values())
-    assert len(tokens) == 2
+    assert len(tokens) == 3
     xcoms = json.dumps([task["xcom"] for task in rotation["tasks"].values()])
-    for where, text in {"task output": rotation["output"], "XCom": xcoms}.items():
+    for where, text in {"task output": rotation["output"], "XCom": xcoms, **rotation["log_files"]}.items():
         leaked = [secret[-6:] for secret in [sandbox.api_key, *tokens] if secret in text]
         assert not leaked, f"secrets ending {leaked} in {where}"
 

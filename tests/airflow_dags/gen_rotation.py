@@ -1,7 +1,7 @@
 """Key rotation as a DAG: one rotation that succeeds, one that ends partial, and the branches on each.
 
 Run by ``tests/test_airflow_rotation.py`` on connection ``gen_rotation``; the keys to rotate come
-from Airflow Variables the test sets (``AIRFLOW_VAR_GEN_ROTATE_ID``, ``AIRFLOW_VAR_GEN_ROTATE_PARTIAL_ID``).
+from Airflow Variables the test sets (``AIRFLOW_VAR_GEN_ROTATE_ID``, ``..._PARTIAL_ID``, ``..._CRASH_ID``).
 The test makes the sandbox answer 503 to the partial key's first revoke.
 
 A partial rotation ends its task ``skipped`` with its output kept as the XCom: tasks that need the
@@ -9,13 +9,26 @@ whole rotation (default trigger rule) are skipped too, a task with ``all_skipped
 (here: it revokes the old key again), and one with ``none_failed`` runs either way (the new key works).
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, task
+from airflow.sdk.exceptions import AirflowException
 
 from gen_nodes.airflow import GenRevokeApiKeyOperator, GenRotateApiKeyOperator
 
 CONN = {"gen_conn_id": "gen_rotation"}
+
+
+class RotateThenCrash(GenRotateApiKeyOperator):
+    """A rotation whose first try dies after GEN answered both steps: Airflow's retry must send nothing."""
+
+    def execute(self, context):
+        result = super().execute(context)
+        if context["ti"].try_number == 1:
+            raise AirflowException("simulated crash after the rotation")
+        return result
+
+
 PARTIAL_OLD_ID = "{{ ti.xcom_pull(task_ids='rotate_partial')['old_key']['id'] }}"
 
 with DAG("gen_rotation", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as dag:
@@ -55,3 +68,7 @@ with DAG("gen_rotation", schedule=None, start_date=datetime(2026, 1, 1), catchup
 
     partial >> [finish, after_full_rotation()]
     new_key_either_way(partial.output)
+
+    # Airflow retries a rotation that had finished: the retry gets the stored result, no second key or revoke.
+    RotateThenCrash(task_id="rotate_then_crash", id="{{ var.value.gen_rotate_crash_id }}", retries=2,
+                    retry_delay=timedelta(0), confirm_destructive=True, **CONN)
