@@ -28,7 +28,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 from airflow.sdk.log import mask_secret
 
 from gen_nodes.core.errors import GenError
-from gen_nodes.core.redact import SECRET_FIELDS, mask
+from gen_nodes.core.redact import SECRET_FIELDS, holds_secrets, mask
 from gen_nodes.core.registry import default_registry
 from gen_nodes.safety.secret_delivery import deliver
 from gen_nodes.core.spec import PARTIAL, ActionSpec
@@ -138,6 +138,8 @@ class GenActionOperator(BaseOperator):
 
     def _deliver(self, output: dict[str, Any]) -> dict[str, Any]:
         """The output the task returns: every created key's secret, at any depth, follows ``secret_policy``."""
+        if not holds_secrets(output):
+            return output  # most outputs (lists of keys) hold none: no walk that builds anything
         for value in _secrets(output):
             mask_secret(value)  # from now on Airflow's logs show *** for it
         if self.secret_policy == "variable":
