@@ -118,8 +118,8 @@ class GenActionOperator(BaseOperator):
             if exc.retryable:
                 raise GenRetryableError(hook.describe(exc), exc.details.get("retry_after")) from None
             raise AirflowFailException(hook.describe(exc)) from None
-        if output.get("status") == PARTIAL:
-            self._end_partial(ti, output)
+        if default_registry().get(self.action).composite and output.get("status") == PARTIAL:
+            self._end_partial(ti, output)  # only a composite's status is ours: another action's is GEN's data
         return output
 
     def _end_partial(self, ti: Any, output: dict[str, Any]) -> None:
