@@ -65,6 +65,14 @@ def kill_then_finish(loop: Any, handle: Any, pid: int) -> tuple[dict, Any]:
     return loop.run(handle.result(), timeout=90), loop.run(handle.fetch_history())
 
 
+def sealed_client(temporal: Any, codec: bool) -> Client:
+    """The test server's client, with the encrypting payload codec when ``codec``."""
+    if not codec:
+        return temporal.client
+    return Client(temporal.client.service_client, namespace=temporal.client.namespace,
+                  data_converter=data_converter(CODEC_SECRET))
+
+
 def wait_until(found: Callable[[], Any], workers: list[subprocess.Popen], what: str, timeout: float = 60) -> Any:
     """``found()`` once it is truthy; fails if a worker exits first or ``timeout`` passes."""
     deadline = time.monotonic() + timeout
@@ -108,9 +116,7 @@ def test_a_create_retried_on_the_other_worker_after_a_kill_returns_the_stored_re
     queue, run_id, hold_file = f"gen-{uuid.uuid4().hex}", f"wf-{uuid.uuid4().hex}", tmp_path / "held-by"
     env = worker_env(sandbox, redis_db, hold_file, codec)
     with two_workers(tmp_path, address, queue, env) as workers:
-        client = Client(temporal.client.service_client, namespace=temporal.client.namespace,
-                        data_converter=data_converter(CODEC_SECRET)) if codec else temporal.client
-        handle = loop.run(client.start_workflow("GenCreateOnce", "two-workers", id=run_id, task_queue=queue))
+        handle = loop.run(sealed_client(temporal, codec).start_workflow("GenCreateOnce", "two-workers", id=run_id, task_queue=queue))
         held_pid = int(wait_for(hold_file, list(workers.values())))
         [held] = [name for name, proc in workers.items() if proc.pid == held_pid]
         assert len(key_names(sandbox, "two-workers")) == 1  # GEN acted before the kill
@@ -139,16 +145,18 @@ def test_a_create_retried_on_the_other_worker_after_a_kill_returns_the_stored_re
     assert token.encode() not in logs and sandbox.api_key.encode() not in logs
 
 
+@pytest.mark.parametrize("codec", [False, True], ids=["token-to-file", "token-revealed-under-codec"])
 def test_a_rotation_killed_between_its_create_and_its_revoke_ends_with_one_new_key_and_the_old_revoked(
-        loop, temporal, tmp_path, sandbox, redis_db):  # noqa: F811
+        loop, temporal, tmp_path, sandbox, redis_db, codec):  # noqa: F811
     address = temporal.client.service_client.config.target_host
     queue, run_id = f"gen-{uuid.uuid4().hex}", f"wf-{uuid.uuid4().hex}"
     old = sandbox.store.create_key(sandbox.user["id"], "rotated-twice-over", expires_in=7 * 86400)[0]
     revoke = f"/persisted_tokens/{old['id']}/revoke"
     sandbox.inject_fault(method="DELETE", path=revoke, delay=30)  # the first revoke hangs; the kill comes first
-    env = worker_env(sandbox, redis_db, tmp_path / "no-hold", codec=False)
+    env = worker_env(sandbox, redis_db, tmp_path / "no-hold", codec)
     with two_workers(tmp_path, address, queue, env) as workers:
-        handle = loop.run(temporal.client.start_workflow("GenRotateOnce", old["id"], id=run_id, task_queue=queue))
+        handle = loop.run(sealed_client(temporal, codec).start_workflow("GenRotateOnce", old["id"], id=run_id,
+                                                                        task_queue=queue))
         wait_until(lambda: sandbox.requests_seen("DELETE", revoke), list(workers.values()), "no revoke began")
         assert len(sandbox.requests_seen("POST", "/persisted_tokens")) == 1  # the new key exists; the revoke hangs
         [pending] = loop.run(handle.describe()).raw_description.pending_activities
@@ -168,14 +176,19 @@ def test_a_rotation_killed_between_its_create_and_its_revoke_ends_with_one_new_k
                   if e.HasField("activity_task_started_event_attributes")]
     assert finished.attempt == 2 and finished.identity != killed  # the retry ran on the other worker
 
-    # The new secret was delivered once, by the worker that finished, to its own file.
-    token_file = Path(result["new_key"]["token_file"])
-    assert token_file.parent.name == f"secrets-{finished.identity}"
-    token = token_file.read_text().strip()
+    # The new secret was delivered by the worker that finished: to its own file, or in the sealed result.
+    if codec:
+        token = result["new_key"]["token"]
+        assert "token_file" not in result["new_key"]
+    else:
+        token_file = Path(result["new_key"]["token_file"])
+        assert token_file.parent.name == f"secrets-{finished.identity}"
+        token = token_file.read_text().strip()
     with GenClient(api_key=token, base_url=sandbox.base_url) as client:
         assert client.request("GET", "/me").data["id"] == sandbox.user["id"]
     raw = History(events=history.events).SerializeToString() + history.to_json().encode()
     assert token.encode() not in raw and sandbox.api_key.encode() not in raw  # never in the event history
+    assert (old["name"].encode() in raw) is not codec  # under the codec every payload is encrypted
     assert token.encode() not in redis_bytes(redis_db)
     logs = b"".join((tmp_path / f"{name}.log").read_bytes() for name in workers)
     assert token.encode() not in logs and sandbox.api_key.encode() not in logs
