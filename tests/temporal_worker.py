@@ -13,7 +13,8 @@ when payloads are encrypted.
 ``GEN_TEST_HOLD_FILE``, the test's one hook: the first worker to finish a create (GEN
 acted and the result is stored) writes its process id there and then hangs before it
 answers Temporal, so the test can SIGKILL it in exactly that window. Every other try
-answers at once.
+answers at once. ``GenRotateOnce`` has no hook: the test delays the rotation's revoke in the
+sandbox and kills the worker that sent it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from gen_nodes.temporal import activities, data_converter
 
 CREATE = "gen.create_api_key"
+#: One try's deadline: a killed worker's try is retried elsewhere this soon after it started.
+TRY_TIMEOUT = timedelta(seconds=3)
+RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=3)
 
 
 @workflow.defn(name="GenCreateOnce")
@@ -40,9 +44,18 @@ class CreateOnce:
 
     @workflow.run
     async def run(self, name: str) -> dict:
-        return await workflow.execute_activity(
-            CREATE, {"name": name}, start_to_close_timeout=timedelta(seconds=3),
-            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=3))
+        return await workflow.execute_activity(CREATE, {"name": name}, start_to_close_timeout=TRY_TIMEOUT,
+                                               retry_policy=RETRY)
+
+
+@workflow.defn(name="GenRotateOnce")
+class RotateOnce:
+    """One rotation (create, then revoke), retried like the create above when a try hears nothing."""
+
+    @workflow.run
+    async def run(self, key_id: int) -> dict:
+        return await workflow.execute_activity("gen.rotate_api_key", {"id": key_id}, start_to_close_timeout=TRY_TIMEOUT,
+                                               retry_policy=RETRY)
 
 
 def _hold_once_after_create(create: Any) -> Any:
@@ -70,7 +83,7 @@ async def serve(address: str, queue: str, name: str) -> None:
                       secrets_folder=os.environ["GEN_NODES_SECRETS_FOLDER"])
     acts = [_hold_once_after_create(act) if activity._Definition.must_from_callable(act).name == CREATE else act
             for act in acts]
-    worker = Worker(client, task_queue=queue, workflows=[CreateOnce], activities=acts, identity=name,
+    worker = Worker(client, task_queue=queue, workflows=[CreateOnce, RotateOnce], activities=acts, identity=name,
                     workflow_runner=UnsandboxedWorkflowRunner())
     print(f"{name} polling {queue}", flush=True)
     await worker.run()

@@ -424,6 +424,19 @@ def test_delay_provokes_a_client_read_timeout(sb):
     assert call(sb, "GET", "/me").status_code == 200
 
 
+def test_requests_seen_counts_a_request_when_it_arrives_even_while_a_fault_delays_it(sb):
+    key = create(sb)
+    sb.inject_fault(delay=1.0, method="DELETE", path="/persisted_tokens/*/revoke")
+    with pytest.raises(requests.ReadTimeout):
+        requests.delete(f"{sb.base_url}/persisted_tokens/{key['id']}/revoke", headers={"X-API-Key": sb.api_key},
+                        timeout=0.2)
+    assert sb.requests_seen() == [("POST", "/persisted_tokens"), ("DELETE", f"/persisted_tokens/{key['id']}/revoke")]
+    assert sb.requests_seen("delete", "/persisted_tokens/*/revoke") == sb.requests_seen()[1:]
+    assert sb.requests_seen("GET") == []
+    call(sb, "GET", "/me", key=None)  # refused (401), but it reached the API: it counts
+    assert sb.requests_seen("GET") == [("GET", "/me")]
+
+
 # -- transport ------------------------------------------------------------------------
 
 

@@ -292,11 +292,16 @@ def readme_python(heading: str) -> str:
     return snippet(heading)
 
 
-def test_readme_workflow_revokes_only_after_a_persons_signal(loop, temporal, tmp_path, sandbox):
-    module = types.ModuleType("readme_workflow")  # Temporal checks a workflow's methods by their module
+def docs_workflow(heading: str, name: str) -> type:
+    """The workflow class ``name`` defined by the python block under ``heading`` in the docs."""
+    module = types.ModuleType(f"docs_{name}")  # Temporal checks a workflow's methods by their module
     sys.modules[module.__name__] = module
-    exec(compile(readme_python("A workflow that waits for a person"), "temporal.md", "exec"), module.__dict__)
-    rotate = module.RotateKey
+    exec(compile(readme_python(heading), "temporal.md", "exec"), module.__dict__)
+    return getattr(module, name)
+
+
+def test_readme_workflow_revokes_only_after_a_persons_signal(loop, temporal, tmp_path, sandbox):
+    rotate = docs_workflow("A workflow that waits for a person", "RotateKey")
     old_id = sandbox.store.create_key(sandbox.user["id"], "ci (old)")[0]["id"]
     ran = run_workflow(loop, temporal, tmp_path, sandbox, rotate, old_id, signal=("decide", True))
     assert ran.result["revoked"] == old_id
@@ -305,3 +310,42 @@ def test_readme_workflow_revokes_only_after_a_persons_signal(loop, temporal, tmp
     assert {k["id"]: k["status"] for k in sandbox.store.list_keys(sandbox.user["id"])}[old_id] == "revoked"
     signalled = [e for e in ran.history.events if e.HasField("workflow_execution_signaled_event_attributes")]
     assert [e.workflow_execution_signaled_event_attributes.signal_name for e in signalled] == ["decide"]
+
+
+#: The docs' rotation recipe: a workflow that branches on the rotation's status.
+ROTATION = "Rotating a key with Temporal"
+
+
+def test_a_rotation_sends_one_create_and_one_revoke_and_delivers_the_new_secret(loop, temporal, tmp_path, sandbox):
+    old = sandbox.store.create_key(sandbox.user["id"], "rotated", expires_in=10 * 86400)[0]
+    ran = run_workflow(loop, temporal, tmp_path, sandbox, docs_workflow(ROTATION, "RotateCiKey"), old["id"])
+    assert ran.result["status"] == "succeeded"
+    assert sandbox.requests_seen("POST") == [("POST", "/persisted_tokens")]
+    assert sandbox.requests_seen("DELETE") == [("DELETE", f"/persisted_tokens/{old['id']}/revoke")]
+    [new] = [key for key in key_names(sandbox, "rotated") if key["id"] != old["id"]]
+    assert ran.result["new_key_id"] == new["id"] and new["status"] == "active"
+    assert {k["id"]: k["status"] for k in key_names(sandbox, "rotated")}[old["id"]] == "revoked"
+    token = Path(ran.result["token_file"]).read_text().strip()
+    assert len(token) > 20 and token.encode() not in ran.raw()
+
+
+def test_a_partial_rotation_returns_the_new_key_and_the_workflow_branches_on_it(loop, temporal, tmp_path, sandbox):
+    old = sandbox.store.create_key(sandbox.user["id"], "half-rotated")[0]
+    sandbox.inject_fault(503, method="DELETE", path=f"/persisted_tokens/{old['id']}/revoke", body={"error": "Down"})
+    ran = run_workflow(loop, temporal, tmp_path, sandbox, docs_workflow(ROTATION, "RotateCiKey"), old["id"])
+    assert ran.result["status"] == "partial"
+    rotate, revoke = ran.started()  # the rotation returned (no Temporal retry), then the branch revoked
+    assert (rotate.attempt, revoke.attempt) == (1, 1)
+    scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name for e in ran.history.events
+                 if e.HasField("activity_task_scheduled_event_attributes")]
+    assert scheduled == ["gen.rotate_api_key", "gen.revoke_api_key"]
+    assert len(sandbox.requests_seen("POST")) == 1 and len(sandbox.requests_seen("DELETE")) == 2  # 503, then the branch
+    keys = {k["id"]: k for k in key_names(sandbox, "half-rotated")}
+    assert keys.pop(old["id"])["status"] == "revoked"
+    [new] = keys.values()
+    assert ran.result["new_key_id"] == new["id"] and new["status"] == "active"
+    token = Path(ran.result["token_file"]).read_text().strip()  # the new secret was not lost
+    assert len(token) > 20 and token.encode() not in ran.raw()
+    partial = [e.activity_task_completed_event_attributes for e in ran.history.events
+               if e.HasField("activity_task_completed_event_attributes")][0]
+    assert b'"partial"' in partial.result.payloads[0].data and b'"failed_step"' in partial.result.payloads[0].data

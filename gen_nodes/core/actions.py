@@ -153,8 +153,8 @@ ROTATE_API_KEY = ActionSpec(
         }),
         Step("revoke", "revoke_api_key", input={"id": Input("id")}, partial=(
             "The new key was created and works, but the old key (id {id}) was not revoked and still works. "
-            "Store the new key's secret now (it is shown only in this answer), then revoke key {id} with "
-            "the Revoke API key action once the error above is resolved.")),
+            "Store the new key's secret first (GEN shows it only once), then revoke key {id} with the "
+            "Revoke API key action once the error above is resolved.")),
     ),
     result={"new_key": Output("new"), "old_key": Output("old"), "revoked": Output("revoke")},
     chat=Chat(group=_KEYS, verb="rotate", args=("id", "name"), rest=True, options={"expires": "expires_in"},

@@ -9,6 +9,7 @@ the next matching requests fail the way a network or a proxy would.
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import re
 import socket
@@ -88,6 +89,8 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(resolved, Response):
             return self._send(resolved)
         route, params = resolved
+        if route.authenticated:
+            self.server.seen.append((self.command, path[len(API_PREFIX):]))
         request = Request(self.command, path, self.headers, body, self.client_address[0], params)
         fault = self._fault_for(route, path)
         if fault is None:
@@ -182,6 +185,7 @@ class _Server(ThreadingHTTPServer):
         self.faults = faults
         self.allowed_hosts = allowed_hosts
         self.stopping = threading.Event()
+        self.seen: list[tuple[str, str]] = []
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         # The socket comes bound and listening (web.bind: one way to bind, one set of clear errors).
@@ -240,6 +244,8 @@ class Sandbox:
                               hint="Give --db a file in a folder that exists and you can write to "
                                    "(or leave it out for an in-memory sandbox).") from None
         self.faults = FaultQueue()
+        # Every /v1 request as it arrives (before any fault's delay): (method, path without "/v1").
+        self.seen: list[tuple[str, str]] = []
         self.base_url: str | None = None
         self.api_key: str | None = None
         self.user: dict | None = None
@@ -265,6 +271,7 @@ class Sandbox:
                 return self
             api = Api(self.store, self.variant, self._new_bootstrap_key)
             self._server = _Server(bind(self.host, self.port), api, self.faults, self.allowed_hosts)
+            self._server.seen = self.seen
             self.port = self._server.server_address[1]
             self.base_url = f"http://{self.host}:{self.port}{API_PREFIX}"
             self.user, self.api_key = self._bootstrap()
@@ -326,6 +333,13 @@ class Sandbox:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+    def requests_seen(self, method: str | None = None, path: str | None = None) -> list[tuple[str, str]]:
+        """The /v1 requests that reached the sandbox, in order, as (method, path without "/v1"):
+        a request counts when it arrives, before a fault delays or drops it. ``method`` and ``path``
+        (shell wildcards, as in :meth:`inject_fault`) filter them."""
+        return [(m, p) for m, p in list(self.seen) if (method is None or m == method.upper())
+                and (path is None or fnmatch.fnmatchcase(p, path))]
 
     def inject_fault(self, status: int | None = None, *, times: int = 1, body: object = None,
                      headers: dict | None = None, method: str | None = None, path: str | None = None,

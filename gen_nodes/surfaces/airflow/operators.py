@@ -8,6 +8,8 @@ keyed by the task instance (dag, task, run, map index), so a create that Airflow
 retries never makes a second key. A retryable failure (429, 5xx, network) that came
 with GEN's ``Retry-After`` is retried after that wait (:class:`RetryAfterPolicy`, the
 operators' default ``retry_policy``), not after the task's ``retry_delay``.
+A composite action that ends ``partial`` (a rotation whose revoke failed after the new
+key was made) ends its task ``skipped``, its output kept as the XCom (docs/airflow.md).
 """
 
 from __future__ import annotations
@@ -22,14 +24,14 @@ from gen_nodes.airflow import require_airflow
 
 require_airflow()  # before Airflow's own imports: a missing extra is named
 from airflow.sdk import BaseOperator, RetryDecision, RetryPolicy, Variable
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from airflow.sdk.log import mask_secret
 
 from gen_nodes.core.errors import GenError
-from gen_nodes.core.redact import SECRET_FIELDS, mask
+from gen_nodes.core.redact import SECRET_FIELDS, holds_secrets, mask
 from gen_nodes.core.registry import default_registry
 from gen_nodes.safety.secret_delivery import deliver
-from gen_nodes.core.spec import ActionSpec
+from gen_nodes.core.spec import PARTIAL, ActionSpec
 from gen_nodes.runtime.steps import StepRunner
 from gen_nodes.surfaces.airflow.hooks import GenHook
 
@@ -110,33 +112,68 @@ class GenActionOperator(BaseOperator):
         hook = GenHook(self.gen_conn_id)
         runner = StepRunner("airflow", hook.records(), deliver=self._deliver)
         try:
-            return runner.run(self.action, self.arguments(), hook.get_conn(), step=step)
+            output = runner.run(self.action, self.arguments(), hook.get_conn(), step=step)
         except GenError as exc:
             self.log.error("GEN %s failed: %s", self.action, json.dumps(exc.to_dict(hook.terms()), default=str))
             if exc.retryable:
                 raise GenRetryableError(hook.describe(exc), exc.details.get("retry_after")) from None
             raise AirflowFailException(hook.describe(exc)) from None
+        if default_registry().get(self.action).composite and output.get("status") == PARTIAL:
+            self._end_partial(ti, output)  # only a composite's status is ours: another action's is GEN's data
+        return output
+
+    def _end_partial(self, ti: Any, output: dict[str, Any]) -> None:
+        """A composite stopped after it changed something: keep its output, then end the task ``skipped``.
+
+        Skipped is the one end state a task sets itself that is neither success nor failure, and
+        trigger rules branch on it (``all_skipped``, ``none_failed``). The output, with what was made
+        (a new key, its secret per ``secret_policy``), is pushed first: a skipped task returns no XCom.
+        """
+        ti.xcom_push(key="return_value", value=output)
+        error = output.get("error") or {}
+        self.log.warning("GEN %s ended partial: step %s failed (%s). Next: %s", self.action,
+                         output.get("failed_step"), error.get("message"), output.get("next"))
+        raise AirflowSkipException(f"GEN {self.action} ended partial at step {output.get('failed_step')}; "
+                                   "its output (XCom return_value) says what was made and what to do next.")
 
     def _deliver(self, output: dict[str, Any]) -> dict[str, Any]:
-        """The output the task returns: a created key's secret follows ``secret_policy``."""
-        secrets = {k: str.__str__(v) for k, v in output.items() if k in SECRET_FIELDS and isinstance(v, str)}
-        for value in secrets.values():
+        """The output the task returns: every created key's secret, at any depth, follows ``secret_policy``."""
+        if not holds_secrets(output):
+            return output  # most outputs (lists of keys) hold none: no walk that builds anything
+        for value in _secrets(output):
             mask_secret(value)  # from now on Airflow's logs show *** for it
-        if self.secret_policy == "variable" and secrets:
-            return self._to_variables(output, secrets)
         if self.secret_policy == "variable":
-            return output
+            return self._to_variables(output)
         return deliver(output, self.secret_policy, self.secrets_folder)
 
-    def _to_variables(self, output: dict[str, Any], secrets: dict[str, str]) -> dict[str, Any]:
-        result = dict(output)
-        for field, value in secrets.items():
+    def _to_variables(self, output: Any) -> Any:
+        """``output`` with each secret, at any depth, moved to an Airflow Variable (a rotation's ``new_key.token``)."""
+        if isinstance(output, list):
+            return [self._to_variables(item) for item in output]
+        if not isinstance(output, dict):
+            return output
+        result = {}
+        for field, value in output.items():
+            if field not in SECRET_FIELDS or not isinstance(value, str):
+                result[field] = self._to_variables(value)
+                continue
             name = self.secret_variable or f"gen_api_key_{output.get('id')}_{field}"
-            Variable.set(name, value, description=f"Secret of GEN API key {output.get('id')}, set by {self.task_id}")
+            Variable.set(name, str.__str__(value),
+                         description=f"Secret of GEN API key {output.get('id')}, set by {self.task_id}")
             result[field] = mask(value)
             result[f"{field}_variable"] = name
             result[f"{field}_note"] = f"The full secret is in the Airflow Variable {name}; it is not in this XCom."
         return result
+
+
+def _secrets(data: Any) -> list[str]:
+    """Every secret field's value in ``data``, at any depth."""
+    if isinstance(data, list):
+        return [secret for item in data for secret in _secrets(item)]
+    if not isinstance(data, dict):
+        return []
+    found = [str.__str__(v) for k, v in data.items() if k in SECRET_FIELDS and isinstance(v, str)]
+    return found + [secret for v in data.values() if isinstance(v, (dict, list)) for secret in _secrets(v)]
 
 
 def operator_name(action_id: str) -> str:

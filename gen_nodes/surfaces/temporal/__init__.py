@@ -16,7 +16,10 @@ create retried by Temporal yields one key, keyed by (namespace, workflow id, run
 id, activity id). Failures become ``ApplicationError`` with ``type`` set to the
 gen-nodes error type (``not_found``, ``outcome_unknown``, ...) and the error's
 JSON as details; only rate limits, 5xx and network faults are retryable, with
-GEN's ``Retry-After`` as ``next_retry_delay``.
+GEN's ``Retry-After`` as ``next_retry_delay``. A composite action that ends ``partial``
+(``gen.rotate_api_key`` whose revoke failed after the new key was made) returns that output,
+``status`` ``"partial"``, instead of failing: Temporal does not retry it, the new key is kept,
+and the workflow branches on ``status``.
 
 Secrets and the event history: by default a created key's ``token`` is written to
 a 0600 file on the worker (secret policy ``file``) and the result carries its
