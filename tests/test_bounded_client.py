@@ -212,3 +212,30 @@ def test_the_http_mcp_server_sizes_each_keys_pool_for_its_concurrent_calls():
     clients = _KeyedClients(base_url="http://127.0.0.1:9/v1")
     with clients.cache.lease(KEY) as client:
         assert client.pool_size >= anyio.run(worker_threads)
+
+
+def test_the_account_cache_reads_each_key_once_and_stays_bounded():
+    """Servers remember the GEN account of each key for approval notices: read once, never unbounded."""
+    from gen_nodes.client.cache import AccountCache
+    from gen_nodes.core.errors import AuthenticationError
+
+    cache, reads = AccountCache(size=3), []
+
+    def read(n):
+        def me():
+            reads.append(n)
+            return {"id": n, "name": f"user {n}", "email": None, "extra": "not kept"}
+        return me
+
+    assert cache.get("a", read(1)) == {"id": 1, "name": "user 1", "email": None, "username": None}
+    assert cache.get("a", read(99))["id"] == 1 and reads == [1]
+    for n, principal in enumerate("bcde", 2):
+        cache.get(principal, read(n))
+    assert len(cache) == 3 and cache.get("a", read(7))["id"] == 7  # "a" was dropped, read again
+
+    def refused():
+        raise AuthenticationError("no")
+
+    with pytest.raises(AuthenticationError):
+        cache.get("f", refused)
+    assert cache.get("f", read(8))["id"] == 8  # a failed read is not kept

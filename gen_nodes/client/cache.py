@@ -82,3 +82,37 @@ class _Entry:
     def __init__(self, client: Any) -> None:
         self.client, self.leases, self.evicted, self.closed = client, 0, False, False
 
+
+
+#: GEN accounts a server remembers for its notices (least recently used dropped first).
+ACCOUNT_CACHE_SIZE = 1024
+#: The fields of ``get_me``'s user shown to a person deciding an approval.
+ACCOUNT_FIELDS = ("id", "name", "email", "username")
+
+
+class AccountCache:
+    """The GEN user behind each key digest, read once with ``get_me`` and kept (at most ``size``):
+    what approval notices and pages show as "the account". A failed read is not kept."""
+
+    def __init__(self, size: int = ACCOUNT_CACHE_SIZE) -> None:
+        self.size = size
+        self._accounts: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, principal: str, read_me: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """The account of ``principal``; ``read_me()`` (a ``get_me`` call) when it is not known yet.
+        Raises what ``read_me`` raises."""
+        with self._lock:
+            if principal in self._accounts:
+                self._accounts.move_to_end(principal)
+                return self._accounts[principal]
+        me = read_me()
+        account = {field: me.get(field) for field in ACCOUNT_FIELDS}
+        with self._lock:
+            self._accounts[principal] = account
+            while len(self._accounts) > self.size:
+                self._accounts.popitem(last=False)
+        return account
+
+    def __len__(self) -> int:
+        return len(self._accounts)

@@ -64,7 +64,7 @@ from gen_nodes.surfaces.gateway import openapi
 from gen_nodes.safety.approvals import APPROVED, DENIED, DONE, EXPIRED
 from gen_nodes.safety.idempotency import Refusals, step_records
 from gen_nodes.safety.notify import check_targets, iso_time
-from gen_nodes.client.cache import ClientCache
+from gen_nodes.client.cache import AccountCache, ClientCache
 from gen_nodes.net.guard import is_loopback
 from gen_nodes.web.approval_page import APPROVAL_PAGE_PATH
 from gen_nodes.net.errors import error_body
@@ -117,7 +117,7 @@ class Gateway:
         if confirmation == "approval" and notify_targets is None:
             check_targets(self.approval_notify)
         self.notifier: Any = None
-        self.accounts: dict[str, Any] = {}  # GEN key digest -> its get_me user, for the notices
+        self.accounts = AccountCache()  # GEN key digest -> its get_me user, for the notices
         self._own_store = store is None
 
     # -- lifespan ---------------------------------------------------------------------------
@@ -277,13 +277,11 @@ class Gateway:
 
     def _account(self, client: GenClient) -> dict[str, Any] | None:
         """The GEN user of the asking key (``get_me``), read once per key, for the person's notice."""
-        if client.identity not in self.accounts:
-            try:
-                me = execute(self.registry.get("get_me"), {}, client, resolve=self.registry.get)
-            except GenError:
-                return None  # shown as unknown; the approval still goes ahead
-            self.accounts[client.identity] = {field: me.get(field) for field in ("id", "name", "email", "username")}
-        return self.accounts[client.identity]
+        try:
+            return self.accounts.get(client.identity, lambda: execute(self.registry.get("get_me"), {}, client,
+                                                                      resolve=self.registry.get))
+        except GenError:
+            return None  # shown as unknown; the approval still goes ahead
 
     def poll(self, approval_id: str, key: str, links: "_Links") -> "Answer":
         """The answer to ``GET /approvals/{id}``; the first poll that finds it approved runs it."""

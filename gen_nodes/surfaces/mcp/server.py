@@ -67,7 +67,7 @@ from gen_nodes.surfaces.mcp.options import ELICITATION_MODES, IDLE, TOTAL
 from gen_nodes.surfaces.mcp.options import parser as options_parser
 from gen_nodes.surfaces.mcp.key_check import KeyCheck
 from gen_nodes.surfaces.mcp.sessions import SessionGate
-from gen_nodes.client.cache import CLIENT_CACHE_SIZE, ClientCache
+from gen_nodes.client.cache import CLIENT_CACHE_SIZE, AccountCache, ClientCache
 from gen_nodes.net.errors import error_body
 from gen_nodes.net.guard import LOOPBACK_HOSTS, HostGuard, guard_hosts
 from gen_nodes.net.headers import KEY_HINT, api_key_from_headers
@@ -169,18 +169,14 @@ class _Asking:
         if preference not in ELICITATION_MODES:
             raise ValueError(f"elicitation must be one of {ELICITATION_MODES}")
         self.preference, self.page_path, self.notifier = preference, page_path, notifier
-        self.accounts: dict[str, Any] = {}  # GEN key digest -> its get_me user, for the page and notices
+        self.accounts = AccountCache()  # GEN key digest -> its get_me user, for the page and notices
 
     def account(self, dispatcher: Dispatcher, client: Any) -> dict[str, Any] | None:
         """The GEN user of the asking key, read once per key (None if it cannot be read)."""
-        principal = principal_of(client)
-        if principal not in self.accounts:
-            try:
-                me = dispatcher.registry.run("get_me", {}, client=client)
-            except GenError:
-                return None
-            self.accounts[principal] = {field: me.get(field) for field in ("id", "name", "email", "username")}
-        return self.accounts[principal]
+        try:
+            return self.accounts.get(principal_of(client), lambda: dispatcher.registry.run("get_me", {}, client=client))
+        except GenError:
+            return None
 
     def tell(self, notice: Any) -> None:
         """Hand the notice to the operator's targets too; the client's own URL elicitation goes regardless."""
