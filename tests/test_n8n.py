@@ -111,7 +111,11 @@ def test_description_follows_the_specs():
     assert list(options) == [s.id for s in specs]
     for spec in specs:
         option = options[spec.id]
-        assert option["routing"]["request"]["method"] == spec.method
+        if spec.composite:  # no request of its own: n8n calls genSteps instead of sending one
+            assert option["routing"] == {"send": {"preSend": ["__genValidate__"], "paginate": True},
+                                         "operations": {"pagination": "__genSteps__"}}
+        else:
+            assert option["routing"]["request"]["method"] == spec.method
         assert spec.title in option["name"]
         assert ("destructive" in option["name"].lower()) == spec.hints.destructive
         assert ("destructive" in option["description"].lower()) == spec.hints.destructive
@@ -121,10 +125,12 @@ def test_description_follows_the_specs():
         for name, param in shown.items():
             assert param["required"] == (name in schema.get("required", ()))
             assert param["description"] == schema["properties"][name].get("description", "")
-    # `name` is optional for create and required for rename: two parameters. A parameter is
-    # shared across operations only where it is identical, so no two are equal but for where shown.
-    names = [p for p in params if p["name"] == "name"]
-    assert sorted(p["required"] for p in names) == [False, True]
+    # `name` is optional for create, required for rename, optional for rotate with its own description:
+    # three parameters. A parameter is shared across operations only where it is identical, so no two
+    # are equal but for where shown.
+    names = {p["displayOptions"]["show"]["operation"][0]: p for p in params if p["name"] == "name"}
+    assert {op: p["required"] for op, p in names.items()} == {
+        "create_api_key": False, "update_api_key": True, "rotate_api_key": False}
     bare = [json.dumps({k: v for k, v in p.items() if k != "displayOptions"}, sort_keys=True) for p in params]
     assert len(bare) == len(set(bare))
 
@@ -134,7 +140,7 @@ def test_destructive_operations_tell_the_builder_to_turn_on_human_review(package
     specs = list(default_registry())
     operation, notice, *_ = node_description(specs)["properties"]
     destructive = [s.id for s in specs if s.hints.destructive]
-    assert sorted(destructive) == ["revoke_all_api_keys", "revoke_api_key"]
+    assert sorted(destructive) == ["revoke_all_api_keys", "revoke_api_key", "rotate_api_key"]
     for option in operation["options"]:
         asks = "turn on human review" in option["description"] and HUMAN_REVIEW in option["description"]
         assert asks == (option["value"] in destructive), option["value"]
@@ -278,8 +284,9 @@ def test_every_action_matches_gen_nodes_run(home, variant):
             [got] = node_output(result, case)
             code, expected = cli_run(cli_sandbox, action, example)
             assert code == 0, (case, expected)
-            if "token" in expected:  # a new secret each time: equal in kind, not in value
-                assert isinstance(got.pop("token"), str) and expected.pop("token")
+            for made, want in ((got, expected), (got.get("new_key"), expected.get("new_key"))):
+                if want and "token" in want:  # a new secret each time: equal in kind, not in value
+                    assert isinstance(made.pop("token"), str) and want.pop("token")
             assert got == expected, case
             assert_no_secret(result, n8n_sandbox.api_key)
     finally:
@@ -441,3 +448,125 @@ def test_the_n8n_credential_links_to_the_guide_on_api_keys_not_the_api(tmp_path,
     [credential] = (tmp_path / "package" / "credentials").glob("*.credentials.js")
     [line] = [line for line in credential.read_text().splitlines() if "documentationUrl" in line]
     assert url in line
+
+
+# ---- a composite action (rotate_api_key): its steps run inside one operation --------------
+
+def _requests_seen(sandbox: Sandbox, method: str):
+    """A fault that changes nothing and counts the ``method`` requests that reach the sandbox."""
+    sandbox.inject_fault(method=method, times=1000)
+    fault = sandbox.faults._faults[-1]
+    return lambda: 1000 - fault.times
+
+
+def _when(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def _keys(sandbox: Sandbox) -> dict[int, dict]:
+    return {key["id"]: key for key in sandbox.store.list_keys(sandbox.user["id"])}
+
+
+def _rotate_sandboxes() -> dict[str, Sandbox]:
+    """One sandbox per case, at a frozen time; "twin" is "plain"'s copy for `gen-nodes run`.
+    Each holds key 2, "ci deploy", made 45 days and 5 hours before it expires (rounded: 45 days)
+    but "half" holds one of 2.5 days (Python's round gives 2), and "revoked" key 2 is revoked."""
+    lifetimes = {"plain": 45 * DAY + 5 * 3600, "twin": 45 * DAY + 5 * 3600, "half": 60 * 3600,
+                 "partial": 45 * DAY + 5 * 3600, "revoked": 45 * DAY}
+    out = {}
+    for case, lifetime in lifetimes.items():
+        sb = Sandbox(clock=lambda: FROZEN).start()
+        sb.store.create_key(sb.user["id"], "ci deploy", lifetime)
+        if case == "revoked":
+            sb.store.revoke_key(sb.user["id"], 2)
+        out[case] = sb
+    return out
+
+
+def test_rotate_in_real_n8n(home):
+    """rotate_api_key is one operation: list, then one POST, then one DELETE, compiled from the steps."""
+    boxes = _rotate_sandboxes()
+    try:
+        posts = {case: _requests_seen(sb, "POST") for case, sb in boxes.items()}
+        deletes = {case: _requests_seen(sb, "DELETE") for case, sb in boxes.items()}
+        boxes["partial"].inject_fault(503, method="DELETE", times=5)  # queued after the counter: it shadows it
+        boxes["partial"].faults._faults.sort(key=lambda f: f.status is None)
+        home.import_credentials([credential(f"rotate-{case}", sb) for case, sb in boxes.items()])
+        result = home.run_workflow(workflow(
+            gen_node("Rotate", "rotate_api_key", "rotate-plain", id="2"),
+            gen_node("Rotate half", "rotate_api_key", "rotate-half", id="2", name="ci deploy 2027"),
+            gen_node("Rotate partial", "rotate_api_key", "rotate-partial", id="2"),
+            gen_node("Rotate revoked", "rotate_api_key", "rotate-revoked", continue_on_fail=True, id="2"),
+            gen_node("Rotate missing", "rotate_api_key", "rotate-revoked", continue_on_fail=True, id="99"),
+            parallel=True,
+        ))
+        assert node_error(result) is None, node_error(result)
+
+        # Success: the output `gen-nodes run` prints (but the new secret), one POST, one DELETE.
+        [rotated] = node_output(result, "Rotate")
+        code, expected = cli_run(boxes["twin"], "rotate_api_key", {"id": "2"})
+        assert code == 0 and rotated["status"] == "succeeded"
+        assert isinstance(rotated["new_key"].pop("token"), str) and expected["new_key"].pop("token")
+        assert rotated == expected
+        new = rotated["new_key"]
+        assert new["name"] == "ci deploy" and rotated["revoked"] == {"id": "2", "revoked": True}
+        assert (_when(new["expires_at"]) - _when(new["created_at"])).total_seconds() == 45 * DAY
+        assert (posts["plain"](), deletes["plain"]()) == (1, 1)
+        assert [(k["id"], k["name"], k["status"]) for k in _keys(boxes["plain"]).values() if k["id"] != 1] == [
+            (2, "ci deploy", "revoked"), (new["id"], "ci deploy", "active")]
+
+        # A lifetime of 2.5 days rounds as Python does (to even: 2 days); the name given is used.
+        [half] = node_output(result, "Rotate half")
+        assert half["status"] == "succeeded" and half["new_key"]["name"] == "ci deploy 2027"
+        assert (_when(half["new_key"]["expires_at"]) - FROZEN).total_seconds() == 2 * DAY
+
+        # The revoke fails (503): status partial, the new key with its secret, the old one still active.
+        [partial] = node_output(result, "Rotate partial")
+        assert partial["status"] == "partial" and partial["failed_step"] == "revoke"
+        assert partial["error"]["type"] == "server_error" and partial["error"]["status"] == 503
+        assert partial["new_key"]["token"].startswith("gen_pat_") and "revoked" not in partial
+        assert partial["next"].startswith("The new key was created and works, but the old key (id 2) was not revoked")
+        keys = _keys(boxes["partial"])
+        assert keys[2]["status"] == "active" and keys[partial["new_key"]["id"]]["status"] == "active"
+        row = boxes["partial"].store._conn.execute("SELECT id FROM keys WHERE hash = ?",
+                                                    (hash_token(partial["new_key"]["token"]),)).fetchone()
+        assert row["id"] == partial["new_key"]["id"]  # the secret handed back is the new key's
+        assert posts["partial"]() == 1
+
+        # A revoked key, or no such key: nothing is made, the error says so (as the CLI words it).
+        [revoked] = node_output(result, "Rotate revoked")
+        code, cli = cli_run(boxes["revoked"], "rotate_api_key", {"id": "2"})
+        assert code != 0 and revoked["error"]["message"] == cli["error"]["message"]
+        assert revoked["error"]["type"] == "rejected" and "status is revoked" in revoked["error"]["message"]
+        assert revoked["error"]["hint"] == "Call list_api_keys to find one that qualifies."
+        [missing] = node_output(result, "Rotate missing")
+        assert missing["error"]["type"] == "not_found" and "No API key with id 99" in missing["error"]["message"]
+        assert posts["revoked"]() == 0 and len(_keys(boxes["revoked"])) == 2
+        for case in ("plain", "half", "partial", "revoked"):
+            assert_no_secret(result, boxes[case].api_key)
+    finally:
+        for sb in boxes.values():
+            sb.stop()
+
+
+def test_rotate_fails_the_node_and_refuses_retry_on_fail(home):
+    """Without Continue On Fail a refused rotation fails the node with the message and hint; with
+    Retry On Fail on, a rotation (not safe to repeat) is refused before anything is sent."""
+    with Sandbox() as sandbox:
+        old = sandbox.store.create_key(sandbox.user["id"], "ci deploy")[0]["id"]
+        sandbox.store.revoke_key(sandbox.user["id"], old)
+        home.import_credentials([credential("rotate-fail", sandbox)])
+        result = home.run_workflow(workflow(gen_node("Rotate revoked", "rotate_api_key", "rotate-fail", id=str(old))))
+        error = node_error(result, "Rotate revoked")
+        assert "cannot be used: its status is revoked" in error["message"]
+        assert error["description"] == "Call list_api_keys to find one that qualifies."
+
+        sandbox.inject_fault(503, times=1000)  # a trap: any request that reaches GEN takes one
+        before = _keys(sandbox)
+        retried = gen_node("Rotate with retries", "rotate_api_key", "rotate-fail", id="1")
+        retried.update(retryOnFail=True, maxTries=2, waitBetweenTries=0)
+        result = home.run_workflow(workflow(retried))
+        error = node_error(result, "Rotate with retries")
+        assert "Retry On Fail" in error["message"] and "Nothing was sent" in error["message"]
+        assert "Turn off Settings > Retry On Fail" in error["description"]
+        assert sandbox.faults._faults[0].times == 1000 and _keys(sandbox) == before
