@@ -472,7 +472,7 @@ def _rotate_sandboxes() -> dict[str, Sandbox]:
     Each holds key 2, "ci deploy", made 45 days and 5 hours before it expires (rounded: 45 days)
     but "half" holds one of 2.5 days (Python's round gives 2), and "revoked" key 2 is revoked."""
     lifetimes = {"plain": 45 * DAY + 5 * 3600, "twin": 45 * DAY + 5 * 3600, "half": 60 * 3600,
-                 "partial": 45 * DAY + 5 * 3600, "revoked": 45 * DAY}
+                 "partial": 45 * DAY + 5 * 3600, "dropped": 45 * DAY, "revoked": 45 * DAY}
     out = {}
     for case, lifetime in lifetimes.items():
         sb = Sandbox(clock=lambda: FROZEN).start()
@@ -491,11 +491,14 @@ def test_rotate_in_real_n8n(home):
         deletes = {case: _requests_seen(sb, "DELETE") for case, sb in boxes.items()}
         boxes["partial"].inject_fault(503, method="DELETE", times=5)  # queued after the counter: it shadows it
         boxes["partial"].faults._faults.sort(key=lambda f: f.status is None)
+        boxes["dropped"].inject_fault(method="DELETE", drop=True)  # no answer at all: not a thrown error either
+        boxes["dropped"].faults._faults.sort(key=lambda f: not f.drop)
         home.import_credentials([credential(f"rotate-{case}", sb) for case, sb in boxes.items()])
         result = home.run_workflow(workflow(
             gen_node("Rotate", "rotate_api_key", "rotate-plain", id="2"),
             gen_node("Rotate half", "rotate_api_key", "rotate-half", id="2", name="ci deploy 2027"),
             gen_node("Rotate partial", "rotate_api_key", "rotate-partial", id="2"),
+            gen_node("Rotate dropped", "rotate_api_key", "rotate-dropped", id="2"),
             gen_node("Rotate revoked", "rotate_api_key", "rotate-revoked", continue_on_fail=True, id="2"),
             gen_node("Rotate missing", "rotate_api_key", "rotate-revoked", continue_on_fail=True, id="99"),
             parallel=True,
@@ -532,6 +535,9 @@ def test_rotate_in_real_n8n(home):
                                                     (hash_token(partial["new_key"]["token"]),)).fetchone()
         assert row["id"] == partial["new_key"]["id"]  # the secret handed back is the new key's
         assert posts["partial"]() == 1
+        [dropped] = node_output(result, "Rotate dropped")
+        assert dropped["status"] == "partial" and dropped["error"]["type"] == "connection"
+        assert dropped["new_key"]["token"] and _keys(boxes["dropped"])[2]["status"] == "active"
 
         # A revoked key, or no such key: nothing is made, the error says so (as the CLI words it).
         [revoked] = node_output(result, "Rotate revoked")
@@ -542,7 +548,7 @@ def test_rotate_in_real_n8n(home):
         [missing] = node_output(result, "Rotate missing")
         assert missing["error"]["type"] == "not_found" and "No API key with id 99" in missing["error"]["message"]
         assert posts["revoked"]() == 0 and len(_keys(boxes["revoked"])) == 2
-        for case in ("plain", "half", "partial", "revoked"):
+        for case in ("plain", "half", "partial", "dropped", "revoked"):
             assert_no_secret(result, boxes[case].api_key)
     finally:
         for sb in boxes.values():
@@ -551,7 +557,8 @@ def test_rotate_in_real_n8n(home):
 
 def test_rotate_fails_the_node_and_refuses_retry_on_fail(home):
     """Without Continue On Fail a refused rotation fails the node with the message and hint; with
-    Retry On Fail on, a rotation (not safe to repeat) is refused before anything is sent."""
+    Retry On Fail on, a rotation or a create (not safe to repeat) is refused before anything is sent,
+    while an idempotent operation runs and n8n retries it."""
     with Sandbox() as sandbox:
         old = sandbox.store.create_key(sandbox.user["id"], "ci deploy")[0]["id"]
         sandbox.store.revoke_key(sandbox.user["id"], old)
@@ -563,10 +570,17 @@ def test_rotate_fails_the_node_and_refuses_retry_on_fail(home):
 
         sandbox.inject_fault(503, times=1000)  # a trap: any request that reaches GEN takes one
         before = _keys(sandbox)
-        retried = gen_node("Rotate with retries", "rotate_api_key", "rotate-fail", id="1")
-        retried.update(retryOnFail=True, maxTries=2, waitBetweenTries=0)
-        result = home.run_workflow(workflow(retried))
-        error = node_error(result, "Rotate with retries")
-        assert "Retry On Fail" in error["message"] and "Nothing was sent" in error["message"]
-        assert "Turn off Settings > Retry On Fail" in error["description"]
-        assert sandbox.faults._faults[0].times == 1000 and _keys(sandbox) == before
+        # A create is not safe to repeat either; a rename (idempotent) may be retried.
+        for operation, params in (("rotate_api_key", {"id": "1"}), ("create_api_key", {"name": "ci"})):
+            retried = gen_node("With retries", operation, "rotate-fail", **params)
+            retried.update(retryOnFail=True, maxTries=2, waitBetweenTries=0)
+            error = node_error(home.run_workflow(workflow(retried)), "With retries")
+            assert error["message"].startswith(f"{operation} is not safe to repeat, and this node has Retry On Fail on")
+            assert "Nothing was sent" in error["message"]
+            assert "Turn off Settings > Retry On Fail" in error["description"]
+            assert sandbox.faults._faults[0].times == 1000 and _keys(sandbox) == before
+        renamed = gen_node("With retries", "update_api_key", "rotate-fail", id="1", name="x")
+        renamed.update(retryOnFail=True, maxTries=2, waitBetweenTries=0)
+        error = node_error(home.run_workflow(workflow(renamed)), "With retries")
+        assert "Retry On Fail" not in error["message"] and error["httpCode"] == "503"
+        assert sandbox.faults._faults[0].times == 1000 - 2  # sent, and retried once by n8n
