@@ -362,24 +362,29 @@ def _input_cases():
                 yield spec.id, {**base, name: value}
 
 
+def generic_functions(n8n, package, tmp_path, script: str, data):
+    """What ``script`` prints as JSON, run by node with the package's GenericFunctions.js as
+    ``process.argv[1]`` and ``data`` as ``data`` (n8n-workflow is a stub: nothing here throws to n8n)."""
+    stub = tmp_path / "node_modules" / "n8n-workflow"
+    stub.mkdir(parents=True, exist_ok=True)
+    (stub / "index.js").write_text("class E extends Error {}\nmodule.exports = { NodeApiError: E, NodeOperationError: E };\n")
+    proc = subprocess.run([str(n8n.node_dir / "bin" / "node"), "-e",
+                           "const data = JSON.parse(require('fs').readFileSync(0, 'utf8'));" + script,
+                           str(package / "nodes/Gen/GenericFunctions.js")],
+                          input=json.dumps(data), capture_output=True, text=True, check=True,
+                          env={**os.environ, "NODE_PATH": str(tmp_path / "node_modules")})
+    return json.loads(proc.stdout)
+
+
 def test_input_checks_match_the_engine(n8n, package, tmp_path):
     """GenericFunctions.js checks the input with the action's schema before sending; for every
     case it must find problems at the same JSON paths as gen-nodes (jsonschema) does."""
     from gen_nodes.core.validation import problems
 
-    stub = tmp_path / "node_modules" / "n8n-workflow"
-    stub.mkdir(parents=True)
-    (stub / "index.js").write_text("class E extends Error {}\nmodule.exports = { NodeApiError: E, NodeOperationError: E };\n")
     cases = list(_input_cases())
-    script = (
-        "const { problems, OPERATIONS } = require(process.argv[1]);"
-        "const cases = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
-        "console.log(JSON.stringify(cases.map(([op, input]) => problems(OPERATIONS[op].input, input, '$'))));"
-    )
-    proc = subprocess.run([str(n8n.node_dir / "bin" / "node"), "-e", script, str(package / "nodes/Gen/GenericFunctions.js")],
-                          input=json.dumps(cases), capture_output=True, text=True, check=True,
-                          env={**os.environ, "NODE_PATH": str(tmp_path / "node_modules")})
-    found = json.loads(proc.stdout)
+    found = generic_functions(n8n, package, tmp_path, "const { problems, OPERATIONS } = require(process.argv[1]);"
+                              "console.log(JSON.stringify(data.map(([op, input]) => problems(OPERATIONS[op].input, input, '$'))));",
+                              cases)
     registry = default_registry()
     for (action, arguments), js in zip(cases, found):
         py = problems(registry.get(action).input_schema, arguments)
@@ -584,3 +589,57 @@ def test_rotate_fails_the_node_and_refuses_retry_on_fail(home):
         error = node_error(home.run_workflow(workflow(renamed)), "With retries")
         assert "Retry On Fail" not in error["message"] and error["httpCode"] == "503"
         assert sandbox.faults._faults[0].times == 1000 - 2  # sent, and retried once by n8n
+
+
+def test_step_values_match_the_engine(n8n, package, tmp_path):
+    """genSteps' valueOf (GenericFunctions.js) resolves every kind of declared value as
+    composite.value_of does: inputs, outputs and their fields, the first with a value, and
+    lifetimes rounded to whole days as Python rounds (half to even, at least 1d), naive times as UTC."""
+    from gen_nodes.core.composite import value_of
+    from gen_nodes.core.spec import FirstOf, Input, Lifetime, Output
+    from gen_nodes.surfaces.n8n.node import _ref
+
+    start = "2026-03-09T10:00:00Z"
+    ends = ["2026-03-09T19:36:00Z", "2026-03-10T22:00:00Z", "2026-03-11T22:00:00Z", "2026-03-12T22:00:00Z",
+            "2026-06-07T10:00:00+02:00", "2026-04-23T15:00:00", None, "not a time"]
+    refs = [Input("name"), Input("gone"), Output("old"), Output("old", "name"), Output("missing", "name"),
+            FirstOf((Input("gone"), Output("old", "name"), "fallback")), FirstOf((Input("gone"),)), "constant", 7,
+            Lifetime("old", "created_at", "expires_at")]
+    cases = [({"name": "given"}, {"old": {"name": "ci", "created_at": start, "expires_at": end}}) for end in ends]
+    got = generic_functions(n8n, package, tmp_path, "const { valueOf } = require(process.argv[1]); const [refs, cases] = data;"
+                            "console.log(JSON.stringify(cases.map(([input, outputs]) =>"
+                            " refs.map((r) => valueOf(r, input, outputs) ?? null))));",
+                            [[_ref(r) for r in refs], cases])
+    expected = [[value_of(r, args, outputs) for r in refs] for args, outputs in cases]
+    assert got == expected
+    lifetimes = [row[-1] for row in expected]
+    assert lifetimes == ["1d", "2d", "2d", "4d", "90d", "45d", None, None]  # 0.4, 1.5, 2.5, 3.5 days ...
+
+
+def test_a_plugin_composite_becomes_an_operation():
+    """A composite a plugin declares compiles as rotate_api_key does: the same routing, its steps
+    and result as data for genSteps; a step naming an action the node lacks is refused when generating."""
+    from gen_nodes.core.spec import ActionSpec, Hints, Input, Output, Step
+    from gen_nodes.surfaces.n8n.node import operations_table
+
+    spec = ActionSpec(
+        id="rename_and_list", title="Rename and list", description="Rename a key, then list the keys.",
+        method="", path="", hints=Hints(idempotent=True), output_schema={"type": "object"},
+        input_schema={"type": "object", "required": ["id", "name"], "properties": {
+            "id": {"type": "string", "description": "The key."}, "name": {"type": "string", "description": "Its name."}}},
+        steps=(Step("renamed", "update_api_key", input={"id": Input("id"), "name": Input("name")}),
+               Step("keys", "list_api_keys", input={"status": "active"}, partial="Renamed {id}; list again.")),
+        result={"key": Output("renamed"), "active": Output("keys", "api_keys")},
+    )
+    specs = [*default_registry(), spec]
+    [option] = [o for o in node_description(specs)["properties"][0]["options"] if o["value"] == spec.id]
+    assert option["routing"]["operations"] == {"pagination": "__genSteps__"} and "request" not in option["routing"]
+    entry = operations_table(specs)[spec.id]
+    assert entry["safeToRetry"] is True and entry["steps"] == [
+        {"name": "renamed", "action": "update_api_key", "input": {"id": {"input": "id"}, "name": {"input": "name"}},
+         "pick": None, "partial": None},
+        {"name": "keys", "action": "list_api_keys", "input": {"status": {"const": "active"}}, "pick": None,
+         "partial": "Renamed {id}; list again."}]
+    assert entry["result"] == {"key": {"output": "renamed", "field": None}, "active": {"output": "keys", "field": "api_keys"}}
+    with pytest.raises(ValueError, match="rename_and_list's steps run update_api_key, which the node does not have"):
+        operations_table([s for s in specs if s.id != "update_api_key"])
