@@ -12,6 +12,11 @@ declarative style, the layout of n8n's node starter:
   the input against the action's schema before sending, and ``genResponse``, which every
   operation's ``postReceive`` ends with; it turns GEN's error answers into n8n errors with
   GEN's message and our hint (or, with "Continue On Fail", an item ``{"error": {...}}``);
+  an operation that is not safe to repeat refuses to run with n8n's "Retry On Fail" on;
+  and ``genSteps``, the custom pagination function of a composite action's operation (n8n
+  calls it instead of sending the operation's request), which runs the steps, one request each
+  through ``httpRequestWithAuthentication``, from the step data in ``OPERATIONS`` (see
+  :func:`_ref`), and ends ``partial`` rather than failing once a step changed something;
 - ``package.json`` with the ``n8n`` section, a codex file and an icon.
 
 Everything per action is data compiled from the :class:`~gen_nodes.core.spec.ActionSpec`:
