@@ -111,7 +111,11 @@ def test_description_follows_the_specs():
     assert list(options) == [s.id for s in specs]
     for spec in specs:
         option = options[spec.id]
-        assert option["routing"]["request"]["method"] == spec.method
+        if spec.composite:  # no request of its own: n8n calls genSteps instead of sending one
+            assert option["routing"] == {"send": {"preSend": ["__genValidate__"], "paginate": True},
+                                         "operations": {"pagination": "__genSteps__"}}
+        else:
+            assert option["routing"]["request"]["method"] == spec.method
         assert spec.title in option["name"]
         assert ("destructive" in option["name"].lower()) == spec.hints.destructive
         assert ("destructive" in option["description"].lower()) == spec.hints.destructive
@@ -121,10 +125,12 @@ def test_description_follows_the_specs():
         for name, param in shown.items():
             assert param["required"] == (name in schema.get("required", ()))
             assert param["description"] == schema["properties"][name].get("description", "")
-    # `name` is optional for create and required for rename: two parameters. A parameter is
-    # shared across operations only where it is identical, so no two are equal but for where shown.
-    names = [p for p in params if p["name"] == "name"]
-    assert sorted(p["required"] for p in names) == [False, True]
+    # `name` is optional for create, required for rename, optional for rotate with its own description:
+    # three parameters. A parameter is shared across operations only where it is identical, so no two
+    # are equal but for where shown.
+    names = {p["displayOptions"]["show"]["operation"][0]: p for p in params if p["name"] == "name"}
+    assert {op: p["required"] for op, p in names.items()} == {
+        "create_api_key": False, "update_api_key": True, "rotate_api_key": False}
     bare = [json.dumps({k: v for k, v in p.items() if k != "displayOptions"}, sort_keys=True) for p in params]
     assert len(bare) == len(set(bare))
 
@@ -134,7 +140,7 @@ def test_destructive_operations_tell_the_builder_to_turn_on_human_review(package
     specs = list(default_registry())
     operation, notice, *_ = node_description(specs)["properties"]
     destructive = [s.id for s in specs if s.hints.destructive]
-    assert sorted(destructive) == ["revoke_all_api_keys", "revoke_api_key"]
+    assert sorted(destructive) == ["revoke_all_api_keys", "revoke_api_key", "rotate_api_key"]
     for option in operation["options"]:
         asks = "turn on human review" in option["description"] and HUMAN_REVIEW in option["description"]
         assert asks == (option["value"] in destructive), option["value"]
@@ -278,8 +284,9 @@ def test_every_action_matches_gen_nodes_run(home, variant):
             [got] = node_output(result, case)
             code, expected = cli_run(cli_sandbox, action, example)
             assert code == 0, (case, expected)
-            if "token" in expected:  # a new secret each time: equal in kind, not in value
-                assert isinstance(got.pop("token"), str) and expected.pop("token")
+            for made, want in ((got, expected), (got.get("new_key"), expected.get("new_key"))):
+                if want and "token" in want:  # a new secret each time: equal in kind, not in value
+                    assert isinstance(made.pop("token"), str) and want.pop("token")
             assert got == expected, case
             assert_no_secret(result, n8n_sandbox.api_key)
     finally:
@@ -355,24 +362,29 @@ def _input_cases():
                 yield spec.id, {**base, name: value}
 
 
+def generic_functions(n8n, package, tmp_path, script: str, data):
+    """What ``script`` prints as JSON, run by node with the package's GenericFunctions.js as
+    ``process.argv[1]`` and ``data`` as ``data`` (n8n-workflow is a stub: nothing here throws to n8n)."""
+    stub = tmp_path / "node_modules" / "n8n-workflow"
+    stub.mkdir(parents=True, exist_ok=True)
+    (stub / "index.js").write_text("class E extends Error {}\nmodule.exports = { NodeApiError: E, NodeOperationError: E };\n")
+    proc = subprocess.run([str(n8n.node_dir / "bin" / "node"), "-e",
+                           "const data = JSON.parse(require('fs').readFileSync(0, 'utf8'));" + script,
+                           str(package / "nodes/Gen/GenericFunctions.js")],
+                          input=json.dumps(data), capture_output=True, text=True, check=True,
+                          env={**os.environ, "NODE_PATH": str(tmp_path / "node_modules")})
+    return json.loads(proc.stdout)
+
+
 def test_input_checks_match_the_engine(n8n, package, tmp_path):
     """GenericFunctions.js checks the input with the action's schema before sending; for every
     case it must find problems at the same JSON paths as gen-nodes (jsonschema) does."""
     from gen_nodes.core.validation import problems
 
-    stub = tmp_path / "node_modules" / "n8n-workflow"
-    stub.mkdir(parents=True)
-    (stub / "index.js").write_text("class E extends Error {}\nmodule.exports = { NodeApiError: E, NodeOperationError: E };\n")
     cases = list(_input_cases())
-    script = (
-        "const { problems, OPERATIONS } = require(process.argv[1]);"
-        "const cases = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
-        "console.log(JSON.stringify(cases.map(([op, input]) => problems(OPERATIONS[op].input, input, '$'))));"
-    )
-    proc = subprocess.run([str(n8n.node_dir / "bin" / "node"), "-e", script, str(package / "nodes/Gen/GenericFunctions.js")],
-                          input=json.dumps(cases), capture_output=True, text=True, check=True,
-                          env={**os.environ, "NODE_PATH": str(tmp_path / "node_modules")})
-    found = json.loads(proc.stdout)
+    found = generic_functions(n8n, package, tmp_path, "const { problems, OPERATIONS } = require(process.argv[1]);"
+                              "console.log(JSON.stringify(data.map(([op, input]) => problems(OPERATIONS[op].input, input, '$'))));",
+                              cases)
     registry = default_registry()
     for (action, arguments), js in zip(cases, found):
         py = problems(registry.get(action).input_schema, arguments)
@@ -441,3 +453,193 @@ def test_the_n8n_credential_links_to_the_guide_on_api_keys_not_the_api(tmp_path,
     [credential] = (tmp_path / "package" / "credentials").glob("*.credentials.js")
     [line] = [line for line in credential.read_text().splitlines() if "documentationUrl" in line]
     assert url in line
+
+
+# ---- a composite action (rotate_api_key): its steps run inside one operation --------------
+
+def _requests_seen(sandbox: Sandbox, method: str):
+    """A fault that changes nothing and counts the ``method`` requests that reach the sandbox."""
+    sandbox.inject_fault(method=method, times=1000)
+    fault = sandbox.faults._faults[-1]
+    return lambda: 1000 - fault.times
+
+
+def _when(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def _keys(sandbox: Sandbox) -> dict[int, dict]:
+    return {key["id"]: key for key in sandbox.store.list_keys(sandbox.user["id"])}
+
+
+def _rotate_sandboxes() -> dict[str, Sandbox]:
+    """One sandbox per case, at a frozen time; "twin" is "plain"'s copy for `gen-nodes run`.
+    Each holds key 2, "ci deploy", made 45 days and 5 hours before it expires (rounded: 45 days)
+    but "half" holds one of 2.5 days (Python's round gives 2), and "revoked" key 2 is revoked."""
+    lifetimes = {"plain": 45 * DAY + 5 * 3600, "twin": 45 * DAY + 5 * 3600, "half": 60 * 3600,
+                 "partial": 45 * DAY + 5 * 3600, "dropped": 45 * DAY, "revoked": 45 * DAY}
+    out = {}
+    for case, lifetime in lifetimes.items():
+        sb = Sandbox(clock=lambda: FROZEN).start()
+        sb.store.create_key(sb.user["id"], "ci deploy", lifetime)
+        if case == "revoked":
+            sb.store.revoke_key(sb.user["id"], 2)
+        out[case] = sb
+    return out
+
+
+def test_rotate_in_real_n8n(home):
+    """rotate_api_key is one operation: list, then one POST, then one DELETE, compiled from the steps."""
+    boxes = _rotate_sandboxes()
+    try:
+        posts = {case: _requests_seen(sb, "POST") for case, sb in boxes.items()}
+        deletes = {case: _requests_seen(sb, "DELETE") for case, sb in boxes.items()}
+        boxes["partial"].inject_fault(503, method="DELETE", times=5)  # queued after the counter: it shadows it
+        boxes["partial"].faults._faults.sort(key=lambda f: f.status is None)
+        boxes["dropped"].inject_fault(method="DELETE", drop=True)  # no answer at all: not a thrown error either
+        boxes["dropped"].faults._faults.sort(key=lambda f: not f.drop)
+        home.import_credentials([credential(f"rotate-{case}", sb) for case, sb in boxes.items()])
+        result = home.run_workflow(workflow(
+            gen_node("Rotate", "rotate_api_key", "rotate-plain", id="2"),
+            gen_node("Rotate half", "rotate_api_key", "rotate-half", id="2", name="ci deploy 2027"),
+            gen_node("Rotate partial", "rotate_api_key", "rotate-partial", id="2"),
+            gen_node("Rotate dropped", "rotate_api_key", "rotate-dropped", id="2"),
+            gen_node("Rotate revoked", "rotate_api_key", "rotate-revoked", continue_on_fail=True, id="2"),
+            gen_node("Rotate missing", "rotate_api_key", "rotate-revoked", continue_on_fail=True, id="99"),
+            parallel=True,
+        ))
+        assert node_error(result) is None, node_error(result)
+
+        # Success: the output `gen-nodes run` prints (but the new secret), one POST, one DELETE.
+        [rotated] = node_output(result, "Rotate")
+        code, expected = cli_run(boxes["twin"], "rotate_api_key", {"id": "2"})
+        assert code == 0 and rotated["status"] == "succeeded"
+        assert isinstance(rotated["new_key"].pop("token"), str) and expected["new_key"].pop("token")
+        assert rotated == expected
+        new = rotated["new_key"]
+        assert new["name"] == "ci deploy" and rotated["revoked"] == {"id": "2", "revoked": True}
+        assert (_when(new["expires_at"]) - _when(new["created_at"])).total_seconds() == 45 * DAY
+        assert (posts["plain"](), deletes["plain"]()) == (1, 1)
+        assert [(k["id"], k["name"], k["status"]) for k in _keys(boxes["plain"]).values() if k["id"] != 1] == [
+            (2, "ci deploy", "revoked"), (new["id"], "ci deploy", "active")]
+
+        # A lifetime of 2.5 days rounds as Python does (to even: 2 days); the name given is used.
+        [half] = node_output(result, "Rotate half")
+        assert half["status"] == "succeeded" and half["new_key"]["name"] == "ci deploy 2027"
+        assert (_when(half["new_key"]["expires_at"]) - FROZEN).total_seconds() == 2 * DAY
+
+        # The revoke fails (503): status partial, the new key with its secret, the old one still active.
+        [partial] = node_output(result, "Rotate partial")
+        assert partial["status"] == "partial" and partial["failed_step"] == "revoke"
+        assert partial["error"]["type"] == "server_error" and partial["error"]["status"] == 503
+        assert partial["new_key"]["token"].startswith("gen_pat_") and "revoked" not in partial
+        assert partial["next"].startswith("The new key was created and works, but the old key (id 2) was not revoked")
+        keys = _keys(boxes["partial"])
+        assert keys[2]["status"] == "active" and keys[partial["new_key"]["id"]]["status"] == "active"
+        row = boxes["partial"].store._conn.execute("SELECT id FROM keys WHERE hash = ?",
+                                                    (hash_token(partial["new_key"]["token"]),)).fetchone()
+        assert row["id"] == partial["new_key"]["id"]  # the secret handed back is the new key's
+        assert posts["partial"]() == 1
+        [dropped] = node_output(result, "Rotate dropped")
+        assert dropped["status"] == "partial" and dropped["error"]["type"] == "connection"
+        assert dropped["new_key"]["token"] and _keys(boxes["dropped"])[2]["status"] == "active"
+
+        # A revoked key, or no such key: nothing is made, the error says so (as the CLI words it).
+        [revoked] = node_output(result, "Rotate revoked")
+        code, cli = cli_run(boxes["revoked"], "rotate_api_key", {"id": "2"})
+        assert code != 0 and revoked["error"]["message"] == cli["error"]["message"]
+        assert revoked["error"]["type"] == "rejected" and "status is revoked" in revoked["error"]["message"]
+        assert revoked["error"]["hint"] == "Call list_api_keys to find one that qualifies."
+        [missing] = node_output(result, "Rotate missing")
+        assert missing["error"]["type"] == "not_found" and "No API key with id 99" in missing["error"]["message"]
+        assert posts["revoked"]() == 0 and len(_keys(boxes["revoked"])) == 2
+        for case in ("plain", "half", "partial", "dropped", "revoked"):
+            assert_no_secret(result, boxes[case].api_key)
+    finally:
+        for sb in boxes.values():
+            sb.stop()
+
+
+def test_rotate_fails_the_node_and_refuses_retry_on_fail(home):
+    """Without Continue On Fail a refused rotation fails the node with the message and hint; with
+    Retry On Fail on, a rotation or a create (not safe to repeat) is refused before anything is sent,
+    while an idempotent operation runs and n8n retries it."""
+    with Sandbox() as sandbox:
+        old = sandbox.store.create_key(sandbox.user["id"], "ci deploy")[0]["id"]
+        sandbox.store.revoke_key(sandbox.user["id"], old)
+        home.import_credentials([credential("rotate-fail", sandbox)])
+        result = home.run_workflow(workflow(gen_node("Rotate revoked", "rotate_api_key", "rotate-fail", id=str(old))))
+        error = node_error(result, "Rotate revoked")
+        assert "cannot be used: its status is revoked" in error["message"]
+        assert error["description"] == "Call list_api_keys to find one that qualifies."
+
+        sandbox.inject_fault(503, times=1000)  # a trap: any request that reaches GEN takes one
+        before = _keys(sandbox)
+        # A create is not safe to repeat either; a rename (idempotent) may be retried.
+        for operation, params in (("rotate_api_key", {"id": "1"}), ("create_api_key", {"name": "ci"})):
+            retried = gen_node("With retries", operation, "rotate-fail", **params)
+            retried.update(retryOnFail=True, maxTries=2, waitBetweenTries=0)
+            error = node_error(home.run_workflow(workflow(retried)), "With retries")
+            assert error["message"].startswith(f"{operation} is not safe to repeat, and this node has Retry On Fail on")
+            assert "Nothing was sent" in error["message"]
+            assert "Turn off Settings > Retry On Fail" in error["description"]
+            assert sandbox.faults._faults[0].times == 1000 and _keys(sandbox) == before
+        renamed = gen_node("With retries", "update_api_key", "rotate-fail", id="1", name="x")
+        renamed.update(retryOnFail=True, maxTries=2, waitBetweenTries=0)
+        error = node_error(home.run_workflow(workflow(renamed)), "With retries")
+        assert "Retry On Fail" not in error["message"] and error["httpCode"] == "503"
+        assert sandbox.faults._faults[0].times == 1000 - 2  # sent, and retried once by n8n
+
+
+def test_step_values_match_the_engine(n8n, package, tmp_path):
+    """genSteps' valueOf (GenericFunctions.js) resolves every kind of declared value as
+    composite.value_of does: inputs, outputs and their fields, the first with a value, and
+    lifetimes rounded to whole days as Python rounds (half to even, at least 1d), naive times as UTC."""
+    from gen_nodes.core.composite import value_of
+    from gen_nodes.core.spec import FirstOf, Input, Lifetime, Output
+    from gen_nodes.surfaces.n8n.node import _ref
+
+    start = "2026-03-09T10:00:00Z"
+    ends = ["2026-03-09T19:36:00Z", "2026-03-10T22:00:00Z", "2026-03-11T22:00:00Z", "2026-03-12T22:00:00Z",
+            "2026-06-07T10:00:00+02:00", "2026-04-23T15:00:00", None, "not a time"]
+    refs = [Input("name"), Input("gone"), Output("old"), Output("old", "name"), Output("missing", "name"),
+            FirstOf((Input("gone"), Output("old", "name"), "fallback")), FirstOf((Input("gone"),)), "constant", 7,
+            Lifetime("old", "created_at", "expires_at")]
+    cases = [({"name": "given"}, {"old": {"name": "ci", "created_at": start, "expires_at": end}}) for end in ends]
+    got = generic_functions(n8n, package, tmp_path, "const { valueOf } = require(process.argv[1]); const [refs, cases] = data;"
+                            "console.log(JSON.stringify(cases.map(([input, outputs]) =>"
+                            " refs.map((r) => valueOf(r, input, outputs) ?? null))));",
+                            [[_ref(r) for r in refs], cases])
+    expected = [[value_of(r, args, outputs) for r in refs] for args, outputs in cases]
+    assert got == expected
+    lifetimes = [row[-1] for row in expected]
+    assert lifetimes == ["1d", "2d", "2d", "4d", "90d", "45d", None, None]  # 0.4, 1.5, 2.5, 3.5 days ...
+
+
+def test_a_plugin_composite_becomes_an_operation():
+    """A composite a plugin declares compiles as rotate_api_key does: the same routing, its steps
+    and result as data for genSteps; a step naming an action the node lacks is refused when generating."""
+    from gen_nodes.core.spec import ActionSpec, Hints, Input, Output, Step
+    from gen_nodes.surfaces.n8n.node import operations_table
+
+    spec = ActionSpec(
+        id="rename_and_list", title="Rename and list", description="Rename a key, then list the keys.",
+        method="", path="", hints=Hints(idempotent=True), output_schema={"type": "object"},
+        input_schema={"type": "object", "required": ["id", "name"], "properties": {
+            "id": {"type": "string", "description": "The key."}, "name": {"type": "string", "description": "Its name."}}},
+        steps=(Step("renamed", "update_api_key", input={"id": Input("id"), "name": Input("name")}),
+               Step("keys", "list_api_keys", input={"status": "active"}, partial="Renamed {id}; list again.")),
+        result={"key": Output("renamed"), "active": Output("keys", "api_keys")},
+    )
+    specs = [*default_registry(), spec]
+    [option] = [o for o in node_description(specs)["properties"][0]["options"] if o["value"] == spec.id]
+    assert option["routing"]["operations"] == {"pagination": "__genSteps__"} and "request" not in option["routing"]
+    entry = operations_table(specs)[spec.id]
+    assert entry["safeToRetry"] is True and entry["steps"] == [
+        {"name": "renamed", "action": "update_api_key", "input": {"id": {"input": "id"}, "name": {"input": "name"}},
+         "pick": None, "partial": None},
+        {"name": "keys", "action": "list_api_keys", "input": {"status": {"const": "active"}}, "pick": None,
+         "partial": "Renamed {id}; list again."}]
+    assert entry["result"] == {"key": {"output": "renamed", "field": None}, "active": {"output": "keys", "field": "api_keys"}}
+    with pytest.raises(ValueError, match="rename_and_list's steps run update_api_key, which the node does not have"):
+        operations_table([s for s in specs if s.id != "update_api_key"])

@@ -27,6 +27,13 @@ from gen_nodes.core.spec import PARTIAL, SUCCEEDED, ActionSpec, FirstOf, Input, 
 if TYPE_CHECKING:
     from gen_nodes.client.http import GenClient
 
+#: What a pick says (message, hint) when it finds no item, or one it may not use; ``{action}`` in the hint is the
+#: list action, named in the caller's terms. Surfaces that run steps themselves (the n8n node) word them from these.
+PICK_NOT_FOUND = ("No {noun} with {wanted} was found; {title} changed nothing.",
+                  "Call ${{{action}}} to see which ones exist, then try again with one of them.")
+PICK_REJECTED = ("The {noun} with {wanted} cannot be used: its {now} (needed: {needed}). {title} changed nothing.",
+                 "Call ${{{action}}} to find one that qualifies.")
+
 Resolve = Callable[[str], ActionSpec]
 #: Runs one action: the engine's ``execute(spec, arguments, client, resolve=...)``.
 Execute = Callable[..., dict[str, Any]]
@@ -120,16 +127,17 @@ def _picked(spec: ActionSpec, step: Step, pick: Pick, output: Mapping[str, Any],
     found = [item for item in output.get(pick.items) or () if isinstance(item, dict)
              and all(str(item.get(field)) == str(value) for field, value in match.items())]
     if not found:
-        raise NotFound(f"No {pick.noun} with {wanted} was found; {spec.title} changed nothing.",
-                       hint=f"Call ${{{step.action}}} to see which ones exist, then try again with one of them.")
+        message, hint = PICK_NOT_FOUND
+        raise NotFound(message.format(noun=pick.noun, wanted=wanted, title=spec.title),
+                       hint=hint.format(action=step.action))
     item = found[0]
     wrong = {field: item.get(field) for field, allowed in pick.require.items() if item.get(field) not in allowed}
     if wrong:
         now = ", ".join(f"{field} is {value}" for field, value in wrong.items())
         needed = "; ".join(f"{field} {' or '.join(map(str, allowed))}" for field, allowed in pick.require.items())
-        raise Rejected(f"The {pick.noun} with {wanted} cannot be used: its {now} (needed: {needed}). "
-                       f"{spec.title} changed nothing.",
-                       hint=f"Call ${{{step.action}}} to find one that qualifies.")
+        message, hint = PICK_REJECTED
+        raise Rejected(message.format(noun=pick.noun, wanted=wanted, now=now, needed=needed, title=spec.title),
+                       hint=hint.format(action=step.action))
     return item
 
 

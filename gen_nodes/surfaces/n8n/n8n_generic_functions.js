@@ -8,11 +8,18 @@
 // - genResponse (the last postReceive step): gives GEN's error answers to n8n as a
 //   NodeApiError whose message is GEN's message and whose description is what to do next;
 //   with "Continue On Fail" the item is {"error": {...}} as the gen-nodes CLI prints it.
+// - genSteps (the operation's custom pagination function, which n8n calls instead of sending
+//   one request): runs a composite action's steps, each step one request through
+//   this.helpers.httpRequestWithAuthentication, from the step data in OPERATIONS.
 const { NodeApiError, NodeOperationError } = require('n8n-workflow');
 
 const ERRORS = __ERRORS__;
 
 const OPERATIONS = __OPERATIONS__;
+
+const CREDENTIAL = __CREDENTIAL__;
+// The longest span a filter uses, in seconds (core/spec.py's SPAN_LIMIT).
+const SPAN_LIMIT = __SPAN_LIMIT__;
 
 function isObject(value) {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
@@ -200,10 +207,24 @@ function inputOf(context, operation, requestOptions) {
   return input;
 }
 
+// n8n's "Retry On Fail" runs the whole node again after an error, and also after an item
+// whose JSON has an `error` field (a partial rotation's): an operation that is not safe to
+// repeat would make a second key. Such an operation refuses to run with it on.
+function refuseRetries(context, id, operation) {
+  if (operation.safeToRetry || context.getNode().retryOnFail !== true) return;
+  const message = `${id} is not safe to repeat, and this node has Retry On Fail on: n8n would run the ` +
+    'whole operation again after a failure and could make a second key. Nothing was sent.';
+  throw new NodeOperationError(context.getNode(), message, {
+    description: 'Turn off Settings > Retry On Fail for this node, then run it again. ' +
+      'A failure after a key was made is not an error: the item has status "partial" and the new key.',
+  });
+}
+
 async function genValidate(requestOptions) {
   const id = this.getNodeParameter('operation');
   const operation = OPERATIONS[id];
   if (!operation) return requestOptions;
+  refuseRetries(this, id, operation);
   const found = problems(operation.input, inputOf(this, operation, requestOptions), '$');
   if (!found.length) return requestOptions;
   const summary = found.slice(0, 5).map((p) => `${p.path}: ${p.message}`).join('; ');
@@ -218,12 +239,238 @@ async function genResponse(items, response) {
   const status = response.statusCode;
   const error = status >= 300 ? httpError(operation, response) : answerError(operation, items, response);
   if (error === null) return items;
-  if (this.continueOnFail()) return [{ json: { error } }];
-  throw new NodeApiError(this.getNode(), { error }, {
+  return failed(this, error);
+}
+
+// The item {"error": {...}} with "Continue On Fail", else the node fails with GEN's message.
+function failed(context, error) {
+  if (context.continueOnFail()) return [{ json: { error } }];
+  throw new NodeApiError(context.getNode(), { error }, {
     message: error.message,
     description: error.hint,
-    httpCode: status >= 300 ? String(status) : undefined,
+    httpCode: error.status >= 300 ? String(error.status) : undefined,
   });
 }
 
-module.exports = { genResponse, genValidate, problems, ERRORS, OPERATIONS };
+// ---- composite actions: steps run one after another (core/composite.py's run_steps) ----
+
+// A step's failure, as the JSON error gen-nodes prints.
+class StepFailure extends Error {
+  constructor(error) {
+    super(error.message);
+    this.gen = error;
+  }
+}
+
+function hasValue(value) {
+  return value !== undefined && value !== null;
+}
+
+// Python's str() of a JSON value, for messages and for comparing ids sent as numbers or text.
+function pyStr(value) {
+  if (!hasValue(value)) return 'None';
+  if (typeof value === 'boolean') return value ? 'True' : 'False';
+  return String(value);
+}
+
+// "{name}" in a text from node.py, filled from `values` ("?" where a value is missing).
+function fill(text, values) {
+  return text.replace(/\{(\w+)\}/g, (_, name) => (hasValue(values[name]) ? pyStr(values[name]) : '?'));
+}
+
+// A GEN timestamp (a naive one is UTC, as core/times.py reads it) in milliseconds, or null.
+function moment(value) {
+  if (typeof value !== 'string') return null;
+  const zoned = /(Z|[+-][0-9]{2}:?[0-9]{2})$/i.test(value) || !value.includes('T') ? value : `${value}Z`;
+  const when = Date.parse(zoned);
+  return Number.isNaN(when) ? null : when;
+}
+
+// Python's round(): halves go to the even neighbour, so both sides give the same whole days.
+function roundHalfEven(x) {
+  const floor = Math.floor(x);
+  const rest = x - floor;
+  if (rest !== 0.5) return Math.round(x);
+  return floor % 2 === 0 ? floor : floor + 1;
+}
+
+// A declared value (node.py's _ref): an input, an earlier output, the first with a value, a lifetime, a constant.
+function valueOf(ref, input, outputs) {
+  if ('input' in ref) return input[ref.input];
+  if ('output' in ref) {
+    const output = outputs[ref.output];
+    return ref.field === null || !isObject(output) ? output : output[ref.field];
+  }
+  if ('firstOf' in ref) return ref.firstOf.map((r) => valueOf(r, input, outputs)).find(hasValue);
+  if ('lifetime' in ref) {
+    const item = outputs[ref.lifetime] || {};
+    const start = moment(item[ref.start]);
+    const end = moment(item[ref.end]);
+    if (start === null || end === null) return undefined;
+    return `${Math.max(1, roundHalfEven((end - start) / 86400000))}d`;
+  }
+  return ref.const;
+}
+
+function spanSeconds(span) {
+  const seconds = typeof span === 'number' ? span
+    : parseInt(span, 10) * (String(span).endsWith('d') ? 86400 : 3600);
+  return Math.min(seconds, SPAN_LIMIT);
+}
+
+// engine._filtered: the items passing every filter input given (equal, or a time within a span).
+function filtered(operation, input, items, now) {
+  const given = Object.keys(operation.filters).filter((name) => hasValue(input[name]));
+  const passes = (item, name) => {
+    const span = operation.filters[name];
+    if (span === null) return pyStr(item[name]) === pyStr(input[name]);
+    let when = moment(item[span.field]);
+    if (when === null && span.otherwise) when = moment(item[span.otherwise]);
+    const ms = spanSeconds(input[name]) * 1000;
+    if (when === null) return false;
+    return span.direction === 'ahead' ? now <= when && when <= now + ms : when <= now - ms;
+  };
+  return items.filter((item) => isObject(item) && given.every((name) => passes(item, name)));
+}
+
+// engine._shape: GEN's answer as the action's output.
+function shaped(operation, input, response) {
+  const body = response.body;
+  const shape = operation.response;
+  if (shape.template) {
+    const out = {};
+    for (const [name, ref] of Object.entries(shape.template)) out[name] = valueOf(ref, input, {}) ?? null;
+    for (const name of shape.keep) if (isObject(body) && hasValue(body[name])) out[name] = body[name];
+    return out;
+  }
+  const list = Array.isArray(body) ? body : isObject(body) && Array.isArray(body[shape.wrap]) ? body[shape.wrap] : null;
+  if (shape.wrap && list !== null) {
+    const now = Date.parse(header(response, 'date') || '') || Date.now();
+    return { [shape.wrap]: filtered(operation, input, list, now) };
+  }
+  return body;
+}
+
+// The request for one (non-composite) action, on the operation's own request options
+// (base URL, headers, timeout, proxy), as engine.execute builds it.
+function requestFor(base, operation, input) {
+  const at = (where) => Object.keys(operation.fields).filter((name) => operation.fields[name] === where && hasValue(input[name]));
+  const url = operation.path.replace(/\{(\w+)\}/g, (whole, name) =>
+    (operation.fields[name] === 'path' ? encodeURIComponent(pyStr(input[name])) : whole));
+  const qs = Object.fromEntries(at('query').map((name) => [name, input[name]]));
+  const fields = Object.fromEntries(at('body').map((name) => [name, input[name]]));
+  const options = { ...base, method: operation.method, url, qs, returnFullResponse: true, ignoreHttpStatusErrors: true };
+  delete options.body;
+  if (Object.keys(fields).length || !['GET', 'DELETE'].includes(operation.method)) {
+    options.body = operation.envelope ? { [operation.envelope]: fields } : fields;
+  }
+  return options;
+}
+
+// No answer came (refused, reset, timed out): the error as gen-nodes words it.
+function unanswered(operation, cause) {
+  const code = (cause && (cause.code || (cause.cause && cause.cause.code))) || '';
+  const message = `No answer from GEN to ${operation.id} (${code || (cause && cause.message) || 'no response'}).`;
+  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND') {
+    return { ...ERRORS.connection, message, status: null, error_code: null };
+  }
+  if (!operation.safeToRetry) {
+    return { ...ERRORS.outcome_unknown, status: null, error_code: null,
+      message: `${message} It is not safe to repeat, and it may or may not have been carried out.` };
+  }
+  const timedOut = /TIMEDOUT|ECONNABORTED/.test(code);
+  return { ...(timedOut ? ERRORS.timeout : ERRORS.connection), message, status: null, error_code: null };
+}
+
+// One action run as a step: input checked, one request, the answer shaped; a StepFailure otherwise.
+async function runAction(context, base, id, input) {
+  const operation = { id, ...OPERATIONS[id] };
+  if (operation.steps) return runSteps(context, base, operation, input);
+  const found = problems(operation.input, input, '$');
+  if (found.length) {
+    const summary = found.slice(0, 5).map((p) => `${p.path}: ${p.message}`).join('; ');
+    throw new StepFailure({ ...ERRORS.invalid_input, message: `Invalid input for ${id}: ${summary}`, status: null,
+      error_code: null, errors: found });
+  }
+  let response;
+  try {
+    response = await context.helpers.httpRequestWithAuthentication.call(context, CREDENTIAL, requestFor(base, operation, input));
+  } catch (cause) {
+    throw new StepFailure(unanswered(operation, cause));
+  }
+  if (response.statusCode >= 300) throw new StepFailure(httpError(operation, response));
+  const output = shaped(operation, input, response);
+  const error = answerError(operation, [{ json: output }], response);
+  if (error !== null) throw new StepFailure(error);
+  return output;
+}
+
+// composite._picked: the one list item a step must find, or a failure that changed nothing.
+function picked(step, output, input, outputs) {
+  const { pick } = step;
+  const match = Object.fromEntries(Object.entries(pick.match).map(([name, ref]) => [name, valueOf(ref, input, outputs)]));
+  const wanted = Object.entries(match).map(([name, value]) => `${name} ${pyStr(value)}`).join(', ');
+  const item = (output[pick.items] || []).find((i) => isObject(i)
+    && Object.entries(match).every(([name, value]) => pyStr(i[name]) === pyStr(value)));
+  if (item === undefined) {
+    throw new StepFailure({ ...pick.notFound, message: fill(pick.notFound.message, { wanted }), status: null, error_code: null });
+  }
+  const wrong = Object.keys(pick.require).filter((name) => !pick.require[name].some((allowed) => allowed === item[name]));
+  if (!wrong.length) return item;
+  const now = wrong.map((name) => `${name} is ${pyStr(item[name])}`).join(', ');
+  const needed = Object.entries(pick.require).map(([name, allowed]) => `${name} ${allowed.map(pyStr).join(' or ')}`).join('; ');
+  throw new StepFailure({ ...pick.rejected, message: fill(pick.rejected.message, { wanted, now, needed }),
+    status: null, error_code: null });
+}
+
+function result(operation, outputs, status) {
+  const out = { status };
+  for (const [name, ref] of Object.entries(operation.result)) {
+    const value = valueOf(ref, {}, outputs);
+    if (hasValue(value)) out[name] = value;
+  }
+  return out;
+}
+
+// composite.run_steps: each step in order; a failure at a step marked partial, after an earlier
+// step changed something, ends the run "partial" with what was made (the new key and its secret).
+async function runSteps(context, base, operation, input) {
+  const outputs = {};
+  let changed = false;
+  for (const step of operation.steps) {
+    const stepInput = {};
+    for (const [name, ref] of Object.entries(step.input)) {
+      const value = valueOf(ref, input, outputs);
+      if (hasValue(value)) stepInput[name] = value;
+    }
+    try {
+      const output = await runAction(context, base, step.action, stepInput);
+      outputs[step.name] = step.pick ? picked(step, output, input, outputs) : output;
+    } catch (cause) {
+      if (step.partial === null || !changed) throw cause;
+      // Whatever went wrong, what the earlier steps made is handed back, never dropped.
+      const error = cause instanceof StepFailure ? cause.gen
+        : { ...ERRORS.other, message: String((cause && cause.message) || cause), status: null, error_code: null };
+      return { ...result(operation, outputs, 'partial'), failed_step: step.name, error, next: fill(step.partial, input) };
+    }
+    changed = changed || !OPERATIONS[step.action].readOnly;
+  }
+  return result(operation, outputs, 'succeeded');
+}
+
+// The operation's pagination function: n8n calls it instead of sending a request (after genValidate).
+async function genSteps(requestData) {
+  const id = this.getNodeParameter('operation');
+  const operation = { id, ...OPERATIONS[id] };
+  const input = inputOf(this, operation, requestData.options);
+  const base = { ...requestData.options };
+  delete base.qs;
+  try {
+    return [{ json: await runSteps(this, base, operation, input) }];
+  } catch (cause) {
+    if (!(cause instanceof StepFailure)) throw cause;
+    return failed(this, cause.gen);
+  }
+}
+
+module.exports = { genResponse, genSteps, genValidate, problems, valueOf, ERRORS, OPERATIONS };

@@ -12,6 +12,11 @@ declarative style, the layout of n8n's node starter:
   the input against the action's schema before sending, and ``genResponse``, which every
   operation's ``postReceive`` ends with; it turns GEN's error answers into n8n errors with
   GEN's message and our hint (or, with "Continue On Fail", an item ``{"error": {...}}``);
+  an operation that is not safe to repeat refuses to run with n8n's "Retry On Fail" on;
+  and ``genSteps``, the custom pagination function of a composite action's operation (n8n
+  calls it instead of sending the operation's request), which runs the steps, one request each
+  through ``httpRequestWithAuthentication``, from the step data in ``OPERATIONS`` (see
+  :func:`_ref`), and ends ``partial`` rather than failing once a step changed something;
 - ``package.json`` with the ``n8n`` section, a codex file and an icon.
 
 Everything per action is data compiled from the :class:`~gen_nodes.core.spec.ActionSpec`:
@@ -32,10 +37,12 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from gen_nodes.core.version import __version__
-from gen_nodes.core.errors import GenError, InvalidInput, OutcomeUnknown, error_for_status
+from gen_nodes.core.composite import PICK_NOT_FOUND, PICK_REJECTED
+from gen_nodes.core.errors import (ConnectionFailed, GenError, InvalidInput, NotFound, OutcomeUnknown, Rejected,
+                                   RequestTimeout, error_for_status)
 from gen_nodes.core.terms import N8N_TERMS
 from gen_nodes.core.validation import bundled
-from gen_nodes.core.spec import ActionSpec, Input
+from gen_nodes.core.spec import SPAN_LIMIT, ActionSpec, FirstOf, Input, Lifetime, Output, Step
 
 PACKAGE_NAME = "n8n-nodes-gen"
 NODE_NAME = "gen"
@@ -50,6 +57,7 @@ HUMAN_REVIEW = ("When an AI Agent uses this as a tool, turn on human review for 
 # Stand-in for the shared JS function inside the generated description; replaced by its name.
 _RESPONSE_FN = "__genResponse__"
 _VALIDATE_FN = "__genValidate__"
+_STEPS_FN = "__genSteps__"
 
 
 def write_package(specs: Iterable[ActionSpec], out_dir: str | Path) -> Path:
@@ -181,8 +189,10 @@ def node_description(specs: Iterable[ActionSpec]) -> dict[str, Any]:
 
 def node_js(specs: Iterable[ActionSpec]) -> str:
     text = _class_module("Gen", node_description(specs), header="The GEN node (declarative)",
-                         requires="const { genResponse, genValidate } = require('./GenericFunctions');\n")
-    return text.replace(json.dumps(_RESPONSE_FN), "genResponse").replace(json.dumps(_VALIDATE_FN), "genValidate")
+                         requires="const { genResponse, genSteps, genValidate } = require('./GenericFunctions');\n")
+    for marker, function in ((_RESPONSE_FN, "genResponse"), (_VALIDATE_FN, "genValidate"), (_STEPS_FN, "genSteps")):
+        text = text.replace(json.dumps(marker), function)
+    return text
 
 
 def _operation_property(specs: list[ActionSpec]) -> dict[str, Any]:
@@ -202,17 +212,20 @@ def _operation(spec: ActionSpec) -> dict[str, Any]:
     if spec.hints.destructive:
         name = f"{spec.title} ({DESTRUCTIVE_LABEL})"
         description = f"{DESTRUCTIVE_LABEL.capitalize()}: {description} {HUMAN_REVIEW}"
+    return {"name": name, "value": spec.id, "description": description, "action": name, "routing": _routing(spec)}
+
+
+def _routing(spec: ActionSpec) -> dict[str, Any]:
+    if spec.composite:
+        # Several requests in one operation: n8n calls an operation's custom pagination function
+        # (with `paginate` set) instead of sending its request; genSteps runs the steps from the
+        # data in OPERATIONS, each one request through httpRequestWithAuthentication.
+        return {"send": {"preSend": [_VALIDATE_FN], "paginate": True}, "operations": {"pagination": _STEPS_FN}}
     return {
-        "name": name,
-        "value": spec.id,
-        "description": description,
-        "action": name,
-        "routing": {
-            "request": {"method": spec.method, "url": _url(spec)},
-            # The input is checked against the action's schema before anything is sent.
-            "send": {"preSend": [_VALIDATE_FN]},
-            "output": {"postReceive": [*_shape_steps(spec), _RESPONSE_FN]},
-        },
+        "request": {"method": spec.method, "url": _url(spec)},
+        # The input is checked against the action's schema before anything is sent.
+        "send": {"preSend": [_VALIDATE_FN]},
+        "output": {"postReceive": [*_shape_steps(spec), _RESPONSE_FN]},
     }
 
 
@@ -414,17 +427,22 @@ def error_table() -> dict[str, Any]:
     table = {str(status): entry(error_for_status(status)) for status in (401, 403, 404, 429)}
     table.update({"4xx": entry(error_for_status(400)), "5xx": entry(error_for_status(500)),
                   "other": entry(GenError), "outcome_unknown": entry(OutcomeUnknown),
-                  "invalid_input": entry(InvalidInput)})
+                  "invalid_input": entry(InvalidInput), "connection": entry(ConnectionFailed),
+                  "timeout": entry(RequestTimeout)})
     return table
 
 
 def operations_table(specs: Iterable[ActionSpec]) -> dict[str, Any]:
     """Per operation: its input schema and where each field goes (to check the input before
-    sending), whether a repeat is safe, and the output fields a create must return."""
+    sending), whether a repeat is safe, the output fields a create must return, and how the
+    answer becomes the output; a composite's steps and result, as data (see :func:`_ref`)."""
+    specs = list(specs)
+    known = {spec.id for spec in specs}
     table = {}
     for spec in specs:
         safe = spec.hints.safe_to_retry
         schema = _compact(bundled(spec.input_schema))
+        shape = spec.response
         table[spec.id] = {
             "method": spec.method,
             "path": spec.path,
@@ -432,9 +450,50 @@ def operations_table(specs: Iterable[ActionSpec]) -> dict[str, Any]:
             "fields": {name: spec.inputs.get(name, "body") for name in schema.get("properties", {})},
             "envelope": spec.body_envelope,
             "safeToRetry": safe,
+            "readOnly": spec.hints.read_only,
             "required": [] if safe else list(bundled(spec.output_schema).get("required", ())),
+            "response": {"wrap": shape.wrap, "keep": list(shape.keep), "template": None if shape.template is None
+                         else {name: _ref(value) for name, value in shape.template.items()}},
+            "filters": {name: None if name not in spec.spans else vars(spec.spans[name])
+                        for name in spec.fields_at("filter")},
         }
+        if spec.composite:
+            missing = sorted({step.action for step in spec.steps} - known)
+            if missing:
+                raise ValueError(f"{spec.id}'s steps run {', '.join(missing)}, which the node does not have; "
+                                 "generate it with every action the steps name")
+            table[spec.id]["steps"] = [_step(spec, step) for step in spec.steps]
+            table[spec.id]["result"] = {name: _ref(value) for name, value in spec.result.items()}
     return table
+
+
+def _ref(value: Any) -> dict[str, Any]:
+    """A declared value as data for genSteps' ``valueOf``: one key says which kind it is."""
+    if isinstance(value, Input):
+        return {"input": value.name}
+    if isinstance(value, Output):
+        return {"output": value.step, "field": value.field}
+    if isinstance(value, FirstOf):
+        return {"firstOf": [_ref(v) for v in value.values]}
+    if isinstance(value, Lifetime):
+        return {"lifetime": value.step, "start": value.start, "end": value.end}
+    return {"const": value}
+
+
+def _step(spec: ActionSpec, step: Step) -> dict[str, Any]:
+    pick = None
+    if step.pick is not None:
+        def words(template: tuple[str, str], cls: type[GenError]) -> dict[str, str]:
+            # The message keeps {wanted}, {now} and {needed} for the JavaScript to fill from the item.
+            message, hint = template
+            return {"type": cls.type, "hint": N8N_TERMS.render(hint.format(action=step.action)),
+                    "message": message.format(noun=step.pick.noun, title=spec.title, wanted="{wanted}", now="{now}",
+                                              needed="{needed}")}
+        pick = {"items": step.pick.items, "match": {name: _ref(v) for name, v in step.pick.match.items()},
+                "require": {name: list(allowed) for name, allowed in step.pick.require.items()},
+                "notFound": words(PICK_NOT_FOUND, NotFound), "rejected": words(PICK_REJECTED, Rejected)}
+    return {"name": step.name, "action": step.action, "input": {name: _ref(v) for name, v in step.input.items()},
+            "pick": pick, "partial": step.partial}
 
 
 def _compact(schema: Any) -> Any:
@@ -449,8 +508,10 @@ def _compact(schema: Any) -> Any:
 def generic_functions_js(specs: Iterable[ActionSpec]) -> str:
     """``n8n_generic_functions.js`` (beside this module) with the two tables filled in."""
     template = (Path(__file__).with_name("n8n_generic_functions.js")).read_text(encoding="utf-8")
-    return template.replace("__ERRORS__", json.dumps(error_table(), indent=2)).replace(
-        "__OPERATIONS__", json.dumps(operations_table(specs), indent=2))
+    for marker, value in (("__ERRORS__", error_table()), ("__OPERATIONS__", operations_table(specs)),
+                          ("__CREDENTIAL__", CREDENTIAL_NAME), ("__SPAN_LIMIT__", SPAN_LIMIT)):
+        template = template.replace(marker, json.dumps(value, indent=2))
+    return template
 
 
 
@@ -498,7 +559,9 @@ def _readme(specs: list[ActionSpec]) -> str:
     ]
     for spec in specs:
         label = " (destructive)" if spec.hints.destructive else ""
-        lines.append(f"| `{spec.id}` | {spec.title}{label} | `{spec.method} {spec.path}` |")
+        request = (" then ".join(f"`{step.action}`" for step in spec.steps) if spec.composite
+                   else f"`{spec.method} {spec.path}`")
+        lines.append(f"| `{spec.id}` | {spec.title}{label} | {request} |")
     if any(spec.hints.destructive for spec in specs):
         lines += ["", f"Destructive operations: {HUMAN_REVIEW}"]
     return "\n".join(lines) + "\n"
