@@ -98,3 +98,16 @@ def test_the_prompt_names_every_answer_that_confirms_and_y_does(sandbox):
     assert code == 0
     assert b"Type 'yes' or 'y' to go ahead: " in prompt, prompt
     assert sandbox.store.get_key(sandbox.user["id"], target)["status"] == "revoked"
+
+
+@pytest.mark.parametrize("account, shown", [
+    ({"id": 7, "name": "Ada", "email": "ada@example.com"}, "Ada <ada@example.com>"),
+    ({"id": 7, "name": "Ada\u202e evil", "email": None}, "Ada\\u202e evil"),
+    ({"id": 7, "name": None, "email": "x@y.z"}, "user 7 <x@y.z>"),
+    (None, "an unknown GEN account (it could not be read)"),
+])
+def test_one_account_text_for_every_notice_and_page(account, shown):
+    """The page, the stderr and webhook notices and the chat DM name the account one way, escaped."""
+    from gen_nodes.safety.display import account_text
+
+    assert account_text(account) == shown

@@ -79,6 +79,15 @@ def _item_line(item: dict[str, Any]) -> str:
     return f"  - {change}id {plain(item.get('id'), 24)}: {quoted(item.get('name'))} ({plain(item.get('status'), 24)})"
 
 
+def account_text(account: dict[str, Any] | None) -> str:
+    """The GEN account whose key asked, as a person reads it: ``name <email>``, escaped (a name is
+    chosen by whoever made the account), or why it is unknown."""
+    if not account:
+        return "an unknown GEN account (it could not be read)"
+    name = plain(account.get("name"), 80) if account.get("name") else f"user {plain(account.get('id'), 24)}"
+    return f"{name} <{plain(account.get('email'), 120)}>" if account.get("email") else name
+
+
 def arguments_line(arguments: dict[str, Any]) -> str:
     """The call's arguments, masked, as escaped JSON cut to a sane length."""
     text = json.dumps(masked_copy(arguments), sort_keys=True, ensure_ascii=True)

@@ -43,6 +43,7 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, TextIO
 
 from gen_nodes.core import settings
 from gen_nodes.core.errors import InvalidSetting, NobodyToAsk
+from gen_nodes.safety.display import account_text
 
 log = logging.getLogger("gen_nodes.safety.notify")
 
@@ -97,7 +98,7 @@ class StderrTarget:
         self._stream = stream
 
     def deliver(self, notice: Notice) -> bool:
-        who = _account_text(notice.account)
+        who = account_text(notice.account)
         where = notice.url or "(no approval page: decide in chat)"
         line = (f"gen-nodes: approval needed: {notice.title} for {who}, asked via "
                 f"{notice.requested.get('surface', '?')}; open {where} (expires {notice.expires_at})")
@@ -277,14 +278,6 @@ def _notify_secret(secret: str | None, env: Mapping[str, str] | None) -> str | N
     """The webhook signing secret, stripped; None when blank (``" "`` signs nothing a receiver can trust)."""
     value = secret if secret is not None else settings.of(env).notify_secret
     return (value or "").strip() or None
-
-
-def _account_text(account: dict[str, Any] | None) -> str:
-    if not account:
-        return "an unknown GEN account"
-    name, email = account.get("name"), account.get("email")
-    text = " ".join(str(part) for part in (name, f"<{email}>" if email else None) if part)
-    return json.dumps(text or f"user {account.get('id')}", ensure_ascii=False)
 
 
 def _origin_of(url: str) -> str:

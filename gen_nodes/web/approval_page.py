@@ -42,7 +42,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from gen_nodes.safety.approvals import APPROVED, DENIED, DONE, EXPIRED, PENDING, RUNNING, Approval, ApprovalError, Approvals
-from gen_nodes.safety.display import plain, quoted
+from gen_nodes.safety.display import account_text, plain, quoted
 from gen_nodes.core import settings
 from gen_nodes.core.errors import BodyTooLarge
 from gen_nodes.net.middleware import read_body
@@ -242,14 +242,6 @@ def describe(approval: Approval) -> str:
     if approval.state == PENDING:
         parts.append(f"<p>{html.escape(EFFECTS.get(context.get('surface', ''), ''))}</p>")
     return "".join(parts)
-
-
-def account_text(account: dict[str, Any] | None) -> str:
-    """``name <email>`` of the GEN user whose key asked (escaped for text), or why it is unknown."""
-    if not account:
-        return "unknown (the account could not be read)"
-    name, email = plain(account.get("name"), 80), plain(account.get("email"), 120)
-    return f"{name} <{email}>" if account.get("email") else name
 
 
 def asked_text(requested: dict[str, Any]) -> str:

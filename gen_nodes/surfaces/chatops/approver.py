@@ -32,7 +32,8 @@ from gen_nodes.safety.approvals import EXPIRED, ApprovalError, Approvals
 from gen_nodes.safety.display import quoted
 from gen_nodes.core import settings
 from gen_nodes.core.errors import InvalidSetting
-from gen_nodes.safety.notify import Notice, _account_text
+from gen_nodes.safety.display import account_text
+from gen_nodes.safety.notify import Notice
 from gen_nodes.surfaces.chatops.core import _BINDING_PREFIX, BINDING_TTL, Buttons, ChatOps, ChatUser, Reply, _ids, _item_lines
 
 log = logging.getLogger("gen_nodes.chatops.approver")
@@ -134,7 +135,7 @@ def notice_reply(notice: Notice) -> Reply:
     surface = notice.requested.get("surface") or "?"
     client = notice.requested.get("client")
     lines = [f"*Approval needed: {notice.title}*",
-             f"Asked by {_account_text(notice.account)} through the {surface}"
+             f"Asked by {account_text(notice.account)} through the {surface}"
              + (f" (client {quoted(client)})" if client else "") + "."]
     if notice.preview is None:
         lines.append("(This action declares no preview.)")
