@@ -1,6 +1,7 @@
 """The SQLite store: processes on one machine share one file.
 
-Each method is one ``BEGIN IMMEDIATE`` transaction, so a compare-and-swap or a
+Each method is one transaction: a single statement (``add``, ``set``, ``get``) or a
+``BEGIN IMMEDIATE`` one (``replace``, ``pop``, ``delete``), so a compare-and-swap or a
 set-if-absent is atomic across threads and processes. WAL mode lets readers run
 beside a writer.
 
@@ -38,6 +39,14 @@ CREATE TABLE IF NOT EXISTS entries (
     expires REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires);
+"""
+
+
+#: Set-if-absent in one statement: inserts, or replaces an entry whose time is up (the last
+#: parameter is now); a live entry is left as it is and no row changes.
+_ADD = """
+INSERT INTO entries (key, value, expires) VALUES (?, ?, ?)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires = excluded.expires WHERE entries.expires <= ?
 """
 
 
@@ -160,15 +169,13 @@ class SqliteStore:
 
     def add(self, key: str, value: dict[str, Any], *, ttl: float) -> bool:
         check_ttl(ttl)
-        text = canonical(value)
-        with self._transaction() as db:
-            if self._live(db, key) is not None:
-                return False
-            db.execute("INSERT INTO entries (key, value, expires) VALUES (?, ?, ?)",
-                       (key, text, self._clock() + ttl))
-            if os.urandom(1)[0] < 4:  # now and then, sweep expired entries
-                db.execute("DELETE FROM entries WHERE expires <= ?", (self._clock(),))
-            return True
+        text, now = canonical(value), self._clock()
+        # One statement, so one transaction that takes the write lock before it reads: a live entry
+        # stays (nothing changes), an expired one is replaced as if it were absent.
+        added = self._db().execute(_ADD, (key, text, now + ttl, now)).rowcount == 1
+        if added and os.urandom(1)[0] < 4:  # now and then, sweep expired entries
+            self._db().execute("DELETE FROM entries WHERE expires <= ?", (now,))
+        return added
 
     def get(self, key: str) -> dict[str, Any] | None:
         row = self._db().execute("SELECT value, expires FROM entries WHERE key = ?", (key,)).fetchone()
@@ -178,10 +185,8 @@ class SqliteStore:
 
     def set(self, key: str, value: dict[str, Any], *, ttl: float) -> None:
         check_ttl(ttl)
-        text = canonical(value)
-        with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO entries (key, value, expires) VALUES (?, ?, ?)",
-                       (key, text, self._clock() + ttl))
+        self._db().execute("INSERT OR REPLACE INTO entries (key, value, expires) VALUES (?, ?, ?)",
+                           (key, canonical(value), self._clock() + ttl))  # one statement: atomic alone
 
     def replace(self, key: str, expected: dict[str, Any], value: dict[str, Any], *,
                 ttl: float | None = None) -> bool:
