@@ -246,7 +246,7 @@ def test_gateway_throughput_smoke(bench, env_untouched):
     result = bench.bench_gateway_throughput(clients=3, per_client=2, rounds=2)
     check_result(result, "gateway_throughput", 3 * 2 * 2, extra=0)  # each variant: 2 rounds of 3 clients x 2 calls
     details = result["details"]
-    assert result["target"] == 1.20 and positive_finite(details["throughput_ratio"])
+    assert result["target"] == 1.05 and positive_finite(details["throughput_ratio"])  # issue 16 §3
     assert all(positive_finite(x) for x in details["throughput_per_s"].values())
     assert "calls/s" in rendered(bench, result)
 
