@@ -259,6 +259,11 @@ def test_idempotent_create_smoke(bench, env_untouched):
     assert result["target"] == 1.20
     added = result["details"]["added_median_s"]
     assert len(added) == (2 if redis_on_path else 1) and all(math.isfinite(x) for x in added.values())
+    if redis_on_path:  # the Redis row against the same create on its own gateway process
+        redis = result["extra"][0]
+        check_summary(redis["baseline"], 4)
+        assert redis["ratio_median"] == redis["median_s"] / redis["baseline"]["median_s"]
+        assert added[redis["label"]] == redis["median_s"] - redis["baseline"]["median_s"]
     table = rendered(bench, result)
     assert "(l) create_api_key through the gateway" in table and "added by the Idempotency-Key" in table
 
