@@ -42,12 +42,14 @@ CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires);
 """
 
 
+#: Set in one statement: updates the entry in place (its key's index untouched), or inserts it.
+_SET = """
+INSERT INTO entries (key, value, expires) VALUES (?, ?, ?)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires = excluded.expires
+"""
 #: Set-if-absent in one statement: inserts, or replaces an entry whose time is up (the last
 #: parameter is now); a live entry is left as it is and no row changes.
-_ADD = """
-INSERT INTO entries (key, value, expires) VALUES (?, ?, ?)
-ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires = excluded.expires WHERE entries.expires <= ?
-"""
+_ADD = _SET + "WHERE entries.expires <= ?"
 
 
 def _patiently(step: Callable[[], Any], seconds: float = 30.0) -> Any:
@@ -185,8 +187,7 @@ class SqliteStore:
 
     def set(self, key: str, value: dict[str, Any], *, ttl: float) -> None:
         check_ttl(ttl)
-        self._db().execute("INSERT OR REPLACE INTO entries (key, value, expires) VALUES (?, ?, ?)",
-                           (key, canonical(value), self._clock() + ttl))  # one statement: atomic alone
+        self._db().execute(_SET, (key, canonical(value), self._clock() + ttl))  # one statement: atomic alone
 
     def replace(self, key: str, expected: dict[str, Any], value: dict[str, Any], *,
                 ttl: float | None = None) -> bool:
