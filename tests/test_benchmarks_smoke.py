@@ -255,7 +255,7 @@ def test_idempotent_create_smoke(bench, env_untouched):
     pytest.importorskip("starlette")
     result = bench.bench_idempotent_create(calls=4, block=2, warmup=1)
     redis_on_path = result["details"]["redis_skipped"] is None
-    check_result(result, "idempotent_create", 4, extra=1 if redis_on_path else 0)
+    check_result(result, "idempotent_create", 4, extra=3 if redis_on_path else 1)  # + each store's writes alone
     assert result["target"] == 1.20
     added = result["details"]["added_median_s"]
     assert len(added) == (2 if redis_on_path else 1) and all(math.isfinite(x) for x in added.values())
@@ -264,8 +264,10 @@ def test_idempotent_create_smoke(bench, env_untouched):
         check_summary(redis["baseline"], 4)
         assert redis["ratio_median"] == redis["median_s"] / redis["baseline"]["median_s"]
         assert added[redis["label"]] == redis["median_s"] - redis["baseline"]["median_s"]
+    assert set(result["details"]["store_writes_median_s"]) == ({"sqlite", "redis"} if redis_on_path else {"sqlite"})
     table = rendered(bench, result)
     assert "(l) create_api_key through the gateway" in table and "added by the Idempotency-Key" in table
+    assert "the store's two writes alone" in table
 
 
 def test_approval_round_trip_smoke(bench, env_untouched):
