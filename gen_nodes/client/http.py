@@ -372,7 +372,10 @@ def _read_environment_once(session: requests.Session, base_url: str) -> None:
     rest, ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, ``~/.netrc``), read once, now, by requests' own
     functions; then the session stops looking. requests reads them again on every request, walking
     the whole environment twice (about 0.2 ms a call), though a client only ever calls its base URL."""
-    found = session.merge_environment_settings(base_url, {}, None, None, None)
+    try:
+        found = session.merge_environment_settings(base_url, {}, None, None, None)
+    except ValueError:  # not a URL (an unclosed IPv6 bracket): the first request refuses it, with a hint
+        return
     session.proxies.update(found["proxies"])
     session.verify, session.cert = found["verify"], found["cert"]
     session.auth = requests.utils.get_netrc_auth(base_url)
