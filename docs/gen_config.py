@@ -32,7 +32,9 @@ one. Command-line options and Python arguments override them where both exist; t
 own settings (timeouts, retries, pool size) are in
 [Errors, retries and limits](errors.md#the-clients-settings), the chat platforms' set-up in
 [Chat-ops](chatops.md#chat-ops-configuration), and Airflow's connection in
-[Airflow](airflow.md#the-provider).
+[Airflow](airflow.md#the-provider). What `requests` takes from the environment for calls to GEN
+(the proxy variables such as `HTTPS_PROXY` and `NO_PROXY`, `REQUESTS_CA_BUNDLE`, `~/.netrc`) is
+read once per GEN client, when it is made, by `requests`' own functions (not again on every call).
 
 """
 

@@ -472,6 +472,30 @@ def test_a_redirect_is_not_followed_so_the_key_goes_nowhere_else(method, safe):
         assert isinstance(caught.value, OutcomeUnknown)
 
 
+def test_proxy_settings_are_read_once_when_the_client_is_made(monkeypatch):
+    """requests reads HTTP_PROXY, NO_PROXY and the rest again on every call (walking the whole
+    environment); the client reads them once, with requests' own functions, when it is made."""
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with recording_server() as (proxy, proxy_saw):
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        client = GenClient(api_key="gen_pat_" + "k" * 40, base_url="http://gen.invalid/v1", retry=FAST_RETRY)
+        monkeypatch.setenv("HTTP_PROXY", closed_port_url())  # too late for this client
+        assert client.request("GET", "/persisted_tokens").data == {}
+        client.close()
+    assert [seen["host"] for seen in proxy_saw] == ["gen.invalid"], "the proxy set when it was made"
+
+
+@pytest.mark.parametrize("base_url", ["http://[::1", "nonsense"])
+def test_a_base_url_that_is_no_url_is_refused_at_the_first_request_with_a_hint(base_url):
+    """Reading the proxy settings for the base URL (when the client is made) must not turn a broken
+    base URL into a bare ValueError: the request refuses it, naming the setting, as before."""
+    client = GenClient(api_key="gen_pat_" + "k" * 40, base_url=base_url, retry=FAST_RETRY)
+    with pytest.raises(ConnectionFailed, match="nothing was sent") as caught:
+        client.request("GET", "/persisted_tokens")
+    assert "BASE_URL" in caught.value.hint
+
+
 def test_the_repr_of_an_answer_holds_no_created_secret(client):
     answer = client.request("POST", "/persisted_tokens", json={"name": "repr"}, safe_to_retry=False)
     token = answer.data["token"]

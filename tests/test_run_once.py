@@ -112,6 +112,35 @@ def test_record_shapes_are_the_callers(records):
     assert once(records, lambda: None).replay.response == {"status": 201, "body": {"id": 6}}
 
 
+def test_a_first_call_costs_two_writes_and_no_read_back():
+    """The record is opened (add) and completed (set); completing it does not read it back for the
+    fingerprint run_once already holds (a store round trip, a transaction on SQLite)."""
+    from gen_nodes.state.memory import MemoryStore
+
+    class Counting(MemoryStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[str] = []
+
+        def add(self, key, value, *, ttl):
+            self.calls.append("add")
+            return super().add(key, value, ttl=ttl)
+
+        def get(self, key):
+            self.calls.append("get")
+            return super().get(key)
+
+        def set(self, key, value, *, ttl):
+            self.calls.append("set")
+            return super().set(key, value, ttl=ttl)
+
+    store = Counting()
+    records = IdempotencyRecords(store)
+    records.run_once(scope="s", key="k", fingerprint="f1", run=lambda: {"id": 6}, refusals=REFUSALS)
+    assert store.calls == ["add", "set"]
+    assert records.begin(scope="s", key="k", fingerprint="f2").state == "conflict", "the fingerprint is kept"
+
+
 # -- every surface with idempotency goes through run_once ----------------------------------------
 
 

@@ -159,6 +159,24 @@ def test_sqlite_file_is_private_and_a_planted_link_is_refused(tmp_path):
     assert target.read_text() == "keep me"
 
 
+def test_sqlite_connections_use_wal_with_normal_sync_in_every_thread(tmp_path):
+    """WAL with synchronous=NORMAL (the store's docstring says what it keeps across which crash):
+    FULL would fsync on every commit, two per idempotent create. Set on each thread's connection."""
+    store = open_store(f"sqlite:///{tmp_path}/state.db")
+    seen = []
+
+    def look():
+        db = store._db()
+        seen.append((db.execute("PRAGMA journal_mode").fetchone()[0], db.execute("PRAGMA synchronous").fetchone()[0]))
+
+    look()
+    worker = threading.Thread(target=look)
+    worker.start()
+    worker.join()
+    store.close()
+    assert seen == [("wal", 1), ("wal", 1)]  # 1 is NORMAL (2 is FULL, SQLite's default)
+
+
 def test_unknown_scheme_and_unreachable_redis_say_what_to_do():
     with pytest.raises(StoreError, match="memory://, sqlite:///"):
         open_store("postgres://x")

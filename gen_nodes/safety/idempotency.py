@@ -129,11 +129,13 @@ class IdempotencyRecords:
                 return Begin("in_progress")
             return Begin("lost")
 
-    def finish(self, *, scope: str, key: str, response: dict[str, Any]) -> None:
-        """Record the response of a call :meth:`begin` said to run."""
+    def finish(self, *, scope: str, key: str, response: dict[str, Any], fingerprint: str | None = None) -> None:
+        """Record the response of a call :meth:`begin` said to run. ``fingerprint``: the one given to
+        :meth:`begin` (without it, it is read back from the record: one more trip to the store)."""
         name = _name(scope, key)
-        record = self.store.get(name)
-        fingerprint = record.get("fingerprint") if record else None
+        if fingerprint is None:
+            record = self.store.get(name)
+            fingerprint = record.get("fingerprint") if record else None
         self.store.set(name, {"fingerprint": fingerprint, "state": "done", "response": self._seal(response)},
                        ttl=self.ttl)
 
@@ -176,6 +178,7 @@ class IdempotencyRecords:
         if begin.state == "in_progress":
             log.info("an earlier call with this idempotency key is still running; waiting up to %.0f s", wait)
             begin = self.wait(**where, fingerprint=fingerprint, timeout=wait)
+        done = {**where, "fingerprint": fingerprint}
         if begin.state == "replay":
             return Once(replay=begin)
         if begin.state != "new":
@@ -184,16 +187,16 @@ class IdempotencyRecords:
         try:
             output = run()
         except OutcomeUnknown as exc:  # GEN may have acted: this is the outcome, replayed as such
-            self.finish(**where, response=record_error(exc))
+            self.finish(**done, response=record_error(exc))
             raise
         except GenError:  # GEN certainly did not act: a retry may run it
             self.abandon(**where)
             raise
         except BaseException as exc:
             if refusals.unexpected is not None:
-                self.finish(**where, response=record_error(refusals.unexpected(exc)))
+                self.finish(**done, response=record_error(refusals.unexpected(exc)))
             raise
-        self.finish(**where, response=record(output))
+        self.finish(**done, response=record(output))
         return Once(output=output)
 
     def _replay(self, name: str, record: dict[str, Any]) -> Begin:
