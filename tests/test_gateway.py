@@ -528,6 +528,26 @@ def test_approval_mode_answers_202_and_runs_only_after_a_person_approves(approvi
     assert "Approved and done" in gw.get(notice.url).text
 
 
+def test_a_rotation_waits_for_the_person_who_sees_both_keys_then_runs_once(approving, auth, sandbox, inbox):
+    """rotate_api_key, a composite, is held like a revoke: the page shows what each step does."""
+    gw, _ = approving
+    old = create(gw, auth, None, {"name": "ci", "expires_in": "30d"}).json()
+    asked = gw.post("/actions/rotate_api_key", headers=auth, json={"id": old["id"]})
+    assert asked.status_code == 202
+    approval = asked.json()["approval"]
+    assert [item["change"] for item in approval["preview"]] == ["Create API key", "Revoke API key"]
+    page = gw.get(inbox.notice(approval["id"]).url)
+    assert "What happens" in page.text and "Create API key" in page.text and "in 30d" in page.text
+    assert len(keys_named(sandbox, "ci")) == 1  # nothing made before the person decides
+    assert click(gw, inbox.notice(approval["id"]).url, "approve").status_code == 303
+    done = gw.get(f"/approvals/{approval['id']}", headers=auth)
+    assert done.status_code == 200 and done.json()["status"] == "succeeded"
+    assert FULL_TOKEN.fullmatch(done.json()["new_key"]["token"])  # the caller gets the secret, as for a create
+    assert key_status(sandbox, old["id"]) == "revoked" and len(keys_named(sandbox, "ci")) == 2
+    again = gw.get(f"/approvals/{approval['id']}", headers=auth).json()
+    assert again["new_key"]["id"] == done.json()["new_key"]["id"] and not FULL_TOKEN.search(json.dumps(again))
+
+
 def test_what_the_api_returns_opens_and_decides_nothing(approving, auth, sandbox, inbox):
     """A client (a model) holding only the 202, the poll answers, the document and its GEN key."""
     gw, gateway = approving
