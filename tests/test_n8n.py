@@ -23,6 +23,7 @@ from gen_nodes.core.registry import default_registry
 from gen_nodes.sandbox import Sandbox
 from gen_nodes.sandbox.store import hash_token
 from gen_nodes.core.validation import bundled
+from doc_support import snippet
 from key_age_support import DAY, names, seed_key_ages
 from n8n_support import node_error, node_output, node_runs, workflow
 
@@ -77,6 +78,14 @@ def cli_run(sandbox: Sandbox, action: str, arguments: dict, api_key: str | None 
     proc = subprocess.run([sys.executable, "-m", "gen_nodes.surfaces.cli", "run", action, "--input", json.dumps(arguments), "--yes"],
                           capture_output=True, text=True, env=env, timeout=60)
     return proc.returncode, json.loads(proc.stdout if proc.returncode == 0 else proc.stderr)
+
+
+def assert_not_in_folder(folder: Path, *secrets: str) -> None:
+    """No file under ``folder`` (n8n's database, logs, binary data) holds any of ``secrets``."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert not any(secret.encode() in data for secret in secrets), path
 
 
 def assert_no_secret(result: dict, *secrets: str) -> None:
@@ -188,9 +197,7 @@ def test_lifecycle(home):
         # (database with the saved execution, logs): n8n keeps the credential encrypted.
         assert_no_secret(result, sandbox.api_key)
         assert sandbox.api_key not in result["_stdout"] + result["_stderr"]
-        for path in home.folder.rglob("*"):
-            if path.is_file():
-                assert sandbox.api_key.encode() not in path.read_bytes(), path
+        assert_not_in_folder(home.folder, sandbox.api_key)
 
 
 def test_the_time_filters_in_real_n8n(home):
@@ -643,3 +650,101 @@ def test_a_plugin_composite_becomes_an_operation():
     assert entry["result"] == {"key": {"output": "renamed", "field": None}, "active": {"output": "keys", "field": "api_keys"}}
     with pytest.raises(ValueError, match="rename_and_list's steps run update_api_key, which the node does not have"):
         operations_table([s for s in specs if s.id != "update_api_key"])
+
+
+# ---- the key-rotation recipe of docs/key-health.md, run as printed there ----------------
+
+SECRETS_FOLDER = "/home/node/gen-secrets"
+
+
+def _recipe(secrets: Path) -> dict:
+    """The workflow under the "n8n" heading of docs/key-health.md, its files written to ``secrets``."""
+    recipe = json.loads(snippet("n8n", "json"))
+    [store] = [node for node in recipe["nodes"] if node["type"] == "n8n-nodes-base.readWriteFile"]
+    assert store["parameters"]["fileName"].startswith(f"={SECRETS_FOLDER}/")
+    store["parameters"]["fileName"] = store["parameters"]["fileName"].replace(SECRETS_FOLDER, str(secrets), 1)
+    secrets.mkdir()
+    return recipe
+
+
+def _recipe_home(n8n, package, folder: Path, recipe: dict, sandbox: Sandbox):
+    """A fresh n8n folder with the package and the credential the recipe's GEN nodes name."""
+    [named] = {json.dumps(node["credentials"]["genApi"]) for node in recipe["nodes"] if node["type"] == NODE_TYPE}
+    home = n8n.home(folder)
+    home.install_package(package)
+    home.import_credentials([{**json.loads(named), "type": "genApi",
+                              "data": {"apiKey": sandbox.api_key, "baseUrl": sandbox.base_url}}])
+    return home
+
+
+def _seed_expiring(sandbox: Sandbox) -> None:
+    """Keys 2 "ci deploy" and 3 "nightly export" (90-day keys) expire in 3 days, key 4 "billing" in 60."""
+    user = sandbox.user["id"]
+    sandbox.store.create_key(user, "ci deploy", 90 * DAY)
+    sandbox.store.create_key(user, "nightly export", 90 * DAY)
+    sandbox.store.advance(87 * DAY)
+    sandbox.store.create_key(user, "billing", 60 * DAY)
+
+
+def _stored_secrets(sandbox: Sandbox, secrets: Path) -> dict[str, str]:
+    """{file name: secret} of what the recipe wrote; each must be a working key (get_me answers)."""
+    stored = {path.name: path.read_text() for path in secrets.iterdir()}
+    for token in stored.values():
+        code, me = cli_run(sandbox, "get_me", {}, api_key=token)
+        assert code == 0 and me["id"] == sandbox.user["id"], me
+    return stored
+
+
+def test_the_key_rotation_recipe_in_real_n8n(n8n, package, tmp_path):
+    """The page's workflow, unchanged but for its folder: run from its Manual Trigger (n8n's CLI
+    starts no Schedule Trigger), it rotates exactly the keys expiring within 14 days and stores
+    secrets that work; n8n keeps neither the GEN key nor a new secret."""
+    recipe = _recipe(tmp_path / "secrets")
+    triggers = {node["name"]: node for node in recipe["nodes"] if node["type"].endswith("Trigger")}
+    assert sorted(node["type"] for node in triggers.values()) == [
+        "n8n-nodes-base.manualTrigger", "n8n-nodes-base.scheduleTrigger"]
+    for name in triggers:  # the schedule starts the same chain the test starts
+        assert recipe["connections"][name]["main"] == [[{"node": "List expiring keys", "type": "main", "index": 0}]]
+    with Sandbox() as sandbox:
+        _seed_expiring(sandbox)
+        posts, deletes = _requests_seen(sandbox, "POST"), _requests_seen(sandbox, "DELETE")
+        home = _recipe_home(n8n, package, tmp_path / "n8n", recipe, sandbox)
+        result = home.execute(home.import_workflow(recipe))
+        assert node_error(result) is None, node_error(result)
+
+        assert (posts(), deletes()) == (2, 2)
+        keys = _keys(sandbox)
+        assert [(k["id"], k["name"], k["status"]) for k in keys.values() if k["id"] <= 4] == [
+            (1, "sandbox bootstrap", "active"), (2, "ci deploy", "revoked"), (3, "nightly export", "revoked"),
+            (4, "billing", "active")]  # billing expires in 60 days: left alone
+        assert sorted((k["name"], k["status"]) for k in keys.values() if k["id"] > 4) == [
+            ("ci deploy", "active"), ("nightly export", "active")]
+        stored = _stored_secrets(sandbox, tmp_path / "secrets")
+        assert sorted(stored) == ["ci_deploy.token", "nightly_export.token"]
+        for file, token in stored.items():  # each file holds its own key's successor, which keeps the 90 days
+            row = sandbox.store._conn.execute("SELECT id FROM keys WHERE hash = ?", (hash_token(token),)).fetchone()
+            new = keys[row["id"]]
+            assert row["id"] > 4 and file == new["name"].replace(" ", "_") + ".token" and new["status"] == "active"
+            assert (_when(new["expires_at"]) - _when(new["created_at"])).total_seconds() == 90 * DAY
+        assert node_runs(result, "Old keys still work") == []
+        assert_no_secret(result, sandbox.api_key)
+        assert_not_in_folder(home.folder, sandbox.api_key, *stored.values())
+
+
+def test_the_key_rotation_recipe_keeps_partial_rotations_visible(n8n, package, tmp_path):
+    """Revokes failing: the new secrets are stored all the same, then the run fails naming each old key."""
+    recipe = _recipe(tmp_path / "secrets")
+    with Sandbox() as sandbox:
+        _seed_expiring(sandbox)
+        sandbox.inject_fault(503, method="DELETE", times=5)
+        home = _recipe_home(n8n, package, tmp_path / "n8n", recipe, sandbox)
+        result = home.execute(home.import_workflow(recipe))
+
+        error = node_error(result, "Old keys still work")
+        assert error["message"].startswith("Rotated but not revoked, so the old keys still work")
+        assert "key 2 (ci deploy, replaced by key " in error["message"] and "key 3 (nightly export" in error["message"]
+        assert node_error(result)["message"] == error["message"]
+        assert [k["status"] for k in _keys(sandbox).values()] == ["active"] * 6
+        stored = _stored_secrets(sandbox, tmp_path / "secrets")
+        assert sorted(stored) == ["ci_deploy.token", "nightly_export.token"]
+        assert_not_in_folder(home.folder, sandbox.api_key, *stored.values())
