@@ -129,6 +129,23 @@ def test_revoke_waits_for_the_host_and_the_handle_is_only_in_the_artifact(client
     assert sandbox.store.get_key(sandbox.user["id"], key["id"])["status"] == "revoked"
 
 
+def test_a_rotation_waits_for_the_host_and_its_secret_goes_to_a_file(client, sandbox, tmp_path):
+    """rotate_api_key through LangChain: held like a revoke (the preview names both keys), then run once;
+    the new secret goes to a file, never into the message the model reads."""
+    dispatcher = Dispatcher(client=client, secrets_folder=tmp_path, confirmation="approval")
+    tools = {tool.name: tool for tool in langchain_tools(dispatcher)}
+    key, _ = sandbox.store.create_key(sandbox.user["id"], "ci", "30d")
+    message = _call(tools["gen_rotate_api_key"], {"id": key["id"]})
+    error = json.loads(message.content)["error"]
+    assert error["awaiting_approval"] is True
+    assert [item["change"] for item in error["preview"]] == ["Create API key", "Revoke API key"]
+    done = dispatcher.approve(message.artifact.id, by="the user")
+    assert done.content["status"] == "succeeded" and done.content["old_key"]["id"] == key["id"]
+    secret = open(done.content["new_key"]["token_file"]).read()
+    assert secret not in done.text and secret not in message.content
+    assert sandbox.store.get_key(sandbox.user["id"], key["id"])["status"] == "revoked"
+
+
 def test_ainvoke(tools, sandbox):
     async def both():
         text = await tools["gen_get_me"].ainvoke({})
