@@ -46,14 +46,16 @@ def run_demo(out: Callable[[str], None] = print) -> int:
                                lambda: run("update_api_key", {"id": key["id"], "name": "n8n staging"}))
                 out(f"   id {renamed['id']} is now {_name(renamed['name'])}")
 
-                preview = registry.preview("revoke_api_key", {"id": key["id"]}, client=client) or []
-                revoked = step("Revoke it (destructive: the demo confirms for you)", "revoke_api_key",
-                               lambda: run("revoke_api_key", {"id": key["id"]}))
-                names = ", ".join(_name(item.get("name")) for item in preview) or "no key GEN listed"
-                out(f"   revoked id {revoked['id']} ({names}): GEN confirmed it")
+                rotated = _rotate(step, out, run, key["id"])
 
-                step("Show that the revoked key is refused", "get_me",
+                step("Show that the old key is refused", "get_me",
                      lambda: _refused(out, lambda: registry.run("get_me", {}, client=new_client)))
+
+            preview = registry.preview("revoke_api_key", {"id": rotated["id"]}, client=client) or []
+            revoked = step("Revoke its successor (destructive: the demo confirms for you)", "revoke_api_key",
+                           lambda: run("revoke_api_key", {"id": rotated["id"]}))
+            names = ", ".join(_name(item.get("name")) for item in preview) or "no key GEN listed"
+            out(f"   revoked id {revoked['id']} ({names}): GEN confirmed it")
 
             active = registry.preview("revoke_all_api_keys", {}, client=client) or []
             step(f"Revoke all keys ({len(active)} active, including the one in use)", "revoke_all_api_keys",
@@ -63,6 +65,20 @@ def run_demo(out: Callable[[str], None] = print) -> int:
                  lambda: _refused(out, lambda: run("list_api_keys")))
     out("\nDone: every step ran through the same engine your agents and workflows use.")
     return 0
+
+
+def _rotate(step: "_Steps", out: Callable[[str], None], run: Callable[..., dict[str, Any]],
+            key_id: Any) -> dict[str, Any]:
+    """Find the keys about to expire, then rotate one: its successor first, then the old key revoked."""
+    expiring = step("Find the keys expiring within 31 days", "list_api_keys",
+                    lambda: run("list_api_keys", {"expiring_within": "31d"}))
+    out("   " + (", ".join(f"id {k['id']} {_name(k.get('name'))}" for k in expiring["api_keys"]) or "none"))
+    rotated = step("Rotate it (destructive: the demo confirms for you)", "rotate_api_key",
+                   lambda: run("rotate_api_key", {"id": key_id}))
+    new = rotated["new_key"]
+    out(f"   {rotated['status']}: new key id {new['id']} {_name(new.get('name'))}, secret {mask(new['token'])} "
+        f"(shown once), expires {new['expires_at']}; old key id {rotated['old_key']['id']} revoked")
+    return new
 
 
 class _Steps:
