@@ -67,15 +67,16 @@ class Recorder:
                     body = raw
                 entry = Recorded(self.command, self.path, dict(self.headers), body, raw)
                 status, answer = recorder.answer(entry)
+                # Recorded before the answer goes out: a test that saw its call return sees the request.
+                with recorder._changed:
+                    recorder.requests.append(entry)
+                    recorder._changed.notify_all()
                 data = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
-                with recorder._changed:
-                    recorder.requests.append(entry)
-                    recorder._changed.notify_all()
 
             do_POST = do_PATCH = do_GET = do_DELETE = _handle
 
@@ -143,15 +144,16 @@ class PlatformDouble(Recorder):
 
 
 @contextmanager
-def chatops_on(sandbox: Any) -> Iterator[Any]:
-    """A chat core on a memory store, talking to ``sandbox``; closed afterwards."""
+def chatops_on(sandbox: Any, registry: Any = None) -> Iterator[Any]:
+    """A chat core on a memory store, talking to ``sandbox`` (``registry``: default, every action); closed
+    afterwards."""
     from gen_nodes.surfaces.chatops.core import ChatOps
     from gen_nodes.core.registry import default_registry
     from gen_nodes.state import open_store
     from gen_nodes.state.secretbox import SecretBox
 
     store = open_store("memory://")
-    chat = ChatOps(default_registry(), store, SecretBox("chatops-test-secret"), base_url=sandbox.base_url,
+    chat = ChatOps(registry or default_registry(), store, SecretBox("chatops-test-secret"), base_url=sandbox.base_url,
                    timeout=(2.0, 10.0))
     try:
         yield chat

@@ -353,7 +353,7 @@ def test_no_key_or_token_in_task_logs_process_output_or_metadata_database(schedu
         assert not leaked, f"secrets ending {leaked} in {where}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
     "Airflow 3.3's LocalExecutor repeats task log lines on the scheduler's output "
     "(supervise(subprocess_logs_to_stdout=True)) through the scheduler's own logger, which has no masking step"))
 def test_the_scheduler_output_masks_what_a_task_prints(scheduled):

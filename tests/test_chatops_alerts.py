@@ -248,6 +248,54 @@ def test_a_refused_dm_releases_the_claim_and_the_round_is_tried_again(chat, sand
     assert daily.tick(at(6, NINE + 120)) == at(7, NINE) and len(platform.matching("/api/chat.postMessage")) == 2
 
 
+def test_a_revoked_login_key_is_told_once_a_day_not_retried(chat, sandbox, platform, gen_log):
+    """The key a person logged in with was revoked (rotated, say): one DM says to log in again, and the
+    day's claim is kept, so GEN is not asked with the dead key again that day."""
+    key = sandbox.store.create_key(1, "chat login")[1]
+    chat.bind("slack", "U1", key)
+    chat.run(ChatUser("slack", "T1", "U1"), chat.parse("alerts on"))
+    sandbox.store.revoke_key(1, sandbox.store.list_keys(1)[-1]["id"])
+    daily = DailyRound(round_for(chat, "slack", slack_sender()), NINE, retry_after=60)
+    assert daily.tick(at(6, NINE)) == at(7, NINE)  # not failed: nothing to retry today
+    [posted] = platform.wait_for("/api/chat.postMessage")
+    assert "no longer accepts the key you logged in with" in posted.body["text"] and "/gen login" in posted.body["text"]
+    assert ("digest", "key_invalid") in _audit(gen_log)
+    assert daily.tick(at(6, NINE + 120)) == at(7, NINE) and len(platform.matching("/api/chat.postMessage")) == 1
+
+
+def test_an_unexpected_failure_for_one_person_releases_only_their_claim(chat, sandbox, platform):
+    for user in ("U1", "U2"):
+        chat.bind("slack", user, sandbox.api_key)
+        chat.run(ChatUser("slack", "T1", user), chat.parse("alerts on within=3d"))
+    expiring_keys(sandbox)
+    calls = []
+
+    def send(user, reply):
+        calls.append(user)
+        if len(calls) == 1:
+            raise ConnectionResetError("the platform hung up")
+        return True
+
+    day = datetime(2026, 12, 6).date()
+    first = digest_round(chat, "slack", day, send)
+    assert len(first.failed) == 1 and len(first.sent) == 1  # the other person still got theirs
+    again = digest_round(chat, "slack", day, send)
+    assert again.sent == first.failed and again.already == first.sent
+
+
+def test_without_a_rotation_action_the_digest_has_no_rotate_buttons(sandbox, platform):
+    from gen_nodes.core.actions import GET_ME, LIST_API_KEYS
+
+    with chatops_on(sandbox, registry=Registry([GET_ME, LIST_API_KEYS, REVOKE_API_KEY])) as chat:
+        chat.bind("slack", "U1", sandbox.api_key)
+        chat.run(ChatUser("slack", "T1", "U1"), chat.parse("alerts on within=3d"))
+        expiring_keys(sandbox)
+        assert digest_round(chat, "slack", datetime(2026, 12, 6).date(), slack_sender()).sent == ["U1"]
+    [posted] = platform.wait_for("/api/chat.postMessage")
+    assert [b for b in dm_blocks(posted) if b.get("block_id") == "gen_commands"] == []
+    assert "rotate" not in posted.body["text"].lower()
+
+
 def test_the_rotate_button_starts_what_typing_the_command_starts(chat, sandbox, slack_events, platform):
     chat.bind("slack", "U1", sandbox.api_key)
     chat.run(ChatUser("slack", "T1", "U1"), chat.parse("alerts on within=3d"))

@@ -137,7 +137,7 @@ ROTATE_API_KEY = ActionSpec(
     description=(
         "Replace a GEN API key: create its successor (the old name and lifetime unless given), then revoke "
         "the old key, so a working key always exists. Returns new_key with its `token` (shown once). "
-        "status \"partial\": the new key was made but the old one still works; `next` says what to do."
+        "status \"partial\": the new key was made but the old one may still work; `next` says what to do."
     ),
     method="",
     path="",
@@ -152,9 +152,9 @@ ROTATE_API_KEY = ActionSpec(
             "expires_in": FirstOf((Input("expires_in"), Lifetime("old", "created_at", "expires_at"))),
         }),
         Step("revoke", "revoke_api_key", input={"id": Input("id")}, partial=(
-            "The new key was created and works, but the old key (id {id}) was not revoked and still works. "
+            "The new key was created and works, but the old key (id {id}) was not revoked and may still work. "
             "Store the new key's secret first (GEN shows it only once), then revoke key {id} with the "
-            "Revoke API key action once the error above is resolved.")),
+            "Revoke API key action once the error given with this answer is resolved.")),
     ),
     result={"new_key": Output("new"), "old_key": Output("old"), "revoked": Output("revoke")},
     chat=Chat(group=_KEYS, verb="rotate", args=("id", "name"), rest=True, options={"expires": "expires_in"},

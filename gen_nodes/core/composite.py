@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from gen_nodes.core.errors import GenError, NotFound, Rejected
+from gen_nodes.core.errors import GenError, NotFound, Rejected, unexpected_failure
 from gen_nodes.core.times import moment
 from gen_nodes.core.spec import PARTIAL, SUCCEEDED, ActionSpec, FirstOf, Input, Lifetime, Output, Pick, Step
 
@@ -56,10 +56,10 @@ def run_steps(spec: ActionSpec, args: Mapping[str, Any], client: GenClient, reso
 
         try:
             outputs[step.name] = once(step, action, step_args, run) if once is not None else run()
-        except GenError as exc:
+        except (Exception, KeyboardInterrupt) as exc:  # a bug or Ctrl-C too: what was made must be handed back
             if step.partial is None or not changed:
                 raise
-            return _partial(spec, step, exc, args, outputs)
+            return _partial(spec, step, exc if isinstance(exc, GenError) else unexpected_failure(exc), args, outputs)
         changed = changed or not action.hints.read_only
     return _result(spec, outputs, SUCCEEDED)
 

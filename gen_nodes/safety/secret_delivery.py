@@ -69,7 +69,8 @@ def _withheld(key: str, secret: str, key_id: Any, policy: str, folder: str | Pat
     except OSError as exc:
         out[f"{key}_note"] = (
             f"The key was created, but saving its secret to a file failed ({exc.strerror}), and GEN "
-            f"cannot show it again: revoke key {key_id} with revoke_api_key and create a new one."
+            f"cannot show it again: make another key (once the folder is writable), then revoke key {key_id} "
+            "with revoke_api_key."
         )
         return out
     out[f"{key}_file"] = str(path)

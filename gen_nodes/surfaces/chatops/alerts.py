@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from gen_nodes.core.engine import execute_timed, select
 from gen_nodes.core.times import moment
-from gen_nodes.core.errors import GenError, InvalidInput
+from gen_nodes.core.errors import AuthenticationError, GenError, InvalidInput
 from gen_nodes.safety.display import plain, quoted
 from gen_nodes.surfaces.chatops.bindings import BINDING_TTL
 from gen_nodes.surfaces.chatops.coercion import coerce
@@ -42,6 +42,8 @@ log = logging.getLogger("gen_nodes.chatops.alerts")
 
 #: The span of ``/gen alerts on`` without ``within=``.
 DEFAULT_WITHIN = "7d"
+#: The action a digest's Rotate button runs, typed as its chat command.
+ROTATE_ACTION = "rotate_api_key"
 #: The list action a digest reads, and its filter input that selects keys expiring soon.
 LIST_ACTION, EXPIRING = "list_api_keys", "expiring_within"
 #: How far back an expired key is still reported.
@@ -166,10 +168,14 @@ class RoundOutcome:
     unbound: list[str] = field(default_factory=list)
     already: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    #: GEN refused the person's bound key (revoked, expired): told once that day to log in again.
+    key_invalid: list[str] = field(default_factory=list)
+    #: Their workspace is no longer on the allow-list: nothing sent.
+    refused: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return ", ".join(f"{len(getattr(self, name))} {name}" for name in
-                         ("sent", "nothing", "unbound", "already", "failed"))
+                         ("sent", "nothing", "unbound", "already", "failed", "key_invalid", "refused"))
 
 
 def digest_round(chat: "ChatOps", platform: str, day: date, send: Callable[[str, Reply], bool]) -> RoundOutcome:
@@ -186,7 +192,12 @@ def digest_round(chat: "ChatOps", platform: str, day: date, send: Callable[[str,
             outcome.already.append(user)
             continue
         who = ChatUser(platform, str(optin.get("team") or ""), user)
-        result = _digest_one(chat, who, key, optin.get("within", DEFAULT_WITHIN), day, send)
+        try:
+            result = "refused" if chat.admit(who) else _digest_one(
+                chat, who, key, optin.get("within", DEFAULT_WITHIN), day, send)
+        except Exception as exc:  # a bug or a client's odd error: this person only, tried again later
+            log.warning("the %s digest of one person failed unexpectedly: %s", platform, type(exc).__name__)
+            result = "failed"
         if result == "failed":
             chat.store.delete(claim)  # released: a later try, on any process, may send it
         getattr(outcome, result).append(user)
@@ -200,13 +211,19 @@ def _digest_one(chat: "ChatOps", who: ChatUser, key: str, within: Any, day: date
     try:
         with chat.clients.lease(key) as client:
             expiring, expired = keys_to_report(chat, client, within)
+    except AuthenticationError:  # the bound key was revoked (a rotation of it, say) or expired: say so, once
+        sent = send(who.user, Reply(f"Your expiry digest could not be made: GEN no longer accepts the key you "
+                                    f"logged in with here (revoked or expired). Log in again with "
+                                    f"`{chat.prefix} login` to get digests again."))
+        chat.audit(who, "digest", outcome="key_invalid")
+        return "key_invalid" if sent else "failed"
     except GenError as exc:
         chat.audit(who, "digest", outcome=exc.type)
         return "failed"
     if not expiring and not expired:
         chat.audit(who, "digest", outcome="nothing")
         return "nothing"
-    reply = digest_reply(chat.prefix, day, within, expiring, expired)
+    reply = digest_reply(chat.prefix, day, within, expiring, expired, rotate_words(chat))
     ids = [item.get("id") for item in (*expiring, *expired)]
     if not send(who.user, reply):
         chat.audit(who, "digest", ids=ids, outcome="send_failed")
@@ -226,8 +243,20 @@ def keys_to_report(chat: "ChatOps", client: Any, within: Any) -> tuple[list[dict
     return expiring, expired
 
 
-def digest_reply(prefix: str, day: date, within: Any, expiring: list[dict], expired: list[dict]) -> Reply:
-    """The DM: the keys, then one Rotate button per key (the first :data:`COMMAND_BUTTONS_LIMIT`)."""
+def rotate_words(chat: "ChatOps") -> str | None:
+    """The command words of the rotation (``keys rotate``) when the registry has it; None otherwise."""
+    from gen_nodes.surfaces.chatops.grammar import chat_of  # the grammar imports this module
+
+    if ROTATE_ACTION not in chat.registry:
+        return None
+    grammar = chat_of(chat.registry.get(ROTATE_ACTION))
+    return " ".join(word for word in (grammar.group, grammar.verb) if word)
+
+
+def digest_reply(prefix: str, day: date, within: Any, expiring: list[dict], expired: list[dict],
+                 rotate: str | None = "keys rotate") -> Reply:
+    """The DM: the keys, then one Rotate button per key (the first :data:`COMMAND_BUTTONS_LIMIT`), each
+    running ``rotate`` ID as if typed; no buttons when ``rotate`` is None (no rotation action)."""
     lines = [f"*Your GEN keys that need attention* (daily digest, {day.isoformat()})"]
     if expiring:
         lines.append(f"Expiring within {_span_text(within)}:")
@@ -235,11 +264,13 @@ def digest_reply(prefix: str, day: date, within: Any, expiring: list[dict], expi
     if expired:
         lines.append("Expired in the last day:")
         lines.extend(_item_lines(expired))
-    keys = [*expiring, *expired]
-    lines.append(f"Rotate makes a new key and revokes the old one, once you confirm (`{prefix} keys rotate ID` "
-                 f"does the same). `{prefix} alerts off` stops these messages.")
+    keys = [*expiring, *expired] if rotate else []
+    if rotate:
+        lines.append(f"Rotate makes a new key and revokes the old one, once you confirm (`{prefix} {rotate} ID` "
+                     "does the same).")
+    lines.append(f"`{prefix} alerts off` stops these messages.")
     if len(keys) > COMMAND_BUTTONS_LIMIT:
         lines.append(f"Buttons are shown for the first {COMMAND_BUTTONS_LIMIT} keys.")
     buttons = tuple(CommandButton(f"Rotate {plain(item.get('name') or item.get('id'), 40)}",
-                                  f"keys rotate {item.get('id')}") for item in keys[:COMMAND_BUTTONS_LIMIT])
+                                  f"{rotate} {item.get('id')}") for item in keys[:COMMAND_BUTTONS_LIMIT])
     return Reply("\n".join(lines), private=False, commands=buttons)

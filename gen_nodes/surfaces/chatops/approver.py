@@ -199,10 +199,10 @@ def _slack_dm(client: Any, user: str, reply: Reply) -> bool:
         channel = client.conversations_open(users=user)["channel"]["id"]
         client.chat_postMessage(channel=channel, text=payload["text"], blocks=payload["blocks"])
     except SlackApiError as exc:
-        log.warning("Slack refused the approval DM: %s", exc.response.get("error") if exc.response else "?")
+        log.warning("Slack refused the DM: %s", exc.response.get("error") if exc.response else "?")
         return False
     except (OSError, KeyError, TypeError) as exc:
-        log.warning("the approval DM to Slack failed: %s", type(exc).__name__)
+        log.warning("the DM to Slack failed: %s", type(exc).__name__)
         return False
     return True
 
@@ -217,15 +217,15 @@ def _discord_dm(http: Any, api_url: str, token: str, user: str, reply: Reply) ->
         opened = http.post(f"{api_url}/users/@me/channels", json={"recipient_id": user}, headers=headers,
                            timeout=10)
         if opened.status_code >= 300:
-            log.warning("Discord refused to open the approval DM: HTTP %s", opened.status_code)
+            log.warning("Discord refused to open the DM: HTTP %s", opened.status_code)
             return False
         sent = http.post(f"{api_url}/channels/{opened.json()['id']}/messages", json=message(reply),
                          headers=headers, timeout=10)
     except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
-        log.warning("the approval DM to Discord failed: %s", type(exc).__name__)
+        log.warning("the DM to Discord failed: %s", type(exc).__name__)
         return False
     if sent.status_code >= 300:
-        log.warning("Discord refused the approval DM: HTTP %s", sent.status_code)
+        log.warning("Discord refused the DM: HTTP %s", sent.status_code)
         return False
     return True
 

@@ -43,7 +43,7 @@ from gen_nodes.client.http import GenClient
 from gen_nodes.core.errors import AuthenticationError, GenError, InvalidInput
 from gen_nodes.core.redact import masked_copy
 from gen_nodes.core.registry import Registry
-from gen_nodes.core.spec import ActionSpec
+from gen_nodes.core.spec import PARTIAL, ActionSpec
 from gen_nodes.core.terms import ChatTerms, chat_terms  # noqa: F401 (ChatTerms: importable here as before)
 from gen_nodes.safety.approvals import EXPIRED, PENDING, ApprovalError, Approvals
 from gen_nodes.safety.display import quoted
@@ -325,7 +325,9 @@ class ChatOps:
             except GenError as exc:
                 self.audit(who, spec.id, ids=ids, outcome=exc.type)
                 return self._failed(spec, exc, replace=True)
-        self.audit(who, spec.id, ids=ids, outcome="ok")
+        made = [value["id"] for value in output.values() if isinstance(value, dict) and "id" in value]
+        partly = spec.composite and output.get("status") == PARTIAL  # a step failed after another changed something
+        self.audit(who, spec.id, ids=list(dict.fromkeys([*ids, *made])), outcome="partial" if partly else "ok")
         reply = render(spec, output)
         return Reply(reply.text, replace=True, secret=reply.secret)
 

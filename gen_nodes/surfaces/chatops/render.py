@@ -35,9 +35,10 @@ def _steps_reply(spec: ActionSpec, output: Mapping[str, Any], share: bool) -> Re
     """A composite action's output: done or partly done (why, and what next), one line per object
     its steps made or touched, and any secret they made (the reply is then private)."""
     partial = output.get("status") == PARTIAL
-    lines = [f"{spec.title}: partly done. {plain(output.get('next'), 600)}" if partial else f"{spec.title}: done."]
-    if partial and isinstance(output.get("error"), Mapping):
-        lines.append(f"Why: {plain(output['error'].get('message'), 400)}")
+    lines = [f"{spec.title}: partly done." if partial else f"{spec.title}: done."]
+    if partial:  # the error first: the next step refers to it
+        error = output.get("error") if isinstance(output.get("error"), Mapping) else {}
+        lines += [f"Why: {plain(error.get('message'), 400)}", f"Next: {plain(output.get('next'), 600)}"]
     secrets: dict[str, Any] = {}
     for name, value in output.items():
         if isinstance(value, Mapping) and name != "error":
