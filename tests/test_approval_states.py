@@ -56,3 +56,22 @@ def test_only_approvals_wait_polls_an_approval_in_a_loop():
 
 def test_the_idle_decided_property_is_gone():
     assert not hasattr(approvals.Approval, "decided")
+
+
+def test_a_running_call_is_taken_over_only_when_resumable_and_its_lease_passed():
+    """A runner that died leaves its approval running; another caller may resume it only after
+    RUN_LEASE, and only a call that is safe to run again (idempotent, or a composite's recorded steps)."""
+    from gen_nodes.state import open_store
+
+    now = [100.0]
+    book = approvals.Approvals(open_store("memory://"), clock=lambda: now[0])
+    pending = book.request(action="rotate_api_key", arguments={"id": 6}, principal="p")
+    book.decide(pending.id, approve=True, by="a person")
+    first = book.claim(pending.id)
+    assert first is not None and first.state == approvals.RUNNING and first.claimed_at == 100.0
+    assert book.claim(pending.id, resumable=True) is None  # its runner may still be at work
+    now[0] += approvals.RUN_LEASE
+    assert book.claim(pending.id) is None  # not resumable: never run twice
+    again = book.claim(pending.id, resumable=True)
+    assert again is not None and again.claimed_at == now[0]
+    assert book.claim(pending.id, resumable=True) is None  # one caller takes it over, not two

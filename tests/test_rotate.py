@@ -245,6 +245,45 @@ def test_a_retry_after_dying_between_create_and_revoke_resumes_with_one_new_key(
     assert not again["new_key"]["token"].startswith(out["new_key"]["token"])  # masked: delivered already
 
 
+def test_an_approved_rotation_whose_runner_died_is_resumed_once_its_lease_passed(sandbox, monkeypatch, tmp_path,
+                                                                               requests_seen):
+    """Held for a person, approved, then the process running it died between the create and the revoke:
+    the approval stays running; after RUN_LEASE a new run of the same approval replays the create
+    (its secret delivered) and runs only the revoke. A plain revoke-all is resumable too; nothing else."""
+    import gen_nodes.core.composite as composite
+    from gen_nodes.safety.approvals import RUN_LEASE, Approvals
+
+    now = [1_000_000.0]
+    approvals = Approvals(open_store("memory://"), clock=lambda: now[0])
+    old = old_key(sandbox)
+    real_run_step, real_finish = composite._run_step, Approvals.finish
+
+    def dies_before_revoke(spec, step, *args, **kwargs):
+        if step.name == "revoke":
+            raise Died()
+        return real_run_step(spec, step, *args, **kwargs)
+
+    with GenClient(api_key=sandbox.api_key, base_url=sandbox.base_url) as client:
+        tools = Dispatcher(client=client, confirmation="approval", approvals=approvals, secrets_folder=tmp_path)
+        handle = tools.call("gen_rotate_api_key", {"id": old["id"]}).approval.id
+        approvals.decide(handle, approve=True, by="the person")
+        monkeypatch.setattr(composite, "_run_step", dies_before_revoke)
+        monkeypatch.setattr(Approvals, "finish", lambda self, *args, **kwargs: None)  # dead: nothing recorded
+        with pytest.raises(Died):
+            tools.run_approved(handle)
+        monkeypatch.setattr(composite, "_run_step", real_run_step)
+        monkeypatch.setattr(Approvals, "finish", real_finish)
+        assert approvals.get(handle).state == "running"
+        early = tools.run_approved(handle)
+        assert early.is_error and "running" in early.content["error"]["message"]
+        now[0] += RUN_LEASE + 1
+        done = tools.run_approved(handle)
+    assert not done.is_error and done.content["status"] == SUCCEEDED, done.content
+    assert works(sandbox, open(done.content["new_key"]["token_file"]).read())
+    assert len(requests_seen("POST")) == 1 and len(requests_seen("DELETE")) == 1
+    assert approvals.get(handle).state == "done"
+
+
 def test_the_same_step_with_another_key_id_is_refused(sandbox):
     from gen_nodes.core.errors import IdempotencyConflict
 

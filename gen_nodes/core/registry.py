@@ -97,13 +97,15 @@ class Registry:
 
         return validate_input(self.get(action_id), arguments)
 
-    def run(self, action_id: str, arguments: Any = None, *, client: Any = None, **client_options: Any) -> dict[str, Any]:
-        """Run an action. Without ``client``, one is made from ``client_options`` and closed after."""
+    def run(self, action_id: str, arguments: Any = None, *, client: Any = None, once: Any = None,
+            **client_options: Any) -> dict[str, Any]:
+        """Run an action. Without ``client``, one is made from ``client_options`` and closed after.
+        ``once``: runs each step of a composite action at most once (see ``core/composite.py``)."""
         from gen_nodes.core.engine import execute
 
         spec = self.get(action_id)
         with _client_for(client, client_options) as active:
-            return execute(spec, {} if arguments is None else arguments, active, resolve=self.get)
+            return execute(spec, {} if arguments is None else arguments, active, resolve=self.get, once=once)
 
     def preview(self, action_id: str, arguments: Any = None, *, client: Any = None,
                 **client_options: Any) -> list[dict[str, Any]] | None:

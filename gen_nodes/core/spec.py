@@ -234,6 +234,12 @@ class ActionSpec:
         """Runs several actions as steps (see :class:`Step`) rather than one request."""
         return bool(self.steps)
 
+    @property
+    def resumable(self) -> bool:
+        """Running it again after a run that died is safe: it is safe to retry, or it is a composite
+        action, whose steps keep records of their own (a create is replayed, never sent twice)."""
+        return self.composite or self.hints.safe_to_retry
+
     def fields_at(self, location: Location) -> list[str]:
         """Names of the input fields declared for ``location``."""
         if location == "body":

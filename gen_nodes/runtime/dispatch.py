@@ -195,7 +195,10 @@ class Dispatcher:
     def run_approved(self, handle: str, *, client: Any = None) -> ToolResult:
         """Run an approved call once (whoever calls first gets it); its result is kept on the approval."""
         try:
-            approval = self.approvals.claim(handle)
+            current = self.approvals.get(handle)
+            resumable = current is not None and current.action in self.registry and \
+                self.registry.get(current.action).resumable
+            approval = self.approvals.claim(handle, resumable=resumable)
         except Exception as exc:  # the store failed: nothing ran
             return ToolResult.unexpected("approval", exc)
         if approval is None:
@@ -216,7 +219,7 @@ class Dispatcher:
         client = client or self.default_client()
         if principal_of(client) != approval.principal:
             raise ApprovalError("This approval belongs to another GEN key; it did not run.", reason="not_yours")
-        return self._delivered(approval.action, approval.arguments, client)
+        return self._delivered(approval.action, approval.arguments, client, once=self.approvals.steps(approval))
 
     def default_client(self) -> Any:
         """The client for calls that name none: made from the environment on first use."""
@@ -238,8 +241,8 @@ class Dispatcher:
     def _run(self, action: str, args: dict[str, Any], client: Any) -> ToolResult:
         return ToolResult(self._delivered(action, args, client))
 
-    def _delivered(self, action: str, args: dict[str, Any], client: Any) -> dict[str, Any]:
-        output = self.registry.run(action, args, client=client)
+    def _delivered(self, action: str, args: dict[str, Any], client: Any, once: Any = None) -> dict[str, Any]:
+        output = self.registry.run(action, args, client=client, once=once)
         return deliver(output, self.secret_policy, self.secrets_folder)
 
     def _hold(self, tool: Tool, args: dict[str, Any], client: Any) -> ToolResult | None:

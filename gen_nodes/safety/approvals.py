@@ -34,6 +34,8 @@ from typing import Any, Callable
 from gen_nodes.core.errors import ApprovalError, GenError, TooManyApprovals, unexpected_failure
 from gen_nodes.core.redact import masked_copy
 from gen_nodes.core.terms import Terms
+from gen_nodes.core.composite import StepOnce
+from gen_nodes.safety.idempotency import IdempotencyRecords, step_records
 from gen_nodes.state import Store
 
 PENDING, APPROVED, DENIED, RUNNING, DONE, EXPIRED = "pending", "approved", "denied", "running", "done", "expired"
@@ -43,6 +45,8 @@ DEFAULT_TTL = 300.0
 DEFAULT_KEEP = 3600.0
 #: Calls one key may have waiting for a person at once: a model cannot flood the person's channel.
 MAX_PENDING = 10
+#: Seconds an approved call may run before another caller may take it over (its runner died).
+RUN_LEASE = 600.0
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,8 @@ class Approval:
     #: Once done (:meth:`Approvals.run_claimed`): the output, secrets masked, or ``{"error": {...}}``.
     result: dict[str, Any] | None = None
     ok: bool | None = None
+    #: When the call was last claimed to run (:meth:`Approvals.claim`).
+    claimed_at: float | None = None
 
 
 class Approvals:
@@ -75,6 +81,7 @@ class Approvals:
                  clock: Callable[[], float] = time.time, max_pending: int = MAX_PENDING) -> None:
         self.store, self.ttl, self.keep, self._clock = store, ttl, keep, clock
         self.max_pending = max_pending
+        self._records: IdempotencyRecords | None = None  # made on first use, by steps()
 
     def request(self, *, action: str, arguments: dict[str, Any], principal: str,
                 preview: list[dict[str, Any]] | None = None, context: dict[str, Any] | None = None) -> Approval:
@@ -159,12 +166,20 @@ class Approvals:
                 return decided
             # Someone else changed it meanwhile: read it again and report what they did.
 
-    def claim(self, approval_id: str) -> Approval | None:
-        """Move an approved call to running and return it; None for everyone but the first caller."""
+    def claim(self, approval_id: str, *, resumable: bool = False) -> Approval | None:
+        """Move an approved call to running and return it; None for everyone but the first caller.
+
+        ``resumable``: the call may run again safely (it is idempotent, or a composite action whose
+        steps keep records, see :meth:`steps`): a call left running for :data:`RUN_LEASE` seconds
+        (its runner died) may then be claimed again, and resumes."""
         record = self._record(approval_id)
-        if record is None or record.get("state") != APPROVED:
+        if record is None:
             return None
-        running = replace(self._seen(record), state=RUNNING)
+        stale = (resumable and record.get("state") == RUNNING
+                 and self._clock() >= (record.get("claimed_at") or 0) + RUN_LEASE)
+        if record.get("state") != APPROVED and not stale:
+            return None
+        running = replace(self._seen(record), state=RUNNING, claimed_at=self._clock())
         if self.store.replace(_key(approval_id), record, asdict(running), ttl=self.keep):
             return running
         return None
@@ -195,6 +210,15 @@ class Approvals:
             raise
         self.finish(approval.id, result=masked_copy(output), ok=True)
         return output
+
+    def steps(self, approval: Approval) -> StepOnce:
+        """Each step of an approved composite call under its own record, keyed by the approval: a run
+        resumed after its runner died (:meth:`claim` with ``resumable``) replays the steps that
+        finished (a create is never sent twice) and runs the rest."""
+        if self._records is None:
+            self._records = IdempotencyRecords(self.store)
+        return step_records(self._records, scope=f"approval:{approval.principal}", key=approval.id,
+                            fingerprint=IdempotencyRecords.fingerprint(approval.action, approval.arguments))
 
     def wait(self, approval_id: str, *, timeout: float, poll: float = 0.2,
              sleep: Callable[[float], None] = time.sleep) -> Approval | None:

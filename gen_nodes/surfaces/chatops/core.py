@@ -314,7 +314,7 @@ class ChatOps:
         ids = _ids(approval.arguments, approval.preview or [])
         with self._lease(who) as client:
             try:
-                output = self.approvals.run_claimed(approval, partial(_run_as, self.registry, client),
+                output = self.approvals.run_claimed(approval, partial(_run_as, self.registry, self.approvals, client),
                                                     terms=self.terms)
             except ApprovalError as exc:
                 if exc.details.get("reason") != KEY_CHANGED:
@@ -398,9 +398,10 @@ def _as_asked(who: ChatUser, context: Mapping[str, Any]) -> ChatUser:
     return replace(who, team=str(context.get("team") or ""))
 
 
-def _run_as(registry: Registry, client: GenClient | None, approval: Any) -> dict[str, Any]:
-    """Run an approved call with the pressing user's client, only if it is still the asker's key."""
+def _run_as(registry: Registry, approvals: Any, client: GenClient | None, approval: Any) -> dict[str, Any]:
+    """Run an approved call with the pressing user's client, only if it is still the asker's key; a
+    composite's steps keep records under the approval (``Approvals.steps``)."""
     if client is None or client.identity != approval.principal:
         raise ApprovalError("The GEN key that asked for this call changed or was unbound; it did not run.",
                             reason=KEY_CHANGED)
-    return registry.run(approval.action, dict(approval.arguments), client=client)
+    return registry.run(approval.action, dict(approval.arguments), client=client, once=approvals.steps(approval))

@@ -61,7 +61,7 @@ from gen_nodes.core.composite import StepOnce
 from gen_nodes.core.spec import CONFIRMATION_ALIASES, NONE, PARTIAL, ActionSpec
 from gen_nodes.core.spec import confirmation as confirmation_of
 from gen_nodes.surfaces.gateway import openapi
-from gen_nodes.safety.approvals import APPROVED, DENIED, DONE, EXPIRED
+from gen_nodes.safety.approvals import APPROVED, DENIED, DONE, EXPIRED, RUNNING
 from gen_nodes.safety.idempotency import Refusals, step_records
 from gen_nodes.safety.notify import check_targets, iso_time
 from gen_nodes.client.cache import AccountCache, ClientCache
@@ -287,8 +287,8 @@ class Gateway:
         """The answer to ``GET /approvals/{id}``; the first poll that finds it approved runs it."""
         with self.clients.lease(key) as client:
             approval = self._own_approval(approval_id, client)
-            if approval.state == APPROVED:
-                claimed = self.approvals.claim(approval.id)
+            if approval.state in (APPROVED, RUNNING):  # a run whose runner died long ago is resumed
+                claimed = self.approvals.claim(approval.id, resumable=self.registry.get(approval.action).resumable)
                 if claimed is not None:
                     return self._run_approved(claimed, client)
                 approval = self._own_approval(approval_id, client)
@@ -312,7 +312,8 @@ class Gateway:
     def _run_approved(self, approval: Any, client: GenClient) -> "Answer":
         output = self.approvals.run_claimed(
             approval, lambda claimed: execute(self.registry.get(claimed.action), claimed.arguments, client,
-                                              resolve=self.registry.get), terms=TERMS)
+                                              resolve=self.registry.get, once=self.approvals.steps(claimed)),
+            terms=TERMS)
         return output_answer(output)
 
 
