@@ -544,8 +544,12 @@ def test_a_rotation_waits_for_the_person_who_sees_both_keys_then_runs_once(appro
     assert done.status_code == 200 and done.json()["status"] == "succeeded"
     assert FULL_TOKEN.fullmatch(done.json()["new_key"]["token"])  # the caller gets the secret, as for a create
     assert key_status(sandbox, old["id"]) == "revoked" and len(keys_named(sandbox, "ci")) == 2
+    # A caller that lost that answer polls again: the secret once more (kept sealed), then masked.
     again = gw.get(f"/approvals/{approval['id']}", headers=auth).json()
-    assert again["new_key"]["id"] == done.json()["new_key"]["id"] and not FULL_TOKEN.search(json.dumps(again))
+    assert again["new_key"]["token"] == done.json()["new_key"]["token"]
+    later = gw.get(f"/approvals/{approval['id']}", headers=auth).json()
+    assert later["new_key"]["id"] == done.json()["new_key"]["id"] and not FULL_TOKEN.search(json.dumps(later))
+    assert not FULL_TOKEN.search(gw.get(inbox.notice(approval["id"]).url).text)  # the page never shows it
 
 
 def test_what_the_api_returns_opens_and_decides_nothing(approving, auth, sandbox, inbox):

@@ -16,7 +16,8 @@ States: ``pending`` -> ``approved`` | ``denied`` | ``expired``; ``approved`` ->
 double click, a platform's retry or a second process cannot decide twice or run
 twice. Every surface runs a claimed call through :meth:`Approvals.run_claimed`, which stores
 its outcome in one shape: ``ok=True`` with the output (secret fields masked), or ``ok=False``
-with ``{"error": error.to_dict(terms)}``. The arguments are stored with the request and are what runs: nothing sent
+with ``{"error": error.to_dict(terms)}``. An output with secrets (a rotation's new key) also keeps
+them sealed, for one more delivery to a caller that lost the first answer (:meth:`redeliver`). The arguments are stored with the request and are what runs: nothing sent
 later can change them. A pending approval expires after ``ttl`` seconds; finished
 ones are kept ``keep`` seconds so a poller can read the outcome. One principal has at most
 ``max_pending`` (10) approvals pending at once, counted in the store so that every surface and
@@ -32,7 +33,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 from gen_nodes.core.errors import ApprovalError, GenError, TooManyApprovals, unexpected_failure
-from gen_nodes.core.redact import masked_copy
+from gen_nodes.core.redact import holds_secrets, masked_copy
 from gen_nodes.core.terms import Terms
 from gen_nodes.core.composite import StepOnce
 from gen_nodes.safety.idempotency import IdempotencyRecords, step_records
@@ -72,6 +73,8 @@ class Approval:
     ok: bool | None = None
     #: When the call was last claimed to run (:meth:`Approvals.claim`).
     claimed_at: float | None = None
+    #: The output's secrets, sealed, until :meth:`Approvals.redeliver` hands them out once more.
+    sealed_result: dict[str, Any] | None = field(default=None, repr=False)
 
 
 class Approvals:
@@ -184,12 +187,13 @@ class Approvals:
             return running
         return None
 
-    def finish(self, approval_id: str, *, result: dict[str, Any], ok: bool) -> Approval | None:
-        """Record the outcome of a claimed call (kept ``keep`` seconds)."""
+    def finish(self, approval_id: str, *, result: dict[str, Any], ok: bool,
+               sealed: dict[str, Any] | None = None) -> Approval | None:
+        """Record the outcome of a claimed call (kept ``keep`` seconds); ``sealed``: see :meth:`redeliver`."""
         record = self._record(approval_id)
         if record is None or record.get("state") != RUNNING:
             return None
-        done = replace(self._seen(record), state=DONE, result=result, ok=ok)
+        done = replace(self._seen(record), state=DONE, result=result, ok=ok, sealed_result=sealed)
         return done if self.store.replace(_key(approval_id), record, asdict(done), ttl=self.keep) else None
 
     def run_claimed(self, approval: Approval, run: Callable[[Approval], dict[str, Any]], *,
@@ -208,17 +212,33 @@ class Approvals:
         except BaseException as exc:
             self.finish(approval.id, result={"error": unexpected_failure(exc).to_dict(terms)}, ok=False)
             raise
-        self.finish(approval.id, result=masked_copy(output), ok=True)
+        sealed = self._box().sealed(output) if holds_secrets(output) else None
+        self.finish(approval.id, result=masked_copy(output), ok=True, sealed=sealed)
         return output
+
+    def redeliver(self, approval_id: str) -> dict[str, Any] | None:
+        """The output of a done call with its secrets, once more, for a caller whose first answer was
+        lost (as an idempotent replay delivers it once more); None once that was done, or if it had none.
+        Of concurrent callers, one gets it (compare-and-swap)."""
+        record = self._record(approval_id)
+        if record is None or record.get("state") != DONE or not record.get("sealed_result"):
+            return None
+        if not self.store.replace(_key(approval_id), record, {**record, "sealed_result": None}, ttl=self.keep):
+            return None
+        return self._box().opened(record["sealed_result"])
 
     def steps(self, approval: Approval) -> StepOnce:
         """Each step of an approved composite call under its own record, keyed by the approval: a run
         resumed after its runner died (:meth:`claim` with ``resumable``) replays the steps that
         finished (a create is never sent twice) and runs the rest."""
+        return step_records(self._box(), scope=f"approval:{approval.principal}", key=approval.id,
+                            fingerprint=IdempotencyRecords.fingerprint(approval.action, approval.arguments))
+
+    def _box(self) -> IdempotencyRecords:
+        """The records (and their secret box) over this store, made on first use."""
         if self._records is None:
             self._records = IdempotencyRecords(self.store)
-        return step_records(self._records, scope=f"approval:{approval.principal}", key=approval.id,
-                            fingerprint=IdempotencyRecords.fingerprint(approval.action, approval.arguments))
+        return self._records
 
     def wait(self, approval_id: str, *, timeout: float, poll: float = 0.2,
              sleep: Callable[[float], None] = time.sleep) -> Approval | None:

@@ -210,6 +210,14 @@ class IdempotencyRecords:
         again = self.store.get(name) or spent
         return Begin("replay", _opened(again["response"], None), secrets_withheld=True)
 
+    def sealed(self, value: Any) -> Any:
+        """``value`` with every secret field sealed, as a record keeps it (see :meth:`opened`)."""
+        return self._seal(value)
+
+    def opened(self, value: Any) -> Any:
+        """What :meth:`sealed` made, its secrets opened again (wrapped so they print masked)."""
+        return _opened(value, self.box)
+
     def _seal(self, value: Any) -> Any:
         if isinstance(value, dict):
             return {k: ({_SEALED: self.box.seal(v), "mask": mask(v)} if k in SECRET_FIELDS and isinstance(v, str)
