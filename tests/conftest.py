@@ -118,3 +118,12 @@ def n8n():
     from setup_needs import or_fail
 
     return or_fail(ensure_installed)
+
+
+@pytest.fixture
+def chat(sandbox):
+    """A chat-ops core on a memory store, talking to the sandbox (a module may define its own)."""
+    from chat_support import chatops_on
+
+    with chatops_on(sandbox) as core:
+        yield core

@@ -56,12 +56,6 @@ def platform(monkeypatch):
 
 
 @pytest.fixture
-def chat(sandbox):
-    with chatops_on(sandbox) as core:
-        yield core
-
-
-@pytest.fixture
 def slack_events(chat, platform):
     with slack_served(chat, platform.url + "/api/", signing_secret=SIGNING_SECRET, token=SLACK_TOKEN) as url:
         yield url

@@ -14,7 +14,7 @@ import requests
 pytest.importorskip("nacl")
 
 from chat_support import (  # noqa: E402
-    DiscordSigner, Recorder, chatops_on, discord_button, discord_command, discord_modal, post_unending, serve_asgi)
+    DiscordSigner, Recorder, discord_button, discord_command, discord_modal, post_unending, serve_asgi)
 from gen_nodes.surfaces.chatops.grammar import Grammar  # noqa: E402
 from gen_nodes.surfaces.chatops.discord import application_commands, build_app  # noqa: E402
 from gen_nodes.core.registry import Registry  # noqa: E402
@@ -31,12 +31,6 @@ def signer():
 def webhook():
     with Recorder() as recorder:
         yield recorder
-
-
-@pytest.fixture
-def chat(sandbox):
-    with chatops_on(sandbox) as core:
-        yield core
 
 
 @pytest.fixture

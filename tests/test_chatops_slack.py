@@ -17,7 +17,7 @@ pytest.importorskip("slack_bolt")
 from slack_sdk import WebClient  # noqa: E402
 
 from chat_support import (  # noqa: E402
-    Recorder, button_payload, chatops_on, interaction_form, login_submission, post_unending, serve_asgi, slack_post,
+    Recorder, button_payload, interaction_form, login_submission, post_unending, serve_asgi, slack_post,
     slack_signed, slash_form)
 from gen_nodes.surfaces.chatops.slack import build_app, build_asgi  # noqa: E402
 from key_age_support import seed_key_ages  # noqa: E402
@@ -33,12 +33,6 @@ def web():
     """Slack's Web API (/api/...) and every response_url (/response/...), recorded."""
     with Recorder() as recorder:
         yield recorder
-
-
-@pytest.fixture
-def chat(sandbox):
-    with chatops_on(sandbox) as core:
-        yield core
 
 
 @pytest.fixture
