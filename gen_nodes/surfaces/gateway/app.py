@@ -288,7 +288,8 @@ class Gateway:
         with self.clients.lease(key) as client:
             approval = self._own_approval(approval_id, client)
             if approval.state in (APPROVED, RUNNING):  # a run whose runner died long ago is resumed
-                claimed = self.approvals.claim(approval.id, resumable=self.registry.get(approval.action).resumable)
+                resumable = approval.action in self.registry and self.registry.get(approval.action).resumable
+                claimed = self.approvals.claim(approval.id, resumable=resumable)
                 if claimed is not None:
                     return self._run_approved(claimed, client)
                 approval = self._own_approval(approval_id, client)
