@@ -384,15 +384,16 @@ def test_sandbox_command_serves_and_prints_its_address_first(env, tmp_path):
     assert proc.returncode == 0
 
 
-def test_demo_walks_through_nine_steps_with_secrets_masked(cli):
+def test_demo_walks_through_eleven_steps_with_secrets_masked(cli):
     done = cli("demo")
     assert done.returncode == 0, done.stderr
     out = done.stdout
     steps = re.findall(r"^(\d+)\. (.+?)  \[(\w+)\]$", out, flags=re.MULTILINE)
-    assert [int(n) for n, _, _ in steps] == list(range(1, 10))
+    assert [int(n) for n, _, _ in steps] == list(range(1, 12))
     assert [action for _, _, action in steps] == [
-        "get_me", "create_api_key", "get_me", "list_api_keys", "update_api_key", "revoke_api_key", "get_me",
-        "revoke_all_api_keys", "list_api_keys"]
+        "get_me", "create_api_key", "get_me", "list_api_keys", "update_api_key", "list_api_keys", "rotate_api_key",
+        "get_me", "revoke_api_key", "revoke_all_api_keys", "list_api_keys"]
+    assert "succeeded: new key id 3" in out and "old key id 2 revoked" in out
     assert "refused as expected: 401 authentication" in out
     assert "n8n staging" in out
     assert "gen_pat_…" in out  # shown masked ...

@@ -32,12 +32,13 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
-from gen_nodes.core.errors import ApprovalError, GenError, TooManyApprovals, unexpected_failure
+from gen_nodes.core.errors import ApprovalError, GenError, InvalidSetting, TooManyApprovals, unexpected_failure
 from gen_nodes.core.redact import holds_secrets, masked_copy
 from gen_nodes.core.terms import Terms
 from gen_nodes.core.composite import StepOnce
 from gen_nodes.safety.idempotency import IdempotencyRecords, step_records
 from gen_nodes.state import Store
+from gen_nodes.state.secretbox import SecretBox, SecretBoxError
 
 PENDING, APPROVED, DENIED, RUNNING, DONE, EXPIRED = "pending", "approved", "denied", "running", "done", "expired"
 #: Seconds a person has to decide.
@@ -81,10 +82,14 @@ class Approvals:
     """Approvals kept in a :class:`~gen_nodes.state.Store` (see the module doc)."""
 
     def __init__(self, store: Store, *, ttl: float = DEFAULT_TTL, keep: float = DEFAULT_KEEP,
-                 clock: Callable[[], float] = time.time, max_pending: int = MAX_PENDING) -> None:
+                 clock: Callable[[], float] = time.time, max_pending: int = MAX_PENDING,
+                 box: SecretBox | None = None) -> None:
         self.store, self.ttl, self.keep, self._clock = store, ttl, keep, clock
         self.max_pending = max_pending
-        self._records: IdempotencyRecords | None = None  # made on first use, by steps()
+        #: Seals what approved calls create (a step's record, a result kept for one more delivery);
+        #: default: the store's own box (``box_for``), made on first use.
+        self._secret_box = box
+        self._records: IdempotencyRecords | None = None  # made on first use, by steps() and run_claimed()
 
     def request(self, *, action: str, arguments: dict[str, Any], principal: str,
                 preview: list[dict[str, Any]] | None = None, context: dict[str, Any] | None = None) -> Approval:
@@ -212,9 +217,18 @@ class Approvals:
         except BaseException as exc:
             self.finish(approval.id, result={"error": unexpected_failure(exc).to_dict(terms)}, ok=False)
             raise
-        sealed = self._box().sealed(output) if holds_secrets(output) else None
-        self.finish(approval.id, result=masked_copy(output), ok=True, sealed=sealed)
+        self.finish(approval.id, result=masked_copy(output), ok=True, sealed=self._sealed(output))
         return output
+
+    def _sealed(self, output: dict[str, Any]) -> dict[str, Any] | None:
+        """``output`` sealed for :meth:`redeliver`, if it holds a secret and a box can be had: never an
+        error here, after the call ran (the caller must get its output)."""
+        if not holds_secrets(output):
+            return None
+        try:
+            return self._box().sealed(output)
+        except GenError:
+            return None
 
     def redeliver(self, approval_id: str) -> dict[str, Any] | None:
         """The output of a done call with its secrets, once more, for a caller whose first answer was
@@ -231,13 +245,21 @@ class Approvals:
         """Each step of an approved composite call under its own record, keyed by the approval: a run
         resumed after its runner died (:meth:`claim` with ``resumable``) replays the steps that
         finished (a create is never sent twice) and runs the rest."""
-        return step_records(self._box(), scope=f"approval:{approval.principal}", key=approval.id,
-                            fingerprint=IdempotencyRecords.fingerprint(approval.action, approval.arguments))
+        def once(step: Any, action: Any, arguments: dict[str, Any], run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+            steps = step_records(self._box(), scope=f"approval:{approval.principal}", key=approval.id,
+                                 fingerprint=IdempotencyRecords.fingerprint(approval.action, approval.arguments))
+            return steps(step, action, arguments, run)
+
+        return once  # the records (and their box) are made only when a composite's step runs
 
     def _box(self) -> IdempotencyRecords:
         """The records (and their secret box) over this store, made on first use."""
         if self._records is None:
-            self._records = IdempotencyRecords(self.store)
+            try:
+                self._records = IdempotencyRecords(self.store, box=self._secret_box)
+            except SecretBoxError as exc:  # a shared store and no GEN_NODES_STATE_SECRET: say which setting
+                raise InvalidSetting(str(exc), hint="Set GEN_NODES_STATE_SECRET (the same on every process "
+                                     "sharing the store), then start the server again.") from None
         return self._records
 
     def wait(self, approval_id: str, *, timeout: float, poll: float = 0.2,

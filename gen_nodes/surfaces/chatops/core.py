@@ -80,7 +80,7 @@ class ChatOps:
                                 prefix)
         self.store = store
         self.bindings = Bindings(store, box)
-        self.approvals = Approvals(store, ttl=approval_ttl, clock=clock)
+        self.approvals = Approvals(store, ttl=approval_ttl, clock=clock, box=box)
         self.base_url = base_url
         self.timeout = timeout
         # One GenClient per bound key, reused across commands (keyed by the key's digest).

@@ -134,7 +134,7 @@ class Gateway:
         if self.store is None:
             self.store = open_store(self.store_url)
         self.records = IdempotencyRecords(self.store, **_given(ttl=self.idempotency_ttl))
-        self.approvals = Approvals(self.store, **_given(ttl=self.approval_ttl))
+        self.approvals = Approvals(self.store, box=self.records.box, **_given(ttl=self.approval_ttl))
         if self.confirmation == "approval":
             from starlette.routing import Router
 
