@@ -15,6 +15,7 @@ import time
 from contextlib import contextmanager
 
 import pytest
+import requests
 
 import gen_nodes
 from gen_nodes.client.http import DEFAULT_BASE_URL, GenClient, RetryPolicy
@@ -484,6 +485,30 @@ def test_proxy_settings_are_read_once_when_the_client_is_made(monkeypatch):
         assert client.request("GET", "/persisted_tokens").data == {}
         client.close()
     assert [seen["host"] for seen in proxy_saw] == ["gen.invalid"], "the proxy set when it was made"
+
+
+def test_the_lean_session_sends_what_requests_own_session_would(monkeypatch, tmp_path):
+    """The client's own session prepares each request at once instead of merging its settings again
+    (``_GenSession``): what reaches the server is what requests' ``Session.request`` sends, netrc
+    credentials and a cookie the server set included."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with recording_server(headers={"Set-Cookie": "seen=1; Path=/"}) as (base, saw):
+        ours = GenClient(api_key="gen_pat_" + "k" * 40, base_url=base + "/v1", retry=FAST_RETRY)
+        theirs = GenClient(api_key="gen_pat_" + "k" * 40, base_url=base + "/v1", retry=FAST_RETRY,
+                           session=requests.Session())
+        for client in (ours, theirs):
+            client.request("POST", "/persisted_tokens", json={"name": "x"}, params={"a": "1"}, safe_to_retry=False)
+            client.request("GET", "/persisted_tokens")
+            client.close()
+    assert type(ours.session).__name__ == "_GenSession" and len(saw) == 4
+    assert saw[:2] == saw[2:], "the same requests, header for header"
+    assert saw[0]["authorization"].startswith("Basic ") and "cookie" not in saw[0]
+    assert saw[1]["cookie"] == "seen=1", "a cookie the server set goes back, as requests does"
 
 
 @pytest.mark.parametrize("base_url", ["http://[::1", "nonsense"])

@@ -426,6 +426,44 @@ def test_a_failure_that_sent_nothing_is_not_recorded_so_a_retry_runs(gw, auth, s
     assert len(keys_named(sandbox, "later")) == 1
 
 
+def test_a_create_whose_record_cannot_be_written_still_delivers_the_key_and_is_never_sent_again(
+        make_gateway, auth, sandbox, caplog):
+    """The record is written after GEN answered (after the answer is sent): a store that fails then
+    does not cost the caller the key GEN made; a repeat finds the call unfinished and sends nothing."""
+    from gen_nodes.state import StoreError
+    from gen_nodes.state.memory import MemoryStore
+
+    class FailsToComplete(MemoryStore):
+        def set(self, key, value, *, ttl):
+            raise StoreError("Redis at 127.0.0.1:6379 failed: ConnectionError.")
+
+    gw = make_gateway(store=FailsToComplete(), idempotency_wait=0.0)
+    first = create(gw, auth, "req-5", {"name": "kept"})
+    assert first.status_code == 200 and FULL_TOKEN.search(first.text)
+    assert "could not be written (StoreError" in caplog.text and first.json()["token"] not in caplog.text
+    error_of(create(gw, auth, "req-5", {"name": "kept"}), 409, "in_progress")
+    assert len(keys_named(sandbox, "kept")) == 1
+
+
+def test_the_record_is_written_after_the_answer_even_when_sending_it_fails():
+    """A caller whose answer was lost on the way is the one whose repeat must find the record."""
+    import anyio
+
+    from gen_nodes.surfaces.gateway.app import _AnswerThenRecord
+
+    written, sent = [], []
+
+    async def send(message):
+        sent.append(message["type"])
+        if message["type"] == "http.response.body":
+            raise OSError("the connection was reset")
+
+    answer = _AnswerThenRecord({"id": 6}, 200, headers={}, records=[lambda: written.append("record")])
+    with pytest.raises(OSError):
+        anyio.run(answer, {"type": "http"}, None, send)
+    assert sent == ["http.response.start", "http.response.body"] and written == ["record"]
+
+
 def test_an_idempotency_key_that_is_too_long_is_400(gw, auth):
     error_of(create(gw, auth, "k" * 300, {"name": "x"}), 400, "invalid_input")
 

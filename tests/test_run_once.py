@@ -141,6 +141,56 @@ def test_a_first_call_costs_two_writes_and_no_read_back():
     assert records.begin(scope="s", key="k", fingerprint="f2").state == "conflict", "the fingerprint is kept"
 
 
+def test_a_call_that_succeeded_is_returned_when_its_record_cannot_be_written(records, caplog):
+    """GEN made the key: the caller gets it even when the store fails on the record's completion, and
+    a repeat finds the record unfinished (in progress, then lost): it is never sent again."""
+    from gen_nodes.state import StoreError
+
+    records, clock = records
+
+    def broken_set(key, value, *, ttl):
+        raise StoreError("Redis at 127.0.0.1:1 failed: ConnectionError.")
+
+    records.store.set = broken_set
+    ran = once(records, lambda: {"id": 6, "token": "gen_pat_do_not_log_me"})
+    assert ran.output == {"id": 6, "token": "gen_pat_do_not_log_me"}
+    assert "could not be written (StoreError" in caplog.text and "gen_pat_do_not_log_me" not in caplog.text
+    with pytest.raises(RequestInProgress):
+        once(records, lambda: pytest.fail("must not run"))
+    clock.now += 61  # past the lease
+    with pytest.raises(OutcomeUnknown):
+        once(records, lambda: pytest.fail("must not run"))
+
+
+def test_later_takes_the_records_write_and_a_repeat_before_it_waits(records):
+    """``later``: the gateway writes the record once its answer is sent. Until then a repeat finds the
+    call in progress (it waits, and never runs it again); after, it replays the first answer."""
+    records, _ = records
+    writes = []
+    first = once(records, lambda: {"id": 6}, later=writes.append)
+    assert first.output == {"id": 6} and len(writes) == 1
+    with pytest.raises(RequestInProgress):
+        once(records, lambda: pytest.fail("must not run"), wait=0.0)
+    writes[0]()
+    assert once(records, lambda: pytest.fail("must not run")).replay.response == {"output": {"id": 6}}
+
+
+def test_later_is_only_for_success_an_outcome_unknown_is_recorded_at_once(records):
+    records, _ = records
+    writes = []
+
+    def dropped():
+        raise OutcomeUnknown("the connection dropped mid-request")
+
+    with pytest.raises(OutcomeUnknown):
+        once(records, dropped, later=writes.append)
+    assert writes == []
+    with pytest.raises(OutcomeUnknown, match="dropped"):
+        from gen_nodes.safety.idempotency import replayed_output
+
+        replayed_output(once(records, lambda: pytest.fail("must not run")).replay)
+
+
 # -- every surface with idempotency goes through run_once ----------------------------------------
 
 

@@ -358,8 +358,30 @@ class GenClient:
         )
 
 
+class _GenSession(requests.Session):
+    """requests' ``Session`` for one GEN base URL, its environment read once (:func:`_read_environment_once`).
+
+    ``request`` prepares and sends at once (requests' own ``PreparedRequest`` and ``send``) instead of
+    merging the session's headers, params, cookies, hooks, proxies and TLS settings into every call
+    all over again: about 0.1 ms a call, as much as the rest of the client's own work. Anything that
+    merge would change (environment reading back on, cookies a server set, session params, an option
+    beyond these) goes through requests' ``Session.request`` as before.
+    """
+
+    _LEAN_OPTIONS = frozenset({"timeout", "allow_redirects", "stream"})
+
+    def request(self, method: str, url: str, *, params: Any = None, json: Any = None,  # type: ignore[override]
+                headers: Mapping[str, str] | None = None, **options: Any) -> requests.Response:
+        if self.trust_env or self.cookies or self.params or not options.keys() <= self._LEAN_OPTIONS:
+            return super().request(method, url, params=params, json=json, headers=headers, **options)
+        prepared = requests.PreparedRequest()
+        prepared.prepare(method=method, url=url, headers={**self.headers, **(headers or {})}, params=params,
+                         json=json, auth=self.auth, hooks=self.hooks)
+        return self.send(prepared, proxies=self.proxies, verify=self.verify, cert=self.cert, **options)
+
+
 def _session(pool_size: int, base_url: str) -> requests.Session:
-    session = requests.Session()
+    session = _GenSession()
     adapter = requests.adapters.HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
     session.mount("https://", adapter)
     session.mount("http://", adapter)

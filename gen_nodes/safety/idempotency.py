@@ -34,6 +34,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable, Generic, Literal, TypeVar
 
 from gen_nodes.core.composite import StepOnce
@@ -160,7 +161,7 @@ class IdempotencyRecords:
     def run_once(self, *, scope: str, key: str, fingerprint: str, run: Callable[[], Output], refusals: Refusals,
                  wait: float = 0.0, record: Callable[[Output], dict[str, Any]] = _output_record,
                  record_error: Callable[[GenError], dict[str, Any]] = _error_record,
-                 resumable: bool = False) -> Once[Output]:
+                 resumable: bool = False, later: Callable[[Callable[[], None]], None] | None = None) -> Once[Output]:
         """Run ``run()`` at most once for (scope, key): the begin/wait/replay/lost/finish sequence.
 
         ``record(output)`` and ``record_error(error)`` are what a replay hands back later (default:
@@ -169,6 +170,13 @@ class IdempotencyRecords:
         guards its own parts, as a composite action's steps do with :func:`step_records`, or it is
         idempotent), so a repeat that finds an earlier call still running or lost runs it at once
         (finishing what that one left) instead of refusing.
+
+        A call that succeeded is returned even when its record cannot be written (the store is down):
+        the caller keeps what GEN made, and a repeat finds the record unfinished and refuses it as
+        ``lost``, never sending it twice. ``later``: where to hand that write instead of making it
+        before returning; the gateway makes it once its answer is sent, so a caller waits for GEN and
+        not for the store. Nothing is sent twice either way: until the write, a repeat finds the call
+        in progress and waits for it.
         """
         where = {"scope": scope, "key": key}
         begin = self.begin(**where, fingerprint=fingerprint)
@@ -196,8 +204,19 @@ class IdempotencyRecords:
             if refusals.unexpected is not None:
                 self.finish(**done, response=record_error(refusals.unexpected(exc)))
             raise
-        self.finish(**done, response=record(output))
+        finish = partial(self._finish_success, done, record(output))
+        if later is None:
+            finish()
+        else:
+            later(finish)
         return Once(output=output)
+
+    def _finish_success(self, where: dict[str, Any], response: dict[str, Any]) -> None:
+        try:
+            self.finish(**where, response=response)
+        except Exception as exc:  # the call succeeded: its output must reach the caller all the same
+            log.error("a call with an idempotency key succeeded, but its record could not be written (%s: %s); "
+                      "a repeat with that key will be refused as lost, never sent again", type(exc).__name__, exc)
 
     def _replay(self, name: str, record: dict[str, Any]) -> Begin:
         response = record["response"]

@@ -18,7 +18,7 @@ handlers keyed by error class, and a lifespan that opens and closes the shared s
   more, then masked), never a second request to GEN; the same key with another body is refused;
   a concurrent repeat waits for the first; an empty key is refused (400). A repeat of a call
   held for approval answers the approval's current state, or its outcome once it ran. Records
-  live in ``idempotency.py``'s store.
+  live in ``idempotency.py``'s store; a call's record is completed once its answer is sent.
 - ``--confirmation approval``: a destructive call answers 202 with a preview and
   ``GET /approvals/{id}`` to poll; the poll that finds it approved runs it, once, with the
   poller's key (which must be the asker's). The approval page's link is a secret that no
@@ -40,7 +40,7 @@ import time
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from functools import cached_property, partial
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Callable, Sequence
 
 import anyio
 from starlette.applications import Starlette
@@ -172,10 +172,11 @@ class Gateway:
             arguments = await _read_json_object(request, spec)
             idem_key = _idempotency_key(request) if not spec.hints.read_only else None
             links = _Links(self.public_url, request)
+            records: list[Callable[[], None]] = []  # the idempotency record, written once the answer is sent
             status, body, headers = await anyio.to_thread.run_sync(
-                partial(self.handle, spec, arguments, _key_of(request), idem_key, links))
+                partial(self.handle, spec, arguments, _key_of(request), idem_key, links, later=records.append))
             log.info("%s -> %s in %.1f ms", spec.id, status, (time.perf_counter() - started) * 1000)
-            return JSONResponse(body, status, headers=headers)
+            return _AnswerThenRecord(body, status, headers=headers, records=records)
 
         run_action.__name__ = f"run_{spec.id}"
         return run_action
@@ -195,13 +196,14 @@ class Gateway:
     # -- the work, in a worker thread ---------------------------------------------------------
 
     def handle(self, spec: ActionSpec, arguments: dict[str, Any], key: str, idem_key: str | None,
-               links: "_Links") -> "Answer":
-        """Run one call (validated first: a bad input never opens an idempotency record)."""
+               links: "_Links", later: Callable[[Callable[[], None]], None] | None = None) -> "Answer":
+        """Run one call (validated first: a bad input never opens an idempotency record). ``later``:
+        takes the write of a successful call's record, for after the answer is sent (default: now)."""
         arguments = self.registry.validate(spec.id, arguments)
         with self.clients.lease(key) as client:
             if idem_key is None:
                 return self._answer(spec, arguments, client, links)
-            answer = self._idempotent(spec, arguments, client, idem_key, links)
+            answer = self._idempotent(spec, arguments, client, idem_key, links, later)
         held = _held_approval_id(answer)
         return answer if held is None else self._held_state(held, spec, key, links)
 
@@ -228,13 +230,13 @@ class Gateway:
         return output_answer(execute(spec, arguments, client, resolve=self.registry.get, once=steps))
 
     def _idempotent(self, spec: ActionSpec, arguments: dict[str, Any], client: GenClient, idem_key: str,
-                    links: "_Links") -> "Answer":
+                    links: "_Links", later: Callable[[Callable[[], None]], None] | None = None) -> "Answer":
         scope, fingerprint = f"gateway:{client.identity}", self.records.fingerprint(spec.id, arguments)
         # A composite action's steps keep their own records: a repeat resumes where the first call stopped.
         steps = step_records(self.records, scope=scope, key=idem_key, fingerprint=fingerprint,
                              wait=self.idempotency_wait) if spec.composite else None
         once = self.records.run_once(
-            scope=scope, key=idem_key, fingerprint=fingerprint, resumable=spec.composite,
+            scope=scope, key=idem_key, fingerprint=fingerprint, resumable=spec.composite, later=later,
             run=lambda: self._answer(spec, arguments, client, links, steps), wait=self.idempotency_wait,
             record=lambda answer: _recorded(*answer), record_error=lambda exc: _recorded(*error_answer(exc)),
             refusals=Refusals(
@@ -516,6 +518,24 @@ class _NoTraceback:
             log.error("unexpected %s while serving %s", type(exc).__name__, log_path(scope.get("path")))
             if not started:
                 await JSONResponse(_unexpected_body(), 500)(scope, receive, send)
+
+
+class _AnswerThenRecord(JSONResponse):
+    """A call's answer, then the writes it left for after (its idempotency record): the caller
+    waits for GEN, not for the store. They run even when sending fails or the server is stopping
+    (a caller whose answer was lost is the one whose repeat must find the record)."""
+
+    def __init__(self, body: Any, status: int, *, headers: dict[str, str], records: list[Callable[[], None]]) -> None:
+        super().__init__(body, status, headers=headers)
+        self.records = records
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                for write in self.records:
+                    await anyio.to_thread.run_sync(write)
 
 
 class _Asgi:
