@@ -436,7 +436,9 @@ def recording_server(status: int = 200, headers: dict[str, str] | None = None):
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def _answer(self):
-            seen.append({k.lower(): v for k, v in self.headers.items()})
+            length = int(self.headers.get("Content-Length") or 0)
+            seen.append({k.lower(): v for k, v in self.headers.items()}
+                        | {"(request)": f"{self.command} {self.path} {self.rfile.read(length)!r}"})
             self.send_response(status)
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
@@ -489,26 +491,45 @@ def test_proxy_settings_are_read_once_when_the_client_is_made(monkeypatch):
 
 def test_the_lean_session_sends_what_requests_own_session_would(monkeypatch, tmp_path):
     """The client's own session prepares each request at once instead of merging its settings again
-    (``_GenSession``): what reaches the server is what requests' ``Session.request`` sends, netrc
-    credentials and a cookie the server set included."""
+    (``_GenSession``): what reaches the server (method, path and query, body, headers, netrc
+    credentials) is what requests' ``Session.request`` sends; so is a cookie the server set."""
     netrc = tmp_path / "netrc"
     netrc.write_text("machine 127.0.0.1 login someone password secret\n")
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))
     for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
-    with recording_server(headers={"Set-Cookie": "seen=1; Path=/"}) as (base, saw):
-        ours = GenClient(api_key="gen_pat_" + "k" * 40, base_url=base + "/v1", retry=FAST_RETRY)
-        theirs = GenClient(api_key="gen_pat_" + "k" * 40, base_url=base + "/v1", retry=FAST_RETRY,
-                           session=requests.Session())
-        for client in (ours, theirs):
-            client.request("POST", "/persisted_tokens", json={"name": "x"}, params={"a": "1"}, safe_to_retry=False)
-            client.request("GET", "/persisted_tokens")
-            client.close()
-    assert type(ours.session).__name__ == "_GenSession" and len(saw) == 4
-    assert saw[:2] == saw[2:], "the same requests, header for header"
+
+    def both(server_headers=None):
+        with recording_server(headers=server_headers) as (base, saw):
+            for session in (None, requests.Session()):
+                client = GenClient(api_key="gen_pat_" + "k" * 40, base_url=base + "/v1", retry=FAST_RETRY,
+                                   session=session)
+                client.request("POST", "/persisted_tokens", json={"name": "x"}, params={"a": "1"},
+                               safe_to_retry=False)
+                client.request("GET", "/persisted_tokens", params={"b": "2"})
+                client.close()
+        return saw
+
+    saw = both()
+    assert len(saw) == 4 and saw[:2] == saw[2:], "the same requests, header for header"
+    assert saw[0]["(request)"] == """POST /v1/persisted_tokens?a=1 b'{"name": "x"}'"""
+    assert saw[1]["(request)"] == "GET /v1/persisted_tokens?b=2 b''"
     assert saw[0]["authorization"].startswith("Basic ") and "cookie" not in saw[0]
-    assert saw[1]["cookie"] == "seen=1", "a cookie the server set goes back, as requests does"
+    saw = both({"Set-Cookie": "seen=1; Path=/"})
+    assert saw[:2] == saw[2:] and saw[1]["cookie"] == "seen=1", "a cookie the server set goes back, as requests does"
+
+
+def test_a_session_header_set_to_none_is_dropped_as_requests_drops_it():
+    """requests' way to remove a default header (``session.headers[name] = None``) still works on the
+    client's own session: it goes through ``Session.request`` then."""
+    with recording_server() as (base, saw):
+        client = GenClient(api_key="gen_pat_" + "k" * 40, base_url=base + "/v1", retry=FAST_RETRY)
+        client.session.headers["Accept-Encoding"] = None
+        assert client.request("GET", "/persisted_tokens").data == {}
+        client.close()
+    # requests' default (gzip, deflate) is gone; http.client's own "identity" stands in, as with requests
+    assert saw[0]["accept-encoding"] == "identity" and type(client.session).__name__ == "_GenSession"
 
 
 @pytest.mark.parametrize("base_url", ["http://[::1", "nonsense"])

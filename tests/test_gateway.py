@@ -449,19 +449,112 @@ def test_the_record_is_written_after_the_answer_even_when_sending_it_fails():
     """A caller whose answer was lost on the way is the one whose repeat must find the record."""
     import anyio
 
-    from gen_nodes.surfaces.gateway.app import _AnswerThenRecord
+    from gen_nodes.surfaces.gateway.app import _AnswerThenRecord, _Later
 
-    written, sent = [], []
+    events = []
 
     async def send(message):
-        sent.append(message["type"])
+        events.append(message["type"])
         if message["type"] == "http.response.body":
             raise OSError("the connection was reset")
 
-    answer = _AnswerThenRecord({"id": 6}, 200, headers={}, records=[lambda: written.append("record")])
+    later = _Later()
+    later(lambda: events.append("record"))
     with pytest.raises(OSError):
-        anyio.run(answer, {"type": "http"}, None, send)
-    assert sent == ["http.response.start", "http.response.body"] and written == ["record"]
+        anyio.run(_AnswerThenRecord({"id": 6}, 200, headers={}, later=later), {"type": "http"}, None, send)
+    assert events == ["http.response.start", "http.response.body", "record"]
+
+
+def test_on_a_real_server_the_answer_goes_out_before_the_record_and_a_repeat_waits_for_it(sandbox, auth):
+    """Served by uvicorn: the caller has its answer while the record's write is still held; a repeat
+    with the same key meanwhile waits for that write, then gets the first answer, not a second key."""
+    import threading
+
+    import requests
+
+    from browser_support import Served
+    from gen_nodes.state.memory import MemoryStore
+
+    class HeldWrites(MemoryStore):
+        def __init__(self):
+            super().__init__()
+            self.release, self.writing = threading.Event(), threading.Event()
+
+        def set(self, key, value, *, ttl):
+            self.writing.set()
+            assert self.release.wait(10), "the test never released the write"
+            super().set(key, value, ttl=ttl)
+
+    store = HeldWrites()
+    served = Served(build_app(base_url=sandbox.base_url, store=store, retry=FAST_RETRY))
+    try:
+        url, headers = served.url + "/actions/create_api_key", dict(auth, **{"Idempotency-Key": "req-held"})
+        first = requests.post(url, headers=headers, json={"name": "held"}, timeout=10)
+        assert first.status_code == 200 and not store.release.is_set(), "answered while the record is held"
+        assert store.writing.wait(5)
+        repeat = {}
+        thread = threading.Thread(target=lambda: repeat.update(
+            answer=requests.post(url, headers=headers, json={"name": "held"}, timeout=20)))
+        thread.start()
+        time.sleep(0.3)
+        assert "answer" not in repeat, "the repeat waits for the record"
+        store.release.set()
+        thread.join(20)
+    finally:
+        store.release.set()
+        served.stop()
+    assert repeat["answer"].status_code == 200 and repeat["answer"].headers["idempotent-replayed"] == "true"
+    assert repeat["answer"].json()["id"] == first.json()["id"] and len(keys_named(sandbox, "held")) == 1
+
+
+def test_a_call_cut_off_by_a_server_shutdown_still_completes_its_record(make_gateway, auth, sandbox, monkeypatch):
+    """uvicorn stopping cancels the requests still running after its grace period (``serve`` gives 5 s):
+    the call goes on in its worker thread and, with no answer to send, completes its own record, so
+    a repeat to the next gateway on the store gets the key GEN made, not a refusal."""
+    import socket
+    import threading
+
+    import requests
+    import uvicorn
+
+    from gen_nodes.state.memory import MemoryStore
+
+    monkeypatch.setenv("GEN_NODES_STATE_SECRET", "one-secret-for-both-gateways")  # the next one opens the record
+    store = MemoryStore()
+    sandbox.inject_fault(delay=1.0, method="POST", path="/persisted_tokens")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(build_app(base_url=sandbox.base_url, store=store, retry=FAST_RETRY),
+                                           log_level="warning", timeout_graceful_shutdown=0.2))
+    serving = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    serving.start()
+    while not server.started:
+        time.sleep(0.02)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}/actions/create_api_key"
+    headers = dict(auth, **{"Idempotency-Key": "req-shutdown"})
+    cut_off = []
+
+    def call():
+        try:  # uvicorn answers a cancelled request 500, or closes the connection
+            cut_off.append(requests.post(url, headers=headers, json={"name": "cut off"}, timeout=10).status_code)
+        except requests.RequestException as exc:
+            cut_off.append(exc)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    time.sleep(0.3)  # the create is at GEN, which answers at 1 s
+    server.should_exit = True  # the grace period ends before GEN answers
+    serving.join(10)
+    caller.join(10)
+    sock.close()
+    assert cut_off and cut_off[0] != 200, "the caller got no answer"
+    deadline = time.monotonic() + 10
+    while not keys_named(sandbox, "cut off") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # the worker thread completes the record once GEN has answered
+    again = create(make_gateway(store=store), auth, "req-shutdown", {"name": "cut off"})
+    assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
+    assert FULL_TOKEN.search(again.text) and len(keys_named(sandbox, "cut off")) == 1
 
 
 def test_an_idempotency_key_that_is_too_long_is_400(gw, auth):

@@ -162,17 +162,33 @@ def test_a_call_that_succeeded_is_returned_when_its_record_cannot_be_written(rec
         once(records, lambda: pytest.fail("must not run"))
 
 
-def test_later_takes_the_records_write_and_a_repeat_before_it_waits(records):
+def test_later_takes_the_records_write_and_a_repeat_meanwhile_waits_for_it():
     """``later``: the gateway writes the record once its answer is sent. Until then a repeat finds the
-    call in progress (it waits, and never runs it again); after, it replays the first answer."""
-    records, _ = records
+    call in progress and waits (it never runs it again); once written, it gets the first answer."""
+    import threading
+    import time
+
+    records = IdempotencyRecords(open_store("memory://"))
     writes = []
     first = once(records, lambda: {"id": 6}, later=writes.append)
     assert first.output == {"id": 6} and len(writes) == 1
     with pytest.raises(RequestInProgress):
         once(records, lambda: pytest.fail("must not run"), wait=0.0)
-    writes[0]()
-    assert once(records, lambda: pytest.fail("must not run")).replay.response == {"output": {"id": 6}}
+    threading.Timer(0.3, writes[0]).start()
+    started = time.monotonic()
+    again = once(records, lambda: pytest.fail("must not run"), wait=5.0)
+    assert again.replay.response == {"output": {"id": 6}} and time.monotonic() - started >= 0.25
+
+
+def test_a_resumable_call_is_recorded_before_returning_even_with_later(records):
+    """A repeat does not wait for a resumable call (a composite action) that it finds in progress: it
+    runs it again. So its record is never left for later, and a repeat replays it."""
+    records, _ = records
+    writes = []
+    once(records, lambda: {"id": 6}, later=writes.append, resumable=True)
+    assert writes == []
+    again = once(records, lambda: pytest.fail("must not run again"), resumable=True)
+    assert again.replay.response == {"output": {"id": 6}}
 
 
 def test_later_is_only_for_success_an_outcome_unknown_is_recorded_at_once(records):

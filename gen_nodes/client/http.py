@@ -365,14 +365,16 @@ class _GenSession(requests.Session):
     merging the session's headers, params, cookies, hooks, proxies and TLS settings into every call
     all over again: about 0.1 ms a call, as much as the rest of the client's own work. Anything that
     merge would change (environment reading back on, cookies a server set, session params, an option
-    beyond these) goes through requests' ``Session.request`` as before.
+    beyond these, a session header set to None to drop it) goes through requests' ``Session.request``
+    as before.
     """
 
     _LEAN_OPTIONS = frozenset({"timeout", "allow_redirects", "stream"})
 
     def request(self, method: str, url: str, *, params: Any = None, json: Any = None,  # type: ignore[override]
                 headers: Mapping[str, str] | None = None, **options: Any) -> requests.Response:
-        if self.trust_env or self.cookies or self.params or not options.keys() <= self._LEAN_OPTIONS:
+        if (self.trust_env or self.cookies or self.params or not options.keys() <= self._LEAN_OPTIONS
+                or None in self.headers.values()):
             return super().request(method, url, params=params, json=json, headers=headers, **options)
         prepared = requests.PreparedRequest()
         prepared.prepare(method=method, url=url, headers={**self.headers, **(headers or {})}, params=params,

@@ -41,8 +41,8 @@ from gen_nodes.core.composite import StepOnce
 from gen_nodes.core.errors import GenError, IdempotencyConflict, OutcomeUnknown, RequestInProgress
 from gen_nodes.core.redact import SECRET_FIELDS, Secret, hide_secrets, mask
 from gen_nodes.core.spec import ActionSpec, Step
-from gen_nodes.state import Store
-from gen_nodes.state.secretbox import SecretBox, box_for
+from gen_nodes.state import Store, StoreError
+from gen_nodes.state.secretbox import SecretBox, SecretBoxError, box_for
 
 log = logging.getLogger("gen_nodes.safety.idempotency")
 
@@ -176,7 +176,8 @@ class IdempotencyRecords:
         ``lost``, never sending it twice. ``later``: where to hand that write instead of making it
         before returning; the gateway makes it once its answer is sent, so a caller waits for GEN and
         not for the store. Nothing is sent twice either way: until the write, a repeat finds the call
-        in progress and waits for it.
+        in progress and waits for it. A ``resumable`` call is always completed before returning, since
+        a repeat would not wait for it but run it again.
         """
         where = {"scope": scope, "key": key}
         begin = self.begin(**where, fingerprint=fingerprint)
@@ -205,7 +206,7 @@ class IdempotencyRecords:
                 self.finish(**done, response=record_error(refusals.unexpected(exc)))
             raise
         finish = partial(self._finish_success, done, record(output))
-        if later is None:
+        if later is None or resumable:
             finish()
         else:
             later(finish)
@@ -215,8 +216,10 @@ class IdempotencyRecords:
         try:
             self.finish(**where, response=response)
         except Exception as exc:  # the call succeeded: its output must reach the caller all the same
-            log.error("a call with an idempotency key succeeded, but its record could not be written (%s: %s); "
-                      "a repeat with that key will be refused as lost, never sent again", type(exc).__name__, exc)
+            # A store's or the secret box's own message names only the store or the setting; any other may hold data.
+            said = f"{type(exc).__name__}: {exc}" if isinstance(exc, (StoreError, SecretBoxError)) else type(exc).__name__
+            log.error("a call with an idempotency key succeeded, but its record could not be written (%s); "
+                      "a repeat with that key finds it unfinished, and it is never sent twice", said)
 
     def _replay(self, name: str, record: dict[str, Any]) -> Begin:
         response = record["response"]

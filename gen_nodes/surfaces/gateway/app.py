@@ -36,6 +36,7 @@ import logging
 import math
 import secrets
 import sys
+import threading
 import time
 from contextlib import asynccontextmanager
 from decimal import Decimal
@@ -172,11 +173,17 @@ class Gateway:
             arguments = await _read_json_object(request, spec)
             idem_key = _idempotency_key(request) if not spec.hints.read_only else None
             links = _Links(self.public_url, request)
-            records: list[Callable[[], None]] = []  # the idempotency record, written once the answer is sent
-            status, body, headers = await anyio.to_thread.run_sync(
-                partial(self.handle, spec, arguments, _key_of(request), idem_key, links, later=records.append))
+            later = _Later()  # the idempotency record, written once the answer is sent
+            try:
+                status, body, headers = await anyio.to_thread.run_sync(
+                    partial(self.handle, spec, arguments, _key_of(request), idem_key, links, later=later))
+                answer = _AnswerThenRecord(body, status, headers=headers, later=later)
+            except BaseException:  # no answer will be sent (cancelled at shutdown, say): write it now
+                for write in later.take():
+                    write()
+                raise
             log.info("%s -> %s in %.1f ms", spec.id, status, (time.perf_counter() - started) * 1000)
-            return _AnswerThenRecord(body, status, headers=headers, records=records)
+            return answer
 
         run_action.__name__ = f"run_{spec.id}"
         return run_action
@@ -520,22 +527,49 @@ class _NoTraceback:
                 await JSONResponse(_unexpected_body(), 500)(scope, receive, send)
 
 
+class _Later:
+    """The writes a call hands over for after its answer is sent (its idempotency record). Once
+    :meth:`take` has run, a write handed over later runs at once, in the thread that hands it: a call
+    still running in its worker thread when its request is cancelled completes its record itself."""
+
+    def __init__(self) -> None:
+        self._writes: list[Callable[[], None]] = []
+        self._taken = False
+        self._lock = threading.Lock()
+
+    def __call__(self, write: Callable[[], None]) -> None:
+        with self._lock:
+            if not self._taken:
+                self._writes.append(write)
+                return
+        write()
+
+    def take(self) -> list[Callable[[], None]]:
+        """The writes handed over so far, to run now; any later one runs when handed over."""
+        with self._lock:
+            self._taken, writes, self._writes = True, self._writes, []
+        return writes
+
+
 class _AnswerThenRecord(JSONResponse):
     """A call's answer, then the writes it left for after (its idempotency record): the caller
-    waits for GEN, not for the store. They run even when sending fails or the server is stopping
-    (a caller whose answer was lost is the one whose repeat must find the record)."""
+    waits for GEN, not for the store. They run even when sending fails or the request is cancelled
+    (a caller whose answer was lost is the one whose repeat must find the record): shielded from
+    anyio's cancellation, and a task cancelled outright stops waiting while the write goes on in its
+    worker thread."""
 
-    def __init__(self, body: Any, status: int, *, headers: dict[str, str], records: list[Callable[[], None]]) -> None:
+    def __init__(self, body: Any, status: int, *, headers: dict[str, str], later: _Later) -> None:
         super().__init__(body, status, headers=headers)
-        self.records = records
+        self.later = later
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            with anyio.CancelScope(shield=True):
-                for write in self.records:
-                    await anyio.to_thread.run_sync(write)
+            writes = self.later.take()
+            if writes:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(lambda: [write() for write in writes])
 
 
 class _Asgi:
