@@ -370,6 +370,25 @@ def test_chat_asks_with_a_button_and_the_secret_goes_only_to_the_requester(sandb
     assert works(sandbox, token) and keys(sandbox, "n8n production")[0]["status"] == "revoked"
 
 
+def test_chat_says_so_when_the_rotated_key_is_the_one_it_logs_in_with(sandbox):
+    """Rotating (or revoking) the very key the chat logs in with leaves the chat with a revoked key:
+    the reply says so at once, rather than the next command failing."""
+    chat = ChatOps(default_registry(), open_store("memory://"), SecretBox("rotate-chat-test-secret"),
+                   base_url=sandbox.base_url)
+    with GenClient(api_key=sandbox.api_key, base_url=sandbox.base_url) as client:
+        login = default_registry().run("create_api_key", {"name": "chat login"}, client=client)
+    who = ChatUser("slack", "T1", "U1")
+    chat.bind("slack", "U1", str.__str__(login["token"]))
+    other = old_key(sandbox)
+    asked = chat.run(who, chat.parse(f"keys rotate {other['id']}"))
+    done = chat.press(who, asked.buttons.approval, approve=True)
+    assert "Rotate API key: done." in done.text and "logged in with" not in done.text
+    asked = chat.run(who, chat.parse(f"keys rotate {login['id']}"))
+    done = chat.press(who, asked.buttons.approval, approve=True)
+    assert "Rotate API key: done." in done.text and done.private and done.secret
+    assert "the key you logged in with here: GEN no longer accepts it" in done.text and "/gen login" in done.text
+
+
 def test_chat_says_partly_done_and_what_next(sandbox, gen_log):
     chat = ChatOps(default_registry(), open_store("memory://"), SecretBox("rotate-chat-test-secret"),
                    base_url=sandbox.base_url)

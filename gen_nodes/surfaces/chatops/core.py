@@ -329,7 +329,22 @@ class ChatOps:
         partly = spec.composite and output.get("status") == PARTIAL  # a step failed after another changed something
         self.audit(who, spec.id, ids=list(dict.fromkeys([*ids, *made])), outcome="partial" if partly else "ok")
         reply = render(spec, output)
-        return Reply(reply.text, replace=True, secret=reply.secret)
+        return Reply(reply.text + self._login_note(client), replace=True, secret=reply.secret)
+
+    def _login_note(self, client: GenClient) -> str:
+        """After a confirmed (destructive) call: a line saying so if GEN no longer takes the key the person
+        logged in with here, which the call just revoked (a rotation or a revoke of that very key, a
+        revoke-all), or their next command fails with no word why. "" when it still works."""
+        if "get_me" not in self.registry:
+            return ""
+        try:
+            self.registry.run("get_me", {}, client=client)
+        except AuthenticationError:
+            return (f"\nThat included the key you logged in with here: GEN no longer accepts it. Log in again "
+                    f"with `{self.prefix} login` and an active key (a rotation's new key, say).")
+        except GenError:
+            pass  # not known now; the next command says so if it is refused
+        return ""
 
     # -- 3. identity --
 
