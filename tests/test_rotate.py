@@ -389,6 +389,47 @@ def test_chat_says_so_when_the_rotated_key_is_the_one_it_logs_in_with(sandbox):
     assert "the key you logged in with here: GEN no longer accepts it" in done.text and "/gen login" in done.text
 
 
+def test_chat_finishes_a_rotation_whose_process_died_when_approve_is_pressed_again(sandbox, monkeypatch,
+                                                                                   requests_seen):
+    """The chat process died between the create and the revoke: no answer came and the button stayed.
+    Pressed again within RUN_LEASE it says to wait; after it, the run resumes: the create is replayed
+    (its secret reaches the requester), only the revoke is sent."""
+    import gen_nodes.core.composite as composite
+    from gen_nodes.safety.approvals import RUN_LEASE, Approvals
+
+    now = [1_000_000.0]
+    chat = ChatOps(default_registry(), open_store("memory://"), SecretBox("rotate-chat-test-secret"),
+                   base_url=sandbox.base_url, clock=lambda: now[0])
+    who = ChatUser("slack", "T1", "U1")
+    chat.bind("slack", "U1", sandbox.api_key)
+    old = old_key(sandbox)
+    asked = chat.run(who, chat.parse(f"keys rotate {old['id']}"))
+    real_run_step, real_finish = composite._run_step, Approvals.finish
+
+    def dies_before_revoke(spec, step, *args, **kwargs):
+        if step.name == "revoke":
+            raise Died()
+        return real_run_step(spec, step, *args, **kwargs)
+
+    monkeypatch.setattr(composite, "_run_step", dies_before_revoke)
+    monkeypatch.setattr(Approvals, "finish", lambda self, *args, **kwargs: None)  # dead: nothing recorded
+    with pytest.raises(Died):
+        chat.press(who, asked.buttons.approval, approve=True)
+    monkeypatch.setattr(composite, "_run_step", real_run_step)
+    monkeypatch.setattr(Approvals, "finish", real_finish)
+    early = chat.press(who, asked.buttons.approval, approve=True)
+    assert "still running" in early.text and "10 minutes" in early.text and not early.secret
+    assert "Only the person" in chat.press(ChatUser("slack", "T1", "U2"), asked.buttons.approval, True).text
+    now[0] += RUN_LEASE + 1
+    done = chat.press(who, asked.buttons.approval, approve=True)
+    assert "Rotate API key: done." in done.text and done.private and done.secret
+    token = re.search(r"`(" + re.escape(TOKEN_PREFIX) + r"[^`]+)`", done.text).group(1)
+    assert works(sandbox, token) and keys(sandbox, "n8n production")[0]["status"] == "revoked"
+    assert len(requests_seen("POST")) == 1 and len(requests_seen("DELETE")) == 1
+    again = chat.press(who, asked.buttons.approval, approve=True)
+    assert "already used (done)" in again.text and not again.secret
+
+
 def test_chat_says_partly_done_and_what_next(sandbox, gen_log):
     chat = ChatOps(default_registry(), open_store("memory://"), SecretBox("rotate-chat-test-secret"),
                    base_url=sandbox.base_url)

@@ -45,7 +45,7 @@ from gen_nodes.core.redact import masked_copy
 from gen_nodes.core.registry import Registry
 from gen_nodes.core.spec import PARTIAL, ActionSpec
 from gen_nodes.core.terms import ChatTerms, chat_terms  # noqa: F401 (ChatTerms: importable here as before)
-from gen_nodes.safety.approvals import EXPIRED, PENDING, ApprovalError, Approvals
+from gen_nodes.safety.approvals import EXPIRED, PENDING, RUN_LEASE, RUNNING, ApprovalError, Approvals
 from gen_nodes.safety.display import quoted
 from gen_nodes.state.secretbox import SecretBox
 from gen_nodes.surfaces.chatops.alerts import OptIns, parse_alerts, run_alerts
@@ -295,6 +295,8 @@ class ChatOps:
         if pending.state == EXPIRED:
             self.audit(who, pending.action, outcome="expired")
             return Reply("This confirmation expired; nothing was changed. Run the command again.")
+        if pending.state == RUNNING and approve:
+            return self._resume(who, pending)
         if pending.state != PENDING:
             return Reply(f"This confirmation was already used ({pending.state}); nothing more was done.")
         try:
@@ -308,6 +310,22 @@ class ChatOps:
         if claimed is None:
             return Reply("This confirmation was already used; nothing more was done.")
         return self._run_approved(who, claimed)
+
+    def _resume(self, who: ChatUser, pending: Any) -> Reply:
+        """Approve pressed again on a call still marked running: the process that ran it may have died
+        mid-call (the button stayed, with no answer). A resumable call (a composite action, whose steps
+        keep records under the approval) left running for ``RUN_LEASE`` is taken over and finished from
+        where it stopped: a create that was done is not sent again, and its secret reaches the person."""
+        resumable = pending.action in self.registry and self.registry.get(pending.action).resumable
+        claimed = self.approvals.claim(pending.id, resumable=True) if resumable else None
+        if claimed is not None:
+            log.info("approval %s was left running; resuming it for its requester", pending.id)
+            return self._run_approved(who, claimed)
+        if resumable:
+            return Reply(f"This is still running; nothing more was done. If no answer comes, press Approve again "
+                         f"in {round(RUN_LEASE / 60)} minutes: a run whose process stopped is then finished from "
+                         "where it stopped, without repeating what it did.")
+        return Reply("This confirmation was already used (running); nothing more was done.")
 
     def _run_approved(self, who: ChatUser, approval: Any) -> Reply:
         spec = self.registry.get(approval.action)
