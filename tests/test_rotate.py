@@ -383,10 +383,14 @@ def test_chat_says_so_when_the_rotated_key_is_the_one_it_logs_in_with(sandbox):
     asked = chat.run(who, chat.parse(f"keys rotate {other['id']}"))
     done = chat.press(who, asked.buttons.approval, approve=True)
     assert "Rotate API key: done." in done.text and "logged in with" not in done.text
+    asked = chat.run(who, chat.parse(f"keys rotate {keys(sandbox, 'n8n production')[-1]['id']}"))
+    sandbox.inject_fault(503, method="GET", path="/me")  # GEN cannot say now: no note, no false claim
+    done = chat.press(who, asked.buttons.approval, approve=True)
+    assert "Rotate API key: done." in done.text and "logged in with" not in done.text
     asked = chat.run(who, chat.parse(f"keys rotate {login['id']}"))
     done = chat.press(who, asked.buttons.approval, approve=True)
     assert "Rotate API key: done." in done.text and done.private and done.secret
-    assert "the key you logged in with here: GEN no longer accepts it" in done.text and "/gen login" in done.text
+    assert "GEN no longer accepts the key you logged in with here" in done.text and "/gen login" in done.text
 
 
 def test_chat_finishes_a_rotation_whose_process_died_when_approve_is_pressed_again(sandbox, monkeypatch,
@@ -418,14 +422,21 @@ def test_chat_finishes_a_rotation_whose_process_died_when_approve_is_pressed_aga
     monkeypatch.setattr(composite, "_run_step", real_run_step)
     monkeypatch.setattr(Approvals, "finish", real_finish)
     early = chat.press(who, asked.buttons.approval, approve=True)
-    assert "still running" in early.text and "10 minutes" in early.text and not early.secret
+    assert "still running" in early.text and f"{round(RUN_LEASE / 60)} minutes" in early.text and not early.secret
     assert "Only the person" in chat.press(ChatUser("slack", "T1", "U2"), asked.buttons.approval, True).text
     now[0] += RUN_LEASE + 1
+    with GenClient(api_key=sandbox.api_key, base_url=sandbox.base_url) as client:
+        other = default_registry().run("create_api_key", {"name": "another login"}, client=client)
+    chat.bind("slack", "U1", str.__str__(other["token"]))  # logged in with another key meanwhile
+    refused = chat.press(who, asked.buttons.approval, approve=True)
+    assert "another GEN key" in refused.text and "may have partly run" in refused.text and not refused.secret
+    assert len(requests_seen("DELETE")) == 0, "nothing was resumed with the other key"
+    chat.bind("slack", "U1", sandbox.api_key)
     done = chat.press(who, asked.buttons.approval, approve=True)
     assert "Rotate API key: done." in done.text and done.private and done.secret
     token = re.search(r"`(" + re.escape(TOKEN_PREFIX) + r"[^`]+)`", done.text).group(1)
     assert works(sandbox, token) and keys(sandbox, "n8n production")[0]["status"] == "revoked"
-    assert len(requests_seen("POST")) == 1 and len(requests_seen("DELETE")) == 1
+    assert len(requests_seen("POST")) == 2 and len(requests_seen("DELETE")) == 1  # the rotation's, the other login's
     again = chat.press(who, asked.buttons.approval, approve=True)
     assert "already used (done)" in again.text and not again.secret
 

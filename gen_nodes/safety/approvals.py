@@ -36,7 +36,7 @@ from gen_nodes.core.errors import ApprovalError, GenError, InvalidSetting, TooMa
 from gen_nodes.core.redact import holds_secrets, masked_copy
 from gen_nodes.core.terms import Terms
 from gen_nodes.core.composite import StepOnce
-from gen_nodes.safety.idempotency import IdempotencyRecords, step_records
+from gen_nodes.safety.idempotency import DEFAULT_LEASE as DEFAULT_STEP_LEASE, IdempotencyRecords, step_records
 from gen_nodes.state import Store
 from gen_nodes.state.secretbox import SecretBox, SecretBoxError
 
@@ -47,8 +47,11 @@ DEFAULT_TTL = 300.0
 DEFAULT_KEEP = 3600.0
 #: Calls one key may have waiting for a person at once: a model cannot flood the person's channel.
 MAX_PENDING = 10
-#: Seconds an approved call may run before another caller may take it over (its runner died).
-RUN_LEASE = 600.0
+#: Seconds an approved call may run before another caller may take it over (its runner died):
+#: longer than a step's own idempotency lease (``idempotency.DEFAULT_LEASE``, counted from the
+#: step's start, which comes after the claim), so a takeover never finds the step of a dead run
+#: still "in progress" and fails for it.
+RUN_LEASE = DEFAULT_STEP_LEASE + 300.0
 
 
 @dataclass(frozen=True)

@@ -32,14 +32,15 @@ from __future__ import annotations
 import difflib
 import hashlib
 import logging
+import math
 import time
 from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from gen_nodes.client.cache import ClientCache
-from gen_nodes.client.http import GenClient
+from gen_nodes.client.cache import ClientCache, key_digest
+from gen_nodes.client.http import GenClient, RetryPolicy
 from gen_nodes.core.errors import AuthenticationError, GenError, InvalidInput
 from gen_nodes.core.redact import masked_copy
 from gen_nodes.core.registry import Registry
@@ -65,6 +66,8 @@ APPROVAL_TTL = 300
 #: requests are accepted with a timestamp up to 5 minutes off either way, so one signed request
 #: stays acceptable for 10 minutes from the first sight at most; a minute more for clock drift.
 REPLAY_TTL = 2 * 300 + 60
+#: Seconds the check of a person's login key after a confirmed call may take (one try, no retries).
+LOGIN_CHECK_DEADLINE = 5.0
 _SEEN_PREFIX = "chatops:seen:"
 
 
@@ -81,6 +84,7 @@ class ChatOps:
         self.store = store
         self.bindings = Bindings(store, box)
         self.approvals = Approvals(store, ttl=approval_ttl, clock=clock, box=box)
+        self.clock = clock
         self.base_url = base_url
         self.timeout = timeout
         # One GenClient per bound key, reused across commands (keyed by the key's digest).
@@ -314,18 +318,27 @@ class ChatOps:
     def _resume(self, who: ChatUser, pending: Any) -> Reply:
         """Approve pressed again on a call still marked running: the process that ran it may have died
         mid-call (the button stayed, with no answer). A resumable call (a composite action, whose steps
-        keep records under the approval) left running for ``RUN_LEASE`` is taken over and finished from
-        where it stopped: a create that was done is not sent again, and its secret reaches the person."""
+        keep records under the approval, or one safe to send again) left running for ``RUN_LEASE`` is
+        taken over and finished from where it stopped: a create that was done is not sent again, and
+        its secret reaches the person. Only with the key it was asked with: it may have partly run."""
         resumable = pending.action in self.registry and self.registry.get(pending.action).resumable
-        claimed = self.approvals.claim(pending.id, resumable=True) if resumable else None
+        if not resumable:
+            return Reply("This confirmation was already used (running); nothing more was done.")
+        key = self.bindings.api_key(who.platform, who.user)
+        if key is None or key_digest(key) != pending.principal:
+            self.audit(who, pending.action, outcome="key_changed")
+            return Reply(f"This was started with another GEN key than the one you are logged in with now, and it "
+                         f"may have partly run; nothing more was done. Log in again with the key you asked with "
+                         f"(`{self.prefix} login`) and press Approve again to finish it, or check "
+                         f"`{self.prefix} keys list`.")
+        claimed = self.approvals.claim(pending.id, resumable=True)
         if claimed is not None:
             log.info("approval %s was left running; resuming it for its requester", pending.id)
             return self._run_approved(who, claimed)
-        if resumable:
-            return Reply(f"This is still running; nothing more was done. If no answer comes, press Approve again "
-                         f"in {round(RUN_LEASE / 60)} minutes: a run whose process stopped is then finished from "
-                         "where it stopped, without repeating what it did.")
-        return Reply("This confirmation was already used (running); nothing more was done.")
+        left = max(1, math.ceil(((pending.claimed_at or 0) + RUN_LEASE - self.clock()) / 60))
+        return Reply(f"This is still running; nothing more was done. If no answer comes, press Approve again in "
+                     f"{left} minute{'s' if left != 1 else ''}: a run whose process stopped is then finished from "
+                     "where it stopped, without repeating what it did.")
 
     def _run_approved(self, who: ChatUser, approval: Any) -> Reply:
         spec = self.registry.get(approval.action)
@@ -347,21 +360,26 @@ class ChatOps:
         partly = spec.composite and output.get("status") == PARTIAL  # a step failed after another changed something
         self.audit(who, spec.id, ids=list(dict.fromkeys([*ids, *made])), outcome="partial" if partly else "ok")
         reply = render(spec, output)
-        return Reply(reply.text + self._login_note(client), replace=True, secret=reply.secret)
+        return Reply(reply.text + self._login_note(who), replace=True, secret=reply.secret)
 
-    def _login_note(self, client: GenClient) -> str:
+    def _login_note(self, who: ChatUser) -> str:
         """After a confirmed (destructive) call: a line saying so if GEN no longer takes the key the person
-        logged in with here, which the call just revoked (a rotation or a revoke of that very key, a
-        revoke-all), or their next command fails with no word why. "" when it still works."""
-        if "get_me" not in self.registry:
+        logged in with here, which the call may have revoked (a rotation or a revoke of that very key, a
+        revoke-all), or their next command fails with no word why. "" when it still works or GEN cannot
+        say now: one quick try on a client of its own, so the reply (perhaps carrying a new secret) is
+        not held up by retries."""
+        key = self.bindings.api_key(who.platform, who.user)
+        if key is None or "get_me" not in self.registry:
             return ""
         try:
-            self.registry.run("get_me", {}, client=client)
+            with GenClient(api_key=key, base_url=self.base_url, timeout=self.timeout, deadline=LOGIN_CHECK_DEADLINE,
+                           retry=RetryPolicy(attempts=1)) as client:
+                self.registry.run("get_me", {}, client=client)
         except AuthenticationError:
-            return (f"\nThat included the key you logged in with here: GEN no longer accepts it. Log in again "
-                    f"with `{self.prefix} login` and an active key (a rotation's new key, say).")
-        except GenError:
-            pass  # not known now; the next command says so if it is refused
+            return (f"\nGEN no longer accepts the key you logged in with here (this call may have revoked it). "
+                    f"Log in again with `{self.prefix} login` and an active key.")
+        except Exception:  # anything else: not known now; the next command says so if it is refused
+            pass
         return ""
 
     # -- 3. identity --
