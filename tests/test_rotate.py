@@ -441,6 +441,22 @@ def test_chat_finishes_a_rotation_whose_process_died_when_approve_is_pressed_aga
     assert "already used (done)" in again.text and not again.secret
 
 
+def test_chat_runs_an_approved_rotation_that_never_started_when_approve_is_pressed_again(sandbox, requests_seen):
+    """The process died after recording the approval and before running it: pressed again, it runs once."""
+    chat = ChatOps(default_registry(), open_store("memory://"), SecretBox("rotate-chat-test-secret"),
+                   base_url=sandbox.base_url)
+    who = ChatUser("slack", "T1", "U1")
+    chat.bind("slack", "U1", sandbox.api_key)
+    old = old_key(sandbox)
+    asked = chat.run(who, chat.parse(f"keys rotate {old['id']}"))
+    chat.approvals.decide(asked.buttons.approval, approve=True, by="slack:U1")  # ... and then the process died
+    done = chat.press(who, asked.buttons.approval, approve=True)
+    assert "Rotate API key: done." in done.text and done.secret
+    again = chat.press(who, asked.buttons.approval, approve=True)
+    assert "already used (done)" in again.text
+    assert len(requests_seen("POST")) == 1 and len(requests_seen("DELETE")) == 1
+
+
 def test_chat_says_partly_done_and_what_next(sandbox, gen_log):
     chat = ChatOps(default_registry(), open_store("memory://"), SecretBox("rotate-chat-test-secret"),
                    base_url=sandbox.base_url)

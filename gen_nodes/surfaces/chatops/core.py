@@ -46,7 +46,7 @@ from gen_nodes.core.redact import masked_copy
 from gen_nodes.core.registry import Registry
 from gen_nodes.core.spec import PARTIAL, ActionSpec
 from gen_nodes.core.terms import ChatTerms, chat_terms  # noqa: F401 (ChatTerms: importable here as before)
-from gen_nodes.safety.approvals import EXPIRED, PENDING, RUN_LEASE, RUNNING, ApprovalError, Approvals
+from gen_nodes.safety.approvals import APPROVED, EXPIRED, PENDING, RUN_LEASE, RUNNING, ApprovalError, Approvals
 from gen_nodes.safety.display import quoted
 from gen_nodes.state.secretbox import SecretBox
 from gen_nodes.surfaces.chatops.alerts import OptIns, parse_alerts, run_alerts
@@ -299,7 +299,7 @@ class ChatOps:
         if pending.state == EXPIRED:
             self.audit(who, pending.action, outcome="expired")
             return Reply("This confirmation expired; nothing was changed. Run the command again.")
-        if pending.state == RUNNING and approve:
+        if pending.state in (APPROVED, RUNNING) and approve:
             return self._resume(who, pending)
         if pending.state != PENDING:
             return Reply(f"This confirmation was already used ({pending.state}); nothing more was done.")
@@ -316,13 +316,14 @@ class ChatOps:
         return self._run_approved(who, claimed)
 
     def _resume(self, who: ChatUser, pending: Any) -> Reply:
-        """Approve pressed again on a call still marked running: the process that ran it may have died
-        mid-call (the button stayed, with no answer). A resumable call (a composite action, whose steps
-        keep records under the approval, or one safe to send again) left running for ``RUN_LEASE`` is
-        taken over and finished from where it stopped: a create that was done is not sent again, and
-        its secret reaches the person. Only with the key it was asked with: it may have partly run."""
+        """Approve pressed again on a call approved or still running: the process may have died after the
+        first press (the button stayed, with no answer). An approved call that never started runs now. A
+        resumable call (a composite action, whose steps keep records under the approval, or one safe to
+        send again) left running for ``RUN_LEASE`` is taken over and finished from where it stopped: a
+        create that was done is not sent again, and its secret reaches the person. Only with the key it
+        was asked with: it may have partly run."""
         resumable = pending.action in self.registry and self.registry.get(pending.action).resumable
-        if not resumable:
+        if pending.state == RUNNING and not resumable:
             return Reply("This confirmation was already used (running); nothing more was done.")
         key = self.bindings.api_key(who.platform, who.user)
         if key is None or key_digest(key) != pending.principal:
@@ -331,11 +332,13 @@ class ChatOps:
                          f"may have partly run; nothing more was done. Log in again with the key you asked with "
                          f"(`{self.prefix} login`) and press Approve again to finish it, or check "
                          f"`{self.prefix} keys list`.")
-        claimed = self.approvals.claim(pending.id, resumable=True)
+        claimed = self.approvals.claim(pending.id, resumable=resumable)
         if claimed is not None:
-            log.info("approval %s was left running; resuming it for its requester", pending.id)
+            log.info("approval %s was left %s; running it for its requester", pending.id, pending.state)
             return self._run_approved(who, claimed)
-        left = max(1, math.ceil(((pending.claimed_at or 0) + RUN_LEASE - self.clock()) / 60))
+        if pending.claimed_at is None:  # another press started it just now
+            return Reply("This is running now; nothing more was done.")
+        left = max(1, math.ceil((pending.claimed_at + RUN_LEASE - self.clock()) / 60))
         return Reply(f"This is still running; nothing more was done. If no answer comes, press Approve again in "
                      f"{left} minute{'s' if left != 1 else ''}: a run whose process stopped is then finished from "
                      "where it stopped, without repeating what it did.")
