@@ -351,11 +351,16 @@ def test_the_gateway_answers_207_when_partial_and_a_repeat_never_makes_another_k
     assert len(requests_seen("POST")) == 1
 
 
-def test_chat_asks_with_a_button_and_the_secret_goes_only_to_the_requester(sandbox):
+def chat_on(sandbox, platform="slack", user="U1", **options):
+    """A chat-ops core on the sandbox, ``user`` logged in with the sandbox's key; (chat, who)."""
     chat = ChatOps(default_registry(), open_store("memory://"), SecretBox("rotate-chat-test-secret"),
-                   base_url=sandbox.base_url)
-    who = ChatUser("slack", "T1", "U1")
-    chat.bind("slack", "U1", sandbox.api_key)
+                   base_url=sandbox.base_url, **options)
+    chat.bind(platform, user, sandbox.api_key)
+    return chat, ChatUser(platform, "T1" if platform == "slack" else "G1", user)
+
+
+def test_chat_asks_with_a_button_and_the_secret_goes_only_to_the_requester(sandbox):
+    chat, who = chat_on(sandbox)
     old = old_key(sandbox)
     command = chat.parse(f"keys rotate {old['id']} n8n production 2027 expires=30d")
     assert dict(command.arguments) == {"id": old["id"], "name": "n8n production 2027", "expires_in": "30d"}
@@ -373,11 +378,9 @@ def test_chat_asks_with_a_button_and_the_secret_goes_only_to_the_requester(sandb
 def test_chat_says_so_when_the_rotated_key_is_the_one_it_logs_in_with(sandbox):
     """Rotating (or revoking) the very key the chat logs in with leaves the chat with a revoked key:
     the reply says so at once, rather than the next command failing."""
-    chat = ChatOps(default_registry(), open_store("memory://"), SecretBox("rotate-chat-test-secret"),
-                   base_url=sandbox.base_url)
+    chat, who = chat_on(sandbox)
     with GenClient(api_key=sandbox.api_key, base_url=sandbox.base_url) as client:
         login = default_registry().run("create_api_key", {"name": "chat login"}, client=client)
-    who = ChatUser("slack", "T1", "U1")
     chat.bind("slack", "U1", str.__str__(login["token"]))
     other = old_key(sandbox)
     asked = chat.run(who, chat.parse(f"keys rotate {other['id']}"))
@@ -402,10 +405,7 @@ def test_chat_finishes_a_rotation_whose_process_died_when_approve_is_pressed_aga
     from gen_nodes.safety.approvals import RUN_LEASE, Approvals
 
     now = [1_000_000.0]
-    chat = ChatOps(default_registry(), open_store("memory://"), SecretBox("rotate-chat-test-secret"),
-                   base_url=sandbox.base_url, clock=lambda: now[0])
-    who = ChatUser("slack", "T1", "U1")
-    chat.bind("slack", "U1", sandbox.api_key)
+    chat, who = chat_on(sandbox, clock=lambda: now[0])
     old = old_key(sandbox)
     asked = chat.run(who, chat.parse(f"keys rotate {old['id']}"))
     real_run_step, real_finish = composite._run_step, Approvals.finish
@@ -443,10 +443,7 @@ def test_chat_finishes_a_rotation_whose_process_died_when_approve_is_pressed_aga
 
 def test_chat_runs_an_approved_rotation_that_never_started_when_approve_is_pressed_again(sandbox, requests_seen):
     """The process died after recording the approval and before running it: pressed again, it runs once."""
-    chat = ChatOps(default_registry(), open_store("memory://"), SecretBox("rotate-chat-test-secret"),
-                   base_url=sandbox.base_url)
-    who = ChatUser("slack", "T1", "U1")
-    chat.bind("slack", "U1", sandbox.api_key)
+    chat, who = chat_on(sandbox)
     old = old_key(sandbox)
     asked = chat.run(who, chat.parse(f"keys rotate {old['id']}"))
     chat.approvals.decide(asked.buttons.approval, approve=True, by="slack:U1")  # ... and then the process died
@@ -458,10 +455,7 @@ def test_chat_runs_an_approved_rotation_that_never_started_when_approve_is_press
 
 
 def test_chat_says_partly_done_and_what_next(sandbox, gen_log):
-    chat = ChatOps(default_registry(), open_store("memory://"), SecretBox("rotate-chat-test-secret"),
-                   base_url=sandbox.base_url)
-    who = ChatUser("discord", "G1", "42")
-    chat.bind("discord", "42", sandbox.api_key)
+    chat, who = chat_on(sandbox, "discord", "42")
     old = old_key(sandbox)
     asked = chat.run(who, chat.parse(f"keys rotate {old['id']}"))
     sandbox.inject_fault(503, method="DELETE", path=REVOKE_PATH, times=10)
